@@ -1,0 +1,164 @@
+//! Configuration: one TOML file, every field optional, defaults that work on a laptop.
+//!
+//! Command-line flags override the file (see `main.rs`). Each tunable says where its number
+//! comes from.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the registry lives.
+    pub data_dir: PathBuf,
+    pub dns: DnsConfig,
+    pub cache: CacheConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// UDP and TCP address. 5300: an unprivileged port, so a newcomer needs no root.
+    pub listen: SocketAddr,
+    /// The zone under which identifiers are served. `id.example.` is reserved for documentation
+    /// (RFC 2606), so it never collides with a real zone; operators set their own.
+    pub apex: String,
+    /// UDP sockets (SO_REUSEPORT), one worker each; 0 means one per CPU core.
+    pub udp_workers: usize,
+    /// 1232: the EDNS UDP payload recommended by DNS Flag Day 2020 (no IP fragmentation).
+    pub max_udp_payload: u16,
+    /// 1024: simultaneous TCP clients before `accept` waits for a free slot.
+    pub tcp_max_connections: usize,
+    /// 10: seconds an idle TCP client is kept (RFC 7766 6.2.3 suggests seconds, not minutes).
+    pub tcp_idle_timeout_secs: u64,
+    /// The SOA RNAME; default `hostmaster.<apex>`.
+    pub hostmaster: Option<String>,
+    /// The zone's name servers; default one, `ns1.<apex>`, at the listen address.
+    pub nameservers: Vec<NameServer>,
+    /// 3600: TTL of the SOA and NS records (one hour, common for zone infrastructure).
+    pub ttl: u32,
+    /// 300: negative-caching TTL, the SOA MINIMUM (RFC 2308: 1-3 hours is typical; identifiers
+    /// are registered often, so a newly registered one should not stay unknown for long).
+    pub negative_ttl: u32,
+    /// 3600 / 600 / 1209600: SOA refresh, retry, expire (RIPE-203 recommendations).
+    pub refresh: i32,
+    pub retry: i32,
+    pub expire: i32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameServer {
+    pub name: String,
+    #[serde(default)]
+    pub addresses: Vec<IpAddr>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// 1,000,000 answers: about 200-300 MB with typical records, and a working set that
+    /// covers a busy secondary node's hot identifiers.
+    pub capacity: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("idnode-data"),
+            dns: DnsConfig::default(),
+            cache: CacheConfig::default(),
+        }
+    }
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:5300".parse().expect("literal address"),
+            apex: "id.example.".into(),
+            udp_workers: 0,
+            max_udp_payload: 1232,
+            tcp_max_connections: 1024,
+            tcp_idle_timeout_secs: 10,
+            hostmaster: None,
+            nameservers: Vec::new(),
+            ttl: 3600,
+            negative_ttl: 300,
+            refresh: 3600,
+            retry: 600,
+            expire: 1_209_600,
+        }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 1_000_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", .path.display())]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("dns.apex {apex:?} is not a domain name: {reason}")]
+    BadApex { apex: String, reason: String },
+    #[error("name server {name:?} is not a domain name: {reason}")]
+    BadNameServer { name: String, reason: String },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })
+    }
+
+    /// UDP workers to run: the configured number, or one per core.
+    pub fn udp_workers(&self) -> usize {
+        match self.dns.udp_workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults_and_unknown_fields_are_refused() {
+        let c: Config = toml::from_str("").unwrap();
+        assert_eq!(c.dns.listen.port(), 5300);
+        assert_eq!(c.dns.max_udp_payload, 1232);
+        let c: Config =
+            toml::from_str("[dns]\napex = \"id.example.cn.\"\n[cache]\ncapacity = 10").unwrap();
+        assert_eq!(
+            (c.dns.apex.as_str(), c.cache.capacity),
+            ("id.example.cn.", 10)
+        );
+        let err = toml::from_str::<Config>("[dns]\nlisten_on = \"x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `listen_on`"), "{err}");
+    }
+}

@@ -1,0 +1,265 @@
+//! The DNS front end's query pipeline: request bytes in, a verdict and response bytes out.
+//!
+//! ```text
+//! request ──> wire::parse ──reject──> FORMERR / NOTIMP / drop
+//!                │
+//!                ├─ outside the apex, class not IN ──> REFUSED (never an open resolver)
+//!                ▼
+//!          cache.get(lower-case name) ──hit──┐
+//!                │ miss                      │
+//!                ▼                           ▼
+//!          zone.answer(registry) ──> AnswerSet.select(qtype) ──> wire::write_response
+//! ```
+//!
+//! This is the only module that imports hickory-proto. Transport code hands it bytes and a
+//! [`Transport`]; it never blocks on anything but a registry read on a miss.
+
+pub mod client;
+pub mod mapping;
+pub mod wire;
+pub mod zone;
+
+use std::sync::Arc;
+
+use hickory_proto::rr::Name;
+
+use crate::cache::{Cache, CacheStats};
+use crate::identifier::Identifier;
+use crate::registry::Registry;
+use wire::{Body, OptOut, QueryName, Reject, rcode};
+use zone::{AnswerSet, Zone};
+
+pub use hickory_proto::rr::Name as DnsName;
+pub use zone::ZoneConfig;
+
+/// What the transport should do with the response buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Respond,
+    Drop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// 512: the DNS payload every client accepts without EDNS (RFC 1035 4.2.1).
+const CLASSIC_UDP: u16 = 512;
+const CLASS_IN: u16 = 1;
+const CLASS_ANY: u16 = 255;
+const TYPE_IXFR: u16 = 251;
+const TYPE_AXFR: u16 = 252;
+const TYPE_MAILB: u16 = 253;
+const TYPE_MAILA: u16 = 254;
+
+/// Per-worker scratch space, so that answering allocates nothing.
+#[derive(Default)]
+pub struct Scratch {
+    name: QueryName,
+}
+
+pub struct Frontend {
+    zone: Zone,
+    registry: Arc<Registry>,
+    cache: Cache<AnswerSet>,
+    /// Largest UDP response with EDNS (1232 by default: DNS Flag Day 2020).
+    max_udp_payload: u16,
+    empty: [Body; 3],
+}
+
+const REFUSED: usize = 0;
+const NOTIMP: usize = 1;
+const SERVFAIL: usize = 2;
+
+impl Frontend {
+    pub fn new(
+        zone: ZoneConfig,
+        registry: Arc<Registry>,
+        cache_capacity: usize,
+        max_udp_payload: u16,
+    ) -> Self {
+        let empty = |rcode, authoritative| Body {
+            rcode,
+            authoritative,
+            answers: 0,
+            authorities: 0,
+            additionals: 0,
+            bytes: Box::new([]),
+        };
+        Self {
+            zone: Zone::new(zone),
+            registry,
+            cache: Cache::new(cache_capacity),
+            max_udp_payload: max_udp_payload.max(CLASSIC_UDP),
+            empty: [
+                empty(rcode::REFUSED, false),
+                empty(rcode::NOTIMP, false),
+                empty(rcode::SERVFAIL, false),
+            ],
+        }
+    }
+
+    pub fn apex(&self) -> &Name {
+        self.zone.apex()
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// Forgets every cached answer a durable write to `id` may have changed.
+    pub fn invalidate(&self, id: &Identifier) {
+        for name in mapping::affected_names(id, self.zone.apex_wire()) {
+            self.cache.remove(&name);
+        }
+    }
+
+    /// Answers one request into `out`.
+    pub fn handle(
+        &self,
+        request: &[u8],
+        transport: Transport,
+        scratch: &mut Scratch,
+        out: &mut Vec<u8>,
+    ) -> Verdict {
+        let query = match wire::parse(request, &mut scratch.name) {
+            Ok(q) => q,
+            Err(Reject::Drop) => return Verdict::Drop,
+            Err(Reject::Error {
+                id,
+                copied_flags,
+                rcode,
+            }) => {
+                wire::write_error(out, id, copied_flags, rcode);
+                return Verdict::Respond;
+            }
+        };
+        let limit = match (transport, query.edns) {
+            (Transport::Tcp, _) => usize::from(u16::MAX),
+            (Transport::Udp, Some(e)) => {
+                usize::from(e.udp_size.clamp(CLASSIC_UDP, self.max_udp_payload))
+            }
+            (Transport::Udp, None) => usize::from(CLASSIC_UDP),
+        };
+        let mut opt = query.edns.map(|e| OptOut {
+            udp_size: self.max_udp_payload,
+            extended_rcode: 0,
+            dnssec_ok: e.dnssec_ok,
+        });
+        if let Some(o) = opt
+            .as_mut()
+            .filter(|_| query.edns.is_some_and(|e| e.version != 0))
+        {
+            o.extended_rcode = (rcode::BADVERS >> 4) as u8;
+            let badvers = Body {
+                rcode: (rcode::BADVERS & 0xf) as u8,
+                ..self.empty[REFUSED].clone()
+            };
+            wire::write_response(out, request, &query, &badvers, opt, limit);
+            return Verdict::Respond;
+        }
+        let name = &scratch.name;
+        let refuse = |i: usize, out: &mut Vec<u8>| {
+            wire::write_response(out, request, &query, &self.empty[i], opt, limit)
+        };
+        if query.qclass != CLASS_IN && query.qclass != CLASS_ANY {
+            refuse(REFUSED, out);
+            return Verdict::Respond;
+        }
+        let Some(own) = name.labels_below(self.zone.apex_wire(), self.zone.apex_labels()) else {
+            refuse(REFUSED, out);
+            return Verdict::Respond;
+        };
+        if matches!(query.qtype, TYPE_IXFR | TYPE_AXFR | TYPE_MAILB | TYPE_MAILA) {
+            refuse(NOTIMP, out);
+            return Verdict::Respond;
+        }
+        let now = tokio::time::Instant::now();
+        let entry = match self.cache.get(name.wire(), now) {
+            Some(entry) => entry,
+            None => match self
+                .zone
+                .answer(name, own, &self.registry, crate::record::unix_now())
+            {
+                Ok((set, ttl)) => self.cache.insert(name.wire(), set, ttl, now),
+                Err(e) => {
+                    tracing::warn!(error = %e, "registry read failed; answering SERVFAIL");
+                    refuse(SERVFAIL, out);
+                    return Verdict::Respond;
+                }
+            },
+        };
+        wire::write_response(
+            out,
+            request,
+            &query,
+            entry.value.select(query.qtype),
+            opt,
+            limit,
+        );
+        Verdict::Respond
+    }
+}
+
+/// Turns the DNS settings into a zone, filling in the defaults that depend on the apex.
+pub fn zone_config(
+    dns: &crate::config::DnsConfig,
+) -> Result<ZoneConfig, crate::config::ConfigError> {
+    use crate::config::ConfigError;
+    let mut apex = Name::from_ascii(&dns.apex).map_err(|e| ConfigError::BadApex {
+        apex: dns.apex.clone(),
+        reason: e.to_string(),
+    })?;
+    apex.set_fqdn(true);
+    let relative = |text: &str| -> Result<Name, String> {
+        let name = Name::from_ascii(text).map_err(|e| e.to_string())?;
+        if name.is_fqdn() {
+            Ok(name)
+        } else {
+            name.append_domain(&apex).map_err(|e| e.to_string())
+        }
+    };
+    let hostmaster =
+        relative(dns.hostmaster.as_deref().unwrap_or("hostmaster")).map_err(|reason| {
+            ConfigError::BadApex {
+                apex: dns.apex.clone(),
+                reason,
+            }
+        })?;
+    let nameservers = if dns.nameservers.is_empty() {
+        vec![(
+            relative("ns1").map_err(|reason| ConfigError::BadApex {
+                apex: dns.apex.clone(),
+                reason,
+            })?,
+            vec![dns.listen.ip()],
+        )]
+    } else {
+        dns.nameservers
+            .iter()
+            .map(|ns| {
+                let name = relative(&ns.name).map_err(|reason| ConfigError::BadNameServer {
+                    name: ns.name.clone(),
+                    reason,
+                })?;
+                Ok((name, ns.addresses.clone()))
+            })
+            .collect::<Result<_, ConfigError>>()?
+    };
+    Ok(ZoneConfig {
+        apex,
+        hostmaster,
+        nameservers,
+        ttl: dns.ttl,
+        refresh: dns.refresh,
+        retry: dns.retry,
+        expire: dns.expire,
+        negative_ttl: dns.negative_ttl,
+    })
+}

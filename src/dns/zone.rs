@@ -1,0 +1,360 @@
+//! The zone: what the node answers for a name below its apex, on a cache miss.
+//!
+//! It reads the registry once per miss and encodes, with hickory-proto, every answer the name
+//! can get (TXT, URI, ANY, and NODATA or NXDOMAIN for the rest) into an [`AnswerSet`] that the
+//! front cache keeps. Answers are encoded for a question at offset 12, so their name pointers
+//! stay valid behind any query for the same name.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::rdata::{A, AAAA, NS, NULL, SOA, TXT};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+
+use super::mapping::{self, NameKind};
+use super::wire::{Body, QueryName, rcode};
+use crate::registry::{Registry, RegistryError};
+
+pub const TYPE_ANY: u16 = 255;
+
+/// Everything a name can be answered with, pre-encoded.
+#[derive(Debug)]
+pub struct AnswerSet {
+    /// Answers for particular query types.
+    typed: Vec<(u16, Body)>,
+    /// The answer for every other type: NODATA or NXDOMAIN.
+    other: Body,
+}
+
+impl AnswerSet {
+    pub fn select(&self, qtype: u16) -> &Body {
+        self.typed
+            .iter()
+            .find(|(t, _)| *t == qtype)
+            .map_or(&self.other, |(_, b)| b)
+    }
+}
+
+/// SOA timers and the zone's name servers (RFC 1035 3.3.13, RFC 2308).
+#[derive(Debug, Clone)]
+pub struct ZoneConfig {
+    pub apex: Name,
+    pub hostmaster: Name,
+    /// Name servers and their addresses; those inside the zone are answered as A/AAAA here.
+    pub nameservers: Vec<(Name, Vec<IpAddr>)>,
+    pub ttl: u32,
+    pub refresh: i32,
+    pub retry: i32,
+    pub expire: i32,
+    /// The SOA MINIMUM, which is the negative-caching TTL (RFC 2308 4).
+    pub negative_ttl: u32,
+}
+
+pub struct Zone {
+    config: ZoneConfig,
+    apex_wire: Vec<u8>,
+    apex_labels: usize,
+    nameserver_wires: Vec<Vec<u8>>,
+}
+
+impl Zone {
+    pub fn new(mut config: ZoneConfig) -> Self {
+        config.apex = config.apex.to_lowercase();
+        config.apex.set_fqdn(true);
+        let apex_wire = wire_of(&config.apex);
+        let apex_labels = usize::from(config.apex.num_labels());
+        let nameserver_wires = config
+            .nameservers
+            .iter()
+            .map(|(n, _)| wire_of(&n.to_lowercase()))
+            .collect();
+        Self {
+            config,
+            apex_wire,
+            apex_labels,
+            nameserver_wires,
+        }
+    }
+
+    pub fn apex(&self) -> &Name {
+        &self.config.apex
+    }
+
+    /// The apex in lower-case wire form.
+    pub fn apex_wire(&self) -> &[u8] {
+        &self.apex_wire
+    }
+
+    pub fn apex_labels(&self) -> usize {
+        self.apex_labels
+    }
+
+    /// Builds every answer for `qname` (at or below the apex, `own` labels left of it) from the
+    /// registry, and how long it may be cached.
+    pub fn answer(
+        &self,
+        qname: &QueryName,
+        own: usize,
+        registry: &Registry,
+        now: i64,
+    ) -> Result<(AnswerSet, Duration), RegistryError> {
+        let name = name_of(qname);
+        let cfg = &self.config;
+        if let Some(i) = self.nameserver_wires.iter().position(|w| w == qname.wire()) {
+            let glue = self.glue(i);
+            let set = AnswerSet {
+                typed: self.typed(
+                    &name,
+                    &[
+                        glue_for(&glue, RecordType::A),
+                        glue_for(&glue, RecordType::AAAA),
+                    ],
+                ),
+                other: self.nodata(&name),
+            };
+            return Ok((set, secs(cfg.ttl)));
+        }
+        let labels: Vec<&[u8]> = (0..own).map(|i| qname.label(i)).collect();
+        let snapshot = registry.snapshot()?;
+        let exists = match mapping::classify(&labels) {
+            NameKind::Apex => {
+                let soa = vec![self.soa(registry.serial(), cfg.ttl)];
+                let ns: Vec<Record> = cfg
+                    .nameservers
+                    .iter()
+                    .map(|(n, _)| {
+                        Record::from_rdata(cfg.apex.clone(), cfg.ttl, RData::NS(NS(n.clone())))
+                    })
+                    .collect();
+                let glue: Vec<Record> = (0..cfg.nameservers.len())
+                    .flat_map(|i| self.glue(i))
+                    .collect();
+                let any: Vec<Record> = soa.iter().chain(&ns).cloned().collect();
+                let typed = vec![
+                    (
+                        RecordType::SOA.into(),
+                        self.encode(&name, rcode::NOERROR, &soa, &[], &[]),
+                    ),
+                    (
+                        RecordType::NS.into(),
+                        self.encode(&name, rcode::NOERROR, &ns, &[], &glue),
+                    ),
+                    (
+                        TYPE_ANY,
+                        self.encode(&name, rcode::NOERROR, &any, &[], &glue),
+                    ),
+                ];
+                return Ok((
+                    AnswerSet {
+                        typed,
+                        other: self.nodata(&name),
+                    },
+                    secs(cfg.ttl),
+                ));
+            }
+            NameKind::Identifier {
+                key,
+                may_have_children,
+            } => {
+                if let Some(record) = snapshot.get(key.as_bytes())? {
+                    let public: Vec<_> = record.values.iter().filter(|v| v.is_public()).collect();
+                    if public.is_empty() {
+                        return Ok((
+                            AnswerSet {
+                                typed: vec![],
+                                other: self.nodata(&name),
+                            },
+                            secs(cfg.negative_ttl),
+                        ));
+                    }
+                    let ttl = public
+                        .iter()
+                        .map(|v| v.ttl.seconds_at(now))
+                        .min()
+                        .unwrap_or(0);
+                    let txt: Vec<Record> = public
+                        .iter()
+                        .map(|v| {
+                            let strings = mapping::txt_strings(v);
+                            let refs: Vec<&[u8]> = strings.iter().map(Vec::as_slice).collect();
+                            Record::from_rdata(
+                                name.clone(),
+                                v.ttl.seconds_at(now),
+                                RData::TXT(TXT::from_bytes(refs)),
+                            )
+                        })
+                        .collect();
+                    let uri: Vec<Record> = public
+                        .iter()
+                        .filter(|v| mapping::is_url(v))
+                        .map(|v| {
+                            let rdata = RData::Unknown {
+                                code: RecordType::Unknown(mapping::URI_TYPE),
+                                rdata: NULL::with(mapping::uri_rdata(v)),
+                            };
+                            Record::from_rdata(name.clone(), v.ttl.seconds_at(now), rdata)
+                        })
+                        .collect();
+                    let any: Vec<Record> = txt.iter().chain(&uri).cloned().collect();
+                    let set = AnswerSet {
+                        typed: self.typed(
+                            &name,
+                            &[
+                                (RecordType::TXT.into(), txt),
+                                (mapping::URI_TYPE, uri),
+                                (TYPE_ANY, any),
+                            ],
+                        ),
+                        other: self.nodata(&name),
+                    };
+                    return Ok((set, secs(ttl)));
+                }
+                may_have_children && snapshot.has_key_starting_with(key.as_bytes(), None)?
+            }
+            NameKind::Prefix(p) => snapshot.has_key_starting_with(
+                format!("{}.", p.to_ascii_lowercase()).as_bytes(),
+                Some(format!("{}/", p.to_ascii_lowercase()).as_bytes()),
+            )?,
+            NameKind::IdRoot(p) => snapshot
+                .has_key_starting_with(format!("{}/", p.to_ascii_lowercase()).as_bytes(), None)?,
+            NameKind::Nothing => false,
+        };
+        let other = if exists {
+            self.nodata(&name)
+        } else {
+            self.negative(&name, rcode::NXDOMAIN)
+        };
+        Ok((
+            AnswerSet {
+                typed: vec![],
+                other,
+            },
+            secs(cfg.negative_ttl),
+        ))
+    }
+
+    /// Answer bodies for the non-empty record lists among `lists`.
+    fn typed(&self, name: &Name, lists: &[(u16, Vec<Record>)]) -> Vec<(u16, Body)> {
+        lists
+            .iter()
+            .filter(|(_, records)| !records.is_empty())
+            .map(|(t, records)| (*t, self.encode(name, rcode::NOERROR, records, &[], &[])))
+            .collect()
+    }
+
+    fn nodata(&self, name: &Name) -> Body {
+        self.negative(name, rcode::NOERROR)
+    }
+
+    /// NODATA or NXDOMAIN: the SOA in the authority section, with the negative TTL (RFC 2308 3).
+    fn negative(&self, name: &Name, rcode: u8) -> Body {
+        // The serial in cached negative answers may lag behind writes elsewhere in the zone;
+        // resolvers use it for nothing but the TTL.
+        let soa = self.soa(0, self.config.ttl.min(self.config.negative_ttl));
+        self.encode(name, rcode, &[], &[soa], &[])
+    }
+
+    fn soa(&self, serial: u32, ttl: u32) -> Record {
+        let c = &self.config;
+        let mname = c
+            .nameservers
+            .first()
+            .map_or_else(|| c.apex.clone(), |(n, _)| n.clone());
+        let soa = SOA::new(
+            mname,
+            c.hostmaster.clone(),
+            serial,
+            c.refresh,
+            c.retry,
+            c.expire,
+            c.negative_ttl,
+        );
+        Record::from_rdata(c.apex.clone(), ttl, RData::SOA(soa))
+    }
+
+    fn glue(&self, i: usize) -> Vec<Record> {
+        let (name, addrs) = &self.config.nameservers[i];
+        if !self.config.apex.zone_of(name) {
+            return vec![];
+        }
+        addrs
+            .iter()
+            .map(|a| {
+                let rdata = match a {
+                    IpAddr::V4(v4) => RData::A(A(*v4)),
+                    IpAddr::V6(v6) => RData::AAAA(AAAA(*v6)),
+                };
+                Record::from_rdata(name.clone(), self.config.ttl, rdata)
+            })
+            .collect()
+    }
+
+    /// Encodes a response for `name` and keeps what follows the question.
+    fn encode(
+        &self,
+        name: &Name,
+        rcode: u8,
+        answers: &[Record],
+        authorities: &[Record],
+        additionals: &[Record],
+    ) -> Body {
+        let mut msg = Message::new(0, MessageType::Response, OpCode::Query);
+        let mut query = Query::query(name.clone(), RecordType::TXT);
+        query.set_query_class(DNSClass::IN);
+        msg.add_query(query);
+        msg.add_answers(answers.iter().cloned());
+        msg.add_authorities(authorities.iter().cloned());
+        msg.add_additionals(additionals.iter().cloned());
+        // Encoding records we built ourselves from validated data cannot fail.
+        let bytes = msg.to_vec().expect("encodable records");
+        let question_end = 12 + wire_of(name).len() + 4;
+        Body {
+            rcode,
+            authoritative: true,
+            answers: answers.len() as u16,
+            authorities: authorities.len() as u16,
+            additionals: additionals.len() as u16,
+            bytes: bytes[question_end..].into(),
+        }
+    }
+}
+
+fn glue_for(glue: &[Record], t: RecordType) -> (u16, Vec<Record>) {
+    (
+        t.into(),
+        glue.iter()
+            .filter(|r| r.record_type() == t)
+            .cloned()
+            .collect(),
+    )
+}
+
+fn secs(s: u32) -> Duration {
+    Duration::from_secs(u64::from(s))
+}
+
+/// A name's wire form (uncompressed).
+pub fn wire_of(name: &Name) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len() + 1);
+    for label in name.iter() {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label);
+    }
+    out.push(0);
+    out
+}
+
+fn name_of(qname: &QueryName) -> Name {
+    let labels = (0..qname.label_count()).map(|i| qname.label(i));
+    // The labels were read from the wire within DNS limits, so they form a valid name.
+    let mut name = Name::from_labels(
+        labels
+            .map(hickory_proto::rr::Label::from_raw_bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .expect("wire labels"),
+    )
+    .expect("wire name");
+    name.set_fqdn(true);
+    name
+}

@@ -1,0 +1,213 @@
+//! Import and export files: JSON Lines, one identifier with its values per line, values in the
+//! Handle.Net JSON shape (see [`crate::json`]).
+//!
+//! Import writes batches of up to [`MAX_BATCH`] records, each one durable transaction. It stops
+//! at the first bad line and names it; every record before that line is stored whole, nothing of
+//! the bad line or after it is, so fixing the line and running the import again is safe (a
+//! record that is already there is replaced by the same record).
+
+use std::io::{BufRead, Write};
+
+use crate::json::JsonRecord;
+use crate::record::{Record, unix_now};
+use crate::registry::{MAX_BATCH, Registry, RegistryError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("line {line}: {reason} ({imported} records before it were imported)")]
+    BadLine {
+        line: u64,
+        reason: String,
+        imported: u64,
+    },
+    #[error("reading line {line}: {source}")]
+    Read { line: u64, source: std::io::Error },
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ImportReport {
+    pub records: u64,
+    pub lines: u64,
+}
+
+/// Imports every line of `input`; `progress` is told how many bytes have been read.
+pub fn import(
+    registry: &Registry,
+    input: impl BufRead,
+    batch_size: usize,
+    mut progress: impl FnMut(u64),
+) -> Result<ImportReport, ImportError> {
+    let batch_size = batch_size.clamp(1, MAX_BATCH);
+    let now = unix_now();
+    let mut report = ImportReport::default();
+    let mut batch: Vec<Record> = Vec::with_capacity(batch_size);
+    let mut batch_lines: Vec<u64> = Vec::with_capacity(batch_size);
+    let mut bytes = 0u64;
+    for (i, line) in input.lines().enumerate() {
+        let number = i as u64 + 1;
+        let line = line.map_err(|source| ImportError::Read {
+            line: number,
+            source,
+        })?;
+        report.lines = number;
+        bytes += line.len() as u64 + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed = serde_json::from_str::<JsonRecord>(&line)
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.into_record(now).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(record) => {
+                batch.push(record);
+                batch_lines.push(number);
+            }
+            Err(reason) => {
+                flush(registry, &mut batch, &batch_lines, &mut report)?;
+                return Err(ImportError::BadLine {
+                    line: number,
+                    reason,
+                    imported: report.records,
+                });
+            }
+        }
+        if batch.len() == batch_size {
+            flush(registry, &mut batch, &batch_lines, &mut report)?;
+            batch_lines.clear();
+            progress(bytes);
+        }
+    }
+    flush(registry, &mut batch, &batch_lines, &mut report)?;
+    progress(bytes);
+    Ok(report)
+}
+
+/// Commits a batch; a case conflict is reported against its line, after the records before it
+/// are committed on their own.
+fn flush(
+    registry: &Registry,
+    batch: &mut Vec<Record>,
+    lines: &[u64],
+    report: &mut ImportReport,
+) -> Result<(), ImportError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    match registry.put_batch(batch) {
+        Ok(()) => {
+            report.records += batch.len() as u64;
+            batch.clear();
+            Ok(())
+        }
+        Err(RegistryError::CaseConflict {
+            position,
+            identifier,
+            existing,
+        }) => {
+            registry.put_batch(&batch[..position])?;
+            report.records += position as u64;
+            batch.clear();
+            Err(ImportError::BadLine {
+                line: lines[position],
+                reason: format!("{identifier} differs only in case from the registered {existing}"),
+                imported: report.records,
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes every record as one JSON line; returns how many.
+pub fn export(registry: &Registry, mut out: impl Write) -> anyhow::Result<u64> {
+    let mut count = 0;
+    registry.for_each(|record| {
+        serde_json::to_writer(&mut out, &JsonRecord::from_record(&record))?;
+        out.write_all(b"\n")?;
+        count += 1;
+        Ok(())
+    })?;
+    out.flush()?;
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identifier::Identifier;
+
+    fn line(id: &str) -> String {
+        format!(
+            r#"{{"handle":"{id}","values":[{{"index":1,"type":"URL","data":{{"format":"string","value":"https://x/{id}"}}}}]}}"#
+        )
+    }
+
+    #[test]
+    fn imports_in_batches_and_exports_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path()).unwrap();
+        let input: String = (0..25)
+            .map(|i| line(&format!("88.1/N{i}")) + "\n")
+            .collect::<String>()
+            + "\n";
+        let mut calls = 0;
+        let report = import(&reg, input.as_bytes(), 10, |_| calls += 1).unwrap();
+        assert_eq!(
+            report,
+            ImportReport {
+                records: 25,
+                lines: 26
+            }
+        );
+        assert_eq!(calls, 3);
+        let mut out = Vec::new();
+        assert_eq!(export(&reg, &mut out).unwrap(), 25);
+        let dir2 = tempfile::tempdir().unwrap();
+        let reg2 = Registry::open(dir2.path()).unwrap();
+        import(&reg2, out.as_slice(), 7, |_| {}).unwrap();
+        let mut out2 = Vec::new();
+        export(&reg2, &mut out2).unwrap();
+        assert_eq!(out, out2);
+    }
+
+    #[test]
+    fn bad_line_is_named_and_nothing_of_it_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path()).unwrap();
+        let input = [line("88/a"), line("88/b"), r#"{"handle":"88/c","values":[{"index":1,"type":"URL","data":{"format":"hex","value":"zz"}}]}"#.into(), line("88/d")].join("\n");
+        let err = import(&reg, input.as_bytes(), 100, |_| {}).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("line 3: value 1: hex data is not hex"),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .ends_with("(2 records before it were imported)"),
+            "{err}"
+        );
+        assert_eq!(reg.len().unwrap(), 2);
+        assert!(
+            reg.get(&Identifier::parse("88/c").unwrap())
+                .unwrap()
+                .is_none()
+        );
+        let err = import(&reg, "{not json".as_bytes(), 100, |_| {}).unwrap_err();
+        assert!(err.to_string().starts_with("line 1: "), "{err}");
+    }
+
+    #[test]
+    fn case_conflict_names_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path()).unwrap();
+        let input = [line("88/x1"), line("88/ABC"), line("88/x2"), line("88/abc")].join("\n");
+        let err = import(&reg, input.as_bytes(), 100, |_| {}).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("line 4: 88/abc differs only in case from the registered 88/ABC"),
+            "{err}"
+        );
+        assert_eq!(reg.len().unwrap(), 3);
+    }
+}

@@ -1,0 +1,53 @@
+//! idnode: an identifier resolution server for the industrial internet.
+//!
+//! A node stores identifiers (`88.100.1/ABC-123`) with their values in the Handle value model
+//! and answers for them over DNS; the HTTP (Handle.Net JSON) and Handle binary interfaces and
+//! the node hierarchy build on the same registry and cache.
+//!
+//! # Layout
+//! - [`identifier`]: `PREFIX/SUFFIX` syntax, validation, the case-folded registry key.
+//! - [`record`]: the Handle value model and its stored (postcard) form.
+//! - [`json`]: the Handle.Net JSON shape of values, for files and the HTTP API.
+//! - [`registry`]: the durable store (redb), keyed by identifier.
+//! - [`cache`]: the bounded, TTL-aware front cache of encoded answers.
+//! - [`dns`]: the DNS query pipeline (the only user of hickory-proto): name mapping, wire
+//!   parsing, zone answers, and a small client.
+//! - [`server`]: transport: UDP workers and TCP connections, shutdown.
+//! - [`import`]: JSON Lines import and export; [`demo`]: the demo namespace.
+//! - [`config`]: the TOML configuration and its defaults.
+//!
+//! # Request pipeline
+//! ```text
+//!  UDP worker / TCP connection         (server: bytes in, bytes out)
+//!            │ request bytes
+//!            ▼
+//!  dns::Frontend::handle ── malformed ──> FORMERR / NOTIMP / drop
+//!            │ lower-cased name
+//!            ▼
+//!  cache ── hit ──> copy question, patch header, append encoded answer
+//!            │ miss
+//!            ▼
+//!  dns::zone ──> registry (redb) ──> encode, insert in cache
+//! ```
+//! Writes go to the registry first (durable), then invalidate the names they touch in the cache.
+//!
+//! # Glossary
+//! - **identifier**: `PREFIX/SUFFIX`, e.g. `88.100.1/ABC-123`; matched ignoring ASCII case.
+//! - **prefix**: dot-separated levels (`88` national, `100` secondary node, `1` enterprise).
+//! - **suffix**: any UTF-8 text after the first `/`, assigned by the prefix's owner.
+//! - **value**: one typed datum of an identifier (index, type, data, TTL, permissions).
+//! - **record**: an identifier with all its values, as stored.
+//! - **node**: one running idnode serving some prefixes.
+//! - **delegation**: a parent node handing a sub-prefix to a child node.
+//! - **referral**: an answer that points a client at the node responsible for a prefix.
+
+pub mod cache;
+pub mod config;
+pub mod demo;
+pub mod dns;
+pub mod identifier;
+pub mod import;
+pub mod json;
+pub mod record;
+pub mod registry;
+pub mod server;

@@ -1,0 +1,283 @@
+//! The `idnode` command: CLI -> config -> tracing -> runtime -> run.
+
+use std::io::{BufReader, BufWriter, IsTerminal as _, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use idnode::config::Config;
+use idnode::dns::{self, DnsName, Frontend, client};
+use idnode::identifier::Identifier;
+use idnode::registry::Registry;
+use idnode::server::Server;
+use idnode::{demo, import};
+
+#[derive(Parser)]
+#[command(
+    name = "idnode",
+    version,
+    about = "Identifier resolution server for the industrial internet"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the settings come from; flags override the file.
+#[derive(clap::Args)]
+struct Settings {
+    /// TOML configuration file (every field optional).
+    #[arg(long, env = "IDNODE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory holding the registry [default: idnode-data].
+    #[arg(long, env = "IDNODE_DATA")]
+    data: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the node: DNS over UDP and TCP.
+    Serve {
+        #[command(flatten)]
+        settings: Settings,
+        /// DNS address for UDP and TCP [default: 127.0.0.1:5300].
+        #[arg(long)]
+        dns: Option<SocketAddr>,
+        /// Load the demo namespace (prefix 88.100.1) when the registry is empty.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Import identifiers from a JSON Lines file (one {"handle", "values"} object per line).
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        settings: Settings,
+        /// Records per transaction (at most 2000).
+        #[arg(long, default_value_t = idnode::registry::MAX_BATCH)]
+        batch: usize,
+    },
+    /// Export every identifier as JSON Lines.
+    Export {
+        #[command(flatten)]
+        settings: Settings,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Resolve an identifier over DNS and print its values.
+    Resolve {
+        identifier: String,
+        /// The node to ask.
+        #[arg(long, default_value = "127.0.0.1:5300")]
+        server: SocketAddr,
+        /// Ask over TCP instead of UDP.
+        #[arg(long)]
+        tcp: bool,
+        /// The node's apex zone.
+        #[arg(long, default_value = "id.example.")]
+        apex: String,
+    },
+    /// Print the DNS name of an identifier, to use with dig.
+    DnsName {
+        identifier: String,
+        #[arg(long, default_value = "id.example.")]
+        apex: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve {
+            settings,
+            dns,
+            demo,
+        } => {
+            let mut config = settings.load()?;
+            if let Some(dns) = dns {
+                config.dns.listen = dns;
+            }
+            serve(config, demo)
+        }
+        Command::Import {
+            file,
+            settings,
+            batch,
+        } => import_file(&settings.load()?, &file, batch),
+        Command::Export { settings, output } => {
+            let registry = open_registry(&settings.load()?)?;
+            let count = match output {
+                Some(path) => {
+                    let file = std::fs::File::create(&path)
+                        .with_context(|| format!("cannot create {}", path.display()))?;
+                    import::export(&registry, BufWriter::new(file))?
+                }
+                None => import::export(&registry, BufWriter::new(std::io::stdout().lock()))?,
+            };
+            eprintln!("exported {count} identifiers");
+            Ok(())
+        }
+        Command::Resolve {
+            identifier,
+            server,
+            tcp,
+            apex,
+        } => {
+            let id = Identifier::parse(&identifier)?;
+            let apex = parse_apex(&apex)?;
+            let r = client::resolve(server, &id, &apex, tcp, Duration::from_secs(3))?;
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "{} ({}){}",
+                id,
+                r.name,
+                if r.retried_over_tcp {
+                    ", truncated over UDP, retried over TCP"
+                } else {
+                    ""
+                }
+            )?;
+            if r.rcode != "No Error" {
+                anyhow::bail!("{id}: {} from {server}", r.rcode);
+            }
+            if r.values.is_empty() {
+                anyhow::bail!("{id} exists but has no public values");
+            }
+            for (index, kind, data) in r.values {
+                writeln!(
+                    out,
+                    "{index:>6}  {kind:<12}  {}",
+                    String::from_utf8_lossy(&data)
+                )?;
+            }
+            Ok(())
+        }
+        Command::DnsName { identifier, apex } => {
+            let name = client::dns_name(&Identifier::parse(&identifier)?, &parse_apex(&apex)?)?;
+            writeln!(std::io::stdout(), "{name}")?;
+            Ok(())
+        }
+    }
+}
+
+impl Settings {
+    fn load(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(data) = &self.data {
+            config.data_dir = data.clone();
+        }
+        Ok(config)
+    }
+}
+
+fn parse_apex(apex: &str) -> anyhow::Result<DnsName> {
+    DnsName::from_ascii(apex).with_context(|| format!("--apex {apex:?} is not a domain name"))
+}
+
+fn open_registry(config: &Config) -> anyhow::Result<Registry> {
+    Ok(Registry::open(&config.data_dir)?)
+}
+
+fn serve(config: Config, load_demo: bool) -> anyhow::Result<()> {
+    let registry = Arc::new(open_registry(&config)?);
+    if load_demo && registry.is_empty()? {
+        let report = demo::load(&registry)?;
+        tracing::info!(records = report.records, "loaded the demo namespace");
+    }
+    let zone = dns::zone_config(&config.dns)?;
+    let frontend = Arc::new(Frontend::new(
+        zone,
+        registry.clone(),
+        config.cache.capacity,
+        config.dns.max_udp_payload,
+    ));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let server = Server::bind(&config, frontend.clone()).await?;
+        let addr = server.local_addr();
+        tracing::info!(%addr, apex = %frontend.apex(), identifiers = registry.len()?, data = %config.data_dir.display(), workers = config.udp_workers(), "serving DNS over UDP and TCP");
+        if load_demo {
+            let name = client::dns_name(&Identifier::parse(demo::DEMO_IDENTIFIER)?, frontend.apex())?;
+            eprintln!("\nTry:\n  dig @{} -p {} {} TXT\n  idnode resolve {} --server {}\n", addr.ip(), addr.port(), name, demo::DEMO_IDENTIFIER, addr);
+        }
+        server.serve(shutdown_signal()).await?;
+        let stats = frontend.cache_stats();
+        tracing::info!(hits = stats.hits, misses = stats.misses, "stopped");
+        Ok(())
+    })
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn import_file(config: &Config, file: &PathBuf, batch: usize) -> anyhow::Result<()> {
+    let registry = open_registry(config)?;
+    let input =
+        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let size = input.metadata()?.len();
+    let bar = indicatif::ProgressBar::new(size).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+        )
+        .expect("valid template"),
+    );
+    let started = Instant::now();
+    let result = import::import(
+        &registry,
+        BufReader::with_capacity(1 << 20, input),
+        batch,
+        |bytes| bar.set_position(bytes),
+    );
+    bar.finish_and_clear();
+    let report = result.with_context(|| format!("importing {}", file.display()))?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "imported {} identifiers from {} lines in {:.1} s ({:.0}/s) into {}",
+        report.records,
+        report.lines,
+        secs,
+        report.records as f64 / secs.max(1e-9),
+        config.data_dir.display()
+    );
+    Ok(())
+}

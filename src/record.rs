@@ -1,0 +1,262 @@
+//! Records: an identifier and its values, in the Handle value model (DOMAIN.md).
+//!
+//! This is what the registry stores and what every protocol front end reads. Stored bytes are
+//! one format-version byte followed by postcard, so a later layout can be read beside this one.
+
+use serde::{Deserialize, Serialize};
+
+use crate::identifier::Identifier;
+
+/// 2048: the most values per identifier that Handle.Net 9 accepts.
+pub const MAX_VALUES: usize = 2048;
+/// 255: a value type travels as one DNS character-string in the TXT layout (docs/dns-mapping.md).
+pub const MAX_TYPE_LEN: usize = 255;
+/// 86400: the Handle value model's default TTL (one day).
+pub const DEFAULT_TTL: u32 = 86_400;
+/// The first byte of every stored record; bump it when the layout changes.
+const FORMAT_VERSION: u8 = 1;
+
+/// An identifier and its values, in the case the identifier was registered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub identifier: String,
+    pub values: Vec<Value>,
+}
+
+/// One typed value of an identifier.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Value {
+    pub index: u32,
+    /// The value type (`URL`, `HS_ADMIN`, or any application type).
+    pub kind: String,
+    pub data: Vec<u8>,
+    pub ttl: Ttl,
+    /// Last change, seconds since the Unix epoch.
+    pub timestamp: i64,
+    pub permissions: Permissions,
+    pub references: Vec<Reference>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Ttl {
+    /// Seconds a client may cache the value.
+    Relative(u32),
+    /// The value may be cached until this Unix time.
+    Absolute(i64),
+}
+
+impl Ttl {
+    /// Seconds left at `now` (Unix seconds); an absolute TTL in the past gives 0.
+    pub fn seconds_at(self, now: i64) -> u32 {
+        match self {
+            Ttl::Relative(s) => s,
+            Ttl::Absolute(t) => u32::try_from((t - now).max(0)).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// Permission bits of a value: admin-read, admin-write, public-read, public-write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Permissions(u8);
+
+impl Permissions {
+    pub const ADMIN_READ: u8 = 0b0001;
+    pub const ADMIN_WRITE: u8 = 0b0010;
+    pub const PUBLIC_READ: u8 = 0b0100;
+    pub const PUBLIC_WRITE: u8 = 0b1000;
+
+    pub fn new(admin_read: bool, admin_write: bool, public_read: bool, public_write: bool) -> Self {
+        let bit = |on: bool, b: u8| if on { b } else { 0 };
+        Self(
+            bit(admin_read, Self::ADMIN_READ)
+                | bit(admin_write, Self::ADMIN_WRITE)
+                | bit(public_read, Self::PUBLIC_READ)
+                | bit(public_write, Self::PUBLIC_WRITE),
+        )
+    }
+
+    pub fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+}
+
+impl Default for Permissions {
+    /// All but public-write (DOMAIN.md).
+    fn default() -> Self {
+        Self(Self::ADMIN_READ | Self::ADMIN_WRITE | Self::PUBLIC_READ)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reference {
+    pub identifier: String,
+    pub index: u32,
+}
+
+impl Value {
+    /// A value with the model's defaults: TTL one day, default permissions, no references.
+    pub fn new(index: u32, kind: &str, data: impl Into<Vec<u8>>, timestamp: i64) -> Self {
+        Self {
+            index,
+            kind: kind.to_owned(),
+            data: data.into(),
+            ttl: Ttl::Relative(DEFAULT_TTL),
+            timestamp,
+            permissions: Permissions::default(),
+            references: Vec::new(),
+        }
+    }
+
+    /// Whether an anonymous client may see this value. Secret keys never leave the node.
+    pub fn is_public(&self) -> bool {
+        self.permissions.has(Permissions::PUBLIC_READ) && self.kind != "HS_SECKEY"
+    }
+}
+
+/// Why a record was refused or could not be read back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("index {index} appears twice")]
+    DuplicateIndex { index: u32 },
+    #[error("{count} values; at most {max} are allowed per identifier")]
+    TooManyValues { count: usize, max: usize },
+    #[error("the type of value {index} is {len} bytes long; at most {max} are allowed")]
+    TypeTooLong { index: u32, len: usize, max: usize },
+    #[error("stored record has format version {found}; this build reads version {FORMAT_VERSION}")]
+    UnknownFormat { found: u8 },
+    #[error("stored record is corrupt: {reason}")]
+    Corrupt { reason: String },
+}
+
+impl Record {
+    /// Checks the value rules and builds the record for a validated identifier.
+    pub fn new(identifier: &Identifier, values: Vec<Value>) -> Result<Self, RecordError> {
+        if values.len() > MAX_VALUES {
+            return Err(RecordError::TooManyValues {
+                count: values.len(),
+                max: MAX_VALUES,
+            });
+        }
+        let mut seen = std::collections::HashSet::with_capacity(values.len());
+        for v in &values {
+            if !seen.insert(v.index) {
+                return Err(RecordError::DuplicateIndex { index: v.index });
+            }
+            if v.kind.len() > MAX_TYPE_LEN {
+                return Err(RecordError::TypeTooLong {
+                    index: v.index,
+                    len: v.kind.len(),
+                    max: MAX_TYPE_LEN,
+                });
+            }
+        }
+        Ok(Self {
+            identifier: identifier.as_str().to_owned(),
+            values,
+        })
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![FORMAT_VERSION];
+        // Serialising owned Strings, Vecs and integers into a Vec cannot fail.
+        postcard::to_io(self, &mut out).expect("postcard writes into a Vec");
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
+        match bytes.split_first() {
+            Some((&FORMAT_VERSION, body)) => {
+                postcard::from_bytes(body).map_err(|e| RecordError::Corrupt {
+                    reason: e.to_string(),
+                })
+            }
+            Some((&found, _)) => Err(RecordError::UnknownFormat { found }),
+            None => Err(RecordError::Corrupt {
+                reason: "empty".into(),
+            }),
+        }
+    }
+}
+
+/// Seconds since the Unix epoch, for value timestamps.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Record {
+        let id = Identifier::parse("88.100.1/ABC-123").unwrap();
+        let mut admin = Value::new(100, "HS_ADMIN", vec![0x0f, 0xf2, 0, 0], 1_700_000_000);
+        admin.permissions = Permissions::new(true, true, false, false);
+        let mut url = Value::new(1, "URL", "https://example.com/p/ABC-123", 1_700_000_000);
+        url.ttl = Ttl::Absolute(1_900_000_000);
+        url.references.push(Reference {
+            identifier: "88.100.1/XYZ".into(),
+            index: 2,
+        });
+        Record::new(&id, vec![url, admin, Value::new(2, "EMAIL", "", 0)]).unwrap()
+    }
+
+    #[test]
+    fn round_trips_through_postcard() {
+        let r = sample();
+        let bytes = r.encode();
+        assert_eq!(bytes[0], FORMAT_VERSION);
+        assert_eq!(Record::decode(&bytes).unwrap(), r);
+    }
+
+    #[test]
+    fn unknown_version_and_garbage_are_errors_not_panics() {
+        let mut bytes = sample().encode();
+        bytes[0] = 9;
+        assert_eq!(
+            Record::decode(&bytes),
+            Err(RecordError::UnknownFormat { found: 9 })
+        );
+        assert!(matches!(
+            Record::decode(&[FORMAT_VERSION, 0xff]),
+            Err(RecordError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            Record::decode(&[]),
+            Err(RecordError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_duplicate_index_and_long_type() {
+        let id = Identifier::parse("88/x").unwrap();
+        let dup = vec![Value::new(1, "URL", "a", 0), Value::new(1, "URL", "b", 0)];
+        assert_eq!(
+            Record::new(&id, dup),
+            Err(RecordError::DuplicateIndex { index: 1 })
+        );
+        let long = vec![Value::new(1, &"T".repeat(256), "a", 0)];
+        assert!(matches!(
+            Record::new(&id, long),
+            Err(RecordError::TypeTooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn secret_keys_and_private_values_are_not_public() {
+        let mut v = Value::new(300, "HS_SECKEY", "s", 0);
+        assert!(!v.is_public());
+        v.kind = "URL".into();
+        assert!(v.is_public());
+        v.permissions = Permissions::new(true, true, false, false);
+        assert!(!v.is_public());
+    }
+
+    #[test]
+    fn absolute_ttl_counts_down_to_zero() {
+        assert_eq!(Ttl::Absolute(100).seconds_at(40), 60);
+        assert_eq!(Ttl::Absolute(100).seconds_at(400), 0);
+        assert_eq!(Ttl::Relative(5).seconds_at(400), 5);
+    }
+}

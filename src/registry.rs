@@ -1,0 +1,404 @@
+//! The registry: every record of the node, durable, in one redb database.
+//!
+//! Records are keyed by [`Identifier::key`] (ASCII folded to lower case), so keys sort by prefix
+//! and a prefix's identifiers form one key range: `88.100.1/...` lies between `88.100.1/` and
+//! `88.100.10`. Prefix records (`0.NA/88.100.1`) are ordinary records in the same table.
+//!
+//! Durability contract: `put`, `put_batch` and `delete` return only after their transaction is
+//! committed with [`redb::Durability::Immediate`] (an fsync/fdatasync of the file), so a write
+//! that was acknowledged survives a crash or power loss; a transaction that did not commit
+//! leaves nothing behind.
+//!
+//! The registry knows nothing of protocols: callers that cache answers invalidate them after a
+//! write returns.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use crate::identifier::Identifier;
+use crate::record::{Record, RecordError};
+
+const RECORDS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("records");
+const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+/// The zone serial: bumped by every committed write (RFC 1982 arithmetic lets it wrap).
+const SERIAL: &str = "serial";
+/// 2000: the largest batch the vendor registration APIs accept (DOMAIN.md).
+pub const MAX_BATCH: usize = 2000;
+pub const DATABASE_FILE: &str = "registry.redb";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(
+        "the data directory {} is in use by another idnode process (stop the server using it, or pass another --data)",
+        .path.display()
+    )]
+    InUse { path: PathBuf },
+    #[error("cannot open the registry at {}: {source}", .path.display())]
+    Open {
+        path: PathBuf,
+        source: redb::DatabaseError,
+    },
+    #[error("cannot create the data directory {}: {source}", .path.display())]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("storage: {0}")]
+    Storage(#[from] redb::Error),
+    #[error(
+        "record {position} of the batch: {identifier} differs only in case from the registered {existing}"
+    )]
+    CaseConflict {
+        position: usize,
+        identifier: String,
+        existing: String,
+    },
+    #[error("the batch holds {count} records; at most {max} are allowed")]
+    BatchTooLarge { count: usize, max: usize },
+    #[error("stored record {key:?} cannot be read: {source}")]
+    Corrupt { key: String, source: RecordError },
+}
+
+macro_rules! storage_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for RegistryError {
+            fn from(e: $t) -> Self {
+                Self::Storage(e.into())
+            }
+        }
+    )*};
+}
+storage_from!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+pub struct Registry {
+    db: Database,
+    serial: AtomicU32,
+}
+
+impl Registry {
+    /// Opens (or creates) the registry in `dir`. Only one process may hold it.
+    pub fn open(dir: &Path) -> Result<Self, RegistryError> {
+        std::fs::create_dir_all(dir).map_err(|source| RegistryError::CreateDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let path = dir.join(DATABASE_FILE);
+        let db = Database::create(&path).map_err(|source| match source {
+            redb::DatabaseError::DatabaseAlreadyOpen => RegistryError::InUse {
+                path: dir.to_owned(),
+            },
+            source => RegistryError::Open {
+                path: path.clone(),
+                source,
+            },
+        })?;
+        let txn = db.begin_write()?;
+        let serial = {
+            txn.open_table(RECORDS)?;
+            let mut meta = txn.open_table(META)?;
+            let serial = meta.get(SERIAL)?.map(|g| g.value());
+            match serial {
+                Some(s) => s,
+                None => {
+                    meta.insert(SERIAL, 1)?;
+                    1
+                }
+            }
+        };
+        txn.commit()?;
+        Ok(Self {
+            db,
+            serial: AtomicU32::new(serial as u32),
+        })
+    }
+
+    /// The zone serial; it changes with every committed write.
+    pub fn serial(&self) -> u32 {
+        self.serial.load(Ordering::Acquire)
+    }
+
+    pub fn get(&self, id: &Identifier) -> Result<Option<Record>, RegistryError> {
+        self.snapshot()?.get(id.key().as_bytes())
+    }
+
+    /// A consistent read view, for callers that look up several keys at once.
+    pub fn snapshot(&self) -> Result<Snapshot, RegistryError> {
+        let txn = self.db.begin_read()?;
+        Ok(Snapshot {
+            table: txn.open_table(RECORDS)?,
+        })
+    }
+
+    pub fn len(&self) -> Result<u64, RegistryError> {
+        Ok(self.snapshot()?.table.len()?)
+    }
+
+    pub fn is_empty(&self) -> Result<bool, RegistryError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Creates or replaces one record; durable when it returns.
+    pub fn put(&self, record: &Record) -> Result<(), RegistryError> {
+        self.put_batch(std::slice::from_ref(record))
+    }
+
+    /// Creates or replaces up to [`MAX_BATCH`] records in one transaction: all or none.
+    ///
+    /// A record whose identifier differs only in ASCII case from a registered one is refused
+    /// (and with it the batch), as Handle.Net refuses it.
+    pub fn put_batch(&self, records: &[Record]) -> Result<(), RegistryError> {
+        if records.len() > MAX_BATCH {
+            return Err(RegistryError::BatchTooLarge {
+                count: records.len(),
+                max: MAX_BATCH,
+            });
+        }
+        self.write(|table| {
+            for (position, record) in records.iter().enumerate() {
+                let key = record.identifier.to_ascii_lowercase();
+                if let Some(old) = table.get(key.as_bytes())? {
+                    let existing = decode(&key, old.value())?.identifier;
+                    if existing != record.identifier {
+                        return Err(RegistryError::CaseConflict {
+                            position,
+                            identifier: record.identifier.clone(),
+                            existing,
+                        });
+                    }
+                }
+                table.insert(key.as_bytes(), record.encode().as_slice())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Deletes a record; returns whether it existed. Durable when it returns.
+    pub fn delete(&self, id: &Identifier) -> Result<bool, RegistryError> {
+        self.write(|table| Ok(table.remove(id.key().as_bytes())?.is_some()))
+    }
+
+    /// Runs `f` in one write transaction, bumps the serial and commits durably; an error from
+    /// `f` aborts the transaction, leaving nothing written.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut redb::Table<'_, &[u8], &[u8]>) -> Result<T, RegistryError>,
+    ) -> Result<T, RegistryError> {
+        let txn = self.db.begin_write()?;
+        let (out, serial) = {
+            let mut table = txn.open_table(RECORDS)?;
+            let out = f(&mut table)?;
+            let mut meta = txn.open_table(META)?;
+            let serial = meta.get(SERIAL)?.map_or(0, |g| g.value()).wrapping_add(1) & 0xffff_ffff;
+            meta.insert(SERIAL, serial)?;
+            (out, serial)
+        };
+        // Durability::Immediate is redb's default: commit returns after the file is synced.
+        txn.commit()?;
+        self.serial.store(serial as u32, Ordering::Release);
+        Ok(out)
+    }
+
+    /// Identifiers registered under `prefix` (not its sub-prefixes), in key order, one page.
+    pub fn list(
+        &self,
+        prefix: &str,
+        page: usize,
+        page_size: usize,
+    ) -> Result<Vec<String>, RegistryError> {
+        let start = format!("{}/", prefix.to_ascii_lowercase());
+        let snapshot = self.snapshot()?;
+        let mut out = Vec::with_capacity(page_size.min(1024));
+        for entry in snapshot
+            .table
+            .range(start.as_bytes()..)?
+            .skip(page.saturating_mul(page_size))
+        {
+            let (k, v) = entry?;
+            if !k.value().starts_with(start.as_bytes()) || out.len() == page_size {
+                break;
+            }
+            out.push(decode_key(k.value(), v.value())?.identifier);
+        }
+        Ok(out)
+    }
+
+    /// Calls `f` with every record in key order (for export), from one consistent snapshot.
+    pub fn for_each(&self, mut f: impl FnMut(Record) -> anyhow::Result<()>) -> anyhow::Result<()> {
+        let snapshot = self.snapshot()?;
+        for entry in snapshot.table.range::<&[u8]>(..)? {
+            let (k, v) = entry?;
+            f(decode_key(k.value(), v.value())?)?;
+        }
+        Ok(())
+    }
+}
+
+/// A read transaction over the records table.
+pub struct Snapshot {
+    table: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+}
+
+impl Snapshot {
+    /// The record stored under a registry key (see [`Identifier::key`]).
+    pub fn get(&self, key: &[u8]) -> Result<Option<Record>, RegistryError> {
+        match self.table.get(key)? {
+            Some(v) => Ok(Some(decode_key(key, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether some key begins with `start`; with `or_start`, whether some key begins with
+    /// either. `or_start` must sort after `start` with nothing that begins with neither between
+    /// them (`88.100.1.` then `88.100.1/`), so one seek answers both.
+    pub fn has_key_starting_with(
+        &self,
+        start: &[u8],
+        or_start: Option<&[u8]>,
+    ) -> Result<bool, RegistryError> {
+        let Some(first) = self.table.range(start..)?.next() else {
+            return Ok(false);
+        };
+        let key = first?.0;
+        let key = key.value();
+        Ok(key.starts_with(start) || or_start.is_some_and(|o| key.starts_with(o)))
+    }
+}
+
+fn decode(key: &str, bytes: &[u8]) -> Result<Record, RegistryError> {
+    Record::decode(bytes).map_err(|source| RegistryError::Corrupt {
+        key: key.to_owned(),
+        source,
+    })
+}
+
+fn decode_key(key: &[u8], bytes: &[u8]) -> Result<Record, RegistryError> {
+    decode(&String::from_utf8_lossy(key), bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Value;
+
+    fn record(id: &str) -> Record {
+        Record::new(
+            &Identifier::parse(id).unwrap(),
+            vec![Value::new(1, "URL", format!("https://x/{id}"), 0)],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn put_get_delete_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Identifier::parse("88.100.1/ABC").unwrap();
+        {
+            let reg = Registry::open(dir.path()).unwrap();
+            reg.put(&record("88.100.1/ABC")).unwrap();
+            assert_eq!(
+                reg.get(&Identifier::parse("88.100.1/abc").unwrap())
+                    .unwrap()
+                    .unwrap()
+                    .identifier,
+                "88.100.1/ABC"
+            );
+        }
+        let reg = Registry::open(dir.path()).unwrap();
+        assert!(reg.get(&id).unwrap().is_some());
+        assert!(reg.delete(&id).unwrap());
+        assert!(!reg.delete(&id).unwrap());
+        assert!(reg.get(&id).unwrap().is_none());
+    }
+
+    #[test]
+    fn second_open_reports_the_directory_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Registry::open(dir.path()).unwrap();
+        let err = Registry::open(dir.path()).err().unwrap();
+        assert!(matches!(err, RegistryError::InUse { .. }), "{err}");
+        assert!(err.to_string().contains("in use by another idnode process"));
+    }
+
+    #[test]
+    fn case_variant_is_refused_and_aborts_the_whole_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path()).unwrap();
+        reg.put(&record("88/ABC")).unwrap();
+        reg.put(&record("88/ABC")).unwrap(); // same case: replace
+        let err = reg
+            .put_batch(&[record("88/new"), record("88/abc")])
+            .unwrap_err();
+        assert!(
+            matches!(err, RegistryError::CaseConflict { position: 1, .. }),
+            "{err}"
+        );
+        assert!(
+            reg.get(&Identifier::parse("88/new").unwrap())
+                .unwrap()
+                .is_none(),
+            "batch rolled back"
+        );
+    }
+
+    #[test]
+    fn batch_limit_and_serial() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path()).unwrap();
+        let s0 = reg.serial();
+        let batch: Vec<_> = (0..MAX_BATCH).map(|i| record(&format!("88/{i}"))).collect();
+        reg.put_batch(&batch).unwrap();
+        assert_eq!(reg.len().unwrap(), MAX_BATCH as u64);
+        assert_eq!(reg.serial(), s0 + 1);
+        let too_many: Vec<_> = (0..=MAX_BATCH)
+            .map(|i| record(&format!("89/{i}")))
+            .collect();
+        assert!(matches!(
+            reg.put_batch(&too_many),
+            Err(RegistryError::BatchTooLarge { count: 2001, .. })
+        ));
+        assert_eq!(reg.len().unwrap(), MAX_BATCH as u64);
+    }
+
+    #[test]
+    fn list_pages_stay_under_the_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path()).unwrap();
+        let ids = [
+            "88.100.1/a",
+            "88.100.1/B",
+            "88.100.1/c",
+            "88.100.10/x",
+            "88.100.1.5/y",
+            "88.100/z",
+        ];
+        reg.put_batch(&ids.map(record)).unwrap();
+        assert_eq!(
+            reg.list("88.100.1", 0, 2).unwrap(),
+            ["88.100.1/a", "88.100.1/B"]
+        );
+        assert_eq!(reg.list("88.100.1", 1, 2).unwrap(), ["88.100.1/c"]);
+        assert!(reg.list("88.100.1", 2, 2).unwrap().is_empty());
+        let snap = reg.snapshot().unwrap();
+        assert!(
+            snap.has_key_starting_with(b"88.100.1.", Some(b"88.100.1/"))
+                .unwrap()
+        );
+        assert!(
+            snap.has_key_starting_with(b"88.100.1.5.", Some(b"88.100.1.5/"))
+                .unwrap()
+        );
+        assert!(
+            !snap
+                .has_key_starting_with(b"88.100.2.", Some(b"88.100.2/"))
+                .unwrap()
+        );
+        assert!(!snap.has_key_starting_with(b"88.100.1/d", None).unwrap());
+    }
+}

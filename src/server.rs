@@ -1,0 +1,198 @@
+//! Transport: the DNS sockets and their workers. Bytes in, bytes out; no records here.
+//!
+//! UDP: one socket per worker, all bound to the same address with SO_REUSEPORT so the kernel
+//! spreads clients over them. Each worker is one long-lived task owning its buffers: receive,
+//! answer synchronously through the [`Frontend`], send. Nothing is spawned per packet.
+//!
+//! TCP (RFC 7766): a permit is taken before `accept`, so at most `tcp_max_connections` clients
+//! are served at once; each connection reads length-prefixed queries one after another, answers
+//! them in order, and is closed after `tcp_idle_timeout_secs` without a query.
+//!
+//! Shutdown: [`Server::serve`] runs until its `shutdown` future completes, then cancels every
+//! worker and connection and waits for them, so the ports can be bound again at once.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::dns::{Frontend, Scratch, Transport, Verdict};
+
+/// 65535: the largest DNS message (a TCP length prefix is 16 bits).
+const MAX_MESSAGE: usize = 65_535;
+
+pub struct Server {
+    frontend: Arc<Frontend>,
+    udp: Vec<UdpSocket>,
+    tcp: TcpListener,
+    max_connections: usize,
+    idle_timeout: Duration,
+}
+
+impl Server {
+    /// Binds every socket now, so that the caller learns the address (port 0 works) and a busy
+    /// port is an error before anything is served.
+    pub async fn bind(config: &Config, frontend: Arc<Frontend>) -> anyhow::Result<Self> {
+        let addr = config.dns.listen;
+        let tcp = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on TCP {addr}"))?;
+        // UDP takes the port TCP got, so port 0 gives one port for both.
+        let addr = tcp.local_addr()?;
+        let udp = (0..config.udp_workers())
+            .map(|_| reuseport_udp(addr).with_context(|| format!("cannot listen on UDP {addr}")))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self {
+            frontend,
+            udp,
+            tcp,
+            max_connections: config.dns.tcp_max_connections.max(1),
+            idle_timeout: Duration::from_secs(config.dns.tcp_idle_timeout_secs.max(1)),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.tcp
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then drains every task.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let token = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        for socket in self.udp {
+            tracker.spawn(udp_worker(socket, self.frontend.clone(), token.clone()));
+        }
+        tracker.spawn(tcp_acceptor(
+            self.tcp,
+            self.frontend,
+            self.max_connections,
+            self.idle_timeout,
+            tracker.clone(),
+            token.clone(),
+        ));
+        shutdown.await;
+        token.cancel();
+        tracker.close();
+        tracker.wait().await;
+        Ok(())
+    }
+}
+
+fn reuseport_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+async fn udp_worker(socket: UdpSocket, frontend: Arc<Frontend>, token: CancellationToken) {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut out = Vec::with_capacity(MAX_MESSAGE);
+    let mut scratch = Scratch::default();
+    loop {
+        let (len, peer) = tokio::select! {
+            _ = token.cancelled() => return,
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::debug!(error = %e, "UDP receive failed");
+                    continue;
+                }
+            },
+        };
+        if frontend.handle(&buf[..len], Transport::Udp, &mut scratch, &mut out) == Verdict::Respond
+        {
+            if let Err(e) = socket.send_to(&out, peer).await {
+                tracing::debug!(error = %e, %peer, "UDP send failed");
+            }
+        }
+    }
+}
+
+async fn tcp_acceptor(
+    listener: TcpListener,
+    frontend: Arc<Frontend>,
+    max_connections: usize,
+    idle_timeout: Duration,
+    tracker: TaskTracker,
+    token: CancellationToken,
+) {
+    let permits = Arc::new(Semaphore::new(max_connections));
+    loop {
+        let permit = tokio::select! {
+            _ = token.cancelled() => return,
+            p = permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
+        };
+        let (stream, peer) = tokio::select! {
+            _ = token.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(r) => r,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "TCP accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let (frontend, token) = (frontend.clone(), token.clone());
+        tracker.spawn(async move {
+            tokio::select! {
+                _ = token.cancelled() => {}
+                r = tcp_connection(stream, &frontend, idle_timeout) => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, %peer, "TCP connection ended");
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn tcp_connection(
+    mut stream: TcpStream,
+    frontend: &Frontend,
+    idle_timeout: Duration,
+) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut out = Vec::with_capacity(MAX_MESSAGE);
+    let mut framed = Vec::with_capacity(MAX_MESSAGE + 2);
+    let mut scratch = Scratch::default();
+    loop {
+        let mut len = [0u8; 2];
+        match tokio::time::timeout(idle_timeout, stream.read_exact(&mut len)).await {
+            Err(_) => return Ok(()), // idle
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Ok(r) => r?,
+        };
+        let len = usize::from(u16::from_be_bytes(len));
+        // A client that sends a length and then stalls is cut off like an idle one.
+        match tokio::time::timeout(idle_timeout, stream.read_exact(&mut buf[..len])).await {
+            Err(_) => return Ok(()),
+            Ok(r) => r?,
+        };
+        if frontend.handle(&buf[..len], Transport::Tcp, &mut scratch, &mut out) == Verdict::Drop {
+            // RFC 7766 allows closing on a message that is not worth an answer.
+            return Ok(());
+        }
+        framed.clear();
+        framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
+        framed.extend_from_slice(&out);
+        stream.write_all(&framed).await?;
+    }
+}

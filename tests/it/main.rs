@@ -1,0 +1,69 @@
+//! Integration tests: real sockets, a real redb database in a temporary directory.
+
+mod cli;
+mod dns;
+mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use idnode::config::Config;
+use idnode::dns::Frontend;
+use idnode::registry::Registry;
+use idnode::server::Server;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A node serving the demo namespace on 127.0.0.1, port 0, with its own data directory.
+pub struct TestNode {
+    pub addr: SocketAddr,
+    pub frontend: Arc<Frontend>,
+    pub registry: Arc<Registry>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn start_server() -> TestNode {
+    start_server_with(|_| {}).await
+}
+
+pub async fn start_server_with(adjust: impl FnOnce(&mut Config)) -> TestNode {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.data_dir = dir.path().to_owned();
+    config.dns.listen = "127.0.0.1:0".parse().unwrap();
+    config.dns.udp_workers = 2;
+    adjust(&mut config);
+    let registry = Arc::new(Registry::open(&config.data_dir).unwrap());
+    idnode::demo::load(&registry).unwrap();
+    let zone = idnode::dns::zone_config(&config.dns).unwrap();
+    let frontend = Arc::new(Frontend::new(
+        zone,
+        registry.clone(),
+        config.cache.capacity,
+        config.dns.max_udp_payload,
+    ));
+    let server = Server::bind(&config, frontend.clone()).await.unwrap();
+    let addr = server.local_addr();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.serve(async move {
+        let _ = rx.await;
+    }));
+    TestNode {
+        addr,
+        frontend,
+        registry,
+        shutdown: Some(tx),
+        task: Some(task),
+        _dir: dir,
+    }
+}
+
+impl TestNode {
+    /// Stops the node and waits until every socket is closed.
+    pub async fn stop(mut self) {
+        self.shutdown.take().unwrap().send(()).unwrap();
+        self.task.take().unwrap().await.unwrap().unwrap();
+    }
+}
