@@ -80,7 +80,7 @@ pub struct Edns {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Query {
     pub id: u16,
-    /// RD and CD, the bits a response copies (RFC 6895 2).
+    /// The opcode, RD and CD: what a response copies from its query (RFC 6895 2).
     pub copied_flags: u16,
     /// End of the question section in the request.
     pub question_end: usize,
@@ -107,6 +107,7 @@ const FLAG_AA: u16 = 0x0400;
 const FLAG_TC: u16 = 0x0200;
 const FLAG_RD: u16 = 0x0100;
 const FLAG_CD: u16 = 0x0010;
+const OPCODE_MASK: u16 = 0x7800;
 
 /// Checks a request and reads its question into `name`.
 pub fn parse(buf: &[u8], name: &mut QueryName) -> Result<Query, Reject> {
@@ -118,7 +119,7 @@ pub fn parse(buf: &[u8], name: &mut QueryName) -> Result<Query, Reject> {
         return Err(Reject::Drop);
     }
     let id = be16(buf, 0);
-    let copied_flags = flags & (FLAG_RD | FLAG_CD);
+    let copied_flags = flags & (OPCODE_MASK | FLAG_RD | FLAG_CD);
     let error = |rcode| Reject::Error {
         id,
         copied_flags,
@@ -394,7 +395,7 @@ mod tests {
             parse(&notify, &mut name).unwrap_err(),
             Reject::Error {
                 id: 0x1234,
-                copied_flags: 0,
+                copied_flags: 0x2000, // the opcode is echoed
                 rcode: rcode::NOTIMP
             }
         );
