@@ -1,1 +1,156 @@
-fn main() {}
+//! Run with: cargo bench --bench lookup
+//!
+//! The hot lookup path, query bytes to response bytes, without sockets:
+//! - `hit`: an answer from the front cache (the common case);
+//! - `miss`: every query misses the cache (capacity 1) and is answered from redb holding
+//!   IDNODE_BENCH_IDS identifiers (default 1,000,000; built once into target/bench-registry-N
+//!   and reused);
+//! - `parse_identifier`, `identifier_to_name`, `name_to_identifier`: the mapping's pieces.
+//!
+//! The numbers and how they compare are in benches/README.md.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use idnode::config::DnsConfig;
+use idnode::dns::mapping::{classify, identifier_labels};
+use idnode::dns::{DnsName, Frontend, Scratch, Transport, Verdict, zone_config};
+use idnode::identifier::Identifier;
+use idnode::record::{Record, Value};
+use idnode::registry::{MAX_BATCH, Registry};
+
+/// A TXT query with EDNS for `name`, as dig sends it.
+fn query(name: &str, id: u16) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[0x00, 0x00, 0, 1, 0, 0, 0, 0, 0, 1]);
+    for label in name.trim_end_matches('.').split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.push(0);
+    q.extend_from_slice(&[0, 16, 0, 1]);
+    q.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+    q
+}
+
+fn identifier(i: u64) -> String {
+    format!("88.100.{}/SN-{i:09}", i % 16)
+}
+
+fn bench_registry(count: u64) -> Arc<Registry> {
+    let dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/bench-registry-{count}"));
+    let registry = Registry::open(&dir).expect("bench registry");
+    if registry.len().unwrap() != count {
+        eprintln!(
+            "building a registry of {count} identifiers in {} ...",
+            dir.display()
+        );
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        for i in 0..count {
+            let id = Identifier::parse(&identifier(i)).unwrap();
+            let values = vec![
+                Value::new(
+                    1,
+                    "URL",
+                    format!("https://example.com/p/{i}"),
+                    1_767_225_600,
+                ),
+                Value::new(2, "EMAIL", "ops@example.com", 1_767_225_600),
+            ];
+            batch.push(Record::new(&id, values).unwrap());
+            if batch.len() == MAX_BATCH || i + 1 == count {
+                registry.put_batch(&batch).unwrap();
+                batch.clear();
+            }
+        }
+    }
+    Arc::new(registry)
+}
+
+fn frontend(registry: Arc<Registry>, cache: usize) -> Frontend {
+    Frontend::new(
+        zone_config(&DnsConfig::default()).unwrap(),
+        registry,
+        cache,
+        1232,
+    )
+}
+
+fn dns_name(id: &str) -> String {
+    let apex = DnsName::from_ascii("id.example.").unwrap();
+    idnode::dns::client::dns_name(&Identifier::parse(id).unwrap(), &apex)
+        .unwrap()
+        .to_ascii()
+}
+
+fn hit(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Arc::new(Registry::open(dir.path()).unwrap());
+    idnode::demo::load(&registry).unwrap();
+    let fe = frontend(registry, 1000);
+    let request = query(&dns_name("88.100.1/ABC-123"), 7);
+    let (mut scratch, mut out) = (Scratch::default(), Vec::with_capacity(65535));
+    assert_eq!(
+        fe.handle(&request, Transport::Udp, &mut scratch, &mut out),
+        Verdict::Respond
+    );
+    let mut g = c.benchmark_group("lookup");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("hit", |b| {
+        b.iter(|| fe.handle(black_box(&request), Transport::Udp, &mut scratch, &mut out));
+    });
+    g.finish();
+}
+
+fn miss(c: &mut Criterion) {
+    let count: u64 = std::env::var("IDNODE_BENCH_IDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let fe = frontend(bench_registry(count), 1);
+    // A fixed pseudo-random walk over the identifiers, so every query misses the cache.
+    let requests: Vec<Vec<u8>> = (0..4096u64)
+        .map(|i| {
+            query(
+                &dns_name(&identifier(i.wrapping_mul(2_654_435_761) % count)),
+                7,
+            )
+        })
+        .collect();
+    let (mut scratch, mut out) = (Scratch::default(), Vec::with_capacity(65535));
+    let mut g = c.benchmark_group("lookup");
+    g.throughput(Throughput::Elements(1));
+    let mut n = 0;
+    g.bench_function(format!("miss_redb_{count}"), |b| {
+        b.iter(|| {
+            n = (n + 1) % requests.len();
+            fe.handle(&requests[n], Transport::Udp, &mut scratch, &mut out)
+        });
+    });
+    g.finish();
+    assert!(out.len() > 100, "the last miss was answered with values");
+}
+
+fn mapping(c: &mut Criterion) {
+    let text = "88.100.1/ABC-123-XYZ-0001";
+    let id = Identifier::parse(text).unwrap();
+    let labels = identifier_labels(&id);
+    let refs: Vec<&[u8]> = labels.iter().map(Vec::as_slice).collect();
+    let mut g = c.benchmark_group("mapping");
+    g.bench_function("parse_identifier", |b| {
+        b.iter(|| Identifier::parse(black_box(text)))
+    });
+    g.bench_function("identifier_to_name", |b| {
+        b.iter(|| identifier_labels(black_box(&id)))
+    });
+    g.bench_function("name_to_identifier", |b| {
+        b.iter(|| classify(black_box(&refs)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, hit, miss, mapping);
+criterion_main!(benches);

@@ -3,7 +3,7 @@
 # Expects a node serving the demo namespace at $SERVER:$PORT (conformance/run starts one).
 set -uo pipefail
 
-: "${SERVER:?}" "${PORT:?}"
+: "${SERVER:?}" "${PORT:?}" "${IDNODE:?}"
 APEX=id.example.
 ABC=abc-123._id.1.100.88.$APEX
 BIG=datasheet-9._id.1.100.88.$APEX
@@ -62,6 +62,10 @@ out=$(kdig_ "$ABC" TXT)
 check "kdig TXT" "$out" 'status: NOERROR' 'Flags: qr aa;' '"1" "URL" "https://example.com/products/ABC-123"'
 out=$(kdig_ +tcp "$ABC" URI)
 check "kdig +tcp URI" "$out" 'status: NOERROR' 'URI 1 1 "https://example.com/products/ABC-123"'
+
+out=$(dig_ "$("$IDNODE" dns-name '88.100.1/泵-001')" TXT)
+check "dig with the name idnode dns-name prints for a UTF-8 suffix (decimal escapes)" "$out" \
+  'status: NOERROR' 'ANSWER: 2,' '"2" "NAME" "\\230\\182\\178'
 
 # Apex.
 out=$(dig_ $APEX SOA)

@@ -49,7 +49,7 @@ def check(fn):
 def name_of(identifier):
     """The mapping of docs/dns-mapping.md, written independently of the server's code."""
     prefix, suffix = identifier.split("/", 1)
-    raw = suffix.lower().encode() if suffix.isascii() else suffix.encode()
+    raw = suffix.encode().lower()  # bytes.lower() folds ASCII letters only, as idnode does
     chunks = [raw[i : i + 63] for i in range(0, len(raw), 63)]
     labels = list(reversed(chunks)) + [b"_id"] + [s.lower().encode() for s in reversed(prefix.split("."))]
     return dns.name.Name(labels + list(dns.name.from_text(APEX).labels))

@@ -27,7 +27,8 @@ pub enum ClientError {
 /// A resolution's outcome: the response code and the values found.
 #[derive(Debug)]
 pub struct Resolution {
-    pub name: Name,
+    /// The name asked for, in presentation form.
+    pub name: String,
     pub rcode: String,
     pub authoritative: bool,
     /// Whether the UDP answer was truncated and the query was repeated over TCP.
@@ -35,8 +36,12 @@ pub struct Resolution {
     pub values: Vec<(u32, String, Vec<u8>)>,
 }
 
-/// The DNS name under which `id` is served below `apex`.
-pub fn dns_name(id: &Identifier, apex: &Name) -> Result<Name, ClientError> {
+/// The DNS name under which `id` is served below `apex`, in presentation form (for dig).
+pub fn dns_name(id: &Identifier, apex: &Name) -> Result<String, ClientError> {
+    Ok(mapping::presentation(&name_for(id, apex)?))
+}
+
+fn name_for(id: &Identifier, apex: &Name) -> Result<Name, ClientError> {
     mapping::identifier_name(id, apex).ok_or_else(|| ClientError::NameTooLong {
         identifier: id.to_string(),
     })
@@ -49,7 +54,7 @@ pub fn resolve(
     tcp: bool,
     timeout: Duration,
 ) -> Result<Resolution, ClientError> {
-    let name = dns_name(id, apex)?;
+    let name = name_for(id, apex)?;
     let mut msg = Message::new(rand_id(), MessageType::Query, OpCode::Query);
     msg.add_query(Query::query(name.clone(), RecordType::TXT));
     let mut edns = Edns::new();
@@ -89,7 +94,7 @@ pub fn resolve(
         })
         .collect();
     Ok(Resolution {
-        name,
+        name: mapping::presentation(&name),
         rcode: response.metadata.response_code.to_string(),
         authoritative: response.metadata.authoritative,
         retried_over_tcp: retried,

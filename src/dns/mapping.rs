@@ -124,6 +124,30 @@ pub fn identifier_name(id: &Identifier, apex: &Name) -> Option<Name> {
     Name::from_labels(labels).ok()?.append_domain(apex).ok()
 }
 
+/// A name in presentation form (RFC 1035 5.1), as dig reads it: special characters behind a
+/// backslash, bytes outside printable ASCII as `\DDD` in decimal. (hickory-proto 0.26 writes
+/// `\DDD` in octal, which dig reads as another byte, so names shown to users are written here.)
+pub fn presentation(name: &Name) -> String {
+    let mut out = String::new();
+    for label in name.iter() {
+        for &b in label {
+            match b {
+                b'.' | b'\\' | b'"' | b'(' | b')' | b';' | b'@' | b'$' => {
+                    out.push('\\');
+                    out.push(b as char);
+                }
+                0x21..=0x7e => out.push(b as char),
+                _ => out.push_str(&format!("\\{b:03}")),
+            }
+        }
+        out.push('.');
+    }
+    if out.is_empty() {
+        out.push('.');
+    }
+    out
+}
+
 /// Every name whose cached answer a write to `id` can change: the identifier's own name and
 /// each ancestor up to and including the apex (an ancestor may stop or start being empty).
 /// Wire form, lower-cased: the front cache's keys.
@@ -184,9 +208,7 @@ mod tests {
 
     fn name_of(text: &str) -> String {
         let apex = Name::from_ascii("id.example.").unwrap();
-        identifier_name(&Identifier::parse(text).unwrap(), &apex)
-            .unwrap()
-            .to_ascii()
+        presentation(&identifier_name(&Identifier::parse(text).unwrap(), &apex).unwrap())
     }
 
     fn classify_str(name: &str) -> NameKind {
@@ -205,6 +227,9 @@ mod tests {
             name_of("0.NA/88.100.1"),
             "88\\.100\\.1._id.na.0.id.example."
         );
+        assert_eq!(name_of("88.100.1/a/b:c"), "a/b:c._id.1.100.88.id.example.");
+        // Decimal escapes, as dig reads them: Ä is C3 84 (195 132), the space 32.
+        assert_eq!(name_of("88/Ä b"), "\\195\\132\\032b._id.88.id.example.");
     }
 
     #[test]
