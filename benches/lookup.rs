@@ -81,9 +81,7 @@ fn frontend(registry: Arc<Registry>, cache: usize) -> Frontend {
 
 fn dns_name(id: &str) -> String {
     let apex = DnsName::from_ascii("id.example.").unwrap();
-    idnode::dns::client::dns_name(&Identifier::parse(id).unwrap(), &apex)
-        .unwrap()
-        .to_ascii()
+    idnode::dns::client::dns_name(&Identifier::parse(id).unwrap(), &apex).unwrap()
 }
 
 fn hit(c: &mut Criterion) {

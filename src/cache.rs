@@ -17,8 +17,9 @@ use tokio::time::Instant;
 
 pub struct Cache<V> {
     map: quick_cache::sync::Cache<Box<[u8]>, Arc<Entry<V>>>,
-    hits: AtomicU64,
-    misses: AtomicU64,
+    /// Lookups that found an expired entry: quick_cache counted them as hits. Hits and misses
+    /// themselves are counted per shard by quick_cache, so a hit writes no shared counter.
+    expired: AtomicU64,
 }
 
 pub struct Entry<V> {
@@ -39,27 +40,20 @@ impl<V> Cache<V> {
     pub fn new(capacity: usize) -> Self {
         Self {
             map: quick_cache::sync::Cache::new(capacity.max(1)),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
+            expired: AtomicU64::new(0),
         }
     }
 
     /// The live entry for `key`, if any; an expired one counts as a miss and is dropped.
     pub fn get(&self, key: &[u8], now: Instant) -> Option<Arc<Entry<V>>> {
         match self.map.get(key) {
-            Some(entry) if entry.expires > now => {
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                Some(entry)
-            }
+            Some(entry) if entry.expires > now => Some(entry),
             Some(_) => {
                 self.map.remove(key);
-                self.misses.fetch_add(1, Ordering::Relaxed);
+                self.expired.fetch_add(1, Ordering::Relaxed);
                 None
             }
-            None => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
-                None
-            }
+            None => None,
         }
     }
 
@@ -84,9 +78,10 @@ impl<V> Cache<V> {
     }
 
     pub fn stats(&self) -> CacheStats {
+        let expired = self.expired.load(Ordering::Relaxed);
         CacheStats {
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
+            hits: self.map.hits().saturating_sub(expired),
+            misses: self.map.misses() + expired,
             entries: self.map.len(),
             capacity: self.map.capacity(),
         }

@@ -30,8 +30,7 @@ pub async fn start_server() -> TestNode {
 
 pub async fn start_server_with(adjust: impl FnOnce(&mut Config)) -> TestNode {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::default();
-    config.data_dir = dir.path().to_owned();
+    let mut config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
     config.dns.listen = "127.0.0.1:0".parse().unwrap();
     config.dns.udp_workers = 2;
     adjust(&mut config);
