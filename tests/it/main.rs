@@ -1,5 +1,6 @@
 //! Integration tests: real sockets, a real redb database in a temporary directory.
 
+mod alloc;
 mod cli;
 mod dns;
 mod server;
@@ -30,7 +31,10 @@ pub async fn start_server() -> TestNode {
 
 pub async fn start_server_with(adjust: impl FnOnce(&mut Config)) -> TestNode {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
+    let mut config = Config {
+        data_dir: dir.path().to_owned(),
+        ..Config::default()
+    };
     config.dns.listen = "127.0.0.1:0".parse().unwrap();
     config.dns.udp_workers = 2;
     adjust(&mut config);
