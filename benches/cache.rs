@@ -54,8 +54,7 @@ fn on_two_threads(iters: u64, keys: &[Box<[u8]>], get: impl Fn(&[u8]) -> bool + 
 fn cache(c: &mut Criterion) {
     let keys = keys();
     let dash: DashMap<Box<[u8]>, Arc<[u8]>> = DashMap::new();
-    let quick: quick_cache::sync::Cache<Box<[u8]>, Arc<[u8]>> =
-        quick_cache::sync::Cache::new(ENTRIES * 2);
+    let quick: quick_cache::sync::Cache<Box<[u8]>, Arc<[u8]>> = quick_cache::sync::Cache::new(ENTRIES * 2);
     let ours: idnode::cache::Cache<Arc<[u8]>> = idnode::cache::Cache::new(ENTRIES * 2);
     let now = tokio::time::Instant::now();
     for (i, k) in keys.iter().enumerate() {
@@ -71,12 +70,8 @@ fn cache(c: &mut Criterion) {
     g.bench_function("dashmap", |b| {
         b.iter_custom(|n| on_two_threads(n, &keys, |k| dash.get(k).map(|v| v.clone()).is_some()))
     });
-    g.bench_function("quick_cache", |b| {
-        b.iter_custom(|n| on_two_threads(n, &keys, |k| quick.get(k).is_some()))
-    });
-    g.bench_function("idnode_cache", |b| {
-        b.iter_custom(|n| on_two_threads(n, &keys, |k| ours.get(k, now).is_some()))
-    });
+    g.bench_function("quick_cache", |b| b.iter_custom(|n| on_two_threads(n, &keys, |k| quick.get(k).is_some())));
+    g.bench_function("idnode_cache", |b| b.iter_custom(|n| on_two_threads(n, &keys, |k| ours.get(k, now).is_some())));
     g.finish();
 }
 

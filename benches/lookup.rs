@@ -40,24 +40,15 @@ fn identifier(i: u64) -> String {
 }
 
 fn bench_registry(count: u64) -> Arc<Registry> {
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/bench-registry-{count}"));
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/bench-registry-{count}"));
     let registry = Registry::open(&dir).expect("bench registry");
     if registry.len().unwrap() != count {
-        eprintln!(
-            "building a registry of {count} identifiers in {} ...",
-            dir.display()
-        );
+        eprintln!("building a registry of {count} identifiers in {} ...", dir.display());
         let mut batch = Vec::with_capacity(MAX_BATCH);
         for i in 0..count {
             let id = Identifier::parse(&identifier(i)).unwrap();
             let values = vec![
-                Value::new(
-                    1,
-                    "URL",
-                    format!("https://example.com/p/{i}"),
-                    1_767_225_600,
-                ),
+                Value::new(1, "URL", format!("https://example.com/p/{i}"), 1_767_225_600),
                 Value::new(2, "EMAIL", "ops@example.com", 1_767_225_600),
             ];
             batch.push(Record::new(&id, values).unwrap());
@@ -71,12 +62,7 @@ fn bench_registry(count: u64) -> Arc<Registry> {
 }
 
 fn frontend(registry: Arc<Registry>, cache: usize) -> Frontend {
-    Frontend::new(
-        zone_config(&DnsConfig::default()).unwrap(),
-        registry,
-        cache,
-        1232,
-    )
+    Frontend::new(zone_config(&DnsConfig::default()).unwrap(), registry, cache, 1232)
 }
 
 fn dns_name(id: &str) -> String {
@@ -91,10 +77,7 @@ fn hit(c: &mut Criterion) {
     let fe = frontend(registry, 1000);
     let request = query(&dns_name("88.100.1/ABC-123"), 7);
     let (mut scratch, mut out) = (Scratch::default(), Vec::with_capacity(65535));
-    assert_eq!(
-        fe.handle(&request, Transport::Udp, &mut scratch, &mut out),
-        Verdict::Respond
-    );
+    assert_eq!(fe.handle(&request, Transport::Udp, &mut scratch, &mut out), Verdict::Respond);
     let mut g = c.benchmark_group("lookup");
     g.throughput(Throughput::Elements(1));
     g.bench_function("hit", |b| {
@@ -104,20 +87,11 @@ fn hit(c: &mut Criterion) {
 }
 
 fn miss(c: &mut Criterion) {
-    let count: u64 = std::env::var("IDNODE_BENCH_IDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let count: u64 = std::env::var("IDNODE_BENCH_IDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let fe = frontend(bench_registry(count), 1);
     // A fixed pseudo-random walk over the identifiers, so every query misses the cache.
-    let requests: Vec<Vec<u8>> = (0..4096u64)
-        .map(|i| {
-            query(
-                &dns_name(&identifier(i.wrapping_mul(2_654_435_761) % count)),
-                7,
-            )
-        })
-        .collect();
+    let requests: Vec<Vec<u8>> =
+        (0..4096u64).map(|i| query(&dns_name(&identifier(i.wrapping_mul(2_654_435_761) % count)), 7)).collect();
     let (mut scratch, mut out) = (Scratch::default(), Vec::with_capacity(65535));
     let mut g = c.benchmark_group("lookup");
     g.throughput(Throughput::Elements(1));
@@ -138,15 +112,9 @@ fn mapping(c: &mut Criterion) {
     let labels = identifier_labels(&id);
     let refs: Vec<&[u8]> = labels.iter().map(Vec::as_slice).collect();
     let mut g = c.benchmark_group("mapping");
-    g.bench_function("parse_identifier", |b| {
-        b.iter(|| Identifier::parse(black_box(text)))
-    });
-    g.bench_function("identifier_to_name", |b| {
-        b.iter(|| identifier_labels(black_box(&id)))
-    });
-    g.bench_function("name_to_identifier", |b| {
-        b.iter(|| classify(black_box(&refs)))
-    });
+    g.bench_function("parse_identifier", |b| b.iter(|| Identifier::parse(black_box(text))));
+    g.bench_function("identifier_to_name", |b| b.iter(|| identifier_labels(black_box(&id))));
+    g.bench_function("name_to_identifier", |b| b.iter(|| classify(black_box(&refs))));
     g.finish();
 }
 

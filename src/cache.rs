@@ -38,10 +38,7 @@ pub struct CacheStats {
 impl<V> Cache<V> {
     /// A cache holding at most `capacity` entries (at least one).
     pub fn new(capacity: usize) -> Self {
-        Self {
-            map: quick_cache::sync::Cache::new(capacity.max(1)),
-            expired: AtomicU64::new(0),
-        }
+        Self { map: quick_cache::sync::Cache::new(capacity.max(1)), expired: AtomicU64::new(0) }
     }
 
     /// The live entry for `key`, if any; an expired one counts as a miss and is dropped.
@@ -59,10 +56,7 @@ impl<V> Cache<V> {
 
     /// Stores `value` for `ttl`; a zero TTL is not stored (it may not be reused, RFC 1035 3.2.1).
     pub fn insert(&self, key: &[u8], value: V, ttl: Duration, now: Instant) -> Arc<Entry<V>> {
-        let entry = Arc::new(Entry {
-            value,
-            expires: now + ttl,
-        });
+        let entry = Arc::new(Entry { value, expires: now + ttl });
         if !ttl.is_zero() {
             self.map.insert(key.into(), entry.clone());
         }
@@ -117,9 +111,6 @@ mod tests {
         cache.remove(b"k");
         assert!(cache.get(b"k", now).is_none());
         cache.insert(b"zero", 1, Duration::ZERO, now);
-        assert!(
-            cache.get(b"zero", now).is_none(),
-            "a zero TTL is not cached"
-        );
+        assert!(cache.get(b"zero", now).is_none(), "a zero TTL is not cached");
     }
 }

@@ -14,7 +14,21 @@ pub struct Config {
     /// Where the registry lives.
     pub data_dir: PathBuf,
     pub dns: DnsConfig,
+    pub http: HttpConfig,
     pub cache: CacheConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// The Handle.Net JSON API. 8000: Handle.Net's HTTP port.
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:8000".parse().expect("literal address") }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -69,6 +83,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("idnode-data"),
             dns: DnsConfig::default(),
+            http: HttpConfig::default(),
             cache: CacheConfig::default(),
         }
     }
@@ -96,24 +111,16 @@ impl Default for DnsConfig {
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        Self {
-            capacity: 1_000_000,
-        }
+        Self { capacity: 1_000_000 }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {}: {source}", .path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{}: {source}", .path.display())]
-    Parse {
-        path: PathBuf,
-        source: toml::de::Error,
-    },
+    Parse { path: PathBuf, source: toml::de::Error },
     #[error("dns.apex {apex:?} is not a domain name: {reason}")]
     BadApex { apex: String, reason: String },
     #[error("name server {name:?} is not a domain name: {reason}")]
@@ -122,14 +129,8 @@ pub enum ConfigError {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.into(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.into(),
-            source,
-        })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
     }
 
     /// UDP workers to run: the configured number, or one per core.
@@ -150,15 +151,9 @@ mod tests {
         let c: Config = toml::from_str("").unwrap();
         assert_eq!(c.dns.listen.port(), 5300);
         assert_eq!(c.dns.max_udp_payload, 1232);
-        let c: Config =
-            toml::from_str("[dns]\napex = \"id.example.cn.\"\n[cache]\ncapacity = 10").unwrap();
-        assert_eq!(
-            (c.dns.apex.as_str(), c.cache.capacity),
-            ("id.example.cn.", 10)
-        );
-        let err = toml::from_str::<Config>("[dns]\nlisten_on = \"x\"")
-            .unwrap_err()
-            .to_string();
+        let c: Config = toml::from_str("[dns]\napex = \"id.example.cn.\"\n[cache]\ncapacity = 10").unwrap();
+        assert_eq!((c.dns.apex.as_str(), c.cache.capacity), ("id.example.cn.", 10));
+        let err = toml::from_str::<Config>("[dns]\nlisten_on = \"x\"").unwrap_err().to_string();
         assert!(err.contains("unknown field `listen_on`"), "{err}");
     }
 }

@@ -14,10 +14,5 @@ pub const DEMO_IDENTIFIER: &str = "88.100.1/ABC-123";
 
 /// Loads the demo records.
 pub fn load(registry: &Registry) -> Result<ImportReport, ImportError> {
-    import(
-        registry,
-        DEMO_JSONL.as_bytes(),
-        crate::registry::MAX_BATCH,
-        |_| {},
-    )
+    import(registry, DEMO_JSONL.as_bytes(), crate::registry::MAX_BATCH, |_| {})
 }

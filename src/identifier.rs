@@ -26,14 +26,8 @@ pub enum IdentifierError {
     #[error("prefix segment {segment} is empty")]
     EmptySegment { segment: usize },
     #[error("prefix segment {segment} is {len} bytes long; at most {max} are allowed")]
-    SegmentTooLong {
-        segment: usize,
-        len: usize,
-        max: usize,
-    },
-    #[error(
-        "prefix segment {segment} contains {found:?}; only ASCII letters, digits and '-' are allowed"
-    )]
+    SegmentTooLong { segment: usize, len: usize, max: usize },
+    #[error("prefix segment {segment} contains {found:?}; only ASCII letters, digits and '-' are allowed")]
     BadSegmentChar { segment: usize, found: char },
     #[error("the suffix contains the control character U+{code:04X} at byte {offset}")]
     ControlChar { code: u32, offset: usize },
@@ -55,16 +49,11 @@ impl Identifier {
             return Err(IdentifierError::Empty);
         }
         if text.len() > MAX_IDENTIFIER_LEN {
-            return Err(IdentifierError::TooLong {
-                len: text.len(),
-                max: MAX_IDENTIFIER_LEN,
-            });
+            return Err(IdentifierError::TooLong { len: text.len(), max: MAX_IDENTIFIER_LEN });
         }
         let Some(slash) = text.find('/') else {
             check_prefix(text)?;
-            return Err(IdentifierError::NoSuffix {
-                prefix: text.to_owned(),
-            });
+            return Err(IdentifierError::NoSuffix { prefix: text.to_owned() });
         };
         let (prefix, suffix) = (&text[..slash], &text[slash + 1..]);
         if prefix.is_empty() {
@@ -72,20 +61,12 @@ impl Identifier {
         }
         check_prefix(prefix)?;
         if suffix.is_empty() {
-            return Err(IdentifierError::EmptySuffix {
-                prefix: prefix.to_owned(),
-            });
+            return Err(IdentifierError::EmptySuffix { prefix: prefix.to_owned() });
         }
         if let Some((offset, c)) = suffix.char_indices().find(|(_, c)| c.is_control()) {
-            return Err(IdentifierError::ControlChar {
-                code: c as u32,
-                offset: slash + 1 + offset,
-            });
+            return Err(IdentifierError::ControlChar { code: c as u32, offset: slash + 1 + offset });
         }
-        Ok(Self {
-            text: text.to_owned(),
-            slash,
-        })
+        Ok(Self { text: text.to_owned(), slash })
     }
 
     /// Builds `prefix/suffix` from parts (the DNS name mapping works in parts).
@@ -140,16 +121,9 @@ pub fn check_segment(segment: usize, text: &str) -> Result<(), IdentifierError> 
         return Err(IdentifierError::EmptySegment { segment });
     }
     if text.len() > MAX_SEGMENT_LEN {
-        return Err(IdentifierError::SegmentTooLong {
-            segment,
-            len: text.len(),
-            max: MAX_SEGMENT_LEN,
-        });
+        return Err(IdentifierError::SegmentTooLong { segment, len: text.len(), max: MAX_SEGMENT_LEN });
     }
-    match text
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
-    {
+    match text.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
         Some(found) => Err(IdentifierError::BadSegmentChar { segment, found }),
         None => Ok(()),
     }
@@ -179,25 +153,13 @@ mod tests {
     #[test]
     fn errors_name_the_problem() {
         let msg = |t: &str| Identifier::parse(t).unwrap_err().to_string();
-        assert_eq!(
-            msg("88.100.1"),
-            "88.100.1 has no suffix (expected PREFIX/SUFFIX, e.g. 88.100.1/ABC-123)"
-        );
+        assert_eq!(msg("88.100.1"), "88.100.1 has no suffix (expected PREFIX/SUFFIX, e.g. 88.100.1/ABC-123)");
         assert_eq!(msg("88..1/x"), "prefix segment 2 is empty");
-        assert_eq!(
-            msg("88.1_0/x"),
-            "prefix segment 2 contains '_'; only ASCII letters, digits and '-' are allowed"
-        );
+        assert_eq!(msg("88.1_0/x"), "prefix segment 2 contains '_'; only ASCII letters, digits and '-' are allowed");
         assert_eq!(msg("88.100/"), "the suffix after 88.100/ is empty");
-        assert_eq!(
-            msg("/x"),
-            "the prefix is empty (expected PREFIX/SUFFIX, e.g. 88.100.1/ABC-123)"
-        );
+        assert_eq!(msg("/x"), "the prefix is empty (expected PREFIX/SUFFIX, e.g. 88.100.1/ABC-123)");
         assert_eq!(msg(""), "the identifier is empty");
-        assert_eq!(
-            msg("88/a\u{7}b"),
-            "the suffix contains the control character U+0007 at byte 4"
-        );
+        assert_eq!(msg("88/a\u{7}b"), "the suffix contains the control character U+0007 at byte 4");
         assert!(msg(&format!("88/{}", "x".repeat(2046))).contains("2049 bytes long"));
         assert!(msg(&format!("{}/x", "1".repeat(64))).contains("segment 1 is 64 bytes"));
     }
@@ -205,9 +167,6 @@ mod tests {
     #[test]
     fn longest_identifier_is_accepted() {
         let text = format!("88/{}", "x".repeat(MAX_IDENTIFIER_LEN - 3));
-        assert_eq!(
-            Identifier::parse(&text).unwrap().as_str().len(),
-            MAX_IDENTIFIER_LEN
-        );
+        assert_eq!(Identifier::parse(&text).unwrap().as_str().len(), MAX_IDENTIFIER_LEN);
     }
 }

@@ -15,11 +15,7 @@ use crate::registry::{MAX_BATCH, Registry, RegistryError};
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     #[error("line {line}: {reason} ({imported} records before it were imported)")]
-    BadLine {
-        line: u64,
-        reason: String,
-        imported: u64,
-    },
+    BadLine { line: u64, reason: String, imported: u64 },
     #[error("reading line {line}: {source}")]
     Read { line: u64, source: std::io::Error },
     #[error(transparent)]
@@ -47,10 +43,7 @@ pub fn import(
     let mut bytes = 0u64;
     for (i, line) in input.lines().enumerate() {
         let number = i as u64 + 1;
-        let line = line.map_err(|source| ImportError::Read {
-            line: number,
-            source,
-        })?;
+        let line = line.map_err(|source| ImportError::Read { line: number, source })?;
         report.lines = number;
         bytes += line.len() as u64 + 1;
         if line.trim().is_empty() {
@@ -58,7 +51,12 @@ pub fn import(
         }
         let parsed = serde_json::from_str::<JsonRecord>(&line)
             .map_err(|e| e.to_string())
-            .and_then(|r| r.into_record(now).map_err(|e| e.to_string()));
+            .and_then(|r| r.into_record(now).map_err(|e| e.to_string()))
+            .map(|mut record| {
+                // Secrets are stored only as salted hashes, whichever way they arrive.
+                crate::auth::seal_secrets(&mut record);
+                record
+            });
         match parsed {
             Ok(record) => {
                 batch.push(record);
@@ -66,11 +64,7 @@ pub fn import(
             }
             Err(reason) => {
                 flush(registry, &mut batch, &batch_lines, &mut report)?;
-                return Err(ImportError::BadLine {
-                    line: number,
-                    reason,
-                    imported: report.records,
-                });
+                return Err(ImportError::BadLine { line: number, reason, imported: report.records });
             }
         }
         if batch.len() == batch_size {
@@ -101,11 +95,7 @@ fn flush(
             batch.clear();
             Ok(())
         }
-        Err(RegistryError::CaseConflict {
-            position,
-            identifier,
-            existing,
-        }) => {
+        Err(RegistryError::CaseConflict { position, identifier, existing }) => {
             registry.put_batch(&batch[..position])?;
             report.records += position as u64;
             batch.clear();
@@ -147,19 +137,10 @@ mod tests {
     fn imports_in_batches_and_exports_the_same() {
         let dir = tempfile::tempdir().unwrap();
         let reg = Registry::open(dir.path()).unwrap();
-        let input: String = (0..25)
-            .map(|i| line(&format!("88.1/N{i}")) + "\n")
-            .collect::<String>()
-            + "\n";
+        let input: String = (0..25).map(|i| line(&format!("88.1/N{i}")) + "\n").collect::<String>() + "\n";
         let mut calls = 0;
         let report = import(&reg, input.as_bytes(), 10, |_| calls += 1).unwrap();
-        assert_eq!(
-            report,
-            ImportReport {
-                records: 25,
-                lines: 26
-            }
-        );
+        assert_eq!(report, ImportReport { records: 25, lines: 26 });
         assert_eq!(calls, 3);
         let mut out = Vec::new();
         assert_eq!(export(&reg, &mut out).unwrap(), 25);
@@ -175,24 +156,18 @@ mod tests {
     fn bad_line_is_named_and_nothing_of_it_is_written() {
         let dir = tempfile::tempdir().unwrap();
         let reg = Registry::open(dir.path()).unwrap();
-        let input = [line("88/a"), line("88/b"), r#"{"handle":"88/c","values":[{"index":1,"type":"URL","data":{"format":"hex","value":"zz"}}]}"#.into(), line("88/d")].join("\n");
+        let input = [
+            line("88/a"),
+            line("88/b"),
+            r#"{"handle":"88/c","values":[{"index":1,"type":"URL","data":{"format":"hex","value":"zz"}}]}"#.into(),
+            line("88/d"),
+        ]
+        .join("\n");
         let err = import(&reg, input.as_bytes(), 100, |_| {}).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("line 3: value 1: hex data is not hex"),
-            "{err}"
-        );
-        assert!(
-            err.to_string()
-                .ends_with("(2 records before it were imported)"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("line 3: value 1: hex data is not hex"), "{err}");
+        assert!(err.to_string().ends_with("(2 records before it were imported)"), "{err}");
         assert_eq!(reg.len().unwrap(), 2);
-        assert!(
-            reg.get(&Identifier::parse("88/c").unwrap())
-                .unwrap()
-                .is_none()
-        );
+        assert!(reg.get(&Identifier::parse("88/c").unwrap()).unwrap().is_none());
         let err = import(&reg, "{not json".as_bytes(), 100, |_| {}).unwrap_err();
         assert!(err.to_string().starts_with("line 1: "), "{err}");
     }
@@ -203,11 +178,7 @@ mod tests {
         let reg = Registry::open(dir.path()).unwrap();
         let input = [line("88/x1"), line("88/ABC"), line("88/x2"), line("88/abc")].join("\n");
         let err = import(&reg, input.as_bytes(), 100, |_| {}).unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("line 4: 88/abc differs only in case from the registered 88/ABC"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("line 4: 88/abc differs only in case from the registered 88/ABC"), "{err}");
         assert_eq!(reg.len().unwrap(), 3);
     }
 }

@@ -20,8 +20,10 @@ pub struct JsonRecord {
     pub values: Vec<JsonValue>,
 }
 
+/// Unknown fields are ignored, as Handle.Net ignores them: clients send back what they read,
+/// sometimes with fields of their own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct JsonValue {
     pub index: u32,
     #[serde(rename = "type")]
@@ -50,10 +52,7 @@ pub struct JsonValue {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum JsonData {
-    Typed {
-        format: String,
-        value: serde_json::Value,
-    },
+    Typed { format: String, value: serde_json::Value },
     Plain(String),
 }
 
@@ -79,21 +78,13 @@ pub enum JsonError {
     Identifier(#[from] IdentifierError),
     #[error("{0}")]
     Record(#[from] RecordError),
-    #[error(
-        "value {index}: unknown data format {format:?} (expected string, base64, hex, admin or vlist)"
-    )]
+    #[error("value {index}: unknown data format {format:?} (expected string, base64, hex, admin or vlist)")]
     UnknownFormat { index: u32, format: String },
     #[error("value {index}: {format} data {problem}")]
-    BadData {
-        index: u32,
-        format: &'static str,
-        problem: String,
-    },
+    BadData { index: u32, format: &'static str, problem: String },
     #[error("value {index}: ttl {ttl} is out of range for ttlType {ttl_type}")]
     BadTtl { index: u32, ttl: i64, ttl_type: u8 },
-    #[error(
-        "value {index}: timestamp {text:?} is not an RFC 3339 time (e.g. 2026-01-01T00:00:00Z)"
-    )]
+    #[error("value {index}: timestamp {text:?} is not an RFC 3339 time (e.g. 2026-01-01T00:00:00Z)")]
     BadTimestamp { index: u32, text: String },
 }
 
@@ -101,19 +92,12 @@ impl JsonRecord {
     /// Validates the identifier and every value; `now` stamps values that carry no timestamp.
     pub fn into_record(self, now: i64) -> Result<Record, JsonError> {
         let id = Identifier::parse(&self.handle)?;
-        let values = self
-            .values
-            .into_iter()
-            .map(|v| v.into_value(now))
-            .collect::<Result<Vec<_>, _>>()?;
+        let values = self.values.into_iter().map(|v| v.into_value(now)).collect::<Result<Vec<_>, _>>()?;
         Ok(Record::new(&id, values)?)
     }
 
     pub fn from_record(record: &Record) -> Self {
-        Self {
-            handle: record.identifier.clone(),
-            values: record.values.iter().map(JsonValue::from_value).collect(),
-        }
+        Self { handle: record.identifier.clone(), values: record.values.iter().map(JsonValue::from_value).collect() }
     }
 }
 
@@ -121,11 +105,7 @@ impl JsonValue {
     pub fn into_value(self, now: i64) -> Result<Value, JsonError> {
         let index = self.index;
         let data = decode_data(index, &self.data)?;
-        let bad_ttl = || JsonError::BadTtl {
-            index,
-            ttl: self.ttl,
-            ttl_type: self.ttl_type,
-        };
+        let bad_ttl = || JsonError::BadTtl { index, ttl: self.ttl, ttl_type: self.ttl_type };
         let ttl = match self.ttl_type {
             0 => Ttl::Relative(u32::try_from(self.ttl).map_err(|_| bad_ttl())?),
             1 => Ttl::Absolute(self.ttl),
@@ -133,36 +113,18 @@ impl JsonValue {
         };
         let timestamp = match &self.timestamp {
             None => now,
-            Some(text) => parse_timestamp(text).ok_or_else(|| JsonError::BadTimestamp {
-                index,
-                text: text.clone(),
-            })?,
+            Some(text) => parse_timestamp(text).ok_or_else(|| JsonError::BadTimestamp { index, text: text.clone() })?,
         };
         let d = Permissions::default();
         let permissions = Permissions::new(
             self.admin_read.unwrap_or(d.has(Permissions::ADMIN_READ)),
             self.admin_write.unwrap_or(d.has(Permissions::ADMIN_WRITE)),
             self.public_read.unwrap_or(d.has(Permissions::PUBLIC_READ)),
-            self.public_write
-                .unwrap_or(d.has(Permissions::PUBLIC_WRITE)),
+            self.public_write.unwrap_or(d.has(Permissions::PUBLIC_WRITE)),
         );
-        let references = self
-            .references
-            .into_iter()
-            .map(|r| Reference {
-                identifier: r.identifier,
-                index: r.index,
-            })
-            .collect();
-        Ok(Value {
-            index,
-            kind: self.kind,
-            data,
-            ttl,
-            timestamp,
-            permissions,
-            references,
-        })
+        let references =
+            self.references.into_iter().map(|r| Reference { identifier: r.identifier, index: r.index }).collect();
+        Ok(Value { index, kind: self.kind, data, ttl, timestamp, permissions, references })
     }
 
     pub fn from_value(v: &Value) -> Self {
@@ -188,10 +150,7 @@ impl JsonValue {
             references: v
                 .references
                 .iter()
-                .map(|r| JsonReference {
-                    identifier: r.identifier.clone(),
-                    index: r.index,
-                })
+                .map(|r| JsonReference { identifier: r.identifier.clone(), index: r.index })
                 .collect(),
         }
     }
@@ -214,16 +173,8 @@ fn decode_data(index: u32, data: &JsonData) -> Result<Vec<u8>, JsonError> {
         JsonData::Plain(s) => return Ok(s.as_bytes().to_vec()),
         JsonData::Typed { format, value } => (format.as_str(), value),
     };
-    let bad = |format: &'static str, problem: String| JsonError::BadData {
-        index,
-        format,
-        problem,
-    };
-    let text = |format: &'static str| {
-        value
-            .as_str()
-            .ok_or_else(|| bad(format, "must be a JSON string".into()))
-    };
+    let bad = |format: &'static str, problem: String| JsonError::BadData { index, format, problem };
+    let text = |format: &'static str| value.as_str().ok_or_else(|| bad(format, "must be a JSON string".into()));
     match format {
         "string" => Ok(text("string")?.as_bytes().to_vec()),
         "base64" => base64::engine::general_purpose::STANDARD
@@ -231,12 +182,8 @@ fn decode_data(index: u32, data: &JsonData) -> Result<Vec<u8>, JsonError> {
             .map_err(|e| bad("base64", format!("is not base64: {e}"))),
         "hex" => hex::decode(text("hex")?).map_err(|e| bad("hex", format!("is not hex: {e}"))),
         "admin" => {
-            let admin: JsonAdmin = serde_json::from_value(value.clone()).map_err(|e| {
-                bad(
-                    "admin",
-                    format!("is not {{handle, index, permissions}}: {e}"),
-                )
-            })?;
+            let admin: JsonAdmin = serde_json::from_value(value.clone())
+                .map_err(|e| bad("admin", format!("is not {{handle, index, permissions}}: {e}")))?;
             let perms = u16::from_str_radix(&admin.permissions, 2)
                 .ok()
                 .filter(|_| admin.permissions.len() == 12)
@@ -246,63 +193,60 @@ fn decode_data(index: u32, data: &JsonData) -> Result<Vec<u8>, JsonError> {
         "vlist" => {
             let list: Vec<JsonVlistEntry> = serde_json::from_value(value.clone())
                 .map_err(|e| bad("vlist", format!("is not a list of {{handle, index}}: {e}")))?;
-            let mut out = (list.len() as u32).to_be_bytes().to_vec();
-            for e in &list {
-                put_string(&mut out, &e.handle);
-                out.extend_from_slice(&e.index.to_be_bytes());
-            }
-            Ok(out)
+            let pairs: Vec<(String, u32)> = list.into_iter().map(|e| (e.handle, e.index)).collect();
+            Ok(encode_vlist(&pairs))
         }
-        other => Err(JsonError::UnknownFormat {
-            index,
-            format: other.to_owned(),
-        }),
+        other => Err(JsonError::UnknownFormat { index, format: other.to_owned() }),
     }
 }
 
 fn encode_data(v: &Value) -> JsonData {
-    let typed = |format: &str, value: serde_json::Value| JsonData::Typed {
-        format: format.into(),
-        value,
-    };
+    let typed = |format: &str, value: serde_json::Value| JsonData::Typed { format: format.into(), value };
     if v.kind == "HS_ADMIN" {
         if let Some((perms, handle, index)) = decode_admin(&v.data) {
-            let admin = JsonAdmin {
-                handle,
-                index,
-                permissions: format!("{perms:012b}"),
-            };
+            let admin = JsonAdmin { handle, index, permissions: format!("{perms:012b}") };
             return typed("admin", serde_json::to_value(admin).expect("plain struct"));
         }
     }
     if v.kind == "HS_VLIST" {
         if let Some(list) = decode_vlist(&v.data) {
+            let list: Vec<JsonVlistEntry> =
+                list.into_iter().map(|(handle, index)| JsonVlistEntry { handle, index }).collect();
             return typed("vlist", serde_json::to_value(list).expect("plain struct"));
         }
     }
     match std::str::from_utf8(&v.data) {
         Ok(s) => typed("string", s.into()),
-        Err(_) => typed(
-            "base64",
-            base64::engine::general_purpose::STANDARD
-                .encode(&v.data)
-                .into(),
-        ),
+        Err(_) => typed("base64", base64::engine::general_purpose::STANDARD.encode(&v.data).into()),
     }
 }
 
 #[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct JsonAdmin {
     handle: String,
+    /// pyhandle sends the index as a string ("200"), Handle.Net as a number.
+    #[serde(deserialize_with = "number_or_string")]
     index: u32,
     permissions: String,
 }
 
+fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Number(u32),
+        Text(String),
+    }
+    match Either::deserialize(d)? {
+        Either::Number(n) => Ok(n),
+        Either::Text(t) => t.trim().parse().map_err(serde::de::Error::custom),
+    }
+}
+
 #[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct JsonVlistEntry {
     handle: String,
+    #[serde(deserialize_with = "number_or_string")]
     index: u32,
 }
 
@@ -321,14 +265,24 @@ pub fn decode_admin(data: &[u8]) -> Option<(u16, String, u32)> {
     Some((perms, handle, index))
 }
 
-fn decode_vlist(data: &[u8]) -> Option<Vec<JsonVlistEntry>> {
+/// HS_VLIST data: u32 count, then each member as identifier and u32 index.
+pub fn encode_vlist(members: &[(String, u32)]) -> Vec<u8> {
+    let mut out = (members.len() as u32).to_be_bytes().to_vec();
+    for (handle, index) in members {
+        put_string(&mut out, handle);
+        out.extend_from_slice(&index.to_be_bytes());
+    }
+    out
+}
+
+pub fn decode_vlist(data: &[u8]) -> Option<Vec<(String, u32)>> {
     let count = u32::from_be_bytes(data.get(..4)?.try_into().ok()?);
     let mut rest = &data[4..];
     let mut list = Vec::new();
     for _ in 0..count {
         let (handle, after) = take_string(rest)?;
         let index = u32::from_be_bytes(after.get(..4)?.try_into().ok()?);
-        list.push(JsonVlistEntry { handle, index });
+        list.push((handle, index));
         rest = &after[4..];
     }
     rest.is_empty().then_some(list)
@@ -350,9 +304,7 @@ mod tests {
     use super::*;
 
     fn parse(line: &str) -> Result<Record, JsonError> {
-        serde_json::from_str::<JsonRecord>(line)
-            .unwrap()
-            .into_record(1_000)
+        serde_json::from_str::<JsonRecord>(line).unwrap().into_record(1_000)
     }
 
     #[test]
@@ -360,7 +312,7 @@ mod tests {
         let r = parse(
             r#"{"handle":"88.100.1/A","values":[
                 {"index":1,"type":"URL","data":{"format":"string","value":"https://x"},"ttl":600,"timestamp":"2026-01-01T00:00:00Z"},
-                {"index":100,"type":"HS_ADMIN","data":{"format":"admin","value":{"handle":"0.NA/88.100.1","index":200,"permissions":"011111110011"}}},
+                {"index":100,"type":"HS_ADMIN","data":{"format":"admin","value":{"handle":"0.NA/88.100.1","index":"200","permissions":"011111110011"}}},
                 {"index":2,"type":"BLOB","data":{"format":"base64","value":"AAEC"},"publicRead":false},
                 {"index":3,"type":"HEX","data":{"format":"hex","value":"ff00"},"ttlType":1,"ttl":1900000000},
                 {"index":4,"type":"NOTE","data":"plain"}]}"#,
@@ -369,10 +321,7 @@ mod tests {
         assert_eq!(r.values[0].data, b"https://x");
         assert_eq!(r.values[0].ttl, Ttl::Relative(600));
         assert_eq!(r.values[0].timestamp, 1_767_225_600);
-        assert_eq!(
-            decode_admin(&r.values[1].data),
-            Some((0b011111110011, "0.NA/88.100.1".into(), 200))
-        );
+        assert_eq!(decode_admin(&r.values[1].data), Some((0b011111110011, "0.NA/88.100.1".into(), 200)));
         assert_eq!(r.values[1].timestamp, 1_000, "missing timestamp means now");
         assert_eq!(r.values[2].data, [0, 1, 2]);
         assert!(!r.values[2].is_public());
@@ -392,42 +341,25 @@ mod tests {
         .unwrap();
         let line = serde_json::to_string(&JsonRecord::from_record(&r)).unwrap();
         assert!(line.contains(r#""format":"admin""#) && line.contains(r#""format":"vlist""#));
-        let back = serde_json::from_str::<JsonRecord>(&line)
-            .unwrap()
-            .into_record(5)
-            .unwrap();
+        let back = serde_json::from_str::<JsonRecord>(&line).unwrap().into_record(5).unwrap();
         assert_eq!(back, r);
     }
 
     #[test]
     fn errors_say_which_value_and_why() {
-        let err = |v: &str| {
-            parse(&format!(r#"{{"handle":"88/a","values":[{v}]}}"#))
-                .unwrap_err()
-                .to_string()
-        };
+        let err = |v: &str| parse(&format!(r#"{{"handle":"88/a","values":[{v}]}}"#)).unwrap_err().to_string();
         assert!(
             err(r#"{"index":7,"type":"X","data":{"format":"nope","value":"a"}}"#)
                 .starts_with("value 7: unknown data format")
         );
-        assert!(
-            err(r#"{"index":7,"type":"X","data":{"format":"base64","value":"!!"}}"#)
-                .contains("is not base64")
-        );
-        assert!(
-            err(r#"{"index":7,"type":"X","data":"a","ttl":-1}"#).contains("ttl -1 is out of range")
-        );
-        assert!(
-            err(r#"{"index":7,"type":"X","data":"a","timestamp":"yesterday"}"#)
-                .contains("not an RFC 3339")
-        );
+        assert!(err(r#"{"index":7,"type":"X","data":{"format":"base64","value":"!!"}}"#).contains("is not base64"));
+        assert!(err(r#"{"index":7,"type":"X","data":"a","ttl":-1}"#).contains("ttl -1 is out of range"));
+        assert!(err(r#"{"index":7,"type":"X","data":"a","timestamp":"yesterday"}"#).contains("not an RFC 3339"));
         assert!(
             err(r#"{"index":1,"type":"X","data":"a"},{"index":1,"type":"Y","data":"b"}"#)
                 .contains("index 1 appears twice")
         );
-        let bad_id = parse(r#"{"handle":"88","values":[]}"#)
-            .unwrap_err()
-            .to_string();
+        let bad_id = parse(r#"{"handle":"88","values":[]}"#).unwrap_err().to_string();
         assert!(bad_id.contains("has no suffix"));
     }
 }

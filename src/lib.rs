@@ -10,9 +10,12 @@
 //! - [`json`]: the Handle.Net JSON shape of values, for files and the HTTP API.
 //! - [`registry`]: the durable store (redb), keyed by identifier.
 //! - [`cache`]: the bounded, TTL-aware front cache of encoded answers.
+//! - [`auth`]: administrators, secrets (stored hashed) and `HS_ADMIN` permissions.
 //! - [`dns`]: the DNS query pipeline (the only user of hickory-proto): name mapping, wire
 //!   parsing, zone answers, and a small client.
-//! - [`server`]: transport: UDP workers and TCP connections, shutdown.
+//! - [`http`]: the Handle.Net JSON API over HTTP (the only user of axum).
+//! - [`node`]: the write path: authorize, commit durably, then invalidate cached answers.
+//! - [`server`]: transport: UDP workers, TCP connections, the HTTP listener, shutdown.
 //! - [`import`]: JSON Lines import and export; [`demo`]: the demo namespace.
 //! - [`config`]: the TOML configuration and its defaults.
 //!
@@ -41,13 +44,16 @@
 //! - **delegation**: a parent node handing a sub-prefix to a child node.
 //! - **referral**: an answer that points a client at the node responsible for a prefix.
 
+pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod demo;
 pub mod dns;
+pub mod http;
 pub mod identifier;
 pub mod import;
 pub mod json;
+pub mod node;
 pub mod record;
 pub mod registry;
 pub mod server;

@@ -13,16 +13,13 @@ use clap::{Parser, Subcommand};
 use idnode::config::Config;
 use idnode::dns::{self, DnsName, Frontend, client};
 use idnode::identifier::Identifier;
+use idnode::node::Node;
 use idnode::registry::Registry;
 use idnode::server::Server;
 use idnode::{demo, import};
 
 #[derive(Parser)]
-#[command(
-    name = "idnode",
-    version,
-    about = "Identifier resolution server for the industrial internet"
-)]
+#[command(name = "idnode", version, about = "Identifier resolution server for the industrial internet")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -48,7 +45,10 @@ enum Command {
         /// DNS address for UDP and TCP [default: 127.0.0.1:5300].
         #[arg(long)]
         dns: Option<SocketAddr>,
-        /// Load the demo namespace (prefix 88.100.1) when the registry is empty.
+        /// HTTP address of the Handle.Net JSON API [default: 127.0.0.1:8000].
+        #[arg(long)]
+        http: Option<SocketAddr>,
+        /// Load the demo namespace (prefix 88.100.1) unless it is already there.
         #[arg(long)]
         demo: bool,
     },
@@ -82,6 +82,11 @@ enum Command {
         #[arg(long, default_value = "id.example.")]
         apex: String,
     },
+    /// Node administration (works on the data directory while no server runs).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Print the DNS name of an identifier, to use with dig.
     DnsName {
         identifier: String,
@@ -90,9 +95,24 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create the first administrator, 300:0.NA/PREFIX, with every right under PREFIX.
+    Init {
+        /// The prefix this node is responsible for (88 for a top-level node, 88.100 for a
+        /// secondary node).
+        #[arg(long, default_value = "88")]
+        prefix: String,
+        /// Read the secret from this file (first line); otherwise one is generated and printed once.
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+        #[command(flatten)]
+        settings: Settings,
+    },
+}
+
 fn main() -> ExitCode {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -109,28 +129,23 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve {
-            settings,
-            dns,
-            demo,
-        } => {
+        Command::Serve { settings, dns, http, demo } => {
             let mut config = settings.load()?;
             if let Some(dns) = dns {
                 config.dns.listen = dns;
             }
+            if let Some(http) = http {
+                config.http.listen = http;
+            }
             serve(config, demo)
         }
-        Command::Import {
-            file,
-            settings,
-            batch,
-        } => import_file(&settings.load()?, &file, batch),
+        Command::Import { file, settings, batch } => import_file(&settings.load()?, &file, batch),
         Command::Export { settings, output } => {
             let registry = open_registry(&settings.load()?)?;
             let count = match output {
                 Some(path) => {
-                    let file = std::fs::File::create(&path)
-                        .with_context(|| format!("cannot create {}", path.display()))?;
+                    let file =
+                        std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
                     import::export(&registry, BufWriter::new(file))?
                 }
                 None => import::export(&registry, BufWriter::new(std::io::stdout().lock()))?,
@@ -138,12 +153,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("exported {count} identifiers");
             Ok(())
         }
-        Command::Resolve {
-            identifier,
-            server,
-            tcp,
-            apex,
-        } => {
+        Command::Resolve { identifier, server, tcp, apex } => {
             let id = Identifier::parse(&identifier)?;
             let apex = parse_apex(&apex)?;
             let r = client::resolve(server, &id, &apex, tcp, Duration::from_secs(3))?;
@@ -153,11 +163,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 "{} ({}){}",
                 id,
                 r.name,
-                if r.retried_over_tcp {
-                    ", truncated over UDP, retried over TCP"
-                } else {
-                    ""
-                }
+                if r.retried_over_tcp { ", truncated over UDP, retried over TCP" } else { "" }
             )?;
             if r.rcode != "No Error" {
                 anyhow::bail!("{id}: {} from {server}", r.rcode);
@@ -166,13 +172,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!("{id} exists but has no public values");
             }
             for (index, kind, data) in r.values {
-                writeln!(
-                    out,
-                    "{index:>6}  {kind:<12}  {}",
-                    String::from_utf8_lossy(&data)
-                )?;
+                writeln!(out, "{index:>6}  {kind:<12}  {}", String::from_utf8_lossy(&data))?;
             }
             Ok(())
+        }
+        Command::Admin { command: AdminCommand::Init { prefix, secret_file, settings } } => {
+            admin_init(&settings.load()?, &prefix, secret_file.as_deref())
         }
         Command::DnsName { identifier, apex } => {
             let name = client::dns_name(&Identifier::parse(&identifier)?, &parse_apex(&apex)?)?;
@@ -205,27 +210,32 @@ fn open_registry(config: &Config) -> anyhow::Result<Registry> {
 
 fn serve(config: Config, load_demo: bool) -> anyhow::Result<()> {
     let registry = Arc::new(open_registry(&config)?);
-    if load_demo && registry.is_empty()? {
+    if load_demo && registry.get(&Identifier::parse(demo::DEMO_IDENTIFIER)?)?.is_none() {
         let report = demo::load(&registry)?;
         tracing::info!(records = report.records, "loaded the demo namespace");
     }
     let zone = dns::zone_config(&config.dns)?;
-    let frontend = Arc::new(Frontend::new(
-        zone,
-        registry.clone(),
-        config.cache.capacity,
-        config.dns.max_udp_payload,
-    ));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let frontend = Arc::new(Frontend::new(zone, registry.clone(), config.cache.capacity, config.dns.max_udp_payload));
+    let node = Arc::new(Node::new(registry.clone(), frontend.clone()));
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let server = Server::bind(&config, frontend.clone()).await?;
+        let server = Server::bind(&config, node).await?;
         let addr = server.local_addr();
+        let http = server.http_addr();
+        tracing::info!(%http, "serving the Handle.Net JSON API over HTTP");
         tracing::info!(%addr, apex = %frontend.apex(), identifiers = registry.len()?, data = %config.data_dir.display(), workers = config.udp_workers(), "serving DNS over UDP and TCP");
         if load_demo {
             let name = client::dns_name(&Identifier::parse(demo::DEMO_IDENTIFIER)?, frontend.apex())?;
-            eprintln!("\nTry:\n  dig @{} -p {} {} TXT\n  idnode resolve {} --server {}\n", addr.ip(), addr.port(), name, demo::DEMO_IDENTIFIER, addr);
+            eprintln!(
+                "\nTry:\n  dig @{} -p {} {} TXT\n  idnode resolve {} --server {}\n  curl http://{}/api/handles/{}\n",
+                addr.ip(),
+                addr.port(),
+                name,
+                demo::DEMO_IDENTIFIER,
+                addr,
+                http,
+                demo::DEMO_IDENTIFIER
+            );
         }
         server.serve(shutdown_signal()).await?;
         let stats = frontend.cache_stats();
@@ -239,8 +249,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -252,22 +262,15 @@ async fn shutdown_signal() {
 
 fn import_file(config: &Config, file: &PathBuf, batch: usize) -> anyhow::Result<()> {
     let registry = open_registry(config)?;
-    let input =
-        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let input = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let size = input.metadata()?.len();
     let bar = indicatif::ProgressBar::new(size).with_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-        )
-        .expect("valid template"),
+        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}")
+            .expect("valid template"),
     );
     let started = Instant::now();
-    let result = import::import(
-        &registry,
-        BufReader::with_capacity(1 << 20, input),
-        batch,
-        |bytes| bar.set_position(bytes),
-    );
+    let result =
+        import::import(&registry, BufReader::with_capacity(1 << 20, input), batch, |bytes| bar.set_position(bytes));
     bar.finish_and_clear();
     let report = result.with_context(|| format!("importing {}", file.display()))?;
     let secs = started.elapsed().as_secs_f64();
@@ -279,5 +282,35 @@ fn import_file(config: &Config, file: &PathBuf, batch: usize) -> anyhow::Result<
         report.records as f64 / secs.max(1e-9),
         config.data_dir.display()
     );
+    Ok(())
+}
+
+fn admin_init(config: &Config, prefix: &str, secret_file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    idnode::identifier::check_prefix(prefix).with_context(|| format!("--prefix {prefix}"))?;
+    let registry = open_registry(config)?;
+    let id = Identifier::from_parts(idnode::auth::PREFIX_AUTHORITY, prefix)?;
+    if let Some(existing) = registry.get(&id)? {
+        anyhow::bail!(
+            "{} already exists in {}: the node has an administrator for {prefix}",
+            existing.identifier,
+            config.data_dir.display()
+        );
+    }
+    let (secret, generated) = match secret_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let secret = text.lines().next().unwrap_or("").to_owned();
+            anyhow::ensure!(!secret.is_empty(), "{} holds no secret on its first line", path.display());
+            (secret, false)
+        }
+        None => (idnode::auth::generate_secret(), true),
+    };
+    registry.put(&idnode::auth::root_admin_record(prefix, &secret, idnode::record::unix_now())?)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "administrator 300:{id} created with every right under {prefix}")?;
+    if generated {
+        writeln!(out, "secret: {secret}")?;
+        writeln!(out, "(shown once; the node stores only its salted hash)")?;
+    }
     Ok(())
 }

@@ -132,10 +132,7 @@ impl Record {
     /// Checks the value rules and builds the record for a validated identifier.
     pub fn new(identifier: &Identifier, values: Vec<Value>) -> Result<Self, RecordError> {
         if values.len() > MAX_VALUES {
-            return Err(RecordError::TooManyValues {
-                count: values.len(),
-                max: MAX_VALUES,
-            });
+            return Err(RecordError::TooManyValues { count: values.len(), max: MAX_VALUES });
         }
         let mut seen = std::collections::HashSet::with_capacity(values.len());
         for v in &values {
@@ -143,17 +140,10 @@ impl Record {
                 return Err(RecordError::DuplicateIndex { index: v.index });
             }
             if v.kind.len() > MAX_TYPE_LEN {
-                return Err(RecordError::TypeTooLong {
-                    index: v.index,
-                    len: v.kind.len(),
-                    max: MAX_TYPE_LEN,
-                });
+                return Err(RecordError::TypeTooLong { index: v.index, len: v.kind.len(), max: MAX_TYPE_LEN });
             }
         }
-        Ok(Self {
-            identifier: identifier.as_str().to_owned(),
-            values,
-        })
+        Ok(Self { identifier: identifier.as_str().to_owned(), values })
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -166,23 +156,17 @@ impl Record {
     pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
         match bytes.split_first() {
             Some((&FORMAT_VERSION, body)) => {
-                postcard::from_bytes(body).map_err(|e| RecordError::Corrupt {
-                    reason: e.to_string(),
-                })
+                postcard::from_bytes(body).map_err(|e| RecordError::Corrupt { reason: e.to_string() })
             }
             Some((&found, _)) => Err(RecordError::UnknownFormat { found }),
-            None => Err(RecordError::Corrupt {
-                reason: "empty".into(),
-            }),
+            None => Err(RecordError::Corrupt { reason: "empty".into() }),
         }
     }
 }
 
 /// Seconds since the Unix epoch, for value timestamps.
 pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 #[cfg(test)]
@@ -195,10 +179,7 @@ mod tests {
         admin.permissions = Permissions::new(true, true, false, false);
         let mut url = Value::new(1, "URL", "https://example.com/p/ABC-123", 1_700_000_000);
         url.ttl = Ttl::Absolute(1_900_000_000);
-        url.references.push(Reference {
-            identifier: "88.100.1/XYZ".into(),
-            index: 2,
-        });
+        url.references.push(Reference { identifier: "88.100.1/XYZ".into(), index: 2 });
         Record::new(&id, vec![url, admin, Value::new(2, "EMAIL", "", 0)]).unwrap()
     }
 
@@ -214,33 +195,18 @@ mod tests {
     fn unknown_version_and_garbage_are_errors_not_panics() {
         let mut bytes = sample().encode();
         bytes[0] = 9;
-        assert_eq!(
-            Record::decode(&bytes),
-            Err(RecordError::UnknownFormat { found: 9 })
-        );
-        assert!(matches!(
-            Record::decode(&[FORMAT_VERSION, 0xff]),
-            Err(RecordError::Corrupt { .. })
-        ));
-        assert!(matches!(
-            Record::decode(&[]),
-            Err(RecordError::Corrupt { .. })
-        ));
+        assert_eq!(Record::decode(&bytes), Err(RecordError::UnknownFormat { found: 9 }));
+        assert!(matches!(Record::decode(&[FORMAT_VERSION, 0xff]), Err(RecordError::Corrupt { .. })));
+        assert!(matches!(Record::decode(&[]), Err(RecordError::Corrupt { .. })));
     }
 
     #[test]
     fn rejects_duplicate_index_and_long_type() {
         let id = Identifier::parse("88/x").unwrap();
         let dup = vec![Value::new(1, "URL", "a", 0), Value::new(1, "URL", "b", 0)];
-        assert_eq!(
-            Record::new(&id, dup),
-            Err(RecordError::DuplicateIndex { index: 1 })
-        );
+        assert_eq!(Record::new(&id, dup), Err(RecordError::DuplicateIndex { index: 1 }));
         let long = vec![Value::new(1, &"T".repeat(256), "a", 0)];
-        assert!(matches!(
-            Record::new(&id, long),
-            Err(RecordError::TypeTooLong { .. })
-        ));
+        assert!(matches!(Record::new(&id, long), Err(RecordError::TypeTooLong { .. })));
     }
 
     #[test]

@@ -36,25 +36,18 @@ pub enum RegistryError {
     )]
     InUse { path: PathBuf },
     #[error("cannot open the registry at {}: {source}", .path.display())]
-    Open {
-        path: PathBuf,
-        source: redb::DatabaseError,
-    },
+    Open { path: PathBuf, source: redb::DatabaseError },
     #[error("cannot create the data directory {}: {source}", .path.display())]
-    CreateDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    CreateDir { path: PathBuf, source: std::io::Error },
     #[error("storage: {0}")]
     Storage(#[from] redb::Error),
-    #[error(
-        "record {position} of the batch: {identifier} differs only in case from the registered {existing}"
-    )]
-    CaseConflict {
-        position: usize,
-        identifier: String,
-        existing: String,
-    },
+    #[error("record {position} of the batch: {identifier} differs only in case from the registered {existing}")]
+    CaseConflict { position: usize, identifier: String, existing: String },
+    #[error("record {position} of the batch: {identifier} already exists")]
+    AlreadyExists { position: usize, identifier: String },
+    /// An update's closure refused the change; its own error is returned instead.
+    #[error("the update was refused")]
+    Aborted,
     #[error("the batch holds {count} records; at most {max} are allowed")]
     BatchTooLarge { count: usize, max: usize },
     #[error("stored record {key:?} cannot be read: {source}")]
@@ -70,12 +63,34 @@ macro_rules! storage_from {
         }
     )*};
 }
-storage_from!(
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+storage_from!(redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+
+/// One change of a batch.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Create or replace; with `if_absent`, refuse to replace.
+    Put { record: Record, if_absent: bool },
+    /// Delete the record under a registry key.
+    Delete { key: String },
+}
+
+/// What a change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Created,
+    Replaced,
+    Deleted,
+    /// A delete found nothing.
+    Missing,
+}
+
+/// What [`Registry::update`] writes.
+#[derive(Debug)]
+pub enum Update {
+    Put(Record),
+    Delete,
+    Keep,
+}
 
 pub struct Registry {
     db: Database,
@@ -85,19 +100,11 @@ pub struct Registry {
 impl Registry {
     /// Opens (or creates) the registry in `dir`. Only one process may hold it.
     pub fn open(dir: &Path) -> Result<Self, RegistryError> {
-        std::fs::create_dir_all(dir).map_err(|source| RegistryError::CreateDir {
-            path: dir.to_owned(),
-            source,
-        })?;
+        std::fs::create_dir_all(dir).map_err(|source| RegistryError::CreateDir { path: dir.to_owned(), source })?;
         let path = dir.join(DATABASE_FILE);
         let db = Database::create(&path).map_err(|source| match source {
-            redb::DatabaseError::DatabaseAlreadyOpen => RegistryError::InUse {
-                path: dir.to_owned(),
-            },
-            source => RegistryError::Open {
-                path: path.clone(),
-                source,
-            },
+            redb::DatabaseError::DatabaseAlreadyOpen => RegistryError::InUse { path: dir.to_owned() },
+            source => RegistryError::Open { path: path.clone(), source },
         })?;
         let txn = db.begin_write()?;
         let serial = {
@@ -113,10 +120,7 @@ impl Registry {
             }
         };
         txn.commit()?;
-        Ok(Self {
-            db,
-            serial: AtomicU32::new(serial as u32),
-        })
+        Ok(Self { db, serial: AtomicU32::new(serial as u32) })
     }
 
     /// The zone serial; it changes with every committed write.
@@ -131,9 +135,7 @@ impl Registry {
     /// A consistent read view, for callers that look up several keys at once.
     pub fn snapshot(&self) -> Result<Snapshot, RegistryError> {
         let txn = self.db.begin_read()?;
-        Ok(Snapshot {
-            table: txn.open_table(RECORDS)?,
-        })
+        Ok(Snapshot { table: txn.open_table(RECORDS)? })
     }
 
     pub fn len(&self) -> Result<u64, RegistryError> {
@@ -154,29 +156,93 @@ impl Registry {
     /// A record whose identifier differs only in ASCII case from a registered one is refused
     /// (and with it the batch), as Handle.Net refuses it.
     pub fn put_batch(&self, records: &[Record]) -> Result<(), RegistryError> {
-        if records.len() > MAX_BATCH {
-            return Err(RegistryError::BatchTooLarge {
-                count: records.len(),
-                max: MAX_BATCH,
-            });
+        let changes: Vec<Change> =
+            records.iter().map(|r| Change::Put { record: r.clone(), if_absent: false }).collect();
+        self.apply(&changes).map(drop)
+    }
+
+    /// Applies up to [`MAX_BATCH`] changes in one transaction: all or none. The error of a
+    /// refused change names its position.
+    pub fn apply(&self, changes: &[Change]) -> Result<Vec<Applied>, RegistryError> {
+        if changes.len() > MAX_BATCH {
+            return Err(RegistryError::BatchTooLarge { count: changes.len(), max: MAX_BATCH });
         }
         self.write(|table| {
-            for (position, record) in records.iter().enumerate() {
-                let key = record.identifier.to_ascii_lowercase();
-                if let Some(old) = table.get(key.as_bytes())? {
-                    let existing = decode(&key, old.value())?.identifier;
-                    if existing != record.identifier {
-                        return Err(RegistryError::CaseConflict {
-                            position,
-                            identifier: record.identifier.clone(),
-                            existing,
-                        });
+            let mut out = Vec::with_capacity(changes.len());
+            for (position, change) in changes.iter().enumerate() {
+                out.push(match change {
+                    Change::Put { record, if_absent } => {
+                        let key = record.identifier.to_ascii_lowercase();
+                        let existing = match table.get(key.as_bytes())? {
+                            Some(old) => Some(decode(&key, old.value())?.identifier),
+                            None => None,
+                        };
+                        match existing {
+                            Some(existing) if existing != record.identifier => {
+                                return Err(RegistryError::CaseConflict {
+                                    position,
+                                    identifier: record.identifier.clone(),
+                                    existing,
+                                });
+                            }
+                            Some(existing) if *if_absent => {
+                                return Err(RegistryError::AlreadyExists { position, identifier: existing });
+                            }
+                            existing => {
+                                table.insert(key.as_bytes(), record.encode().as_slice())?;
+                                if existing.is_some() { Applied::Replaced } else { Applied::Created }
+                            }
+                        }
                     }
-                }
-                table.insert(key.as_bytes(), record.encode().as_slice())?;
+                    Change::Delete { key } => match table.remove(key.as_bytes())? {
+                        Some(_) => Applied::Deleted,
+                        None => Applied::Missing,
+                    },
+                });
             }
-            Ok(())
+            Ok(out)
         })
+    }
+
+    /// Reads the record under `key`, lets `f` decide what becomes of it, and writes that in
+    /// the same transaction, so concurrent read-modify-writes cannot lose each other's changes.
+    /// An error from `f` leaves the record as it was.
+    pub fn update<T, E: From<RegistryError>>(
+        &self,
+        key: &str,
+        f: impl FnOnce(Option<Record>) -> Result<(Update, T), E>,
+    ) -> Result<T, E> {
+        let mut outcome = None;
+        let result = self.write(|table| {
+            let current = match table.get(key.as_bytes())? {
+                Some(v) => Some(decode(key, v.value())?),
+                None => None,
+            };
+            match f(current) {
+                Ok((update, t)) => {
+                    match update {
+                        Update::Put(record) => {
+                            table.insert(key.as_bytes(), record.encode().as_slice())?;
+                        }
+                        Update::Delete => {
+                            table.remove(key.as_bytes())?;
+                        }
+                        Update::Keep => {}
+                    }
+                    outcome = Some(Ok(t));
+                    Ok(())
+                }
+                Err(e) => {
+                    outcome = Some(Err(e));
+                    Err(RegistryError::Aborted)
+                }
+            }
+        });
+        match (result, outcome) {
+            (Ok(()), Some(out)) | (Err(RegistryError::Aborted), Some(out @ Err(_))) => out,
+            (Err(e), _) => Err(e.into()),
+            (Ok(()), None) => unreachable!("write ran the closure"),
+        }
     }
 
     /// Deletes a record; returns whether it existed. Durable when it returns.
@@ -206,20 +272,11 @@ impl Registry {
     }
 
     /// Identifiers registered under `prefix` (not its sub-prefixes), in key order, one page.
-    pub fn list(
-        &self,
-        prefix: &str,
-        page: usize,
-        page_size: usize,
-    ) -> Result<Vec<String>, RegistryError> {
+    pub fn list(&self, prefix: &str, page: usize, page_size: usize) -> Result<Vec<String>, RegistryError> {
         let start = format!("{}/", prefix.to_ascii_lowercase());
         let snapshot = self.snapshot()?;
         let mut out = Vec::with_capacity(page_size.min(1024));
-        for entry in snapshot
-            .table
-            .range(start.as_bytes()..)?
-            .skip(page.saturating_mul(page_size))
-        {
+        for entry in snapshot.table.range(start.as_bytes()..)?.skip(page.saturating_mul(page_size)) {
             let (k, v) = entry?;
             if !k.value().starts_with(start.as_bytes()) || out.len() == page_size {
                 break;
@@ -227,6 +284,21 @@ impl Registry {
             out.push(decode_key(k.value(), v.value())?.identifier);
         }
         Ok(out)
+    }
+
+    /// How many identifiers are registered under `prefix` (not its sub-prefixes). It walks the
+    /// key range, so it costs time in proportion to the count.
+    pub fn count_under(&self, prefix: &str) -> Result<u64, RegistryError> {
+        let start = format!("{}/", prefix.to_ascii_lowercase());
+        let snapshot = self.snapshot()?;
+        let mut count = 0;
+        for entry in snapshot.table.range(start.as_bytes()..)? {
+            if !entry?.0.value().starts_with(start.as_bytes()) {
+                break;
+            }
+            count += 1;
+        }
+        Ok(count)
     }
 
     /// Calls `f` with every record in key order (for export), from one consistent snapshot.
@@ -257,11 +329,7 @@ impl Snapshot {
     /// Whether some key begins with `start`; with `or_start`, whether some key begins with
     /// either. `or_start` must sort after `start` with nothing that begins with neither between
     /// them (`88.100.1.` then `88.100.1/`), so one seek answers both.
-    pub fn has_key_starting_with(
-        &self,
-        start: &[u8],
-        or_start: Option<&[u8]>,
-    ) -> Result<bool, RegistryError> {
+    pub fn has_key_starting_with(&self, start: &[u8], or_start: Option<&[u8]>) -> Result<bool, RegistryError> {
         let Some(first) = self.table.range(start..)?.next() else {
             return Ok(false);
         };
@@ -272,10 +340,7 @@ impl Snapshot {
 }
 
 fn decode(key: &str, bytes: &[u8]) -> Result<Record, RegistryError> {
-    Record::decode(bytes).map_err(|source| RegistryError::Corrupt {
-        key: key.to_owned(),
-        source,
-    })
+    Record::decode(bytes).map_err(|source| RegistryError::Corrupt { key: key.to_owned(), source })
 }
 
 fn decode_key(key: &[u8], bytes: &[u8]) -> Result<Record, RegistryError> {
@@ -288,11 +353,7 @@ mod tests {
     use crate::record::Value;
 
     fn record(id: &str) -> Record {
-        Record::new(
-            &Identifier::parse(id).unwrap(),
-            vec![Value::new(1, "URL", format!("https://x/{id}"), 0)],
-        )
-        .unwrap()
+        Record::new(&Identifier::parse(id).unwrap(), vec![Value::new(1, "URL", format!("https://x/{id}"), 0)]).unwrap()
     }
 
     #[test]
@@ -303,10 +364,7 @@ mod tests {
             let reg = Registry::open(dir.path()).unwrap();
             reg.put(&record("88.100.1/ABC")).unwrap();
             assert_eq!(
-                reg.get(&Identifier::parse("88.100.1/abc").unwrap())
-                    .unwrap()
-                    .unwrap()
-                    .identifier,
+                reg.get(&Identifier::parse("88.100.1/abc").unwrap()).unwrap().unwrap().identifier,
                 "88.100.1/ABC"
             );
         }
@@ -332,19 +390,9 @@ mod tests {
         let reg = Registry::open(dir.path()).unwrap();
         reg.put(&record("88/ABC")).unwrap();
         reg.put(&record("88/ABC")).unwrap(); // same case: replace
-        let err = reg
-            .put_batch(&[record("88/new"), record("88/abc")])
-            .unwrap_err();
-        assert!(
-            matches!(err, RegistryError::CaseConflict { position: 1, .. }),
-            "{err}"
-        );
-        assert!(
-            reg.get(&Identifier::parse("88/new").unwrap())
-                .unwrap()
-                .is_none(),
-            "batch rolled back"
-        );
+        let err = reg.put_batch(&[record("88/new"), record("88/abc")]).unwrap_err();
+        assert!(matches!(err, RegistryError::CaseConflict { position: 1, .. }), "{err}");
+        assert!(reg.get(&Identifier::parse("88/new").unwrap()).unwrap().is_none(), "batch rolled back");
     }
 
     #[test]
@@ -356,13 +404,8 @@ mod tests {
         reg.put_batch(&batch).unwrap();
         assert_eq!(reg.len().unwrap(), MAX_BATCH as u64);
         assert_eq!(reg.serial(), s0 + 1);
-        let too_many: Vec<_> = (0..=MAX_BATCH)
-            .map(|i| record(&format!("89/{i}")))
-            .collect();
-        assert!(matches!(
-            reg.put_batch(&too_many),
-            Err(RegistryError::BatchTooLarge { count: 2001, .. })
-        ));
+        let too_many: Vec<_> = (0..=MAX_BATCH).map(|i| record(&format!("89/{i}"))).collect();
+        assert!(matches!(reg.put_batch(&too_many), Err(RegistryError::BatchTooLarge { count: 2001, .. })));
         assert_eq!(reg.len().unwrap(), MAX_BATCH as u64);
     }
 
@@ -370,35 +413,15 @@ mod tests {
     fn list_pages_stay_under_the_prefix() {
         let dir = tempfile::tempdir().unwrap();
         let reg = Registry::open(dir.path()).unwrap();
-        let ids = [
-            "88.100.1/a",
-            "88.100.1/B",
-            "88.100.1/c",
-            "88.100.10/x",
-            "88.100.1.5/y",
-            "88.100/z",
-        ];
+        let ids = ["88.100.1/a", "88.100.1/B", "88.100.1/c", "88.100.10/x", "88.100.1.5/y", "88.100/z"];
         reg.put_batch(&ids.map(record)).unwrap();
-        assert_eq!(
-            reg.list("88.100.1", 0, 2).unwrap(),
-            ["88.100.1/a", "88.100.1/B"]
-        );
+        assert_eq!(reg.list("88.100.1", 0, 2).unwrap(), ["88.100.1/a", "88.100.1/B"]);
         assert_eq!(reg.list("88.100.1", 1, 2).unwrap(), ["88.100.1/c"]);
         assert!(reg.list("88.100.1", 2, 2).unwrap().is_empty());
         let snap = reg.snapshot().unwrap();
-        assert!(
-            snap.has_key_starting_with(b"88.100.1.", Some(b"88.100.1/"))
-                .unwrap()
-        );
-        assert!(
-            snap.has_key_starting_with(b"88.100.1.5.", Some(b"88.100.1.5/"))
-                .unwrap()
-        );
-        assert!(
-            !snap
-                .has_key_starting_with(b"88.100.2.", Some(b"88.100.2/"))
-                .unwrap()
-        );
+        assert!(snap.has_key_starting_with(b"88.100.1.", Some(b"88.100.1/")).unwrap());
+        assert!(snap.has_key_starting_with(b"88.100.1.5.", Some(b"88.100.1.5/")).unwrap());
+        assert!(!snap.has_key_starting_with(b"88.100.2.", Some(b"88.100.2/")).unwrap());
         assert!(!snap.has_key_starting_with(b"88.100.1/d", None).unwrap());
     }
 }

@@ -8,6 +8,8 @@
 //! are served at once; each connection reads length-prefixed queries one after another, answers
 //! them in order, and is closed after `tcp_idle_timeout_secs` without a query.
 //!
+//! HTTP: the Handle.Net API of [`crate::http`] on its own listener.
+//!
 //! Shutdown: [`Server::serve`] runs until its `shutdown` future completes, then cancels every
 //! worker and connection and waits for them, so the ports can be bound again at once.
 
@@ -26,14 +28,16 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::dns::{Frontend, Scratch, Transport, Verdict};
+use crate::node::Node;
 
 /// 65535: the largest DNS message (a TCP length prefix is 16 bits).
 const MAX_MESSAGE: usize = 65_535;
 
 pub struct Server {
-    frontend: Arc<Frontend>,
+    node: Arc<Node>,
     udp: Vec<UdpSocket>,
     tcp: TcpListener,
+    http: TcpListener,
     max_connections: usize,
     idle_timeout: Duration,
 }
@@ -41,41 +45,49 @@ pub struct Server {
 impl Server {
     /// Binds every socket now, so that the caller learns the address (port 0 works) and a busy
     /// port is an error before anything is served.
-    pub async fn bind(config: &Config, frontend: Arc<Frontend>) -> anyhow::Result<Self> {
+    pub async fn bind(config: &Config, node: Arc<Node>) -> anyhow::Result<Self> {
         let addr = config.dns.listen;
-        let tcp = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on TCP {addr}"))?;
+        let tcp = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on TCP {addr}"))?;
         // UDP takes the port TCP got, so port 0 gives one port for both.
         let addr = tcp.local_addr()?;
         let udp = (0..config.udp_workers())
             .map(|_| reuseport_udp(addr).with_context(|| format!("cannot listen on UDP {addr}")))
             .collect::<anyhow::Result<_>>()?;
+        let http_addr = config.http.listen;
+        let http =
+            TcpListener::bind(http_addr).await.with_context(|| format!("cannot listen for HTTP on {http_addr}"))?;
         Ok(Self {
-            frontend,
+            node,
             udp,
             tcp,
+            http,
             max_connections: config.dns.tcp_max_connections.max(1),
             idle_timeout: Duration::from_secs(config.dns.tcp_idle_timeout_secs.max(1)),
         })
     }
 
+    /// The DNS address (UDP and TCP).
     pub fn local_addr(&self) -> SocketAddr {
-        self.tcp
-            .local_addr()
-            .expect("bound listener has an address")
+        self.tcp.local_addr().expect("bound listener has an address")
+    }
+
+    /// The HTTP API's address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr().expect("bound listener has an address")
     }
 
     /// Serves until `shutdown` completes, then drains every task.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let frontend = self.node.dns().clone();
         for socket in self.udp {
-            tracker.spawn(udp_worker(socket, self.frontend.clone(), token.clone()));
+            tracker.spawn(udp_worker(socket, frontend.clone(), token.clone()));
         }
+        let http = tracker.spawn(crate::http::serve(self.http, self.node, token.clone()));
         tracker.spawn(tcp_acceptor(
             self.tcp,
-            self.frontend,
+            frontend,
             self.max_connections,
             self.idle_timeout,
             tracker.clone(),
@@ -85,6 +97,7 @@ impl Server {
         token.cancel();
         tracker.close();
         tracker.wait().await;
+        http.await?.context("HTTP server failed")?;
         Ok(())
     }
 }
@@ -113,8 +126,7 @@ async fn udp_worker(socket: UdpSocket, frontend: Arc<Frontend>, token: Cancellat
                 }
             },
         };
-        if frontend.handle(&buf[..len], Transport::Udp, &mut scratch, &mut out) == Verdict::Respond
-        {
+        if frontend.handle(&buf[..len], Transport::Udp, &mut scratch, &mut out) == Verdict::Respond {
             if let Err(e) = socket.send_to(&out, peer).await {
                 tracing::debug!(error = %e, %peer, "UDP send failed");
             }
@@ -163,11 +175,7 @@ async fn tcp_acceptor(
     }
 }
 
-async fn tcp_connection(
-    mut stream: TcpStream,
-    frontend: &Frontend,
-    idle_timeout: Duration,
-) -> std::io::Result<()> {
+async fn tcp_connection(mut stream: TcpStream, frontend: &Frontend, idle_timeout: Duration) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let mut buf = vec![0u8; MAX_MESSAGE];
     let mut out = Vec::with_capacity(MAX_MESSAGE);

@@ -16,10 +16,7 @@ pub enum ClientError {
     #[error("{identifier} is too long for a DNS name (255 bytes); resolve it over HTTP instead")]
     NameTooLong { identifier: String },
     #[error("cannot reach {server}: {source}")]
-    Io {
-        server: SocketAddr,
-        source: std::io::Error,
-    },
+    Io { server: SocketAddr, source: std::io::Error },
     #[error("the answer from {server} is not a DNS message: {reason}")]
     Malformed { server: SocketAddr, reason: String },
 }
@@ -42,9 +39,7 @@ pub fn dns_name(id: &Identifier, apex: &Name) -> Result<String, ClientError> {
 }
 
 fn name_for(id: &Identifier, apex: &Name) -> Result<Name, ClientError> {
-    mapping::identifier_name(id, apex).ok_or_else(|| ClientError::NameTooLong {
-        identifier: id.to_string(),
-    })
+    mapping::identifier_name(id, apex).ok_or_else(|| ClientError::NameTooLong { identifier: id.to_string() })
 }
 
 pub fn resolve(
@@ -60,10 +55,7 @@ pub fn resolve(
     let mut edns = Edns::new();
     edns.set_max_payload(1232);
     msg.set_edns(edns);
-    let request = msg.to_vec().map_err(|e| ClientError::Malformed {
-        server,
-        reason: e.to_string(),
-    })?;
+    let request = msg.to_vec().map_err(|e| ClientError::Malformed { server, reason: e.to_string() })?;
     let io = |source| ClientError::Io { server, source };
     let mut retried = false;
     let bytes = if tcp {
@@ -78,10 +70,7 @@ pub fn resolve(
             bytes
         }
     };
-    let response = Message::from_vec(&bytes).map_err(|e| ClientError::Malformed {
-        server,
-        reason: e.to_string(),
-    })?;
+    let response = Message::from_vec(&bytes).map_err(|e| ClientError::Malformed { server, reason: e.to_string() })?;
     let values = response
         .answers
         .iter()
@@ -103,13 +92,7 @@ pub fn resolve(
 }
 
 fn exchange_udp(server: SocketAddr, request: &[u8], timeout: Duration) -> std::io::Result<Vec<u8>> {
-    let local: SocketAddr = if server.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    }
-    .parse()
-    .expect("literal");
+    let local: SocketAddr = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
     let socket = UdpSocket::bind(local)?;
     socket.set_read_timeout(Some(timeout))?;
     socket.connect(server)?;
@@ -140,8 +123,6 @@ fn exchange_tcp(server: SocketAddr, request: &[u8], timeout: Duration) -> std::i
 
 /// A query id that differs between runs, without pulling in a random number crate.
 fn rand_id() -> u16 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     (nanos ^ std::process::id()) as u16
 }

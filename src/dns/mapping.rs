@@ -30,10 +30,7 @@ pub enum NameKind {
     IdRoot(String),
     /// An identifier's registry key (`88.100.1/abc-123`). `may_have_children` is set when every
     /// suffix label is a full 63 bytes, the only case in which longer suffixes lie below it.
-    Identifier {
-        key: String,
-        may_have_children: bool,
-    },
+    Identifier { key: String, may_have_children: bool },
     /// No identifier or prefix can have this name.
     Nothing,
 }
@@ -60,19 +57,12 @@ pub fn classify(labels: &[&[u8]]) -> NameKind {
     if chunks[1..].iter().any(|c| c.len() != MAX_LABEL) {
         return NameKind::Nothing;
     }
-    let suffix: Vec<u8> = chunks
-        .iter()
-        .rev()
-        .flat_map(|c| c.iter().copied())
-        .collect();
+    let suffix: Vec<u8> = chunks.iter().rev().flat_map(|c| c.iter().copied()).collect();
     let Ok(suffix) = String::from_utf8(suffix) else {
         return NameKind::Nothing;
     };
     match Identifier::from_parts(&prefix, &suffix) {
-        Ok(id) => NameKind::Identifier {
-            key: id.key(),
-            may_have_children: chunks[0].len() == MAX_LABEL,
-        },
+        Ok(id) => NameKind::Identifier { key: id.key(), may_have_children: chunks[0].len() == MAX_LABEL },
         Err(_) => NameKind::Nothing,
     }
 }
@@ -95,12 +85,7 @@ fn prefix_of(labels: &[&[u8]]) -> Option<String> {
 /// The labels of an identifier's name, left to right, without the apex, lower-cased.
 pub fn identifier_labels(id: &Identifier) -> Vec<Vec<u8>> {
     let suffix = id.suffix().to_ascii_lowercase();
-    let mut labels: Vec<Vec<u8>> = suffix
-        .as_bytes()
-        .chunks(MAX_LABEL)
-        .rev()
-        .map(<[u8]>::to_vec)
-        .collect();
+    let mut labels: Vec<Vec<u8>> = suffix.as_bytes().chunks(MAX_LABEL).rev().map(<[u8]>::to_vec).collect();
     labels.push(ID_LABEL.to_vec());
     labels.extend(prefix_labels(id.prefix()));
     labels
@@ -108,19 +93,13 @@ pub fn identifier_labels(id: &Identifier) -> Vec<Vec<u8>> {
 
 /// The labels of a prefix's name, left to right, without the apex, lower-cased.
 pub fn prefix_labels(prefix: &str) -> impl Iterator<Item = Vec<u8>> + '_ {
-    prefix
-        .rsplit('.')
-        .map(|s| s.to_ascii_lowercase().into_bytes())
+    prefix.rsplit('.').map(|s| s.to_ascii_lowercase().into_bytes())
 }
 
 /// The DNS name of an identifier under `apex`, or `None` when it is longer than DNS allows
 /// (255 bytes); such identifiers are served by the other interfaces only.
 pub fn identifier_name(id: &Identifier, apex: &Name) -> Option<Name> {
-    let labels = identifier_labels(id)
-        .iter()
-        .map(|l| Label::from_raw_bytes(l))
-        .collect::<Result<Vec<_>, _>>()
-        .ok()?;
+    let labels = identifier_labels(id).iter().map(|l| Label::from_raw_bytes(l)).collect::<Result<Vec<_>, _>>().ok()?;
     Name::from_labels(labels).ok()?.append_domain(apex).ok()
 }
 
@@ -172,10 +151,7 @@ pub fn affected_names(id: &Identifier, apex_wire: &[u8]) -> Vec<Vec<u8>> {
 /// A value as TXT character-strings: its index, its type, then its data in 255-byte pieces.
 /// Concatenating the strings after the second gives the data back byte for byte.
 pub fn txt_strings(value: &Value) -> Vec<Vec<u8>> {
-    let mut out = vec![
-        value.index.to_string().into_bytes(),
-        value.kind.as_bytes().to_vec(),
-    ];
+    let mut out = vec![value.index.to_string().into_bytes(), value.kind.as_bytes().to_vec()];
     out.extend(value.data.chunks(255).map(<[u8]>::to_vec));
     out
 }
@@ -190,9 +166,7 @@ pub fn parse_txt(strings: &[&[u8]]) -> Option<(u32, String, Vec<u8>)> {
 /// URI RDATA (RFC 7553) for a URL value: priority, weight, then the target. The value's index
 /// is the priority (clamped to 65535), so clients that order by priority keep index order.
 pub fn uri_rdata(value: &Value) -> Vec<u8> {
-    let mut out = (value.index.min(u32::from(u16::MAX)) as u16)
-        .to_be_bytes()
-        .to_vec();
+    let mut out = (value.index.min(u32::from(u16::MAX)) as u16).to_be_bytes().to_vec();
     out.extend_from_slice(&1u16.to_be_bytes());
     out.extend_from_slice(&value.data);
     out
@@ -219,14 +193,8 @@ mod tests {
 
     #[test]
     fn readable_names_for_ordinary_identifiers() {
-        assert_eq!(
-            name_of("88.100.1/ABC-123"),
-            "abc-123._id.1.100.88.id.example."
-        );
-        assert_eq!(
-            name_of("0.NA/88.100.1"),
-            "88\\.100\\.1._id.na.0.id.example."
-        );
+        assert_eq!(name_of("88.100.1/ABC-123"), "abc-123._id.1.100.88.id.example.");
+        assert_eq!(name_of("0.NA/88.100.1"), "88\\.100\\.1._id.na.0.id.example.");
         assert_eq!(name_of("88.100.1/a/b:c"), "a/b:c._id.1.100.88.id.example.");
         // Decimal escapes, as dig reads them: Ä is C3 84 (195 132), the space 32.
         assert_eq!(name_of("88/Ä b"), "\\195\\132\\032b._id.88.id.example.");
@@ -234,23 +202,13 @@ mod tests {
 
     #[test]
     fn names_map_back_to_the_same_identifier() {
-        let suffixes = [
-            "ABC-123",
-            "a/b.c:d",
-            "Ä ö",
-            &"x".repeat(63),
-            &"y".repeat(64),
-            &"z".repeat(200),
-        ];
+        let suffixes = ["ABC-123", "a/b.c:d", "Ä ö", &"x".repeat(63), &"y".repeat(64), &"z".repeat(200)];
         for suffix in suffixes {
             let id = Identifier::parse(&format!("88.100.1/{suffix}")).unwrap();
             let labels = identifier_labels(&id);
             let refs: Vec<&[u8]> = labels.iter().map(Vec::as_slice).collect();
             match classify(&refs) {
-                NameKind::Identifier {
-                    key,
-                    may_have_children,
-                } => {
+                NameKind::Identifier { key, may_have_children } => {
                     assert_eq!(key, id.key());
                     assert_eq!(may_have_children, suffix.len() % 63 == 0);
                 }
@@ -272,14 +230,8 @@ mod tests {
 
     #[test]
     fn classifies_prefixes_and_empty_names() {
-        assert_eq!(
-            classify_str("1.100.88.id.example."),
-            NameKind::Prefix("88.100.1".into())
-        );
-        assert_eq!(
-            classify_str("_id.1.100.88.id.example."),
-            NameKind::IdRoot("88.100.1".into())
-        );
+        assert_eq!(classify_str("1.100.88.id.example."), NameKind::Prefix("88.100.1".into()));
+        assert_eq!(classify_str("_id.1.100.88.id.example."), NameKind::IdRoot("88.100.1".into()));
         assert_eq!(classify_str("id.example."), NameKind::Apex);
         assert_eq!(classify_str("_id.id.example."), NameKind::Nothing);
         assert_eq!(classify_str("a_b.88.id.example."), NameKind::Nothing);
@@ -297,10 +249,7 @@ mod tests {
         let id = Identifier::parse("88.100/A").unwrap();
         let apex = b"\x02id\x07example\x00";
         let names = affected_names(&id, apex);
-        assert_eq!(
-            names.first().unwrap().as_slice(),
-            b"\x01a\x03_id\x03100\x0288\x02id\x07example\x00"
-        );
+        assert_eq!(names.first().unwrap().as_slice(), b"\x01a\x03_id\x03100\x0288\x02id\x07example\x00");
         assert_eq!(names.last().unwrap().as_slice(), apex);
         assert_eq!(names.len(), 5);
     }

@@ -74,12 +74,7 @@ const NOTIMP: usize = 1;
 const SERVFAIL: usize = 2;
 
 impl Frontend {
-    pub fn new(
-        zone: ZoneConfig,
-        registry: Arc<Registry>,
-        cache_capacity: usize,
-        max_udp_payload: u16,
-    ) -> Self {
+    pub fn new(zone: ZoneConfig, registry: Arc<Registry>, cache_capacity: usize, max_udp_payload: u16) -> Self {
         let empty = |rcode, authoritative| Body {
             rcode,
             authoritative,
@@ -93,11 +88,7 @@ impl Frontend {
             registry,
             cache: Cache::new(cache_capacity),
             max_udp_payload: max_udp_payload.max(CLASSIC_UDP),
-            empty: [
-                empty(rcode::REFUSED, false),
-                empty(rcode::NOTIMP, false),
-                empty(rcode::SERVFAIL, false),
-            ],
+            empty: [empty(rcode::REFUSED, false), empty(rcode::NOTIMP, false), empty(rcode::SERVFAIL, false)],
         }
     }
 
@@ -121,53 +112,31 @@ impl Frontend {
     }
 
     /// Answers one request into `out`.
-    pub fn handle(
-        &self,
-        request: &[u8],
-        transport: Transport,
-        scratch: &mut Scratch,
-        out: &mut Vec<u8>,
-    ) -> Verdict {
+    pub fn handle(&self, request: &[u8], transport: Transport, scratch: &mut Scratch, out: &mut Vec<u8>) -> Verdict {
         let query = match wire::parse(request, &mut scratch.name) {
             Ok(q) => q,
             Err(Reject::Drop) => return Verdict::Drop,
-            Err(Reject::Error {
-                id,
-                copied_flags,
-                rcode,
-            }) => {
+            Err(Reject::Error { id, copied_flags, rcode }) => {
                 wire::write_error(out, id, copied_flags, rcode);
                 return Verdict::Respond;
             }
         };
         let limit = match (transport, query.edns) {
             (Transport::Tcp, _) => usize::from(u16::MAX),
-            (Transport::Udp, Some(e)) => {
-                usize::from(e.udp_size.clamp(CLASSIC_UDP, self.max_udp_payload))
-            }
+            (Transport::Udp, Some(e)) => usize::from(e.udp_size.clamp(CLASSIC_UDP, self.max_udp_payload)),
             (Transport::Udp, None) => usize::from(CLASSIC_UDP),
         };
-        let mut opt = query.edns.map(|e| OptOut {
-            udp_size: self.max_udp_payload,
-            extended_rcode: 0,
-            dnssec_ok: e.dnssec_ok,
-        });
-        if let Some(o) = opt
-            .as_mut()
-            .filter(|_| query.edns.is_some_and(|e| e.version != 0))
-        {
+        let mut opt =
+            query.edns.map(|e| OptOut { udp_size: self.max_udp_payload, extended_rcode: 0, dnssec_ok: e.dnssec_ok });
+        if let Some(o) = opt.as_mut().filter(|_| query.edns.is_some_and(|e| e.version != 0)) {
             o.extended_rcode = (rcode::BADVERS >> 4) as u8;
-            let badvers = Body {
-                rcode: (rcode::BADVERS & 0xf) as u8,
-                ..self.empty[REFUSED].clone()
-            };
+            let badvers = Body { rcode: (rcode::BADVERS & 0xf) as u8, ..self.empty[REFUSED].clone() };
             wire::write_response(out, request, &query, &badvers, opt, limit);
             return Verdict::Respond;
         }
         let name = &scratch.name;
-        let refuse = |i: usize, out: &mut Vec<u8>| {
-            wire::write_response(out, request, &query, &self.empty[i], opt, limit)
-        };
+        let refuse =
+            |i: usize, out: &mut Vec<u8>| wire::write_response(out, request, &query, &self.empty[i], opt, limit);
         if query.qclass != CLASS_IN && query.qclass != CLASS_ANY {
             refuse(REFUSED, out);
             return Verdict::Respond;
@@ -183,10 +152,7 @@ impl Frontend {
         let now = tokio::time::Instant::now();
         let entry = match self.cache.get(name.wire(), now) {
             Some(entry) => entry,
-            None => match self
-                .zone
-                .answer(name, own, &self.registry, crate::record::unix_now())
-            {
+            None => match self.zone.answer(name, own, &self.registry, crate::record::unix_now()) {
                 Ok((set, ttl)) => self.cache.insert(name.wire(), set, ttl, now),
                 Err(e) => {
                     tracing::warn!(error = %e, "registry read failed; answering SERVFAIL");
@@ -195,59 +161,34 @@ impl Frontend {
                 }
             },
         };
-        wire::write_response(
-            out,
-            request,
-            &query,
-            entry.value.select(query.qtype),
-            opt,
-            limit,
-        );
+        wire::write_response(out, request, &query, entry.value.select(query.qtype), opt, limit);
         Verdict::Respond
     }
 }
 
 /// Turns the DNS settings into a zone, filling in the defaults that depend on the apex.
-pub fn zone_config(
-    dns: &crate::config::DnsConfig,
-) -> Result<ZoneConfig, crate::config::ConfigError> {
+pub fn zone_config(dns: &crate::config::DnsConfig) -> Result<ZoneConfig, crate::config::ConfigError> {
     use crate::config::ConfigError;
-    let mut apex = Name::from_ascii(&dns.apex).map_err(|e| ConfigError::BadApex {
-        apex: dns.apex.clone(),
-        reason: e.to_string(),
-    })?;
+    let mut apex = Name::from_ascii(&dns.apex)
+        .map_err(|e| ConfigError::BadApex { apex: dns.apex.clone(), reason: e.to_string() })?;
     apex.set_fqdn(true);
     let relative = |text: &str| -> Result<Name, String> {
         let name = Name::from_ascii(text).map_err(|e| e.to_string())?;
-        if name.is_fqdn() {
-            Ok(name)
-        } else {
-            name.append_domain(&apex).map_err(|e| e.to_string())
-        }
+        if name.is_fqdn() { Ok(name) } else { name.append_domain(&apex).map_err(|e| e.to_string()) }
     };
-    let hostmaster =
-        relative(dns.hostmaster.as_deref().unwrap_or("hostmaster")).map_err(|reason| {
-            ConfigError::BadApex {
-                apex: dns.apex.clone(),
-                reason,
-            }
-        })?;
+    let hostmaster = relative(dns.hostmaster.as_deref().unwrap_or("hostmaster"))
+        .map_err(|reason| ConfigError::BadApex { apex: dns.apex.clone(), reason })?;
     let nameservers = if dns.nameservers.is_empty() {
         vec![(
-            relative("ns1").map_err(|reason| ConfigError::BadApex {
-                apex: dns.apex.clone(),
-                reason,
-            })?,
+            relative("ns1").map_err(|reason| ConfigError::BadApex { apex: dns.apex.clone(), reason })?,
             vec![dns.listen.ip()],
         )]
     } else {
         dns.nameservers
             .iter()
             .map(|ns| {
-                let name = relative(&ns.name).map_err(|reason| ConfigError::BadNameServer {
-                    name: ns.name.clone(),
-                    reason,
-                })?;
+                let name = relative(&ns.name)
+                    .map_err(|reason| ConfigError::BadNameServer { name: ns.name.clone(), reason })?;
                 Ok((name, ns.addresses.clone()))
             })
             .collect::<Result<_, ConfigError>>()?

@@ -31,12 +31,7 @@ pub struct QueryName {
 
 impl Default for QueryName {
     fn default() -> Self {
-        Self {
-            wire: [0; MAX_NAME],
-            len: 0,
-            starts: [0; 128],
-            labels: 0,
-        }
+        Self { wire: [0; MAX_NAME], len: 0, starts: [0; 128], labels: 0 }
     }
 }
 
@@ -60,11 +55,7 @@ impl QueryName {
     /// left of the apex.
     pub fn labels_below(&self, apex: &[u8], apex_labels: usize) -> Option<usize> {
         let own = self.labels.checked_sub(apex_labels)?;
-        let at = if own == self.labels {
-            self.len - 1
-        } else {
-            usize::from(self.starts[own])
-        };
+        let at = if own == self.labels { self.len - 1 } else { usize::from(self.starts[own]) };
         (self.wire[at..self.len] == *apex).then_some(own)
     }
 }
@@ -95,11 +86,7 @@ pub enum Reject {
     /// Not worth an answer: too short for a header, or a response.
     Drop,
     /// Answer with this RCODE and no question section.
-    Error {
-        id: u16,
-        copied_flags: u16,
-        rcode: u8,
-    },
+    Error { id: u16, copied_flags: u16, rcode: u8 },
 }
 
 const FLAG_QR: u16 = 0x8000;
@@ -120,11 +107,7 @@ pub fn parse(buf: &[u8], name: &mut QueryName) -> Result<Query, Reject> {
     }
     let id = be16(buf, 0);
     let copied_flags = flags & (OPCODE_MASK | FLAG_RD | FLAG_CD);
-    let error = |rcode| Reject::Error {
-        id,
-        copied_flags,
-        rcode,
-    };
+    let error = |rcode| Reject::Error { id, copied_flags, rcode };
     if (flags >> 11) & 0xf != 0 {
         return Err(error(rcode::NOTIMP));
     }
@@ -147,14 +130,7 @@ pub fn parse(buf: &[u8], name: &mut QueryName) -> Result<Query, Reject> {
     if at != buf.len() || qtype == TYPE_OPT {
         return Err(error(rcode::FORMERR));
     }
-    Ok(Query {
-        id,
-        copied_flags,
-        question_end,
-        qtype,
-        qclass,
-        edns,
-    })
+    Ok(Query { id, copied_flags, question_end, qtype, qclass, edns })
 }
 
 /// Reads an uncompressed name (a question may not point anywhere) lower-cased into `name`.
@@ -176,10 +152,7 @@ fn read_name(buf: &[u8], mut at: usize, name: &mut QueryName) -> Option<usize> {
         name.starts[name.labels] = name.len as u8;
         name.labels += 1;
         name.wire[name.len] = len as u8;
-        for (dst, src) in name.wire[name.len + 1..name.len + 1 + len]
-            .iter_mut()
-            .zip(label)
-        {
+        for (dst, src) in name.wire[name.len + 1..name.len + 1 + len].iter_mut().zip(label) {
             *dst = src.to_ascii_lowercase();
         }
         name.len += 1 + len;
@@ -197,14 +170,7 @@ fn read_opt(buf: &[u8], at: usize) -> Option<(Edns, usize)> {
     let dnssec_ok = be16_at(buf, at + 7)? & 0x8000 != 0;
     let rdlen = usize::from(be16_at(buf, at + 9)?);
     let end = at + 11 + rdlen;
-    (end <= buf.len()).then_some((
-        Edns {
-            udp_size,
-            version,
-            dnssec_ok,
-        },
-        end,
-    ))
+    (end <= buf.len()).then_some((Edns { udp_size, version, dnssec_ok }, end))
 }
 
 //------------ Responses ----------------------------------------------------------------------
@@ -268,15 +234,7 @@ pub fn write_response(
 pub fn write_error(out: &mut Vec<u8>, id: u16, copied_flags: u16, rcode: u8) {
     out.clear();
     out.resize(HEADER, 0);
-    write_header(
-        out,
-        id,
-        FLAG_QR | copied_flags | u16::from(rcode),
-        0,
-        0,
-        0,
-        0,
-    );
+    write_header(out, id, FLAG_QR | copied_flags | u16::from(rcode), 0, 0, 0, 0);
 }
 
 fn write_opt(out: &mut Vec<u8>, opt: OptOut) {
@@ -308,20 +266,7 @@ mod tests {
     use super::*;
 
     fn query(name: &[u8], qtype: u16, opt: Option<&[u8]>) -> Vec<u8> {
-        let mut q = vec![
-            0x12,
-            0x34,
-            0x01,
-            0x00,
-            0,
-            1,
-            0,
-            0,
-            0,
-            0,
-            0,
-            u8::from(opt.is_some()),
-        ];
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, u8::from(opt.is_some())];
         q.extend_from_slice(name);
         q.extend_from_slice(&qtype.to_be_bytes());
         q.extend_from_slice(&1u16.to_be_bytes());
@@ -340,10 +285,7 @@ mod tests {
         let q = parse(&query(NAME, 16, None), &mut name).unwrap();
         assert_eq!((q.id, q.qtype, q.qclass, q.edns), (0x1234, 16, 1, None));
         assert_eq!(q.copied_flags, FLAG_RD);
-        assert_eq!(
-            name.wire(),
-            b"\x07abc-123\x03_id\x0288\x02id\x07example\x00"
-        );
+        assert_eq!(name.wire(), b"\x07abc-123\x03_id\x0288\x02id\x07example\x00");
         assert_eq!(name.label_count(), 5);
         assert_eq!(name.label(1), b"_id");
         assert_eq!(name.labels_below(APEX, 2), Some(3));
@@ -356,14 +298,7 @@ mod tests {
         let mut name = QueryName::default();
         let opt = [0, 0, 41, 0x10, 0x00, 0, 1, 0x80, 0, 0, 0];
         let q = parse(&query(NAME, 16, Some(&opt)), &mut name).unwrap();
-        assert_eq!(
-            q.edns,
-            Some(Edns {
-                udp_size: 4096,
-                version: 1,
-                dnssec_ok: true
-            })
-        );
+        assert_eq!(q.edns, Some(Edns { udp_size: 4096, version: 1, dnssec_ok: true }));
     }
 
     #[test]
@@ -374,11 +309,7 @@ mod tests {
         let mut response = good.clone();
         response[2] |= 0x80;
         assert_eq!(parse(&response, &mut name), Err(Reject::Drop));
-        let formerr = Reject::Error {
-            id: 0x1234,
-            copied_flags: FLAG_RD,
-            rcode: rcode::FORMERR,
-        };
+        let formerr = Reject::Error { id: 0x1234, copied_flags: FLAG_RD, rcode: rcode::FORMERR };
         for cut in 12..good.len() {
             assert_eq!(parse(&good[..cut], &mut name), Err(formerr), "cut at {cut}");
         }
@@ -418,13 +349,7 @@ mod tests {
             long.extend_from_slice(&[b'a'; 63]);
         }
         long.push(0);
-        assert!(matches!(
-            parse(&query(&long, 16, None), &mut name),
-            Err(Reject::Error {
-                rcode: rcode::FORMERR,
-                ..
-            })
-        ));
+        assert!(matches!(parse(&query(&long, 16, None), &mut name), Err(Reject::Error { rcode: rcode::FORMERR, .. })));
     }
 
     #[test]

@@ -29,10 +29,7 @@ pub struct AnswerSet {
 
 impl AnswerSet {
     pub fn select(&self, qtype: u16) -> &Body {
-        self.typed
-            .iter()
-            .find(|(t, _)| *t == qtype)
-            .map_or(&self.other, |(_, b)| b)
+        self.typed.iter().find(|(t, _)| *t == qtype).map_or(&self.other, |(_, b)| b)
     }
 }
 
@@ -64,17 +61,8 @@ impl Zone {
         config.apex.set_fqdn(true);
         let apex_wire = wire_of(&config.apex);
         let apex_labels = usize::from(config.apex.num_labels());
-        let nameserver_wires = config
-            .nameservers
-            .iter()
-            .map(|(n, _)| wire_of(&n.to_lowercase()))
-            .collect();
-        Self {
-            config,
-            apex_wire,
-            apex_labels,
-            nameserver_wires,
-        }
+        let nameserver_wires = config.nameservers.iter().map(|(n, _)| wire_of(&n.to_lowercase())).collect();
+        Self { config, apex_wire, apex_labels, nameserver_wires }
     }
 
     pub fn apex(&self) -> &Name {
@@ -104,13 +92,7 @@ impl Zone {
         if let Some(i) = self.nameserver_wires.iter().position(|w| w == qname.wire()) {
             let glue = self.glue(i);
             let set = AnswerSet {
-                typed: self.typed(
-                    &name,
-                    &[
-                        glue_for(&glue, RecordType::A),
-                        glue_for(&glue, RecordType::AAAA),
-                    ],
-                ),
+                typed: self.typed(&name, &[glue_for(&glue, RecordType::A), glue_for(&glue, RecordType::AAAA)]),
                 other: self.nodata(&name),
             };
             return Ok((set, secs(cfg.ttl)));
@@ -123,66 +105,30 @@ impl Zone {
                 let ns: Vec<Record> = cfg
                     .nameservers
                     .iter()
-                    .map(|(n, _)| {
-                        Record::from_rdata(cfg.apex.clone(), cfg.ttl, RData::NS(NS(n.clone())))
-                    })
+                    .map(|(n, _)| Record::from_rdata(cfg.apex.clone(), cfg.ttl, RData::NS(NS(n.clone()))))
                     .collect();
-                let glue: Vec<Record> = (0..cfg.nameservers.len())
-                    .flat_map(|i| self.glue(i))
-                    .collect();
+                let glue: Vec<Record> = (0..cfg.nameservers.len()).flat_map(|i| self.glue(i)).collect();
                 let any: Vec<Record> = soa.iter().chain(&ns).cloned().collect();
                 let typed = vec![
-                    (
-                        RecordType::SOA.into(),
-                        self.encode(&name, rcode::NOERROR, &soa, &[], &[]),
-                    ),
-                    (
-                        RecordType::NS.into(),
-                        self.encode(&name, rcode::NOERROR, &ns, &[], &glue),
-                    ),
-                    (
-                        TYPE_ANY,
-                        self.encode(&name, rcode::NOERROR, &any, &[], &glue),
-                    ),
+                    (RecordType::SOA.into(), self.encode(&name, rcode::NOERROR, &soa, &[], &[])),
+                    (RecordType::NS.into(), self.encode(&name, rcode::NOERROR, &ns, &[], &glue)),
+                    (TYPE_ANY, self.encode(&name, rcode::NOERROR, &any, &[], &glue)),
                 ];
-                return Ok((
-                    AnswerSet {
-                        typed,
-                        other: self.nodata(&name),
-                    },
-                    secs(cfg.ttl),
-                ));
+                return Ok((AnswerSet { typed, other: self.nodata(&name) }, secs(cfg.ttl)));
             }
-            NameKind::Identifier {
-                key,
-                may_have_children,
-            } => {
+            NameKind::Identifier { key, may_have_children } => {
                 if let Some(record) = snapshot.get(key.as_bytes())? {
                     let public: Vec<_> = record.values.iter().filter(|v| v.is_public()).collect();
                     if public.is_empty() {
-                        return Ok((
-                            AnswerSet {
-                                typed: vec![],
-                                other: self.nodata(&name),
-                            },
-                            secs(cfg.negative_ttl),
-                        ));
+                        return Ok((AnswerSet { typed: vec![], other: self.nodata(&name) }, secs(cfg.negative_ttl)));
                     }
-                    let ttl = public
-                        .iter()
-                        .map(|v| v.ttl.seconds_at(now))
-                        .min()
-                        .unwrap_or(0);
+                    let ttl = public.iter().map(|v| v.ttl.seconds_at(now)).min().unwrap_or(0);
                     let txt: Vec<Record> = public
                         .iter()
                         .map(|v| {
                             let strings = mapping::txt_strings(v);
                             let refs: Vec<&[u8]> = strings.iter().map(Vec::as_slice).collect();
-                            Record::from_rdata(
-                                name.clone(),
-                                v.ttl.seconds_at(now),
-                                RData::TXT(TXT::from_bytes(refs)),
-                            )
+                            Record::from_rdata(name.clone(), v.ttl.seconds_at(now), RData::TXT(TXT::from_bytes(refs)))
                         })
                         .collect();
                     let uri: Vec<Record> = public
@@ -198,14 +144,8 @@ impl Zone {
                         .collect();
                     let any: Vec<Record> = txt.iter().chain(&uri).cloned().collect();
                     let set = AnswerSet {
-                        typed: self.typed(
-                            &name,
-                            &[
-                                (RecordType::TXT.into(), txt),
-                                (mapping::URI_TYPE, uri),
-                                (TYPE_ANY, any),
-                            ],
-                        ),
+                        typed: self
+                            .typed(&name, &[(RecordType::TXT.into(), txt), (mapping::URI_TYPE, uri), (TYPE_ANY, any)]),
                         other: self.nodata(&name),
                     };
                     return Ok((set, secs(ttl)));
@@ -216,22 +156,13 @@ impl Zone {
                 format!("{}.", p.to_ascii_lowercase()).as_bytes(),
                 Some(format!("{}/", p.to_ascii_lowercase()).as_bytes()),
             )?,
-            NameKind::IdRoot(p) => snapshot
-                .has_key_starting_with(format!("{}/", p.to_ascii_lowercase()).as_bytes(), None)?,
+            NameKind::IdRoot(p) => {
+                snapshot.has_key_starting_with(format!("{}/", p.to_ascii_lowercase()).as_bytes(), None)?
+            }
             NameKind::Nothing => false,
         };
-        let other = if exists {
-            self.nodata(&name)
-        } else {
-            self.negative(&name, rcode::NXDOMAIN)
-        };
-        Ok((
-            AnswerSet {
-                typed: vec![],
-                other,
-            },
-            secs(cfg.negative_ttl),
-        ))
+        let other = if exists { self.nodata(&name) } else { self.negative(&name, rcode::NXDOMAIN) };
+        Ok((AnswerSet { typed: vec![], other }, secs(cfg.negative_ttl)))
     }
 
     /// Answer bodies for the non-empty record lists among `lists`.
@@ -257,19 +188,8 @@ impl Zone {
 
     fn soa(&self, serial: u32, ttl: u32) -> Record {
         let c = &self.config;
-        let mname = c
-            .nameservers
-            .first()
-            .map_or_else(|| c.apex.clone(), |(n, _)| n.clone());
-        let soa = SOA::new(
-            mname,
-            c.hostmaster.clone(),
-            serial,
-            c.refresh,
-            c.retry,
-            c.expire,
-            c.negative_ttl,
-        );
+        let mname = c.nameservers.first().map_or_else(|| c.apex.clone(), |(n, _)| n.clone());
+        let soa = SOA::new(mname, c.hostmaster.clone(), serial, c.refresh, c.retry, c.expire, c.negative_ttl);
         Record::from_rdata(c.apex.clone(), ttl, RData::SOA(soa))
     }
 
@@ -321,13 +241,7 @@ impl Zone {
 }
 
 fn glue_for(glue: &[Record], t: RecordType) -> (u16, Vec<Record>) {
-    (
-        t.into(),
-        glue.iter()
-            .filter(|r| r.record_type() == t)
-            .cloned()
-            .collect(),
-    )
+    (t.into(), glue.iter().filter(|r| r.record_type() == t).cloned().collect())
 }
 
 fn secs(s: u32) -> Duration {
@@ -349,10 +263,7 @@ fn name_of(qname: &QueryName) -> Name {
     let labels = (0..qname.label_count()).map(|i| qname.label(i));
     // The labels were read from the wire within DNS limits, so they form a valid name.
     let mut name = Name::from_labels(
-        labels
-            .map(hickory_proto::rr::Label::from_raw_bytes)
-            .collect::<Result<Vec<_>, _>>()
-            .expect("wire labels"),
+        labels.map(hickory_proto::rr::Label::from_raw_bytes).collect::<Result<Vec<_>, _>>().expect("wire labels"),
     )
     .expect("wire name");
     name.set_fqdn(true);

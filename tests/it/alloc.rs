@@ -50,52 +50,23 @@ fn cache_hits_allocate_nothing() {
     let mut scratch = Scratch::default();
     let mut out = Vec::with_capacity(65535);
     let queries = [
-        crate::dns::query(
-            "abc-123._id.1.100.88.id.example.",
-            hickory_proto::rr::RecordType::TXT,
-            Some(1232),
-        ),
-        crate::dns::query(
-            "Nope._id.1.100.88.id.example.",
-            hickory_proto::rr::RecordType::TXT,
-            None,
-        ),
-        crate::dns::query(
-            "datasheet-9._id.1.100.88.id.example.",
-            hickory_proto::rr::RecordType::TXT,
-            Some(1232),
-        ),
-        crate::dns::query(
-            "outside.example.org.",
-            hickory_proto::rr::RecordType::A,
-            None,
-        ),
+        crate::dns::query("abc-123._id.1.100.88.id.example.", hickory_proto::rr::RecordType::TXT, Some(1232)),
+        crate::dns::query("Nope._id.1.100.88.id.example.", hickory_proto::rr::RecordType::TXT, None),
+        crate::dns::query("datasheet-9._id.1.100.88.id.example.", hickory_proto::rr::RecordType::TXT, Some(1232)),
+        crate::dns::query("outside.example.org.", hickory_proto::rr::RecordType::A, None),
     ];
     let start = allocations();
     for q in &queries {
         // The first query of each name misses and fills the cache.
-        assert_eq!(
-            frontend.handle(q, Transport::Udp, &mut scratch, &mut out),
-            Verdict::Respond
-        );
+        assert_eq!(frontend.handle(q, Transport::Udp, &mut scratch, &mut out), Verdict::Respond);
     }
     let before = allocations();
-    assert!(
-        before - start > 10,
-        "the counter sees the misses' allocations"
-    );
+    assert!(before - start > 10, "the counter sees the misses' allocations");
     for _ in 0..100 {
         for q in &queries {
-            assert_eq!(
-                frontend.handle(q, Transport::Udp, &mut scratch, &mut out),
-                Verdict::Respond
-            );
+            assert_eq!(frontend.handle(q, Transport::Udp, &mut scratch, &mut out), Verdict::Respond);
         }
     }
-    assert_eq!(
-        allocations() - before,
-        0,
-        "answer, NXDOMAIN, truncation and REFUSED allocate nothing"
-    );
+    assert_eq!(allocations() - before, 0, "answer, NXDOMAIN, truncation and REFUSED allocate nothing");
     assert!(frontend.cache_stats().hits >= 300);
 }

@@ -31,19 +31,13 @@ pub(crate) async fn udp(addr: SocketAddr, request: &[u8]) -> Option<Vec<u8>> {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     socket.send_to(request, addr).await.unwrap();
     let mut buf = vec![0; 65535];
-    let n = tokio::time::timeout(Duration::from_millis(500), socket.recv(&mut buf))
-        .await
-        .ok()?
-        .unwrap();
+    let n = tokio::time::timeout(Duration::from_millis(500), socket.recv(&mut buf)).await.ok()?.unwrap();
     buf.truncate(n);
     Some(buf)
 }
 
 pub(crate) async fn tcp_exchange(stream: &mut TcpStream, request: &[u8]) -> Vec<u8> {
-    stream
-        .write_all(&(request.len() as u16).to_be_bytes())
-        .await
-        .unwrap();
+    stream.write_all(&(request.len() as u16).to_be_bytes()).await.unwrap();
     stream.write_all(request).await.unwrap();
     read_framed(stream).await
 }
@@ -57,12 +51,7 @@ async fn read_framed(stream: &mut TcpStream) -> Vec<u8> {
 }
 
 async fn ask(addr: SocketAddr, name: &str, qtype: RecordType) -> Message {
-    Message::from_vec(
-        &udp(addr, &query(name, qtype, Some(1232)))
-            .await
-            .expect("an answer"),
-    )
-    .unwrap()
+    Message::from_vec(&udp(addr, &query(name, qtype, Some(1232))).await.expect("an answer")).unwrap()
 }
 
 fn txt_values(msg: &Message) -> Vec<(u32, String, Vec<u8>)> {
@@ -81,34 +70,15 @@ fn txt_values(msg: &Message) -> Vec<(u32, String, Vec<u8>)> {
 #[tokio::test]
 async fn txt_answer_carries_public_values_and_echoes_the_question_case() {
     let node = start_server().await;
-    let msg = ask(
-        node.addr,
-        "ABC-123._Id.1.100.88.ID.Example.",
-        RecordType::TXT,
-    )
-    .await;
+    let msg = ask(node.addr, "ABC-123._Id.1.100.88.ID.Example.", RecordType::TXT).await;
     assert_eq!(msg.metadata.response_code, ResponseCode::NoError);
     assert!(msg.metadata.authoritative);
     assert!(!msg.metadata.recursion_available);
-    assert_eq!(
-        msg.queries[0].name().to_ascii(),
-        "ABC-123._Id.1.100.88.ID.Example."
-    );
+    assert_eq!(msg.queries[0].name().to_ascii(), "ABC-123._Id.1.100.88.ID.Example.");
     let values = txt_values(&msg);
     let kinds: Vec<&str> = values.iter().map(|(_, k, _)| k.as_str()).collect();
-    assert_eq!(
-        kinds,
-        ["URL", "EMAIL", "PRODUCT"],
-        "INTERNAL is not public-read"
-    );
-    assert_eq!(
-        values[0],
-        (
-            1,
-            "URL".into(),
-            b"https://example.com/products/ABC-123".to_vec()
-        )
-    );
+    assert_eq!(kinds, ["URL", "EMAIL", "PRODUCT"], "INTERNAL is not public-read");
+    assert_eq!(values[0], (1, "URL".into(), b"https://example.com/products/ABC-123".to_vec()));
     assert_eq!(msg.answers[0].ttl, 86400);
     assert_eq!(msg.edns.as_ref().unwrap().max_payload(), 1232);
     node.stop().await;
@@ -119,18 +89,13 @@ async fn uri_and_any() {
     let node = start_server().await;
     let uri = ask(node.addr, ABC, URI).await;
     assert_eq!(uri.answers.len(), 1);
-    let RData::Unknown { rdata, .. } = &uri.answers[0].data else {
-        panic!("{:?}", uri.answers[0])
-    };
+    let RData::Unknown { rdata, .. } = &uri.answers[0].data else { panic!("{:?}", uri.answers[0]) };
     let bytes = &rdata.anything;
     assert_eq!(&bytes[..4], &[0, 1, 0, 1], "priority = index 1, weight 1");
     assert_eq!(&bytes[4..], b"https://example.com/products/ABC-123");
     let any = ask(node.addr, ABC, RecordType::ANY).await;
     let types: Vec<RecordType> = any.answers.iter().map(|r| r.record_type()).collect();
-    assert_eq!(
-        types,
-        [RecordType::TXT, RecordType::TXT, RecordType::TXT, URI]
-    );
+    assert_eq!(types, [RecordType::TXT, RecordType::TXT, RecordType::TXT, URI]);
     node.stop().await;
 }
 
@@ -151,20 +116,12 @@ async fn nxdomain_and_nodata_carry_the_soa_with_the_negative_ttl() {
     assert!(nodata.answers.is_empty());
     assert_eq!(nodata.authorities[0].record_type(), RecordType::SOA);
     // Empty non-terminals (a prefix, its _id label) exist: NODATA, not NXDOMAIN (RFC 8020).
-    for name in [
-        "1.100.88.id.example.",
-        "_id.1.100.88.id.example.",
-        "88.id.example.",
-    ] {
+    for name in ["1.100.88.id.example.", "_id.1.100.88.id.example.", "88.id.example."] {
         let msg = ask(node.addr, name, RecordType::TXT).await;
         assert_eq!(msg.metadata.response_code, ResponseCode::NoError, "{name}");
         assert!(msg.answers.is_empty(), "{name}");
     }
-    for name in [
-        "2.100.88.id.example.",
-        "_id.id.example.",
-        "bad_label.id.example.",
-    ] {
+    for name in ["2.100.88.id.example.", "_id.id.example.", "bad_label.id.example."] {
         let msg = ask(node.addr, name, RecordType::TXT).await;
         assert_eq!(msg.metadata.response_code, ResponseCode::NXDomain, "{name}");
     }
@@ -175,22 +132,15 @@ async fn nxdomain_and_nodata_carry_the_soa_with_the_negative_ttl() {
 async fn apex_has_soa_and_ns_with_glue() {
     let node = start_server().await;
     let soa = ask(node.addr, "id.example.", RecordType::SOA).await;
-    let RData::SOA(s) = &soa.answers[0].data else {
-        panic!()
-    };
+    let RData::SOA(s) = &soa.answers[0].data else { panic!() };
     assert_eq!(s.mname.to_ascii(), "ns1.id.example.");
     assert_eq!(s.minimum, 300);
     let ns = ask(node.addr, "id.example.", RecordType::NS).await;
     assert_eq!(
         ns.answers[0].data,
-        RData::NS(hickory_proto::rr::rdata::NS(
-            Name::from_ascii("ns1.id.example.").unwrap()
-        ))
+        RData::NS(hickory_proto::rr::rdata::NS(Name::from_ascii("ns1.id.example.").unwrap()))
     );
-    assert_eq!(
-        ns.additionals[0].data,
-        RData::A(hickory_proto::rr::rdata::A("127.0.0.1".parse().unwrap()))
-    );
+    assert_eq!(ns.additionals[0].data, RData::A(hickory_proto::rr::rdata::A("127.0.0.1".parse().unwrap())));
     let a = ask(node.addr, "ns1.id.example.", RecordType::A).await;
     assert_eq!(a.answers.len(), 1);
     node.stop().await;
@@ -225,9 +175,7 @@ async fn malformed_requests_get_formerr_notimp_or_nothing() {
     notify[2] = 4 << 3;
     assert_eq!(udp(node.addr, &notify).await.unwrap()[3] & 0xf, 4);
     // Zone transfer over UDP: NOTIMP.
-    let axfr = udp(node.addr, &query("id.example.", RecordType::AXFR, None))
-        .await
-        .unwrap();
+    let axfr = udp(node.addr, &query("id.example.", RecordType::AXFR, None)).await.unwrap();
     assert_eq!(axfr[3] & 0xf, 4);
     // A response, or a runt: no answer at all.
     let mut response = good.clone();
@@ -256,28 +204,16 @@ async fn malformed_requests_get_formerr_notimp_or_nothing() {
 async fn edns_version_and_payload() {
     let node = start_server().await;
     // No EDNS in the query: none in the answer.
-    let plain = Message::from_vec(
-        &udp(node.addr, &query(ABC, RecordType::TXT, None))
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let plain = Message::from_vec(&udp(node.addr, &query(ABC, RecordType::TXT, None)).await.unwrap()).unwrap();
     assert!(plain.edns.is_none());
     // EDNS version 1: BADVERS (extended RCODE 16), OPT version 0.
     let mut msg = Message::new(7, MessageType::Query, OpCode::Query);
-    msg.add_query(Query::query(
-        Name::from_ascii(ABC).unwrap(),
-        RecordType::TXT,
-    ));
+    msg.add_query(Query::query(Name::from_ascii(ABC).unwrap(), RecordType::TXT));
     let mut e = Edns::new();
     e.set_version(1);
     msg.set_edns(e);
     let r = Message::from_vec(&udp(node.addr, &msg.to_vec().unwrap()).await.unwrap()).unwrap();
-    assert_eq!(
-        u16::from(r.metadata.response_code),
-        16,
-        "BADVERS (shares code 16 with BADSIG)"
-    );
+    assert_eq!(u16::from(r.metadata.response_code), 16, "BADVERS (shares code 16 with BADSIG)");
     assert_eq!(r.edns.unwrap().version(), 0);
     node.stop().await;
 }
@@ -286,20 +222,12 @@ async fn edns_version_and_payload() {
 async fn large_answer_sets_tc_over_udp_and_comes_whole_over_tcp() {
     let node = start_server().await;
     for edns in [None, Some(1232), Some(4096)] {
-        let r = Message::from_vec(
-            &udp(node.addr, &query(DATASHEET, RecordType::TXT, edns))
-                .await
-                .unwrap(),
-        )
-        .unwrap();
+        let r = Message::from_vec(&udp(node.addr, &query(DATASHEET, RecordType::TXT, edns)).await.unwrap()).unwrap();
         assert!(r.metadata.truncation, "edns {edns:?}");
         assert!(r.answers.is_empty());
     }
     let mut stream = TcpStream::connect(node.addr).await.unwrap();
-    let r = Message::from_vec(
-        &tcp_exchange(&mut stream, &query(DATASHEET, RecordType::TXT, None)).await,
-    )
-    .unwrap();
+    let r = Message::from_vec(&tcp_exchange(&mut stream, &query(DATASHEET, RecordType::TXT, None)).await).unwrap();
     assert!(!r.metadata.truncation);
     assert!(txt_values(&r)[1].2.len() > 1232);
     node.stop().await;
@@ -309,12 +237,7 @@ async fn large_answer_sets_tc_over_udp_and_comes_whole_over_tcp() {
 async fn tcp_serves_pipelined_queries_in_order() {
     let node = start_server().await;
     let mut stream = TcpStream::connect(node.addr).await.unwrap();
-    let names = [
-        ABC,
-        DATASHEET,
-        "nope._id.1.100.88.id.example.",
-        "sensor-42._id.1.100.88.id.example.",
-    ];
+    let names = [ABC, DATASHEET, "nope._id.1.100.88.id.example.", "sensor-42._id.1.100.88.id.example."];
     let mut burst = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let mut q = query(name, RecordType::TXT, None);
@@ -349,42 +272,21 @@ async fn tcp_idle_clients_are_closed() {
 async fn writes_invalidate_cached_answers_including_negative_ones() {
     let node = start_server().await;
     let name = "new-1._id.7.100.88.id.example.";
+    assert_eq!(ask(node.addr, name, RecordType::TXT).await.metadata.response_code, ResponseCode::NXDomain);
     assert_eq!(
-        ask(node.addr, name, RecordType::TXT)
-            .await
-            .metadata
-            .response_code,
-        ResponseCode::NXDomain
-    );
-    assert_eq!(
-        ask(node.addr, "7.100.88.id.example.", RecordType::TXT)
-            .await
-            .metadata
-            .response_code,
+        ask(node.addr, "7.100.88.id.example.", RecordType::TXT).await.metadata.response_code,
         ResponseCode::NXDomain
     );
     let id = Identifier::parse("88.100.7/NEW-1").unwrap();
-    node.registry
-        .put(&Record::new(&id, vec![Value::new(1, "URL", "https://n/1", 0)]).unwrap())
-        .unwrap();
+    node.registry.put(&Record::new(&id, vec![Value::new(1, "URL", "https://n/1", 0)]).unwrap()).unwrap();
     node.frontend.invalidate(&id);
     let r = ask(node.addr, name, RecordType::TXT).await;
     assert_eq!(txt_values(&r), [(1, "URL".into(), b"https://n/1".to_vec())]);
     let ent = ask(node.addr, "7.100.88.id.example.", RecordType::TXT).await;
-    assert_eq!(
-        ent.metadata.response_code,
-        ResponseCode::NoError,
-        "the new prefix is no longer NXDOMAIN"
-    );
+    assert_eq!(ent.metadata.response_code, ResponseCode::NoError, "the new prefix is no longer NXDOMAIN");
     node.registry.delete(&id).unwrap();
     node.frontend.invalidate(&id);
-    assert_eq!(
-        ask(node.addr, name, RecordType::TXT)
-            .await
-            .metadata
-            .response_code,
-        ResponseCode::NXDomain
-    );
+    assert_eq!(ask(node.addr, name, RecordType::TXT).await.metadata.response_code, ResponseCode::NXDomain);
     let stats = node.frontend.cache_stats();
     assert!(stats.hits == 0 && stats.misses >= 5, "{stats:?}");
     ask(node.addr, name, RecordType::TXT).await;

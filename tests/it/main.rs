@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use idnode::config::Config;
 use idnode::dns::Frontend;
+use idnode::node::Node;
 use idnode::registry::Registry;
 use idnode::server::Server;
 use tokio::sync::oneshot;
@@ -18,6 +19,7 @@ use tokio::task::JoinHandle;
 /// A node serving the demo namespace on 127.0.0.1, port 0, with its own data directory.
 pub struct TestNode {
     pub addr: SocketAddr,
+    pub http: SocketAddr,
     pub frontend: Arc<Frontend>,
     pub registry: Arc<Registry>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -31,36 +33,24 @@ pub async fn start_server() -> TestNode {
 
 pub async fn start_server_with(adjust: impl FnOnce(&mut Config)) -> TestNode {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config {
-        data_dir: dir.path().to_owned(),
-        ..Config::default()
-    };
+    let mut config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
     config.dns.listen = "127.0.0.1:0".parse().unwrap();
+    config.http.listen = "127.0.0.1:0".parse().unwrap();
     config.dns.udp_workers = 2;
     adjust(&mut config);
     let registry = Arc::new(Registry::open(&config.data_dir).unwrap());
     idnode::demo::load(&registry).unwrap();
     let zone = idnode::dns::zone_config(&config.dns).unwrap();
-    let frontend = Arc::new(Frontend::new(
-        zone,
-        registry.clone(),
-        config.cache.capacity,
-        config.dns.max_udp_payload,
-    ));
-    let server = Server::bind(&config, frontend.clone()).await.unwrap();
+    let frontend = Arc::new(Frontend::new(zone, registry.clone(), config.cache.capacity, config.dns.max_udp_payload));
+    let node = Arc::new(Node::new(registry.clone(), frontend.clone()));
+    let server = Server::bind(&config, node).await.unwrap();
     let addr = server.local_addr();
+    let http = server.http_addr();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(server.serve(async move {
         let _ = rx.await;
     }));
-    TestNode {
-        addr,
-        frontend,
-        registry,
-        shutdown: Some(tx),
-        task: Some(task),
-        _dir: dir,
-    }
+    TestNode { addr, http, frontend, registry, shutdown: Some(tx), task: Some(task), _dir: dir }
 }
 
 impl TestNode {

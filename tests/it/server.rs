@@ -11,21 +11,15 @@ use crate::start_server;
 #[tokio::test]
 async fn every_port_can_be_bound_again_after_shutdown() {
     let node = start_server().await;
-    let addr = node.addr;
-    let r = udp(
-        addr,
-        &query("abc-123._id.1.100.88.id.example.", RecordType::TXT, None),
-    )
-    .await
-    .unwrap();
+    let (addr, http) = (node.addr, node.http);
+    let r = udp(addr, &query("abc-123._id.1.100.88.id.example.", RecordType::TXT, None)).await.unwrap();
     assert_eq!(Message::from_vec(&r).unwrap().answers.len(), 3);
     // An open TCP client must not keep the node from stopping.
     let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tokio::time::timeout(std::time::Duration::from_secs(5), node.stop())
-        .await
-        .expect("shutdown finishes");
+    tokio::time::timeout(std::time::Duration::from_secs(5), node.stop()).await.expect("shutdown finishes");
     TcpListener::bind(addr).expect("TCP port is free again");
     UdpSocket::bind(addr).expect("UDP port is free again");
+    TcpListener::bind(http).expect("HTTP port is free again");
 }
 
 #[tokio::test]
@@ -37,14 +31,9 @@ async fn a_busy_port_is_an_error_at_bind_time() {
     let dir = tempfile::tempdir().unwrap();
     let registry = std::sync::Arc::new(idnode::registry::Registry::open(dir.path()).unwrap());
     let zone = idnode::dns::zone_config(&config.dns).unwrap();
-    let frontend = std::sync::Arc::new(idnode::dns::Frontend::new(zone, registry, 10, 1232));
-    let err = idnode::server::Server::bind(&config, frontend)
-        .await
-        .err()
-        .expect("port in use");
-    assert!(
-        format!("{err:#}").contains(&format!("cannot listen on TCP {taken}")),
-        "{err:#}"
-    );
+    let frontend = std::sync::Arc::new(idnode::dns::Frontend::new(zone, registry.clone(), 10, 1232));
+    let second = std::sync::Arc::new(idnode::node::Node::new(registry, frontend));
+    let err = idnode::server::Server::bind(&config, second).await.err().expect("port in use");
+    assert!(format!("{err:#}").contains(&format!("cannot listen on TCP {taken}")), "{err:#}");
     node.stop().await;
 }

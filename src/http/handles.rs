@@ -1,0 +1,362 @@
+//! Handlers of `/api/handles` and `/api/batch`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::response::{self, Reply, error};
+use crate::auth::{Admin, Credentials, Permission};
+use crate::identifier::{Identifier, check_prefix};
+use crate::json::JsonValue;
+use crate::node::{BatchOp, Node, PutOptions};
+use crate::record::{Value, unix_now};
+use crate::registry::{Applied, MAX_BATCH};
+
+/// 100: page size of a listing when the client names none; 10,000 the most one page returns.
+const DEFAULT_PAGE_SIZE: usize = 100;
+const MAX_PAGE_SIZE: usize = 10_000;
+
+type Result<T> = std::result::Result<T, Reply>;
+
+/// The query parameters of the Handle.Net API.
+#[derive(Default)]
+struct Params {
+    indexes: Vec<u32>,
+    types: Vec<String>,
+    overwrite: bool,
+    mint: bool,
+    public_only: bool,
+    pretty: bool,
+    prefix: Option<String>,
+    page: usize,
+    page_size: usize,
+}
+
+fn params(query: Option<&str>) -> Result<Params> {
+    let mut p = Params { overwrite: true, page_size: DEFAULT_PAGE_SIZE, ..Params::default() };
+    let bad = |name: &str, value: &str| {
+        error(
+            StatusCode::BAD_REQUEST,
+            response::PROTOCOL_ERROR,
+            None,
+            format!("query parameter {name}={value:?} is not valid"),
+        )
+    };
+    let flag = |name: &str, value: &str| match value {
+        "" | "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(bad(name, value)),
+    };
+    for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match &*name {
+            "index" => p.indexes.push(value.parse().map_err(|_| bad(&name, &value))?),
+            "type" => p.types.push(value.into_owned()),
+            "overwrite" => p.overwrite = flag(&name, &value)?,
+            "mintNewSuffix" => p.mint = flag(&name, &value)?,
+            "publicOnly" => p.public_only = flag(&name, &value)?,
+            "pretty" => p.pretty = flag(&name, &value)?,
+            "prefix" => p.prefix = Some(value.into_owned()),
+            "page" => p.page = value.parse().map_err(|_| bad(&name, &value))?,
+            "pageSize" => p.page_size = value.parse().map_err(|_| bad(&name, &value))?,
+            // Accepted for compatibility; resolution here is always authoritative.
+            "auth" | "cert" => {}
+            _ => {}
+        }
+    }
+    p.page_size = p.page_size.clamp(1, MAX_PAGE_SIZE);
+    Ok(p)
+}
+
+/// Reads `Authorization: Basic base64(user:secret)`, where the user `index:identifier` is
+/// percent-encoded (`300%3A0.NA/88.100`) as pyhandle and Handle.Net clients send it; an
+/// unencoded `300:0.NA/88.100:secret` is read too.
+fn credentials(headers: &HeaderMap) -> Result<Option<Credentials>> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let bad =
+        |why: &str| error(StatusCode::FORBIDDEN, response::INVALID_ADMIN, None, format!("Authorization header: {why}"));
+    let text = value.to_str().map_err(|_| bad("not ASCII"))?;
+    let encoded = text.strip_prefix("Basic ").ok_or_else(|| bad("only Basic authentication is supported"))?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|_| bad("not base64"))?;
+    let decoded = String::from_utf8(decoded).map_err(|_| bad("not UTF-8"))?;
+    let (mut user, mut secret) = decoded.split_once(':').ok_or_else(|| bad("no ':' between user and secret"))?;
+    if user.bytes().all(|b| b.is_ascii_digit()) {
+        // Unencoded: the first colon ends the index, the next one the identifier.
+        let (admin, rest) = secret.split_once(':').ok_or_else(|| bad("no ':' between user and secret"))?;
+        let (index_len, admin_len) = (user.len(), admin.len());
+        user = &decoded[..index_len + 1 + admin_len];
+        secret = rest;
+    }
+    let user = percent_encoding::percent_decode_str(user).decode_utf8().map_err(|_| bad("user is not UTF-8"))?;
+    Credentials::new(&user, secret).map(Some).map_err(|e| response::from_auth_error(&e, None))
+}
+
+/// Runs registry and hashing work on the blocking pool.
+async fn blocking(f: impl FnOnce() -> Result<Reply> + Send + 'static) -> Reply {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(reply) | Err(reply)) => reply,
+        Err(e) => {
+            tracing::error!(error = %e, "request handler failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, response::ERROR, None, "internal error; see the server log")
+        }
+    }
+}
+
+fn authenticate(node: &Node, headers: &HeaderMap, handle: Option<&str>) -> Result<Admin> {
+    let credentials = credentials(headers)?.ok_or_else(|| response::authentication_needed(handle))?;
+    credentials.authenticate(node.registry()).map_err(|e| {
+        tracing::warn!(target: "audit", user = %format!("{}:{}", credentials.index, credentials.admin), handle, error = %e, "authentication failed");
+        response::from_auth_error(&e, handle)
+    })
+}
+
+fn parse_id(handle: &str) -> Result<Identifier> {
+    Identifier::parse(handle).map_err(|e| error(StatusCode::BAD_REQUEST, response::INVALID_HANDLE, Some(handle), e))
+}
+
+fn parse_values(handle: &str, body: &[u8]) -> Result<Vec<Value>> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Body {
+        Object { values: Vec<JsonValue> },
+        Array(Vec<JsonValue>),
+    }
+    let invalid = |e: &dyn std::fmt::Display| error(StatusCode::BAD_REQUEST, response::INVALID_VALUE, Some(handle), e);
+    let values = match serde_json::from_slice::<Body>(body) {
+        Ok(Body::Object { values } | Body::Array(values)) => values,
+        Err(e) => return Err(invalid(&format!("the body must be {{\"values\": [...]}} or a list of values: {e}"))),
+    };
+    let now = unix_now();
+    values.into_iter().map(|v| v.into_value(now).map_err(|e| invalid(&e))).collect()
+}
+
+//------------ GET /api/handles/{handle} ------------------------------------------------------
+
+pub(super) async fn resolve(
+    State(node): State<Arc<Node>>,
+    Path(handle): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Reply {
+    blocking(move || {
+        let p = params(query.as_deref())?;
+        let id = parse_id(&handle)?;
+        let admin = match credentials(&headers)? {
+            Some(_) => Some(authenticate(&node, &headers, Some(&handle))?),
+            None => None,
+        };
+        let not_found = || {
+            error(
+                StatusCode::NOT_FOUND,
+                response::HANDLE_NOT_FOUND,
+                Some(&handle),
+                format!("{handle} is not registered"),
+            )
+        };
+        let record = node
+            .registry()
+            .get(&id)
+            .map_err(|e| response::from_registry_error(&e, Some(&handle)))?
+            .ok_or_else(not_found)?;
+        let private_too = match &admin {
+            Some(admin) if !p.public_only => node
+                .may(admin, &record, Permission::ReadValue)
+                .map_err(|e| response::from_registry_error(&e, Some(&handle)))?,
+            _ => false,
+        };
+        let values: Vec<JsonValue> = record
+            .values
+            .iter()
+            .filter(|v| v.kind != "HS_SECKEY" && (v.is_public() || private_too))
+            .filter(|v| p.types.is_empty() || p.types.iter().any(|t| t.eq_ignore_ascii_case(&v.kind)))
+            .filter(|v| p.indexes.is_empty() || p.indexes.contains(&v.index))
+            .map(JsonValue::from_value)
+            .collect();
+        let filtered = !p.types.is_empty() || !p.indexes.is_empty();
+        let code = if filtered && values.is_empty() { response::VALUES_NOT_FOUND } else { response::SUCCESS };
+        // The handle is echoed as asked: clients such as pyhandle compare it with their request.
+        Ok(Reply::ok(StatusCode::OK, json!({ "responseCode": code, "handle": handle, "values": values }))
+            .pretty(p.pretty))
+    })
+    .await
+}
+
+//------------ PUT /api/handles/{handle} ------------------------------------------------------
+
+pub(super) async fn put(
+    State(node): State<Arc<Node>>,
+    Path(handle): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    blocking(move || {
+        let p = params(query.as_deref())?;
+        let admin = authenticate(&node, &headers, Some(&handle))?;
+        let id = if p.mint {
+            let prefix = handle.trim_end_matches('/');
+            check_prefix(prefix)
+                .map_err(|e| error(StatusCode::BAD_REQUEST, response::INVALID_HANDLE, Some(&handle), e))?;
+            parse_id(&format!("{prefix}/{}", uuid::Uuid::new_v4()))?
+        } else {
+            parse_id(&handle)?
+        };
+        let values = parse_values(id.as_str(), &body)?;
+        let options = PutOptions {
+            no_overwrite: p.mint || !p.overwrite,
+            only_indexes: (!p.indexes.is_empty()).then_some(p.indexes),
+        };
+        match node.put(&admin, &id, values, &options) {
+            Ok(Applied::Created) => {
+                Ok(Reply::ok(StatusCode::CREATED, json!({ "responseCode": response::SUCCESS, "handle": id.as_str() })))
+            }
+            Ok(_) => Ok(Reply::ok(StatusCode::OK, json!({ "responseCode": response::SUCCESS, "handle": id.as_str() }))),
+            Err(e) => Err(response::from_write_error(&e, Some(id.as_str()))),
+        }
+    })
+    .await
+}
+
+//------------ DELETE /api/handles/{handle} ---------------------------------------------------
+
+pub(super) async fn delete(
+    State(node): State<Arc<Node>>,
+    Path(handle): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Reply {
+    blocking(move || {
+        let p = params(query.as_deref())?;
+        let admin = authenticate(&node, &headers, Some(&handle))?;
+        let id = parse_id(&handle)?;
+        let indexes = (!p.indexes.is_empty()).then_some(p.indexes.as_slice());
+        node.delete(&admin, &id, indexes).map_err(|e| response::from_write_error(&e, Some(&handle)))?;
+        Ok(Reply::ok(StatusCode::OK, json!({ "responseCode": response::SUCCESS, "handle": handle })))
+    })
+    .await
+}
+
+//------------ GET /api/handles?prefix= -------------------------------------------------------
+
+pub(super) async fn list(State(node): State<Arc<Node>>, RawQuery(query): RawQuery, headers: HeaderMap) -> Reply {
+    blocking(move || {
+        let p = params(query.as_deref())?;
+        let prefix = p.prefix.clone().ok_or_else(|| error(StatusCode::BAD_REQUEST, response::PROTOCOL_ERROR, None, "listing needs ?prefix=PREFIX"))?;
+        check_prefix(&prefix).map_err(|e| error(StatusCode::BAD_REQUEST, response::INVALID_HANDLE, None, e))?;
+        let admin = authenticate(&node, &headers, None)?;
+        let storage = |e: crate::registry::RegistryError| response::from_registry_error(&e, None);
+        let snapshot = node.registry().snapshot().map_err(storage)?;
+        if !admin.may_under(&snapshot, &prefix, Permission::ListHandles).map_err(storage)? {
+            tracing::warn!(target: "audit", user = %admin.user(), op = "list", prefix, "refused");
+            return Err(error(StatusCode::FORBIDDEN, response::INSUFFICIENT_PERMISSIONS, None, format!("{} may not list {prefix}", admin.user())));
+        }
+        let handles = node.registry().list(&prefix, p.page, p.page_size).map_err(storage)?;
+        let total = node.registry().count_under(&prefix).map_err(storage)?;
+        Ok(Reply::ok(
+            StatusCode::OK,
+            json!({ "responseCode": response::SUCCESS, "prefix": prefix, "totalCount": total.to_string(), "page": p.page, "pageSize": p.page_size, "handles": handles }),
+        )
+        .pretty(p.pretty))
+    })
+    .await
+}
+
+//------------ POST /api/batch ----------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchBody {
+    operations: Vec<BatchItem>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchItem {
+    op: String,
+    handle: String,
+    #[serde(default)]
+    values: Vec<JsonValue>,
+    #[serde(default = "yes")]
+    overwrite: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub(super) async fn batch(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Reply {
+    blocking(move || {
+        let admin = authenticate(&node, &headers, None)?;
+        let body: BatchBody = serde_json::from_slice(&body).map_err(|e| {
+            error(StatusCode::BAD_REQUEST, response::PROTOCOL_ERROR, None, format!("the body must be {{\"operations\": [{{\"op\": \"put\"|\"delete\", \"handle\", \"values\", \"overwrite\"}}]}}: {e}"))
+        })?;
+        if body.operations.len() > MAX_BATCH {
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                response::PROTOCOL_ERROR,
+                None,
+                format!("the batch holds {} operations; at most {MAX_BATCH} are allowed, so none was applied", body.operations.len()),
+            ));
+        }
+        let handles: Vec<String> = body.operations.iter().map(|o| o.handle.clone()).collect();
+        let failed_at = |position: usize, reply: Reply| batch_failure(&handles, position, reply);
+        let now = unix_now();
+        let mut ops = Vec::with_capacity(body.operations.len());
+        for (position, item) in body.operations.into_iter().enumerate() {
+            let id = parse_id(&item.handle).map_err(|r| failed_at(position, r))?;
+            ops.push(match item.op.as_str() {
+                "put" => {
+                    let values = item.values.into_iter().map(|v| v.into_value(now)).collect::<std::result::Result<Vec<_>, _>>();
+                    let values = values.map_err(|e| failed_at(position, error(StatusCode::BAD_REQUEST, response::INVALID_VALUE, Some(&item.handle), e)))?;
+                    BatchOp::Put { id, values, overwrite: item.overwrite }
+                }
+                "delete" => BatchOp::Delete { id },
+                other => {
+                    let reply = error(StatusCode::BAD_REQUEST, response::PROTOCOL_ERROR, Some(&item.handle), format!("unknown op {other:?} (expected put or delete)"));
+                    return Err(failed_at(position, reply));
+                }
+            });
+        }
+        match node.batch(&admin, ops) {
+            Ok(applied) => {
+                let results: Vec<_> = handles
+                    .iter()
+                    .zip(&applied)
+                    .map(|(h, a)| {
+                        let status = match a {
+                            Applied::Created => "created",
+                            Applied::Replaced => "replaced",
+                            Applied::Deleted => "deleted",
+                            Applied::Missing => "missing",
+                        };
+                        json!({ "handle": h, "responseCode": response::SUCCESS, "status": status })
+                    })
+                    .collect();
+                Ok(Reply::ok(StatusCode::OK, json!({ "responseCode": response::SUCCESS, "results": results })))
+            }
+            Err(e) => Err(failed_at(e.position, response::from_write_error(&e.error, handles.get(e.position).map(String::as_str)))),
+        }
+    })
+    .await
+}
+
+/// A refused batch: nothing was applied; the failing operation carries the error, the others
+/// say they were not applied.
+fn batch_failure(handles: &[String], position: usize, reply: Reply) -> Reply {
+    let results: Vec<_> = handles
+        .iter()
+        .enumerate()
+        .map(|(i, h)| if i == position { reply.body.clone() } else { json!({ "handle": h, "status": "not applied" }) })
+        .collect();
+    let message =
+        format!("operation {position}: {}; nothing was applied", reply.body["message"].as_str().unwrap_or("refused"));
+    let code = reply.body["responseCode"].clone();
+    Reply::ok(
+        reply.status,
+        json!({ "responseCode": code, "message": message, "failedOperation": position, "results": results }),
+    )
+}

@@ -1,0 +1,44 @@
+//! The HTTP front end: the Handle.Net JSON API (DOMAIN.md), so that pyhandle, b2handle and
+//! curl scripts written for Handle.Net servers work unchanged, plus a batch endpoint.
+//!
+//! ```text
+//! GET    /api/handles/{handle}       resolve (type=, index=, publicOnly=, pretty)
+//! PUT    /api/handles/{handle}       create or replace (overwrite=, index=, mintNewSuffix=)
+//! DELETE /api/handles/{handle}       delete the identifier, or the values named by index=
+//! GET    /api/handles?prefix=P       list identifiers under P (page=, pageSize=)
+//! POST   /api/batch                  up to 2000 puts and deletes in one transaction
+//! ```
+//!
+//! Registry reads, secret checks (Argon2, deliberately slow) and durable writes run on the
+//! blocking pool, never on the runtime's workers. This module is the only one that imports
+//! axum; what a write means lives in [`crate::node`].
+
+mod handles;
+mod response;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::node::Node;
+
+/// 64 MiB: room for a full batch of 2000 records with large values; larger bodies get 413.
+const MAX_BODY: usize = 64 << 20;
+
+pub fn router(node: Arc<Node>) -> Router {
+    Router::new()
+        .route("/api/handles", get(handles::list))
+        .route("/api/handles/{*handle}", get(handles::resolve).put(handles::put).delete(handles::delete))
+        .route("/api/batch", post(handles::batch))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(node)
+}
+
+/// Serves the API on `listener` until `token` is cancelled.
+pub async fn serve(listener: TcpListener, node: Arc<Node>, token: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, router(node)).with_graceful_shutdown(async move { token.cancelled().await }).await
+}

@@ -1,0 +1,97 @@
+//! Handle response codes and the HTTP statuses Handle.Net maps them to (DOMAIN.md).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value as Json, json};
+
+use crate::auth::AuthError;
+use crate::node::WriteError;
+use crate::registry::RegistryError;
+
+pub(super) const SUCCESS: u32 = 1;
+pub(super) const ERROR: u32 = 2;
+pub(super) const HANDLE_NOT_FOUND: u32 = 100;
+pub(super) const HANDLE_ALREADY_EXISTS: u32 = 101;
+pub(super) const INVALID_HANDLE: u32 = 102;
+pub(super) const VALUES_NOT_FOUND: u32 = 200;
+pub(super) const INVALID_VALUE: u32 = 202;
+pub(super) const INVALID_ADMIN: u32 = 400;
+pub(super) const INSUFFICIENT_PERMISSIONS: u32 = 401;
+pub(super) const AUTHENTICATION_NEEDED: u32 = 402;
+pub(super) const AUTHENTICATION_FAILED: u32 = 403;
+pub(super) const PROTOCOL_ERROR: u32 = 4;
+
+/// A JSON reply; `pretty` indents it (the API's `pretty` parameter).
+pub(super) struct Reply {
+    pub(super) status: StatusCode,
+    pub(super) body: Json,
+    pub(super) pretty: bool,
+}
+
+impl Reply {
+    pub(super) fn ok(status: StatusCode, body: Json) -> Self {
+        Self { status, body, pretty: false }
+    }
+
+    pub(super) fn pretty(mut self, pretty: bool) -> Self {
+        self.pretty = pretty;
+        self
+    }
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        let text =
+            if self.pretty { serde_json::to_string_pretty(&self.body) } else { serde_json::to_string(&self.body) };
+        let mut response =
+            (self.status, [(header::CONTENT_TYPE, "application/json;charset=UTF-8")], text.unwrap_or_default())
+                .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"handle\""));
+        }
+        response
+    }
+}
+
+/// An error reply: `{"responseCode": code, "handle": ..., "message": ...}`.
+pub(super) fn error(status: StatusCode, code: u32, handle: Option<&str>, message: impl std::fmt::Display) -> Reply {
+    let mut body = json!({ "responseCode": code, "message": message.to_string() });
+    if let Some(handle) = handle {
+        body["handle"] = json!(handle);
+    }
+    Reply::ok(status, body)
+}
+
+pub(super) fn authentication_needed(handle: Option<&str>) -> Reply {
+    error(
+        StatusCode::UNAUTHORIZED,
+        AUTHENTICATION_NEEDED,
+        handle,
+        "this operation needs credentials: Authorization: Basic base64(INDEX%3AADMIN-IDENTIFIER:SECRET)",
+    )
+}
+
+pub(super) fn from_auth_error(e: &AuthError, handle: Option<&str>) -> Reply {
+    match e {
+        AuthError::BadUser => error(StatusCode::FORBIDDEN, INVALID_ADMIN, handle, e),
+        AuthError::Failed { .. } => error(StatusCode::FORBIDDEN, AUTHENTICATION_FAILED, handle, e),
+        AuthError::Registry(r) => from_registry_error(r, handle),
+    }
+}
+
+pub(super) fn from_write_error(e: &WriteError, handle: Option<&str>) -> Reply {
+    let (status, code) = match e {
+        WriteError::NotFound { .. } => (StatusCode::NOT_FOUND, HANDLE_NOT_FOUND),
+        WriteError::AlreadyExists { .. } => (StatusCode::CONFLICT, HANDLE_ALREADY_EXISTS),
+        WriteError::ValuesNotFound { .. } => (StatusCode::BAD_REQUEST, VALUES_NOT_FOUND),
+        WriteError::Forbidden { .. } => (StatusCode::FORBIDDEN, INSUFFICIENT_PERMISSIONS),
+        WriteError::InvalidValue(_) => (StatusCode::BAD_REQUEST, INVALID_VALUE),
+        WriteError::Registry(r) => return from_registry_error(r, handle),
+    };
+    error(status, code, handle, e)
+}
+
+pub(super) fn from_registry_error(e: &RegistryError, handle: Option<&str>) -> Reply {
+    tracing::error!(error = %e, "registry failure");
+    error(StatusCode::INTERNAL_SERVER_ERROR, ERROR, handle, "storage error; see the server log")
+}
