@@ -12,7 +12,9 @@ use clap::{Parser, Subcommand};
 
 use idnode::config::Config;
 use idnode::dns::{self, DnsName, Frontend, client};
+use idnode::http::client::ApiClient;
 use idnode::identifier::Identifier;
+use idnode::json::JsonValue;
 use idnode::node::Node;
 use idnode::registry::Registry;
 use idnode::server::Server;
@@ -82,6 +84,16 @@ enum Command {
         #[arg(long, default_value = "id.example.")]
         apex: String,
     },
+    /// Identifiers on a running node, through its HTTP API.
+    Id {
+        #[command(subcommand)]
+        command: IdCommand,
+    },
+    /// Prefixes on a running node, through its HTTP API.
+    Prefix {
+        #[command(subcommand)]
+        command: PrefixCommand,
+    },
     /// Node administration (works on the data directory while no server runs).
     Admin {
         #[command(subcommand)]
@@ -92,6 +104,89 @@ enum Command {
         identifier: String,
         #[arg(long, default_value = "id.example.")]
         apex: String,
+    },
+}
+
+/// How to reach a node's HTTP API, and who is asking.
+#[derive(clap::Args)]
+struct Api {
+    /// The node's HTTP API.
+    #[arg(long, env = "IDNODE_SERVER", default_value = "http://127.0.0.1:8000")]
+    server: String,
+    /// The administrator, INDEX:IDENTIFIER (e.g. 300:0.NA/88.100).
+    #[arg(long, env = "IDNODE_USER")]
+    user: Option<String>,
+    /// A file whose first line is the administrator's secret; or set IDNODE_SECRET.
+    #[arg(long, env = "IDNODE_SECRET_FILE")]
+    secret_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum IdCommand {
+    /// Resolve an identifier and print its values.
+    Get {
+        handle: String,
+        /// Only values of this type (repeatable).
+        #[arg(long = "type")]
+        types: Vec<String>,
+        /// Only the value at this index (repeatable).
+        #[arg(long)]
+        index: Vec<u32>,
+        /// Print the API's JSON answer.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        api: Api,
+    },
+    /// Create or replace an identifier.
+    Put {
+        handle: String,
+        /// A value as INDEX:TYPE:DATA, e.g. 1:URL:https://example.com/p/1 (repeatable).
+        #[arg(long = "value", value_name = "INDEX:TYPE:DATA")]
+        values: Vec<String>,
+        /// A JSON file with a list of values in the Handle.Net shape.
+        #[arg(long)]
+        values_file: Option<PathBuf>,
+        /// Change only the given values and keep the others.
+        #[arg(long)]
+        merge: bool,
+        /// Fail if the identifier exists.
+        #[arg(long)]
+        no_overwrite: bool,
+        #[command(flatten)]
+        api: Api,
+    },
+    /// Delete an identifier, or with --index only those values.
+    Delete {
+        handle: String,
+        #[arg(long)]
+        index: Vec<u32>,
+        #[command(flatten)]
+        api: Api,
+    },
+}
+
+#[derive(Subcommand)]
+enum PrefixCommand {
+    /// Register a prefix below one you administer (a secondary node's or an enterprise's).
+    Add {
+        prefix: String,
+        /// Give the prefix its own operator, 300:0.NA/PREFIX, with the secret in this file;
+        /// without it, the prefix is administered by --user.
+        #[arg(long)]
+        operator_secret_file: Option<PathBuf>,
+        #[command(flatten)]
+        api: Api,
+    },
+    /// List the prefixes registered below PREFIX.
+    List {
+        prefix: String,
+        #[arg(long, default_value_t = 0)]
+        page: usize,
+        #[arg(long, default_value_t = 100)]
+        page_size: usize,
+        #[command(flatten)]
+        api: Api,
     },
 }
 
@@ -176,6 +271,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Id { command } => id_command(command),
+        Command::Prefix { command } => prefix_command(command),
         Command::Admin { command: AdminCommand::Init { prefix, secret_file, settings } } => {
             admin_init(&settings.load()?, &prefix, secret_file.as_deref())
         }
@@ -311,6 +408,144 @@ fn admin_init(config: &Config, prefix: &str, secret_file: Option<&std::path::Pat
     if generated {
         writeln!(out, "secret: {secret}")?;
         writeln!(out, "(shown once; the node stores only its salted hash)")?;
+    }
+    Ok(())
+}
+
+//------------ Operator commands: clients of the HTTP API ----------------------------------
+
+impl Api {
+    fn client(&self) -> anyhow::Result<ApiClient> {
+        let secret = match (&self.secret_file, std::env::var("IDNODE_SECRET")) {
+            (Some(path), _) => Some(first_line(path)?),
+            (None, Ok(secret)) => Some(secret),
+            (None, Err(_)) => None,
+        };
+        match (&self.user, secret) {
+            (Some(user), Some(secret)) => Ok(ApiClient::new(&self.server, Some((user, &secret)))),
+            (Some(_), None) => anyhow::bail!("--user needs a secret: --secret-file FILE or IDNODE_SECRET"),
+            (None, _) => Ok(ApiClient::new(&self.server, None)),
+        }
+    }
+
+    fn user(&self) -> anyhow::Result<&str> {
+        self.user.as_deref().context("this command needs --user INDEX:IDENTIFIER (or IDNODE_USER)")
+    }
+}
+
+fn first_line(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let line = text.lines().next().unwrap_or("").to_owned();
+    anyhow::ensure!(!line.is_empty(), "{} holds no secret on its first line", path.display());
+    Ok(line)
+}
+
+fn id_command(command: IdCommand) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        IdCommand::Get { handle, types, index, json, api } => {
+            let mut query: Vec<(&str, String)> = types.into_iter().map(|t| ("type", t)).collect();
+            query.extend(index.into_iter().map(|i| ("index", i.to_string())));
+            let answer = api.client()?.get(&handle, &query)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&answer)?)?;
+                return Ok(());
+            }
+            writeln!(out, "{}", answer["handle"].as_str().unwrap_or(&handle))?;
+            for v in answer["values"].as_array().into_iter().flatten() {
+                let data = match &v["data"]["value"] {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                writeln!(
+                    out,
+                    "{:>6}  {:<12}  {data}",
+                    v["index"].as_u64().unwrap_or(0),
+                    v["type"].as_str().unwrap_or("")
+                )?;
+            }
+        }
+        IdCommand::Put { handle, values, values_file, merge, no_overwrite, api } => {
+            let mut list: Vec<JsonValue> = match &values_file {
+                Some(path) => {
+                    let text =
+                        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+                    serde_json::from_str(&text)
+                        .with_context(|| format!("{}: expected a JSON list of values", path.display()))?
+                }
+                None => Vec::new(),
+            };
+            for v in &values {
+                list.push(parse_value_arg(v)?);
+            }
+            anyhow::ensure!(!list.is_empty() || !merge, "--merge needs values to change");
+            let mut query = Vec::new();
+            if merge {
+                query.extend(list.iter().map(|v| ("index", v.index.to_string())));
+            }
+            if no_overwrite {
+                query.push(("overwrite", "false".to_owned()));
+            }
+            let answer = api.client()?.put(&handle, &list, &query)?;
+            writeln!(out, "stored {}", answer["handle"].as_str().unwrap_or(&handle))?;
+        }
+        IdCommand::Delete { handle, index, api } => {
+            let query: Vec<(&str, String)> = index.iter().map(|i| ("index", i.to_string())).collect();
+            api.client()?.delete(&handle, &query)?;
+            match index.is_empty() {
+                true => writeln!(out, "deleted {handle}")?,
+                false => writeln!(out, "deleted values {index:?} of {handle}")?,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `INDEX:TYPE:DATA` -> a value in the Handle.Net shape.
+fn parse_value_arg(text: &str) -> anyhow::Result<JsonValue> {
+    let mut parts = text.splitn(3, ':');
+    let (Some(index), Some(kind), Some(data)) = (parts.next(), parts.next(), parts.next()) else {
+        anyhow::bail!("--value {text:?}: expected INDEX:TYPE:DATA, e.g. 1:URL:https://example.com/p/1");
+    };
+    let index: u32 = index.parse().with_context(|| format!("--value {text:?}: {index:?} is not an index"))?;
+    Ok(serde_json::from_value(serde_json::json!({ "index": index, "type": kind, "data": data }))?)
+}
+
+fn prefix_command(command: PrefixCommand) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        PrefixCommand::Add { prefix, operator_secret_file, api } => {
+            idnode::identifier::check_prefix(&prefix).with_context(|| format!("prefix {prefix}"))?;
+            let record = format!("{}/{prefix}", idnode::auth::PREFIX_AUTHORITY);
+            let all = format!("{:012b}", idnode::auth::ALL_PERMISSIONS);
+            let (values, admin) = match &operator_secret_file {
+                Some(path) => {
+                    let secret = first_line(path)?;
+                    let values = serde_json::json!([
+                        { "index": 100, "type": "HS_ADMIN", "data": { "format": "admin", "value": { "handle": record, "index": 300, "permissions": all } } },
+                        { "index": 300, "type": "HS_SECKEY", "data": secret, "publicRead": false }
+                    ]);
+                    (values, format!("300:{record}"))
+                }
+                None => {
+                    let user = api.user()?.to_owned();
+                    let (index, handle) = user.split_once(':').context("--user must be INDEX:IDENTIFIER")?;
+                    let values = serde_json::json!([
+                        { "index": 100, "type": "HS_ADMIN", "data": { "format": "admin", "value": { "handle": handle, "index": index, "permissions": all } } }
+                    ]);
+                    (values, user)
+                }
+            };
+            let values: Vec<JsonValue> = serde_json::from_value(values)?;
+            api.client()?.put(&record, &values, &[("overwrite", "false".to_owned())])?;
+            writeln!(out, "registered prefix {prefix} ({record}), administered by {admin}")?;
+        }
+        PrefixCommand::List { prefix, page, page_size, api } => {
+            let answer = api.client()?.list("prefixes", &prefix, page, page_size)?;
+            for p in answer["prefixes"].as_array().into_iter().flatten() {
+                writeln!(out, "{}", p.as_str().unwrap_or_default())?;
+            }
+        }
     }
     Ok(())
 }

@@ -256,7 +256,8 @@ impl Registry {
         &self,
         f: impl FnOnce(&mut redb::Table<'_, &[u8], &[u8]>) -> Result<T, RegistryError>,
     ) -> Result<T, RegistryError> {
-        let txn = self.db.begin_write()?;
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(redb::Durability::Immediate).map_err(|e| RegistryError::Storage(e.into()))?;
         let (out, serial) = {
             let mut table = txn.open_table(RECORDS)?;
             let out = f(&mut table)?;
@@ -265,7 +266,7 @@ impl Registry {
             meta.insert(SERIAL, serial)?;
             (out, serial)
         };
-        // Durability::Immediate is redb's default: commit returns after the file is synced.
+        // Commit returns only after the file is synced: what is acknowledged survives power loss.
         txn.commit()?;
         self.serial.store(serial as u32, Ordering::Release);
         Ok(out)
@@ -282,6 +283,23 @@ impl Registry {
                 break;
             }
             out.push(decode_key(k.value(), v.value())?.identifier);
+        }
+        Ok(out)
+    }
+
+    /// Prefixes derived from `prefix` (`88.100.1`, `88.100.1.5` under `88.100`) that have a
+    /// prefix record, in key order, one page.
+    pub fn list_derived(&self, prefix: &str, page: usize, page_size: usize) -> Result<Vec<String>, RegistryError> {
+        let start = format!("{}.", crate::auth::prefix_record_key(prefix));
+        let snapshot = self.snapshot()?;
+        let mut out = Vec::new();
+        for entry in snapshot.table.range(start.as_bytes()..)?.skip(page.saturating_mul(page_size)) {
+            let (k, v) = entry?;
+            if !k.value().starts_with(start.as_bytes()) || out.len() == page_size {
+                break;
+            }
+            let record = decode_key(k.value(), v.value())?;
+            out.push(record.identifier.split_once('/').map_or(record.identifier.clone(), |(_, p)| p.to_owned()));
         }
         Ok(out)
     }
@@ -407,6 +425,47 @@ mod tests {
         let too_many: Vec<_> = (0..=MAX_BATCH).map(|i| record(&format!("89/{i}"))).collect();
         assert!(matches!(reg.put_batch(&too_many), Err(RegistryError::BatchTooLarge { count: 2001, .. })));
         assert_eq!(reg.len().unwrap(), MAX_BATCH as u64);
+    }
+
+    #[test]
+    fn update_is_atomic_and_an_error_leaves_the_record_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path()).unwrap();
+        reg.put(&record("88/a")).unwrap();
+        let serial = reg.serial();
+        let err: Result<(), RegistryError> =
+            reg.update("88/a", |_| Err(RegistryError::BatchTooLarge { count: 0, max: 0 }));
+        assert!(matches!(err, Err(RegistryError::BatchTooLarge { .. })), "the closure's own error comes back");
+        assert_eq!(reg.serial(), serial, "nothing was committed");
+        assert_eq!(reg.get(&Identifier::parse("88/a").unwrap()).unwrap(), Some(record("88/a")));
+        let seen = reg
+            .update::<_, RegistryError>("88/a", |current| Ok((Update::Delete, current.map(|r| r.identifier))))
+            .unwrap();
+        assert_eq!(seen.as_deref(), Some("88/a"));
+        assert!(reg.get(&Identifier::parse("88/a").unwrap()).unwrap().is_none());
+    }
+
+    #[test]
+    fn apply_mixes_puts_and_deletes_and_rolls_back_on_a_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path()).unwrap();
+        reg.put(&record("88/old")).unwrap();
+        let applied = reg
+            .apply(&[
+                Change::Put { record: record("88/new"), if_absent: true },
+                Change::Delete { key: "88/old".into() },
+                Change::Delete { key: "88/none".into() },
+            ])
+            .unwrap();
+        assert_eq!(applied, [Applied::Created, Applied::Deleted, Applied::Missing]);
+        let err = reg
+            .apply(&[
+                Change::Put { record: record("88/other"), if_absent: true },
+                Change::Put { record: record("88/new"), if_absent: true },
+            ])
+            .unwrap_err();
+        assert!(matches!(err, RegistryError::AlreadyExists { position: 1, .. }), "{err}");
+        assert!(reg.get(&Identifier::parse("88/other").unwrap()).unwrap().is_none(), "rolled back");
     }
 
     #[test]

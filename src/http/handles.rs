@@ -240,9 +240,39 @@ pub(super) async fn delete(
     .await
 }
 
-//------------ GET /api/handles?prefix= -------------------------------------------------------
+//------------ GET /api/handles?prefix= and /api/prefixes?prefix= ----------------------------
 
 pub(super) async fn list(State(node): State<Arc<Node>>, RawQuery(query): RawQuery, headers: HeaderMap) -> Reply {
+    listing(node, query, headers, "handles", |node, prefix, p| {
+        let handles = node.registry().list(prefix, p.page, p.page_size)?;
+        Ok((handles, Some(node.registry().count_under(prefix)?)))
+    })
+    .await
+}
+
+/// Prefixes derived from `prefix` that have a prefix record (Handle's LIST_DERIVED_PREFIXES).
+pub(super) async fn list_prefixes(
+    State(node): State<Arc<Node>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Reply {
+    listing(node, query, headers, "prefixes", |node, prefix, p| {
+        Ok((node.registry().list_derived(prefix, p.page, p.page_size)?, None))
+    })
+    .await
+}
+
+type Lister =
+    fn(&Node, &str, &Params) -> std::result::Result<(Vec<String>, Option<u64>), crate::registry::RegistryError>;
+
+/// A page of names under `?prefix=`, for an administrator with ListHandles on that prefix.
+async fn listing(
+    node: Arc<Node>,
+    query: Option<String>,
+    headers: HeaderMap,
+    field: &'static str,
+    lister: Lister,
+) -> Reply {
     blocking(move || {
         let p = params(query.as_deref())?;
         let prefix = p.prefix.clone().ok_or_else(|| error(StatusCode::BAD_REQUEST, response::PROTOCOL_ERROR, None, "listing needs ?prefix=PREFIX"))?;
@@ -254,13 +284,12 @@ pub(super) async fn list(State(node): State<Arc<Node>>, RawQuery(query): RawQuer
             tracing::warn!(target: "audit", user = %admin.user(), op = "list", prefix, "refused");
             return Err(error(StatusCode::FORBIDDEN, response::INSUFFICIENT_PERMISSIONS, None, format!("{} may not list {prefix}", admin.user())));
         }
-        let handles = node.registry().list(&prefix, p.page, p.page_size).map_err(storage)?;
-        let total = node.registry().count_under(&prefix).map_err(storage)?;
-        Ok(Reply::ok(
-            StatusCode::OK,
-            json!({ "responseCode": response::SUCCESS, "prefix": prefix, "totalCount": total.to_string(), "page": p.page, "pageSize": p.page_size, "handles": handles }),
-        )
-        .pretty(p.pretty))
+        let (names, total) = lister(&node, &prefix, &p).map_err(storage)?;
+        let mut body = json!({ "responseCode": response::SUCCESS, "prefix": prefix, "page": p.page, "pageSize": p.page_size, field: names });
+        if let Some(total) = total {
+            body["totalCount"] = json!(total.to_string());
+        }
+        Ok(Reply::ok(StatusCode::OK, body).pretty(p.pretty))
     })
     .await
 }

@@ -6,6 +6,7 @@
 //! PUT    /api/handles/{handle}       create or replace (overwrite=, index=, mintNewSuffix=)
 //! DELETE /api/handles/{handle}       delete the identifier, or the values named by index=
 //! GET    /api/handles?prefix=P       list identifiers under P (page=, pageSize=)
+//! GET    /api/prefixes?prefix=P      list the prefixes derived from P
 //! POST   /api/batch                  up to 2000 puts and deletes in one transaction
 //! ```
 //!
@@ -13,6 +14,7 @@
 //! blocking pool, never on the runtime's workers. This module is the only one that imports
 //! axum; what a write means lives in [`crate::node`].
 
+pub mod client;
 mod handles;
 mod response;
 
@@ -33,6 +35,7 @@ pub fn router(node: Arc<Node>) -> Router {
     Router::new()
         .route("/api/handles", get(handles::list))
         .route("/api/handles/{*handle}", get(handles::resolve).put(handles::put).delete(handles::delete))
+        .route("/api/prefixes", get(handles::list_prefixes))
         .route("/api/batch", post(handles::batch))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(node)

@@ -18,23 +18,197 @@ fn line(id: &str, url: &str) -> String {
     )
 }
 
-/// Starts `idnode serve` on a free port and returns it with its address once it serves.
+/// Starts `idnode serve` on free ports and returns it with its DNS address once it serves.
 fn serve(data: &Path) -> (Child, String) {
+    let (child, dns, _) = serve_logging(data, None);
+    (child, dns)
+}
+
+/// Starts `idnode serve`; returns it with its DNS and HTTP addresses. With `log`, every line
+/// the server prints is appended there.
+fn serve_logging(data: &Path, log: Option<std::sync::Arc<std::sync::Mutex<String>>>) -> (Child, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_idnode"))
         .args(["serve", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", data.to_str().unwrap()])
+        .env("RUST_LOG", "debug")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("server printed its address").unwrap();
-        if let Some(rest) = line.split("addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
+    let field =
+        |line: &str, name: &str| line.split(name).nth(1).map(|rest| rest.split_whitespace().next().unwrap().to_owned());
+    let (mut dns, mut http) = (None, None);
+    while dns.is_none() {
+        let line = lines.next().expect("server printed its addresses").unwrap();
+        if let Some(log) = &log {
+            log.lock().unwrap().push_str(&line);
         }
-    };
+        http = http.or_else(|| field(&line, "http="));
+        dns = dns.or_else(|| field(&line, "addr="));
+    }
     // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if let Some(log) = &log {
+                log.lock().unwrap().push_str(&line);
+            }
+        }
+    });
+    (child, dns.unwrap(), format!("http://{}", http.expect("HTTP address logged before DNS")))
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).build().into()
+}
+
+/// `Authorization` for `user` (`index:identifier`), percent-encoded as pyhandle does it.
+fn basic(user: &str, secret: &str) -> String {
+    use base64::Engine as _;
+    let user = user.replace(':', "%3A");
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}")))
+}
+
+/// Sends a request; returns the status and the body.
+fn call(method: &str, url: &str, auth: Option<&str>, body: Option<&str>) -> (u16, String) {
+    let agent = agent();
+    let mut response = match (method, body) {
+        ("GET", _) => {
+            let mut r = agent.get(url);
+            if let Some(a) = auth {
+                r = r.header("Authorization", a);
+            }
+            r.call()
+        }
+        ("PUT", Some(body)) => {
+            let mut r = agent.put(url).header("Content-Type", "application/json");
+            if let Some(a) = auth {
+                r = r.header("Authorization", a);
+            }
+            r.send(body)
+        }
+        _ => panic!("unsupported request {method}"),
+    }
+    .unwrap();
+    (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
+}
+
+fn admin_init(data: &Path, prefix: &str, secret: &str) {
+    let file = data.with_extension("secret");
+    std::fs::write(&file, format!("{secret}\n")).unwrap();
+    let out = idnode(&[
+        "admin",
+        "init",
+        "--prefix",
+        prefix,
+        "--secret-file",
+        file.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::remove_file(file).unwrap();
+}
+
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() { out.extend(files_under(&path)) } else { out.push(path) }
+    }
+    out
+}
+
+#[test]
+fn secrets_are_stored_only_as_salted_hashes_and_never_logged_or_returned() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (top, operator, wrong) = ("Top-Secret-4711", "Operator-Secret-0815", "Wrong-Secret-1234");
+    admin_init(&data, "88", top);
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (mut server, _, http) = serve_logging(&data, Some(log.clone()));
+    let api = format!("{http}/api/handles");
+    let top_auth = basic("300:0.NA/88", top);
+    let body = format!(
+        r#"{{"values":[{{"index":100,"type":"HS_ADMIN","data":{{"format":"admin","value":{{"handle":"0.NA/88.100","index":300,"permissions":"111111111111"}}}}}},
+        {{"index":300,"type":"HS_SECKEY","data":"{operator}","publicRead":false}}]}}"#
+    );
+    let mut responses = Vec::new();
+    let (status, text) = call("PUT", &format!("{api}/0.NA/88.100"), Some(&top_auth), Some(&body));
+    assert_eq!(status, 201, "{text}");
+    responses.push(text);
+    let ops_auth = basic("300:0.NA/88.100", operator);
+    let (status, text) = call(
+        "PUT",
+        &format!("{api}/88.100.1/X"),
+        Some(&ops_auth),
+        Some(r#"[{"index":1,"type":"URL","data":"https://x"}]"#),
+    );
+    assert_eq!(status, 201, "the operator's secret works: {text}");
+    responses.push(text);
+    let (status, text) = call("PUT", &format!("{api}/88.100.1/Y"), Some(&basic("300:0.NA/88.100", wrong)), Some("[]"));
+    assert_eq!(status, 403, "{text}");
+    responses.push(text);
+    for auth in [None, Some(top_auth.as_str()), Some(ops_auth.as_str())] {
+        let (status, text) = call("GET", &format!("{api}/0.NA/88.100?auth=true"), auth, None);
+        assert_eq!(status, 200, "{text}");
+        responses.push(text);
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let export = idnode(&["export", "--data", data.to_str().unwrap()]);
+    let exported = String::from_utf8_lossy(&export.stdout).into_owned();
+    assert!(exported.contains("$argon2id$"), "the hash is what is stored: {exported}");
+    let log = log.lock().unwrap().clone();
+    assert!(log.contains("audit") && log.contains("authentication failed"), "refused writes are audited: {log}");
+    for secret in [top, operator, wrong] {
+        for file in files_under(&data) {
+            let bytes = std::fs::read(&file).unwrap();
+            assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} in {}", file.display());
+        }
+        assert!(!log.contains(secret), "{secret} in the log");
+        assert!(!exported.contains(secret), "{secret} in the export");
+        assert!(responses.iter().all(|r| !r.contains(secret) && !r.contains("argon2")), "{secret} in a response");
+    }
+}
+
+#[test]
+fn every_acknowledged_write_survives_a_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    admin_init(&data, "88", "s");
+    let (mut server, _, http) = serve_logging(&data, None);
+    let auth = basic("300:0.NA/88", "s");
+    // Four clients write at once; the node is killed the moment the last write is acknowledged.
+    let acknowledged: Vec<String> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                let (http, auth) = (&http, &auth);
+                s.spawn(move || {
+                    (0..50)
+                        .map(|i| {
+                            let id = format!("88.100.{t}/W-{i:03}");
+                            let body = format!(r#"[{{"index":1,"type":"URL","data":"https://example.com/{id}"}}]"#);
+                            let (status, text) =
+                                call("PUT", &format!("{http}/api/handles/{id}"), Some(auth), Some(&body));
+                            assert_eq!(status, 201, "{text}");
+                            id
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    server.kill().unwrap(); // SIGKILL: no shutdown, no flush
+    server.wait().unwrap();
+    assert_eq!(acknowledged.len(), 200);
+    let (mut server, _, http) = serve_logging(&data, None);
+    for id in &acknowledged {
+        let (status, text) = call("GET", &format!("{http}/api/handles/{id}"), None, None);
+        assert_eq!(status, 200, "{id} was acknowledged but is gone: {text}");
+        assert!(text.contains(&format!("https://example.com/{id}")), "{text}");
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
 }
 
 #[test]
@@ -125,4 +299,61 @@ fn dns_name_and_config_errors() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("node.toml") && err.contains("unknown field `bogus`"), "{err}");
+}
+
+#[test]
+fn operators_work_through_the_cli_within_their_prefixes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    admin_init(&data, "88", "top-secret");
+    let (mut server, dns, http) = serve_logging(&data, None);
+    let top_file = dir.path().join("top");
+    let ops_file = dir.path().join("ops");
+    std::fs::write(&top_file, "top-secret\n").unwrap();
+    std::fs::write(&ops_file, "ops-secret\n").unwrap();
+    let as_user = |user: &str, secret: &Path, args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--server", &http, "--user", user, "--secret-file", secret.to_str().unwrap()]);
+        idnode(&all)
+    };
+    let ok = |out: Output| {
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // The top-level administrator registers secondary node 88.100 with its own operator.
+    let text = ok(as_user(
+        "300:0.NA/88",
+        &top_file,
+        &["prefix", "add", "88.100", "--operator-secret-file", ops_file.to_str().unwrap()],
+    ));
+    assert!(text.contains("administered by 300:0.NA/88.100"), "{text}");
+    let ops = |args: &[&str]| as_user("300:0.NA/88.100", &ops_file, args);
+    ok(ops(&["prefix", "add", "88.100.5"]));
+    let refused = ops(&["prefix", "add", "88.101.5"]);
+    assert!(!refused.status.success() && stderr(&refused).contains("HTTP 403"), "{}", stderr(&refused));
+    assert_eq!(ok(ops(&["prefix", "list", "88.100"])).lines().collect::<Vec<_>>(), ["88.100.5"]);
+    ok(ops(&["id", "put", "88.100.5/PUMP-1", "--value", "1:URL:https://example.com/pump/1", "--value", "2:NOTE:a:b"]));
+    ok(ops(&["id", "put", "88.100.5/PUMP-1", "--merge", "--value", "3:EMAIL:ops@example.com"]));
+    let text = ok(ops(&["id", "get", "88.100.5/PUMP-1"]));
+    assert!(
+        text.contains("https://example.com/pump/1") && text.contains("a:b") && text.contains("ops@example.com"),
+        "{text}"
+    );
+    let resolved = ok(idnode(&["resolve", "88.100.5/PUMP-1", "--server", &dns]));
+    assert!(resolved.contains("ops@example.com"), "DNS sees the write: {resolved}");
+    ok(ops(&["id", "delete", "88.100.5/PUMP-1", "--index", "2"]));
+    assert!(!ok(ops(&["id", "get", "88.100.5/PUMP-1"])).contains("a:b"));
+    let outside = ops(&["id", "put", "88.101.1/X", "--value", "1:URL:x"]);
+    assert!(
+        stderr(&outside).contains("HTTP 403") && stderr(&outside).contains("may not create"),
+        "{}",
+        stderr(&outside)
+    );
+    let anonymous = idnode(&["id", "delete", "88.100.5/PUMP-1", "--server", &http]);
+    assert!(stderr(&anonymous).contains("HTTP 401"), "{}", stderr(&anonymous));
+    ok(ops(&["id", "delete", "88.100.5/PUMP-1"]));
+    let gone = ops(&["id", "get", "88.100.5/PUMP-1"]);
+    assert!(stderr(&gone).contains("HTTP 404"), "{}", stderr(&gone));
+    server.kill().unwrap();
+    server.wait().unwrap();
 }
