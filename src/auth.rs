@@ -84,15 +84,21 @@ impl Credentials {
         Ok(Self { index, admin, secret: secret.to_owned() })
     }
 
-    /// Checks the secret against the administrator's `HS_SECKEY` value.
-    pub fn authenticate(&self, registry: &Registry) -> Result<Admin, AuthError> {
+    /// Checks the secret against the administrator's `HS_SECKEY` value. A check that
+    /// succeeded recently is remembered in `verified`, so that a client sending many requests
+    /// pays for Argon2 once, not per request.
+    pub fn authenticate(&self, registry: &Registry, verified: &VerifiedSecrets) -> Result<Admin, AuthError> {
         let user = format!("{}:{}", self.index, self.admin);
         let failed = || AuthError::Failed { user: user.clone() };
         let record = registry.get(&self.admin)?.ok_or_else(failed)?;
         let value = record.values.iter().find(|v| v.index == self.index && v.kind == SECRET_TYPE).ok_or_else(failed)?;
         let stored = std::str::from_utf8(&value.data).map_err(|_| failed())?;
-        if !verify_secret(stored, &self.secret) {
-            return Err(failed());
+        let key = (self.admin.key(), self.index);
+        if !verified.contains(&key, stored, &self.secret) {
+            if !verify_secret(stored, &self.secret) {
+                return Err(failed());
+            }
+            verified.insert(key, stored, &self.secret);
         }
         Ok(Admin { key: self.admin.key(), index: self.index, identifier: record.identifier })
     }
@@ -156,6 +162,56 @@ impl Admin {
             }
         }
         Ok(false)
+    }
+}
+
+/// Secrets that passed the Argon2 check recently: for each administrator, the stored hash it was
+/// checked against and a keyed BLAKE2b digest of the secret (the key is random per process, so
+/// the digests are worthless outside it). An entry counts only while the stored hash is the same
+/// (a changed secret invalidates it) and for [`VERIFIED_FOR`].
+pub struct VerifiedSecrets {
+    key: [u8; 32],
+    entries: quick_cache::sync::Cache<(String, u32), std::sync::Arc<Verified>>,
+}
+
+struct Verified {
+    stored: String,
+    digest: [u8; 64],
+    at: std::time::Instant,
+}
+
+/// 300 s: how long a verified secret is trusted without Argon2; a revoked administrator
+/// (record deleted or secret changed) is refused at once regardless.
+const VERIFIED_FOR: std::time::Duration = std::time::Duration::from_secs(300);
+/// 10,000 administrators remembered at most.
+const VERIFIED_CAPACITY: usize = 10_000;
+
+impl Default for VerifiedSecrets {
+    fn default() -> Self {
+        use argon2::password_hash::rand_core::RngCore as _;
+        let mut key = [0u8; 32];
+        OsRng.fill_bytes(&mut key);
+        Self { key, entries: quick_cache::sync::Cache::new(VERIFIED_CAPACITY) }
+    }
+}
+
+impl VerifiedSecrets {
+    fn digest(&self, secret: &str) -> [u8; 64] {
+        use blake2::Digest as _;
+        blake2::Blake2b512::new().chain_update(self.key).chain_update(secret.as_bytes()).finalize().into()
+    }
+
+    fn contains(&self, key: &(String, u32), stored: &str, secret: &str) -> bool {
+        let Some(entry) = self.entries.get(key) else { return false };
+        let digest = self.digest(secret);
+        // Constant time: the comparison does not tell how many bytes matched.
+        let same = entry.digest.iter().zip(&digest).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        same && entry.stored == stored && entry.at.elapsed() < VERIFIED_FOR
+    }
+
+    fn insert(&self, key: (String, u32), stored: &str, secret: &str) {
+        let entry = Verified { stored: stored.to_owned(), digest: self.digest(secret), at: std::time::Instant::now() };
+        self.entries.insert(key, std::sync::Arc::new(entry));
     }
 }
 
@@ -246,6 +302,32 @@ mod tests {
     }
 
     #[test]
+    fn a_remembered_secret_stops_counting_when_the_stored_secret_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path()).unwrap();
+        let v = VerifiedSecrets::default();
+        reg.put(&record("88/OPS", vec![Value::new(300, "HS_SECKEY", "one", 0)])).unwrap();
+        let creds = Credentials::new("300:88/OPS", "one").unwrap();
+        creds.authenticate(&reg, &v).unwrap();
+        assert!(v.contains(
+            &("88/ops".into(), 300),
+            std::str::from_utf8(&reg.get(&creds.admin).unwrap().unwrap().values[0].data).unwrap(),
+            "one"
+        ));
+        assert!(
+            Credentials::new("300:88/OPS", "two").unwrap().authenticate(&reg, &v).is_err(),
+            "a wrong secret is still checked"
+        );
+        reg.put(&record("88/OPS", vec![Value::new(300, "HS_SECKEY", "two", 0)])).unwrap();
+        assert!(creds.authenticate(&reg, &v).is_err(), "the old secret no longer works once changed");
+        reg.delete(&creds.admin).unwrap();
+        assert!(
+            Credentials::new("300:88/OPS", "two").unwrap().authenticate(&reg, &v).is_err(),
+            "nor after the administrator is gone"
+        );
+    }
+
+    #[test]
     fn rights_come_from_hs_admin_directly_via_groups_and_prefix_parents() {
         let dir = tempfile::tempdir().unwrap();
         let reg = Registry::open(dir.path()).unwrap();
@@ -266,15 +348,16 @@ mod tests {
             record("88.100/OPS", vec![Value::new(300, "HS_SECKEY", "ops", 0)]),
         ])
         .unwrap();
-        let top = Credentials::new("300:0.NA/88", "top").unwrap().authenticate(&reg).unwrap();
-        let ops = Credentials::new("300:88.100/ops", "ops").unwrap().authenticate(&reg).unwrap();
+        let v = VerifiedSecrets::default();
+        let top = Credentials::new("300:0.NA/88", "top").unwrap().authenticate(&reg, &v).unwrap();
+        let ops = Credentials::new("300:88.100/ops", "ops").unwrap().authenticate(&reg, &v).unwrap();
         assert_eq!(ops.user(), "300:88.100/OPS");
         assert!(matches!(
-            Credentials::new("300:88.100/OPS", "wrong").unwrap().authenticate(&reg),
+            Credentials::new("300:88.100/OPS", "wrong").unwrap().authenticate(&reg, &v),
             Err(AuthError::Failed { .. })
         ));
         assert!(matches!(
-            Credentials::new("301:88.100/OPS", "ops").unwrap().authenticate(&reg),
+            Credentials::new("301:88.100/OPS", "ops").unwrap().authenticate(&reg, &v),
             Err(AuthError::Failed { .. })
         ));
         assert!(matches!(Credentials::new("88.100/OPS", "ops"), Err(AuthError::BadUser)));

@@ -57,11 +57,12 @@ pub struct BatchError {
 pub struct Node {
     registry: Arc<Registry>,
     dns: Arc<Frontend>,
+    verified: auth::VerifiedSecrets,
 }
 
 impl Node {
     pub fn new(registry: Arc<Registry>, dns: Arc<Frontend>) -> Self {
-        Self { registry, dns }
+        Self { registry, dns, verified: auth::VerifiedSecrets::default() }
     }
 
     pub fn registry(&self) -> &Registry {
@@ -70,6 +71,11 @@ impl Node {
 
     pub fn dns(&self) -> &Arc<Frontend> {
         &self.dns
+    }
+
+    /// Checks credentials against the registry (see [`auth::Credentials::authenticate`]).
+    pub fn authenticate(&self, credentials: &auth::Credentials) -> Result<Admin, auth::AuthError> {
+        credentials.authenticate(&self.registry, &self.verified)
     }
 
     /// Creates or replaces `id`; returns whether it was created.

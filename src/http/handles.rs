@@ -108,7 +108,7 @@ async fn blocking(f: impl FnOnce() -> Result<Reply> + Send + 'static) -> Reply {
 
 fn authenticate(node: &Node, headers: &HeaderMap, handle: Option<&str>) -> Result<Admin> {
     let credentials = credentials(headers)?.ok_or_else(|| response::authentication_needed(handle))?;
-    credentials.authenticate(node.registry()).map_err(|e| {
+    node.authenticate(&credentials).map_err(|e| {
         tracing::warn!(target: "audit", user = %format!("{}:{}", credentials.index, credentials.admin), handle, error = %e, "authentication failed");
         response::from_auth_error(&e, handle)
     })
