@@ -39,6 +39,10 @@ pub struct DnsConfig {
     /// The zone under which identifiers are served. `id.example.` is reserved for documentation
     /// (RFC 2606), so it never collides with a real zone; operators set their own.
     pub apex: String,
+    /// The prefixes this node is authoritative for, each a zone under the apex (`88.105` is
+    /// `105.88.<apex>`); `""` is the whole namespace. A top-level node serves `["88"]` or
+    /// `[""]`, a secondary node its own prefix.
+    pub zones: Vec<String>,
     /// UDP sockets (SO_REUSEPORT), one worker each; 0 means one per CPU core.
     pub udp_workers: usize,
     /// 1232: the EDNS UDP payload recommended by DNS Flag Day 2020 (no IP fragmentation).
@@ -60,6 +64,9 @@ pub struct DnsConfig {
     pub refresh: i32,
     pub retry: i32,
     pub expire: i32,
+    /// 300: TTL of referrals to child nodes, so that resolvers follow a moved secondary node
+    /// within five minutes.
+    pub referral_ttl: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -94,6 +101,7 @@ impl Default for DnsConfig {
         Self {
             listen: "127.0.0.1:5300".parse().expect("literal address"),
             apex: "id.example.".into(),
+            zones: vec![String::new()],
             udp_workers: 0,
             max_udp_payload: 1232,
             tcp_max_connections: 1024,
@@ -105,6 +113,7 @@ impl Default for DnsConfig {
             refresh: 3600,
             retry: 600,
             expire: 1_209_600,
+            referral_ttl: 300,
         }
     }
 }
@@ -123,6 +132,8 @@ pub enum ConfigError {
     Parse { path: PathBuf, source: toml::de::Error },
     #[error("dns.apex {apex:?} is not a domain name: {reason}")]
     BadApex { apex: String, reason: String },
+    #[error("dns.zones: {zone:?} is not a prefix: {reason}")]
+    BadZone { zone: String, reason: String },
     #[error("name server {name:?} is not a domain name: {reason}")]
     BadNameServer { name: String, reason: String },
 }

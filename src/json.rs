@@ -78,7 +78,7 @@ pub enum JsonError {
     Identifier(#[from] IdentifierError),
     #[error("{0}")]
     Record(#[from] RecordError),
-    #[error("value {index}: unknown data format {format:?} (expected string, base64, hex, admin or vlist)")]
+    #[error("value {index}: unknown data format {format:?} (expected string, base64, hex, admin, vlist or site)")]
     UnknownFormat { index: u32, format: String },
     #[error("value {index}: {format} data {problem}")]
     BadData { index: u32, format: &'static str, problem: String },
@@ -196,6 +196,12 @@ fn decode_data(index: u32, data: &JsonData) -> Result<Vec<u8>, JsonError> {
             let pairs: Vec<(String, u32)> = list.into_iter().map(|e| (e.handle, e.index)).collect();
             Ok(encode_vlist(&pairs))
         }
+        "site" => {
+            let site: crate::site::Site = serde_json::from_value(value.clone())
+                .map_err(|e| bad("site", format!("is not a Handle.Net site: {e}")))?;
+            site.validate().map_err(|e| bad("site", e))?;
+            Ok(site.encode())
+        }
         other => Err(JsonError::UnknownFormat { index, format: other.to_owned() }),
     }
 }
@@ -206,6 +212,11 @@ fn encode_data(v: &Value) -> JsonData {
         if let Some((perms, handle, index)) = decode_admin(&v.data) {
             let admin = JsonAdmin { handle, index, permissions: format!("{perms:012b}") };
             return typed("admin", serde_json::to_value(admin).expect("plain struct"));
+        }
+    }
+    if v.kind == crate::site::SITE_TYPE {
+        if let Some(site) = crate::site::Site::decode(&v.data) {
+            return typed("site", serde_json::to_value(site).expect("plain struct"));
         }
     }
     if v.kind == "HS_VLIST" {

@@ -17,6 +17,7 @@
 //! - [`node`]: the write path: authorize, commit durably, then invalidate cached answers.
 //! - [`server`]: transport: UDP workers, TCP connections, the HTTP listener, shutdown.
 //! - [`import`]: JSON Lines import and export; [`demo`]: the demo namespace.
+//! - [`site`]: `HS_SITE` values: where a delegated prefix is served.
 //! - [`config`]: the TOML configuration and its defaults.
 //!
 //! # Request pipeline
@@ -57,3 +58,4 @@ pub mod node;
 pub mod record;
 pub mod registry;
 pub mod server;
+pub mod site;

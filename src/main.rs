@@ -50,6 +50,9 @@ enum Command {
         /// HTTP address of the Handle.Net JSON API [default: 127.0.0.1:8000].
         #[arg(long)]
         http: Option<SocketAddr>,
+        /// A prefix this node is authoritative for (repeatable) [default: the whole namespace].
+        #[arg(long = "zone", value_name = "PREFIX")]
+        zones: Vec<String>,
         /// Load the demo namespace (prefix 88.100.1) unless it is already there.
         #[arg(long)]
         demo: bool,
@@ -224,13 +227,16 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { settings, dns, http, demo } => {
+        Command::Serve { settings, dns, http, zones, demo } => {
             let mut config = settings.load()?;
             if let Some(dns) = dns {
                 config.dns.listen = dns;
             }
             if let Some(http) = http {
                 config.http.listen = http;
+            }
+            if !zones.is_empty() {
+                config.dns.zones = zones;
             }
             serve(config, demo)
         }
@@ -320,9 +326,9 @@ fn serve(config: Config, load_demo: bool) -> anyhow::Result<()> {
         let addr = server.local_addr();
         let http = server.http_addr();
         tracing::info!(%http, "serving the Handle.Net JSON API over HTTP");
-        tracing::info!(%addr, apex = %frontend.apex(), identifiers = registry.len()?, data = %config.data_dir.display(), workers = config.udp_workers(), "serving DNS over UDP and TCP");
+        tracing::info!(%addr, zones = ?frontend.zone_apexes().iter().map(ToString::to_string).collect::<Vec<_>>(), identifiers = registry.len()?, data = %config.data_dir.display(), workers = config.udp_workers(), "serving DNS over UDP and TCP");
         if load_demo {
-            let name = client::dns_name(&Identifier::parse(demo::DEMO_IDENTIFIER)?, frontend.apex())?;
+            let name = client::dns_name(&Identifier::parse(demo::DEMO_IDENTIFIER)?, &frontend.apex())?;
             eprintln!(
                 "\nTry:\n  dig @{} -p {} {} TXT\n  idnode resolve {} --server {}\n  curl http://{}/api/handles/{}\n",
                 addr.ip(),

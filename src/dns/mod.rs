@@ -61,7 +61,8 @@ pub struct Scratch {
 }
 
 pub struct Frontend {
-    zone: Zone,
+    /// The zones this node is authoritative for; a query goes to the deepest one holding it.
+    zones: Vec<Zone>,
     registry: Arc<Registry>,
     cache: Cache<AnswerSet>,
     /// Largest UDP response with EDNS (1232 by default: DNS Flag Day 2020).
@@ -74,7 +75,9 @@ const NOTIMP: usize = 1;
 const SERVFAIL: usize = 2;
 
 impl Frontend {
-    pub fn new(zone: ZoneConfig, registry: Arc<Registry>, cache_capacity: usize, max_udp_payload: u16) -> Self {
+    /// A front end for `zones` (at least one; [`zone_config`] makes them from the settings).
+    pub fn new(zones: Vec<ZoneConfig>, registry: Arc<Registry>, cache_capacity: usize, max_udp_payload: u16) -> Self {
+        assert!(!zones.is_empty(), "a node serves at least one zone");
         let empty = |rcode, authoritative| Body {
             rcode,
             authoritative,
@@ -84,7 +87,7 @@ impl Frontend {
             bytes: Box::new([]),
         };
         Self {
-            zone: Zone::new(zone),
+            zones: zones.into_iter().map(Zone::new).collect(),
             registry,
             cache: Cache::new(cache_capacity),
             max_udp_payload: max_udp_payload.max(CLASSIC_UDP),
@@ -92,8 +95,14 @@ impl Frontend {
         }
     }
 
-    pub fn apex(&self) -> &Name {
-        self.zone.apex()
+    /// The national apex, under which every identifier has its DNS name.
+    pub fn apex(&self) -> Name {
+        self.zones[0].national_apex()
+    }
+
+    /// The apexes of the zones this node serves.
+    pub fn zone_apexes(&self) -> Vec<Name> {
+        self.zones.iter().map(|z| z.apex().clone()).collect()
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -104,9 +113,15 @@ impl Frontend {
         self.cache.stats()
     }
 
-    /// Forgets every cached answer a durable write to `id` may have changed.
+    /// Forgets every cached answer a durable write to `id` may have changed. A prefix record
+    /// (`0.NA/...`) may add, move or remove a delegation, which changes the answers for every
+    /// name below it; such writes are rare, so the whole cache is dropped.
     pub fn invalidate(&self, id: &Identifier) {
-        for name in mapping::affected_names(id, self.zone.apex_wire()) {
+        if crate::auth::prefix_of_record(id).is_some() {
+            self.cache.clear();
+            return;
+        }
+        for name in mapping::affected_names(id, self.zones[0].national_apex_wire()) {
             self.cache.remove(&name);
         }
     }
@@ -141,7 +156,13 @@ impl Frontend {
             refuse(REFUSED, out);
             return Verdict::Respond;
         }
-        let Some(own) = name.labels_below(self.zone.apex_wire(), self.zone.apex_labels()) else {
+        // The deepest zone holding the name answers for it.
+        let zone = self
+            .zones
+            .iter()
+            .filter_map(|z| name.labels_below(z.apex_wire(), z.apex_labels()).map(|own| (z, own)))
+            .min_by_key(|(_, own)| *own);
+        let Some((zone, own)) = zone else {
             refuse(REFUSED, out);
             return Verdict::Respond;
         };
@@ -152,7 +173,7 @@ impl Frontend {
         let now = tokio::time::Instant::now();
         let entry = match self.cache.get(name.wire(), now) {
             Some(entry) => entry,
-            None => match self.zone.answer(name, own, &self.registry, crate::record::unix_now()) {
+            None => match zone.answer(name, own, &self.registry, crate::record::unix_now()) {
                 Ok((set, ttl)) => self.cache.insert(name.wire(), set, ttl, now),
                 Err(e) => {
                     tracing::warn!(error = %e, "registry read failed; answering SERVFAIL");
@@ -166,41 +187,62 @@ impl Frontend {
     }
 }
 
-/// Turns the DNS settings into a zone, filling in the defaults that depend on the apex.
-pub fn zone_config(dns: &crate::config::DnsConfig) -> Result<ZoneConfig, crate::config::ConfigError> {
+/// Turns the DNS settings into the node's zones, one per configured prefix, filling in the
+/// defaults that depend on each zone's apex.
+pub fn zone_config(dns: &crate::config::DnsConfig) -> Result<Vec<ZoneConfig>, crate::config::ConfigError> {
     use crate::config::ConfigError;
-    let mut apex = Name::from_ascii(&dns.apex)
+    let mut national = Name::from_ascii(&dns.apex)
         .map_err(|e| ConfigError::BadApex { apex: dns.apex.clone(), reason: e.to_string() })?;
-    apex.set_fqdn(true);
-    let relative = |text: &str| -> Result<Name, String> {
-        let name = Name::from_ascii(text).map_err(|e| e.to_string())?;
-        if name.is_fqdn() { Ok(name) } else { name.append_domain(&apex).map_err(|e| e.to_string()) }
-    };
-    let hostmaster = relative(dns.hostmaster.as_deref().unwrap_or("hostmaster"))
-        .map_err(|reason| ConfigError::BadApex { apex: dns.apex.clone(), reason })?;
-    let nameservers = if dns.nameservers.is_empty() {
-        vec![(
-            relative("ns1").map_err(|reason| ConfigError::BadApex { apex: dns.apex.clone(), reason })?,
-            vec![dns.listen.ip()],
-        )]
-    } else {
-        dns.nameservers
-            .iter()
-            .map(|ns| {
-                let name = relative(&ns.name)
-                    .map_err(|reason| ConfigError::BadNameServer { name: ns.name.clone(), reason })?;
-                Ok((name, ns.addresses.clone()))
+    national.set_fqdn(true);
+    let bad_apex = |reason: String| ConfigError::BadApex { apex: dns.apex.clone(), reason };
+    if dns.zones.is_empty() {
+        return Err(ConfigError::BadZone { zone: String::new(), reason: "a node serves at least one zone".into() });
+    }
+    dns.zones
+        .iter()
+        .map(|prefix| {
+            if !prefix.is_empty() {
+                crate::identifier::check_prefix(prefix)
+                    .map_err(|e| ConfigError::BadZone { zone: prefix.clone(), reason: e.to_string() })?;
+            }
+            let mut apex = national.clone();
+            for label in mapping::prefix_labels(prefix).collect::<Vec<_>>().into_iter().rev().filter(|l| !l.is_empty())
+            {
+                apex = apex
+                    .prepend_label(
+                        hickory_proto::rr::Label::from_raw_bytes(&label).map_err(|e| bad_apex(e.to_string()))?,
+                    )
+                    .map_err(|e| bad_apex(e.to_string()))?;
+            }
+            let relative = |text: &str| -> Result<Name, String> {
+                let name = Name::from_ascii(text).map_err(|e| e.to_string())?;
+                if name.is_fqdn() { Ok(name) } else { name.append_domain(&apex).map_err(|e| e.to_string()) }
+            };
+            let hostmaster = relative(dns.hostmaster.as_deref().unwrap_or("hostmaster")).map_err(bad_apex)?;
+            let nameservers = if dns.nameservers.is_empty() {
+                vec![(relative("ns1").map_err(bad_apex)?, vec![dns.listen.ip()])]
+            } else {
+                dns.nameservers
+                    .iter()
+                    .map(|ns| {
+                        let name = relative(&ns.name)
+                            .map_err(|reason| ConfigError::BadNameServer { name: ns.name.clone(), reason })?;
+                        Ok((name, ns.addresses.clone()))
+                    })
+                    .collect::<Result<_, ConfigError>>()?
+            };
+            Ok(ZoneConfig {
+                prefix: prefix.clone(),
+                apex,
+                hostmaster,
+                nameservers,
+                ttl: dns.ttl,
+                refresh: dns.refresh,
+                retry: dns.retry,
+                expire: dns.expire,
+                negative_ttl: dns.negative_ttl,
+                referral_ttl: dns.referral_ttl,
             })
-            .collect::<Result<_, ConfigError>>()?
-    };
-    Ok(ZoneConfig {
-        apex,
-        hostmaster,
-        nameservers,
-        ttl: dns.ttl,
-        refresh: dns.refresh,
-        retry: dns.retry,
-        expire: dns.expire,
-        negative_ttl: dns.negative_ttl,
-    })
+        })
+        .collect()
 }

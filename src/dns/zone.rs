@@ -14,7 +14,8 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::mapping::{self, NameKind};
 use super::wire::{Body, QueryName, rcode};
-use crate::registry::{Registry, RegistryError};
+use crate::registry::{Registry, RegistryError, Snapshot};
+use crate::site::Site;
 
 pub const TYPE_ANY: u16 = 255;
 
@@ -36,6 +37,9 @@ impl AnswerSet {
 /// SOA timers and the zone's name servers (RFC 1035 3.3.13, RFC 2308).
 #[derive(Debug, Clone)]
 pub struct ZoneConfig {
+    /// The identifier prefix this zone serves (`88.105`), empty for the whole namespace.
+    pub prefix: String,
+    /// The zone's own apex: the prefix's labels under the national apex (`105.88.id.example.`).
     pub apex: Name,
     pub hostmaster: Name,
     /// Name servers and their addresses; those inside the zone are answered as A/AAAA here.
@@ -46,12 +50,17 @@ pub struct ZoneConfig {
     pub expire: i32,
     /// The SOA MINIMUM, which is the negative-caching TTL (RFC 2308 4).
     pub negative_ttl: u32,
+    /// TTL of the NS and glue records of a referral: how long resolvers keep using a child node
+    /// after its delegation changes.
+    pub referral_ttl: u32,
 }
 
 pub struct Zone {
     config: ZoneConfig,
     apex_wire: Vec<u8>,
     apex_labels: usize,
+    /// How many labels the zone's prefix adds below the national apex.
+    prefix_labels: usize,
     nameserver_wires: Vec<Vec<u8>>,
 }
 
@@ -62,7 +71,25 @@ impl Zone {
         let apex_wire = wire_of(&config.apex);
         let apex_labels = usize::from(config.apex.num_labels());
         let nameserver_wires = config.nameservers.iter().map(|(n, _)| wire_of(&n.to_lowercase())).collect();
-        Self { config, apex_wire, apex_labels, nameserver_wires }
+        let prefix_labels = if config.prefix.is_empty() { 0 } else { config.prefix.split('.').count() };
+        Self { config, apex_wire, apex_labels, prefix_labels, nameserver_wires }
+    }
+
+    /// The national apex, under which every identifier has its name.
+    pub fn national_apex_wire(&self) -> &[u8] {
+        let mut at = 0;
+        for _ in 0..self.prefix_labels {
+            at += 1 + usize::from(self.apex_wire[at]);
+        }
+        &self.apex_wire[at..]
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.config.prefix
+    }
+
+    pub fn national_apex(&self) -> Name {
+        self.config.apex.trim_to(self.apex_labels - self.prefix_labels)
     }
 
     pub fn apex(&self) -> &Name {
@@ -97,9 +124,19 @@ impl Zone {
             };
             return Ok((set, secs(cfg.ttl)));
         }
-        let labels: Vec<&[u8]> = (0..own).map(|i| qname.label(i)).collect();
         let snapshot = registry.snapshot()?;
-        let exists = match mapping::classify(&labels) {
+        if own > 0 {
+            if let Some((cut, sites)) = self.delegation_below(&snapshot, qname, own)? {
+                return Ok((
+                    AnswerSet { typed: vec![], other: self.referral(&name, &cut, &sites) },
+                    secs(cfg.referral_ttl),
+                ));
+            }
+        }
+        // Names are mapped relative to the national apex: the zone's prefix labels included.
+        let labels: Vec<&[u8]> = (0..own + self.prefix_labels).map(|i| qname.label(i)).collect();
+        let kind = if own == 0 { NameKind::Apex } else { mapping::classify(&labels) };
+        let exists = match kind {
             NameKind::Apex => {
                 let soa = vec![self.soa(registry.serial(), cfg.ttl)];
                 let ns: Vec<Record> = cfg
@@ -163,6 +200,54 @@ impl Zone {
         };
         let other = if exists { self.nodata(&name) } else { self.negative(&name, rcode::NXDOMAIN) };
         Ok((AnswerSet { typed: vec![], other }, secs(cfg.negative_ttl)))
+    }
+
+    /// The highest delegation between this zone and `qname`: a prefix level below the zone's
+    /// prefix whose record (`0.NA/88.105`) carries `HS_SITE` values. Returns the cut's name.
+    fn delegation_below(
+        &self,
+        snapshot: &Snapshot,
+        qname: &QueryName,
+        own: usize,
+    ) -> Result<Option<(Name, Vec<Site>)>, RegistryError> {
+        let mut prefix = self.config.prefix.clone();
+        for i in (0..own).rev() {
+            let Ok(segment) = std::str::from_utf8(qname.label(i)) else { break };
+            if crate::identifier::check_segment(1, segment).is_err() {
+                break;
+            }
+            if !prefix.is_empty() {
+                prefix.push('.');
+            }
+            prefix.push_str(segment);
+            let sites = crate::site::sites_of(snapshot, &prefix)?;
+            if !sites.is_empty() {
+                let cut = name_of_labels((i..qname.label_count()).map(|j| qname.label(j)));
+                return Ok(Some((cut, sites)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A referral (RFC 1034 4.3.2): no answer, not authoritative, the child's name servers in
+    /// the authority section and their addresses as glue. The servers are named `ns1`, `ns2`, ...
+    /// under the cut, in the order the sites list them.
+    fn referral(&self, name: &Name, cut: &Name, sites: &[Site]) -> Body {
+        let ttl = self.config.referral_ttl;
+        let mut ns = Vec::new();
+        let mut glue = Vec::new();
+        for (i, server) in sites.iter().flat_map(|s| &s.servers).enumerate() {
+            let host = cut.prepend_label(format!("ns{}", i + 1)).expect("a short label fits under any cut");
+            ns.push(Record::from_rdata(cut.clone(), ttl, RData::NS(NS(host.clone()))));
+            let rdata = match server.address {
+                IpAddr::V4(v4) => RData::A(A(v4)),
+                IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
+            };
+            glue.push(Record::from_rdata(host, ttl, rdata));
+        }
+        let mut body = self.encode(name, rcode::NOERROR, &[], &ns, &glue);
+        body.authoritative = false;
+        body
     }
 
     /// Answer bodies for the non-empty record lists among `lists`.
@@ -260,7 +345,10 @@ pub fn wire_of(name: &Name) -> Vec<u8> {
 }
 
 fn name_of(qname: &QueryName) -> Name {
-    let labels = (0..qname.label_count()).map(|i| qname.label(i));
+    name_of_labels((0..qname.label_count()).map(|i| qname.label(i)))
+}
+
+fn name_of_labels<'a>(labels: impl Iterator<Item = &'a [u8]>) -> Name {
     // The labels were read from the wire within DNS limits, so they form a valid name.
     let mut name = Name::from_labels(
         labels.map(hickory_proto::rr::Label::from_raw_bytes).collect::<Result<Vec<_>, _>>().expect("wire labels"),
