@@ -73,6 +73,22 @@ impl Node {
         &self.dns
     }
 
+    /// For an identifier this node does not serve itself, the record of the prefix delegated to
+    /// the node that does (its `HS_SITE` values say where), if any.
+    pub fn delegation_of(&self, id: &Identifier) -> Result<Option<Record>, RegistryError> {
+        let prefix = auth::prefix_of_record(id).map_or(id.prefix(), |p| p);
+        let zone = self
+            .dns
+            .zone_prefixes()
+            .into_iter()
+            .filter(|z| z.is_empty() || prefix == *z || prefix.starts_with(&format!("{z}.")))
+            .max_by_key(|z| z.len());
+        match zone {
+            Some(zone) => crate::site::delegation(&self.registry.snapshot()?, zone, prefix),
+            None => Ok(None),
+        }
+    }
+
     /// Checks credentials against the registry (see [`auth::Credentials::authenticate`]).
     pub fn authenticate(&self, credentials: &auth::Credentials) -> Result<Admin, auth::AuthError> {
         credentials.authenticate(&self.registry, &self.verified)

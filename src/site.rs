@@ -198,6 +198,36 @@ pub fn sites_of(
     Ok(record.values.iter().filter(|v| v.kind == SITE_TYPE).filter_map(|v| Site::decode(&v.data)).collect())
 }
 
+/// The record of the highest delegation between `zone` (a prefix the node serves, `""` for all)
+/// and `prefix`: the first prefix level below `zone`, down to `prefix` itself, whose record
+/// carries `HS_SITE` values. `None` when the node serves `prefix` itself.
+pub fn delegation(
+    snapshot: &crate::registry::Snapshot,
+    zone: &str,
+    prefix: &str,
+) -> Result<Option<crate::record::Record>, crate::registry::RegistryError> {
+    let below = match zone {
+        "" => prefix,
+        zone => match prefix.strip_prefix(zone).and_then(|rest| rest.strip_prefix('.')) {
+            Some(rest) => rest,
+            None => return Ok(None),
+        },
+    };
+    let mut level = zone.to_owned();
+    for segment in below.split('.') {
+        if !level.is_empty() {
+            level.push('.');
+        }
+        level.push_str(segment);
+        if let Some(record) = snapshot.get(crate::auth::prefix_record_key(&level).as_bytes())? {
+            if record.values.iter().any(|v| v.kind == SITE_TYPE) {
+                return Ok(Some(record));
+            }
+        }
+    }
+    Ok(None)
+}
+
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
     out.extend_from_slice(bytes);

@@ -100,6 +100,11 @@ impl Frontend {
         self.zones[0].national_apex()
     }
 
+    /// The prefixes of the zones this node serves (`""` for the whole namespace).
+    pub fn zone_prefixes(&self) -> Vec<&str> {
+        self.zones.iter().map(Zone::prefix).collect()
+    }
+
     /// The apexes of the zones this node serves.
     pub fn zone_apexes(&self) -> Vec<Name> {
         self.zones.iter().map(|z| z.apex().clone()).collect()

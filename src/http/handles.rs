@@ -149,19 +149,14 @@ pub(super) async fn resolve(
             Some(_) => Some(authenticate(&node, &headers, Some(&handle))?),
             None => None,
         };
-        let not_found = || {
-            error(
-                StatusCode::NOT_FOUND,
-                response::HANDLE_NOT_FOUND,
-                Some(&handle),
-                format!("{handle} is not registered"),
-            )
+        let storage = |e: crate::registry::RegistryError| response::from_registry_error(&e, Some(&handle));
+        let Some(record) = node.registry().get(&id).map_err(storage)? else {
+            if let Some(delegation) = node.delegation_of(&id).map_err(storage)? {
+                return Ok(response::referral(&handle, &delegation));
+            }
+            let message = format!("{handle} is not registered");
+            return Err(error(StatusCode::NOT_FOUND, response::HANDLE_NOT_FOUND, Some(&handle), message));
         };
-        let record = node
-            .registry()
-            .get(&id)
-            .map_err(|e| response::from_registry_error(&e, Some(&handle)))?
-            .ok_or_else(not_found)?;
         let private_too = match &admin {
             Some(admin) if !p.public_only => node
                 .may(admin, &record, Permission::ReadValue)

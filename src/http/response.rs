@@ -20,17 +20,20 @@ pub(super) const INSUFFICIENT_PERMISSIONS: u32 = 401;
 pub(super) const AUTHENTICATION_NEEDED: u32 = 402;
 pub(super) const AUTHENTICATION_FAILED: u32 = 403;
 pub(super) const PROTOCOL_ERROR: u32 = 4;
+pub(super) const PREFIX_REFERRAL: u32 = 303;
 
 /// A JSON reply; `pretty` indents it (the API's `pretty` parameter).
 pub(super) struct Reply {
     pub(super) status: StatusCode,
     pub(super) body: Json,
     pub(super) pretty: bool,
+    /// A `Location` header (referrals).
+    pub(super) location: Option<String>,
 }
 
 impl Reply {
     pub(super) fn ok(status: StatusCode, body: Json) -> Self {
-        Self { status, body, pretty: false }
+        Self { status, body, pretty: false, location: None }
     }
 
     pub(super) fn pretty(mut self, pretty: bool) -> Self {
@@ -46,6 +49,9 @@ impl IntoResponse for Reply {
         let mut response =
             (self.status, [(header::CONTENT_TYPE, "application/json;charset=UTF-8")], text.unwrap_or_default())
                 .into_response();
+        if let Some(value) = self.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+            response.headers_mut().insert(header::LOCATION, value);
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"handle\""));
         }
@@ -60,6 +66,37 @@ pub(super) fn error(status: StatusCode, code: u32, handle: Option<&str>, message
         body["handle"] = json!(handle);
     }
     Reply::ok(status, body)
+}
+
+/// A referral: the identifier's prefix is served by another node, whose sites (`HS_SITE`
+/// values of the delegation record) the answer carries (HTTP 300, responseCode 303). The
+/// `Location` header names the same request at the first server with an HTTP interface, so
+/// that clients following redirects reach the child node directly.
+pub(super) fn referral(handle: &str, delegation: &crate::record::Record) -> Reply {
+    let sites: Vec<_> = delegation
+        .values
+        .iter()
+        .filter(|v| v.kind == crate::site::SITE_TYPE)
+        .map(crate::json::JsonValue::from_value)
+        .collect();
+    let prefix = delegation.identifier.split_once('/').map_or("", |(_, p)| p);
+    let body = json!({ "responseCode": PREFIX_REFERRAL, "handle": handle, "message": format!("{prefix} is served by another node"), "values": sites });
+    let mut reply = Reply::ok(StatusCode::MULTIPLE_CHOICES, body);
+    reply.location = delegation
+        .values
+        .iter()
+        .filter(|v| v.kind == crate::site::SITE_TYPE)
+        .filter_map(|v| crate::site::Site::decode(&v.data))
+        .flat_map(|site| site.servers)
+        .find_map(|server| {
+            let http = server.interfaces.iter().find(|i| i.protocol.eq_ignore_ascii_case("HTTP"))?;
+            let host = match server.address {
+                std::net::IpAddr::V4(a) => a.to_string(),
+                std::net::IpAddr::V6(a) => format!("[{a}]"),
+            };
+            Some(format!("http://{host}:{}/api/handles/{handle}", http.port))
+        });
+    reply
 }
 
 pub(super) fn authentication_needed(handle: Option<&str>) -> Reply {

@@ -3,6 +3,7 @@
 mod alloc;
 mod cli;
 mod dns;
+mod hierarchy;
 mod server;
 
 use std::net::SocketAddr;
