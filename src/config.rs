@@ -16,6 +16,29 @@ pub struct Config {
     pub dns: DnsConfig,
     pub http: HttpConfig,
     pub cache: CacheConfig,
+    pub recursive: RecursiveConfig,
+}
+
+/// The recursive role: with `roots` set, the node resolves names under the apex for clients by
+/// following referrals from those top-level nodes, and serves no zone of its own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecursiveConfig {
+    /// The top-level nodes' DNS addresses; empty: not a recursive node.
+    pub roots: Vec<SocketAddr>,
+    /// 53: the DNS port of the child nodes that referrals name (glue carries no port).
+    pub port: u16,
+    /// 1000: milliseconds to wait for one server before asking the next (a loopback or LAN
+    /// round trip is well under 10 ms; a dead server should cost a client about a second).
+    pub timeout_ms: u64,
+    /// 8: referrals followed at most (the national tree is 3-4 levels deep).
+    pub max_referrals: usize,
+}
+
+impl Default for RecursiveConfig {
+    fn default() -> Self {
+        Self { roots: Vec::new(), port: 53, timeout_ms: 1000, max_referrals: 8 }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -92,6 +115,7 @@ impl Default for Config {
             dns: DnsConfig::default(),
             http: HttpConfig::default(),
             cache: CacheConfig::default(),
+            recursive: RecursiveConfig::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use idnode::config::Config;
+use idnode::dns::recursor::{Recursor, RecursorConfig};
 use idnode::dns::{self, DnsName, Frontend, client};
 use idnode::http::client::ApiClient;
 use idnode::identifier::Identifier;
@@ -53,6 +54,9 @@ enum Command {
         /// A prefix this node is authoritative for (repeatable) [default: the whole namespace].
         #[arg(long = "zone", value_name = "PREFIX")]
         zones: Vec<String>,
+        /// Run as a recursive node starting at this top-level node (repeatable).
+        #[arg(long = "recursive", value_name = "ADDR")]
+        roots: Vec<SocketAddr>,
         /// Load the demo namespace (prefix 88.100.1) unless it is already there.
         #[arg(long)]
         demo: bool,
@@ -227,7 +231,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { settings, dns, http, zones, demo } => {
+        Command::Serve { settings, dns, http, zones, roots, demo } => {
             let mut config = settings.load()?;
             if let Some(dns) = dns {
                 config.dns.listen = dns;
@@ -237,6 +241,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if !zones.is_empty() {
                 config.dns.zones = zones;
+            }
+            if !roots.is_empty() {
+                config.recursive.roots = roots;
             }
             serve(config, demo)
         }
@@ -318,7 +325,19 @@ fn serve(config: Config, load_demo: bool) -> anyhow::Result<()> {
         tracing::info!(records = report.records, "loaded the demo namespace");
     }
     let zone = dns::zone_config(&config.dns)?;
-    let frontend = Arc::new(Frontend::new(zone, registry.clone(), config.cache.capacity, config.dns.max_udp_payload));
+    let mut frontend = Frontend::new(zone, registry.clone(), config.cache.capacity, config.dns.max_udp_payload);
+    if !config.recursive.roots.is_empty() {
+        let r = &config.recursive;
+        tracing::info!(roots = ?r.roots, "recursive node: resolving names under the apex from the top-level nodes");
+        frontend = frontend.with_recursor(Recursor::new(RecursorConfig {
+            roots: r.roots.clone(),
+            port: r.port,
+            timeout: Duration::from_millis(r.timeout_ms.max(1)),
+            max_referrals: r.max_referrals,
+            cache_capacity: config.cache.capacity,
+        }));
+    }
+    let frontend = Arc::new(frontend);
     let node = Arc::new(Node::new(registry.clone(), frontend.clone()));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {

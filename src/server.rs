@@ -82,7 +82,7 @@ impl Server {
         let tracker = TaskTracker::new();
         let frontend = self.node.dns().clone();
         for socket in self.udp {
-            tracker.spawn(udp_worker(socket, frontend.clone(), token.clone()));
+            tracker.spawn(udp_worker(Arc::new(socket), frontend.clone(), tracker.clone(), token.clone()));
         }
         let http = tracker.spawn(crate::http::serve(self.http, self.node, token.clone()));
         tracker.spawn(tcp_acceptor(
@@ -111,7 +111,7 @@ fn reuseport_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
-async fn udp_worker(socket: UdpSocket, frontend: Arc<Frontend>, token: CancellationToken) {
+async fn udp_worker(socket: Arc<UdpSocket>, frontend: Arc<Frontend>, tracker: TaskTracker, token: CancellationToken) {
     let mut buf = vec![0u8; MAX_MESSAGE];
     let mut out = Vec::with_capacity(MAX_MESSAGE);
     let mut scratch = Scratch::default();
@@ -126,9 +126,25 @@ async fn udp_worker(socket: UdpSocket, frontend: Arc<Frontend>, token: Cancellat
                 }
             },
         };
-        if frontend.handle(&buf[..len], Transport::Udp, &mut scratch, &mut out) == Verdict::Respond {
-            if let Err(e) = socket.send_to(&out, peer).await {
-                tracing::debug!(error = %e, %peer, "UDP send failed");
+        match frontend.handle(&buf[..len], Transport::Udp, &mut scratch, &mut out) {
+            Verdict::Respond => {
+                if let Err(e) = socket.send_to(&out, peer).await {
+                    tracing::debug!(error = %e, %peer, "UDP send failed");
+                }
+            }
+            Verdict::Drop => {}
+            // A recursive node's miss waits on other servers: never on this worker.
+            Verdict::Recurse => {
+                let (socket, frontend, token, request) =
+                    (socket.clone(), frontend.clone(), token.clone(), buf[..len].to_vec());
+                tracker.spawn(async move {
+                    tokio::select! {
+                        _ = token.cancelled() => {}
+                        Some(response) = frontend.recurse(&request, Transport::Udp) => {
+                            let _ = socket.send_to(&response, peer).await;
+                        }
+                    }
+                });
             }
         }
     }
@@ -194,9 +210,14 @@ async fn tcp_connection(mut stream: TcpStream, frontend: &Frontend, idle_timeout
             Err(_) => return Ok(()),
             Ok(r) => r?,
         };
-        if frontend.handle(&buf[..len], Transport::Tcp, &mut scratch, &mut out) == Verdict::Drop {
+        match frontend.handle(&buf[..len], Transport::Tcp, &mut scratch, &mut out) {
+            Verdict::Respond => {}
             // RFC 7766 allows closing on a message that is not worth an answer.
-            return Ok(());
+            Verdict::Drop => return Ok(()),
+            Verdict::Recurse => match frontend.recurse(&buf[..len], Transport::Tcp).await {
+                Some(response) => out = response,
+                None => return Ok(()),
+            },
         }
         framed.clear();
         framed.extend_from_slice(&(out.len() as u16).to_be_bytes());

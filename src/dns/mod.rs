@@ -16,6 +16,7 @@
 
 pub mod client;
 pub mod mapping;
+pub mod recursor;
 pub mod wire;
 pub mod zone;
 
@@ -37,6 +38,8 @@ pub use zone::ZoneConfig;
 pub enum Verdict {
     Respond,
     Drop,
+    /// A recursive node's cache miss: the transport runs [`Frontend::recurse`] in a task.
+    Recurse,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +68,8 @@ pub struct Frontend {
     zones: Vec<Zone>,
     registry: Arc<Registry>,
     cache: Cache<AnswerSet>,
+    /// Present on a recursive node: names under the apex are resolved by following referrals.
+    recursor: Option<recursor::Recursor>,
     /// Largest UDP response with EDNS (1232 by default: DNS Flag Day 2020).
     max_udp_payload: u16,
     empty: [Body; 3],
@@ -81,6 +86,7 @@ impl Frontend {
         let empty = |rcode, authoritative| Body {
             rcode,
             authoritative,
+            recursion_available: false,
             answers: 0,
             authorities: 0,
             additionals: 0,
@@ -88,11 +94,18 @@ impl Frontend {
         };
         Self {
             zones: zones.into_iter().map(Zone::new).collect(),
+            recursor: None,
             registry,
             cache: Cache::new(cache_capacity),
             max_udp_payload: max_udp_payload.max(CLASSIC_UDP),
             empty: [empty(rcode::REFUSED, false), empty(rcode::NOTIMP, false), empty(rcode::SERVFAIL, false)],
         }
+    }
+
+    /// Makes this a recursive node for the apex.
+    pub fn with_recursor(mut self, recursor: recursor::Recursor) -> Self {
+        self.recursor = Some(recursor);
+        self
     }
 
     /// The national apex, under which every identifier has its DNS name.
@@ -141,11 +154,7 @@ impl Frontend {
                 return Verdict::Respond;
             }
         };
-        let limit = match (transport, query.edns) {
-            (Transport::Tcp, _) => usize::from(u16::MAX),
-            (Transport::Udp, Some(e)) => usize::from(e.udp_size.clamp(CLASSIC_UDP, self.max_udp_payload)),
-            (Transport::Udp, None) => usize::from(CLASSIC_UDP),
-        };
+        let limit = self.limit(transport, query.edns);
         let mut opt =
             query.edns.map(|e| OptOut { udp_size: self.max_udp_payload, extended_rcode: 0, dnssec_ok: e.dnssec_ok });
         if let Some(o) = opt.as_mut().filter(|_| query.edns.is_some_and(|e| e.version != 0)) {
@@ -176,6 +185,15 @@ impl Frontend {
             return Verdict::Respond;
         }
         let now = tokio::time::Instant::now();
+        if let Some(recursor) = &self.recursor {
+            let mut key = [0u8; wire::MAX_NAME + 2];
+            let len = recursor::Recursor::key(name, query.qtype, &mut key);
+            let Some(entry) = recursor.cached(&key[..len], now) else { return Verdict::Recurse };
+            if wire::write_response(out, request, &query, &entry.value.body, opt, limit) {
+                recursor::Recursor::count_down(&entry, out, query.question_end, now);
+            }
+            return Verdict::Respond;
+        }
         let entry = match self.cache.get(name.wire(), now) {
             Some(entry) => entry,
             None => match zone.answer(name, own, &self.registry, crate::record::unix_now()) {
@@ -189,6 +207,35 @@ impl Frontend {
         };
         wire::write_response(out, request, &query, entry.value.select(query.qtype), opt, limit);
         Verdict::Respond
+    }
+}
+
+impl Frontend {
+    /// The largest response for `transport`: 65535 over TCP; over UDP the client's EDNS payload
+    /// within the node's (512 without EDNS).
+    fn limit(&self, transport: Transport, edns: Option<wire::Edns>) -> usize {
+        match (transport, edns) {
+            (Transport::Tcp, _) => usize::from(u16::MAX),
+            (Transport::Udp, Some(e)) => usize::from(e.udp_size.clamp(CLASSIC_UDP, self.max_udp_payload)),
+            (Transport::Udp, None) => usize::from(CLASSIC_UDP),
+        }
+    }
+
+    /// Answers a request that [`Frontend::handle`] sent to recursion (a cache miss on a
+    /// recursive node): follows referrals, caches the outcome, writes the response.
+    pub async fn recurse(&self, request: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        let recursor = self.recursor.as_ref()?;
+        let mut name = QueryName::default();
+        let query = wire::parse(request, &mut name).ok()?;
+        let mut key = [0u8; wire::MAX_NAME + 2];
+        let len = recursor::Recursor::key(&name, query.qtype, &mut key);
+        let entry = recursor.resolve(&name, query.qtype, &key[..len]).await;
+        let limit = self.limit(transport, query.edns);
+        let opt =
+            query.edns.map(|e| OptOut { udp_size: self.max_udp_payload, extended_rcode: 0, dnssec_ok: e.dnssec_ok });
+        let mut out = Vec::with_capacity(512);
+        wire::write_response(&mut out, request, &query, &entry.value.body, opt, limit);
+        Some(out)
     }
 }
 

@@ -93,6 +93,7 @@ const FLAG_QR: u16 = 0x8000;
 const FLAG_AA: u16 = 0x0400;
 const FLAG_TC: u16 = 0x0200;
 const FLAG_RD: u16 = 0x0100;
+const FLAG_RA: u16 = 0x0080;
 const FLAG_CD: u16 = 0x0010;
 const OPCODE_MASK: u16 = 0x7800;
 
@@ -180,6 +181,8 @@ fn read_opt(buf: &[u8], at: usize) -> Option<(Edns, usize)> {
 pub struct Body {
     pub rcode: u8,
     pub authoritative: bool,
+    /// RA: set in a recursive node's answers.
+    pub recursion_available: bool,
     pub answers: u16,
     pub authorities: u16,
     pub additionals: u16,
@@ -207,7 +210,7 @@ pub fn write_response(
     body: &Body,
     opt: Option<OptOut>,
     limit: usize,
-) {
+) -> bool {
     out.clear();
     out.extend_from_slice(&request[..query.question_end]);
     let opt_len = if opt.is_some() { OptOut::LEN } else { 0 };
@@ -215,6 +218,9 @@ pub fn write_response(
     let mut flags = FLAG_QR | query.copied_flags | u16::from(body.rcode & 0xf);
     if body.authoritative {
         flags |= FLAG_AA;
+    }
+    if body.recursion_available {
+        flags |= FLAG_RA;
     }
     let (an, ns, ar) = if fits {
         out.extend_from_slice(&body.bytes);
@@ -228,6 +234,37 @@ pub fn write_response(
     }
     let ar = ar + u16::from(opt.is_some());
     write_header(out, query.id, flags, 1, an, ns, ar);
+    fits
+}
+
+/// Where the TTL field of each of `count` resource records in `sections` starts (for counting
+/// cached TTLs down). `None` if the bytes are not `count` well-formed records.
+pub fn ttl_offsets(sections: &[u8], count: usize) -> Option<Vec<usize>> {
+    let mut at = 0;
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        loop {
+            let len = *sections.get(at)?;
+            match len {
+                0 => {
+                    at += 1;
+                    break;
+                }
+                l if l & 0xc0 == 0xc0 => {
+                    at += 2;
+                    break;
+                }
+                l => at += 1 + usize::from(l),
+            }
+        }
+        out.push(at + 4);
+        let rdlen = usize::from(be16_at(sections, at + 8)?);
+        at += 10 + rdlen;
+        if at > sections.len() {
+            return None;
+        }
+    }
+    (at == sections.len()).then_some(out)
 }
 
 /// A response with no question: for requests whose question could not be read.
@@ -360,6 +397,7 @@ mod tests {
         let body = Body {
             rcode: 0,
             authoritative: true,
+            recursion_available: false,
             answers: 1,
             authorities: 0,
             additionals: 0,

@@ -317,6 +317,7 @@ impl Zone {
         Body {
             rcode,
             authoritative: true,
+            recursion_available: false,
             answers: answers.len() as u16,
             authorities: authorities.len() as u16,
             additionals: additionals.len() as u16,
