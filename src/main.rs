@@ -11,8 +11,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use idnode::config::Config;
-use idnode::dns::recursor::{Recursor, RecursorConfig};
-use idnode::dns::{self, DnsName, Frontend, client};
+use idnode::dns::{DnsName, Frontend, client};
 use idnode::http::client::ApiClient;
 use idnode::identifier::Identifier;
 use idnode::json::JsonValue;
@@ -324,20 +323,10 @@ fn serve(config: Config, load_demo: bool) -> anyhow::Result<()> {
         let report = demo::load(&registry)?;
         tracing::info!(records = report.records, "loaded the demo namespace");
     }
-    let zone = dns::zone_config(&config.dns)?;
-    let mut frontend = Frontend::new(zone, registry.clone(), config.cache.capacity, config.dns.max_udp_payload);
-    if !config.recursive.roots.is_empty() {
-        let r = &config.recursive;
-        tracing::info!(roots = ?r.roots, "recursive node: resolving names under the apex from the top-level nodes");
-        frontend = frontend.with_recursor(Recursor::new(RecursorConfig {
-            roots: r.roots.clone(),
-            port: r.port,
-            timeout: Duration::from_millis(r.timeout_ms.max(1)),
-            max_referrals: r.max_referrals,
-            cache_capacity: config.cache.capacity,
-        }));
+    let frontend = Arc::new(Frontend::from_config(&config, registry.clone())?);
+    if frontend.is_recursive() {
+        tracing::info!(roots = ?config.recursive.roots, "recursive node: resolving names under the apex from the top-level nodes");
     }
-    let frontend = Arc::new(frontend);
     let node = Arc::new(Node::new(registry.clone(), frontend.clone()));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {

@@ -102,7 +102,32 @@ impl Frontend {
         }
     }
 
+    /// The front end that `config` describes: its zones, and the recursive role when
+    /// `recursive.roots` is set.
+    pub fn from_config(
+        config: &crate::config::Config,
+        registry: Arc<Registry>,
+    ) -> Result<Self, crate::config::ConfigError> {
+        let frontend =
+            Self::new(zone_config(&config.dns)?, registry, config.cache.capacity, config.dns.max_udp_payload);
+        let r = &config.recursive;
+        if r.roots.is_empty() {
+            return Ok(frontend);
+        }
+        Ok(frontend.with_recursor(recursor::Recursor::new(recursor::RecursorConfig {
+            roots: r.roots.clone(),
+            port: r.port,
+            timeout: std::time::Duration::from_millis(r.timeout_ms.max(1)),
+            max_referrals: r.max_referrals,
+            cache_capacity: config.cache.capacity,
+        })))
+    }
+
     /// Makes this a recursive node for the apex.
+    pub fn is_recursive(&self) -> bool {
+        self.recursor.is_some()
+    }
+
     pub fn with_recursor(mut self, recursor: recursor::Recursor) -> Self {
         self.recursor = Some(recursor);
         self

@@ -378,6 +378,17 @@ mod tests {
     }
 
     #[test]
+    fn ttl_offsets_find_each_record_and_refuse_garbage() {
+        // Two records: one with a compressed owner name, one with a full one.
+        let mut sections = vec![0xc0, 0x0c, 0, 16, 0, 1, 0, 0, 0, 60, 0, 2, 1, b'x'];
+        sections.extend_from_slice(&[1, b'a', 0, 0, 1, 0, 1, 0, 0, 1, 0, 0, 4, 127, 0, 0, 1]);
+        assert_eq!(ttl_offsets(&sections, 2), Some(vec![6, 21]));
+        assert_eq!(ttl_offsets(&sections, 1), None, "bytes left over");
+        assert_eq!(ttl_offsets(&sections[..20], 2), None, "cut short");
+        assert_eq!(ttl_offsets(&[], 0), Some(vec![]));
+    }
+
+    #[test]
     fn long_names_are_bounded() {
         let mut name = QueryName::default();
         let mut long = Vec::new();

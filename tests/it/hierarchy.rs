@@ -96,3 +96,40 @@ async fn parent_refers_to_the_child_which_answers_authoritatively() {
     parent.stop().await;
     child.stop().await;
 }
+
+#[tokio::test]
+async fn the_recursive_node_follows_referrals_caches_and_fails_fast() {
+    let child = start_server_with(|c| c.dns.zones = vec!["88.105".into()]).await;
+    let id = Identifier::parse("88.105/PUMP-9").unwrap();
+    child.registry.put(&Record::new(&id, vec![Value::new(1, "URL", "https://child/pump9", 0)]).unwrap()).unwrap();
+    let parent = start_server().await;
+    delegate(&parent, "127.0.0.1", child.addr.port());
+    let (root, child_port) = (parent.addr, child.addr.port());
+    let recursive = start_server_with(move |c| {
+        c.recursive.roots = vec![root];
+        c.recursive.port = child_port;
+        c.recursive.timeout_ms = 300;
+    })
+    .await;
+
+    let answer = ask(recursive.addr, PUMP).await;
+    assert!(answer.metadata.recursion_available && !answer.metadata.authoritative);
+    assert_eq!(answer.answers.len(), 1);
+    let nx = ask(recursive.addr, "nope._id.105.88.id.example.").await;
+    assert_eq!(nx.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(nx.authorities[0].name.to_ascii(), "105.88.id.example.", "the child's SOA");
+    assert_eq!(ask(recursive.addr, "example.org.").await.metadata.response_code, ResponseCode::Refused);
+    // The demo identifiers of the parent (its own zone) resolve too.
+    assert_eq!(ask(recursive.addr, "abc-123._id.1.100.88.id.example.").await.answers.len(), 3);
+
+    // Cached: the child going away does not matter for what is cached ...
+    child.stop().await;
+    assert_eq!(ask(recursive.addr, PUMP).await.answers.len(), 1);
+    // ... but a new name below it fails quickly with SERVFAIL, and is not cached as a failure.
+    let started = std::time::Instant::now();
+    let failed = ask(recursive.addr, "other._id.105.88.id.example.").await;
+    assert_eq!(failed.metadata.response_code, ResponseCode::ServFail);
+    assert!(started.elapsed() < std::time::Duration::from_millis(1500), "{:?}", started.elapsed());
+    recursive.stop().await;
+    parent.stop().await;
+}

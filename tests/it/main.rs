@@ -41,8 +41,7 @@ pub async fn start_server_with(adjust: impl FnOnce(&mut Config)) -> TestNode {
     adjust(&mut config);
     let registry = Arc::new(Registry::open(&config.data_dir).unwrap());
     idnode::demo::load(&registry).unwrap();
-    let zone = idnode::dns::zone_config(&config.dns).unwrap();
-    let frontend = Arc::new(Frontend::new(zone, registry.clone(), config.cache.capacity, config.dns.max_udp_payload));
+    let frontend = Arc::new(Frontend::from_config(&config, registry.clone()).unwrap());
     let node = Arc::new(Node::new(registry.clone(), frontend.clone()));
     let server = Server::bind(&config, node).await.unwrap();
     let addr = server.local_addr();
