@@ -12,7 +12,7 @@
 //! - [`cache`]: the bounded, TTL-aware front cache of encoded answers.
 //! - [`auth`]: administrators, secrets (stored hashed) and `HS_ADMIN` permissions.
 //! - [`dns`]: the DNS query pipeline (the only user of hickory-proto): name mapping, wire
-//!   parsing, zone answers, and a small client.
+//!   parsing, zone answers and referrals, the recursive role, and a small client.
 //! - [`http`]: the Handle.Net JSON API over HTTP (the only user of axum).
 //! - [`node`]: the write path: authorize, commit durably, then invalidate cached answers.
 //! - [`server`]: transport: UDP workers, TCP connections, the HTTP listener, shutdown.
