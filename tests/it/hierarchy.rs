@@ -105,8 +105,10 @@ async fn the_recursive_node_follows_referrals_caches_and_fails_fast() {
     let parent = start_server().await;
     delegate(&parent, "127.0.0.1", child.addr.port());
     let (root, child_port) = (parent.addr, child.addr.port());
+    // The first root is dead: the recursive node must go on to the next.
+    let dead: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
     let recursive = start_server_with(move |c| {
-        c.recursive.roots = vec![root];
+        c.recursive.roots = vec![dead, root];
         c.recursive.port = child_port;
         c.recursive.timeout_ms = 300;
     })
@@ -121,6 +123,15 @@ async fn the_recursive_node_follows_referrals_caches_and_fails_fast() {
     assert_eq!(ask(recursive.addr, "example.org.").await.metadata.response_code, ResponseCode::Refused);
     // The demo identifiers of the parent (its own zone) resolve too.
     assert_eq!(ask(recursive.addr, "abc-123._id.1.100.88.id.example.").await.answers.len(), 3);
+    // A 2 KB answer: truncated over UDP to the recursive node, which retries over TCP; the
+    // client, over UDP, gets TC and then the whole answer over TCP.
+    let big = "datasheet-9._id.1.100.88.id.example.";
+    assert!(ask(recursive.addr, big).await.metadata.truncation);
+    let mut stream = tokio::net::TcpStream::connect(recursive.addr).await.unwrap();
+    let whole =
+        Message::from_vec(&crate::dns::tcp_exchange(&mut stream, &query(big, RecordType::TXT, None)).await).unwrap();
+    assert_eq!(whole.answers.len(), 2);
+    assert!(whole.metadata.recursion_available);
 
     // Cached: the child going away does not matter for what is cached ...
     child.stop().await;
