@@ -17,6 +17,7 @@
 //! - [`node`]: the write path: authorize, commit durably, then invalidate cached answers.
 //! - [`server`]: transport: UDP workers, TCP connections, the HTTP listener, shutdown.
 //! - [`import`]: JSON Lines import and export; [`demo`]: the demo namespace.
+//! - [`bench`]: `idnode bench`, the load generator and capacity planner.
 //! - [`site`]: `HS_SITE` values: where a delegated prefix is served.
 //! - [`config`]: the TOML configuration and its defaults.
 //!
@@ -46,6 +47,7 @@
 //! - **referral**: an answer that points a client at the node responsible for a prefix.
 
 pub mod auth;
+pub mod bench;
 pub mod cache;
 pub mod config;
 pub mod demo;

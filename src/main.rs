@@ -105,6 +105,38 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Measure a node: queries/s, latency, loss, and how long it takes to serve a target number of lookups.
+    Bench {
+        /// The node to load.
+        #[arg(long, default_value = "127.0.0.1:5300")]
+        server: SocketAddr,
+        /// Query over TCP (one connection per client) instead of UDP.
+        #[arg(long)]
+        tcp: bool,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Concurrent clients, each with one query in flight.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Target queries per second over all clients (default: as fast as the node answers).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Share of queries for identifiers that do not exist (NXDOMAIN).
+        #[arg(long, default_value_t = 0.1)]
+        miss: f64,
+        /// Identifiers to query, one per line (or an export file); default: the demo namespace.
+        #[arg(long)]
+        identifiers: Option<PathBuf>,
+        #[arg(long, default_value = "id.example.")]
+        apex: String,
+        /// Lookups to project the time for.
+        #[arg(long, default_value_t = 2_000_000_000)]
+        target: u64,
+        /// Write an SVG of the latency distribution and queries/s over time.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
     /// Print the DNS name of an identifier, to use with dig.
     DnsName {
         identifier: String,
@@ -284,6 +316,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Id { command } => id_command(command),
+        Command::Bench { server, tcp, duration, clients, rate, miss, identifiers, apex, target, plot } => {
+            bench(server, tcp, duration, clients, rate, miss, identifiers.as_deref(), &apex, target, plot.as_deref())
+        }
         Command::Prefix { command } => prefix_command(command),
         Command::Admin { command: AdminCommand::Init { prefix, secret_file, settings } } => {
             admin_init(&settings.load()?, &prefix, secret_file.as_deref())
@@ -560,6 +595,112 @@ fn prefix_command(command: PrefixCommand) -> anyhow::Result<()> {
                 writeln!(out, "{}", p.as_str().unwrap_or_default())?;
             }
         }
+    }
+    Ok(())
+}
+
+//------------ idnode bench -------------------------------------------------------------------
+
+#[allow(clippy::too_many_arguments)] // one per flag of the subcommand
+fn bench(
+    server: SocketAddr,
+    tcp: bool,
+    duration: u64,
+    clients: usize,
+    rate: Option<f64>,
+    miss: f64,
+    identifiers: Option<&std::path::Path>,
+    apex: &str,
+    target: u64,
+    plot: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!((0.0..=1.0).contains(&miss), "--miss is a share between 0 and 1");
+    anyhow::ensure!(clients > 0 && duration > 0, "--clients and --duration must be positive");
+    let apex = parse_apex(apex)?;
+    let text = match identifiers {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
+        None => demo::DEMO_JSONL.to_owned(),
+    };
+    let mut hits = Vec::new();
+    let mut prefix = None;
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let handle = match line.trim_start().starts_with('{') {
+            true => serde_json::from_str::<serde_json::Value>(line)?["handle"].as_str().unwrap_or_default().to_owned(),
+            false => line.trim().to_owned(),
+        };
+        let id = Identifier::parse(&handle).with_context(|| format!("line {}", n + 1))?;
+        if idnode::auth::prefix_of_record(&id).is_none() {
+            prefix.get_or_insert_with(|| id.prefix().to_owned());
+        }
+        // Identifiers too long for DNS are served over HTTP only; they cannot be benched here.
+        if let Ok(query) = client::txt_query(&id, &apex) {
+            hits.push(query);
+        }
+    }
+    anyhow::ensure!(!hits.is_empty(), "no identifier to query");
+    // Nonexistent identifiers under the first real prefix: NXDOMAIN from the zone, as a
+    // mistyped or unregistered product code would get.
+    let prefix = prefix.unwrap_or_else(|| "88.100.1".to_owned());
+    let misses = (0..1000)
+        .map(|i| client::txt_query(&Identifier::parse(&format!("{prefix}/BENCH-NONE-{i:04}")).expect("valid"), &apex))
+        .collect::<Result<Vec<_>, _>>()?;
+    let plan = idnode::bench::Plan {
+        server,
+        tcp,
+        duration: Duration::from_secs(duration),
+        clients,
+        rate,
+        hits,
+        misses,
+        miss_share: miss,
+        timeout: Duration::from_secs(1),
+    };
+    let bar = indicatif::ProgressBar::new(duration * 10)
+        .with_style(indicatif::ProgressStyle::with_template("{bar:40} {elapsed}/{len} {msg}").expect("valid template"));
+    bar.set_length(duration);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = runtime.block_on(idnode::bench::run(plan, |answered, elapsed| {
+        bar.set_position(elapsed.as_secs());
+        bar.set_message(format!("{:.0} queries/s", answered as f64 / elapsed.as_secs_f64().max(1e-3)));
+    }))?;
+    bar.finish_and_clear();
+    let l = &report.latency;
+    let mut out = std::io::stdout().lock();
+    let transport = if tcp { "TCP" } else { "UDP" };
+    writeln!(
+        out,
+        "idnode bench: {duration} s, {clients} clients, {transport}, {:.0}% nonexistent, against {server}",
+        miss * 100.0
+    )?;
+    writeln!(
+        out,
+        "  answered  {} ({:.0} queries/s); lost {} ({:.3}%); NXDOMAIN {:.1}%; other errors {}",
+        report.answered,
+        report.qps(),
+        report.lost,
+        report.loss() * 100.0,
+        report.nxdomain as f64 * 100.0 / report.answered.max(1) as f64,
+        report.other_errors
+    )?;
+    writeln!(
+        out,
+        "  latency   p50 {} us, p90 {} us, p99 {} us, p99.9 {} us, max {} us",
+        l.value_at_quantile(0.5),
+        l.value_at_quantile(0.9),
+        l.value_at_quantile(0.99),
+        l.value_at_quantile(0.999),
+        l.max()
+    )?;
+    writeln!(
+        out,
+        "  capacity  {target} lookups in {} at this rate; {:.2} billion lookups a day",
+        idnode::bench::human(report.seconds_for(target)),
+        report.per_day() / 1e9
+    )?;
+    if let Some(path) = plot {
+        idnode::bench::plot(&report, &format!("{server} {transport}"), path)
+            .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+        writeln!(out, "  plot      {}", path.display())?;
     }
     Ok(())
 }

@@ -50,12 +50,8 @@ pub fn resolve(
     timeout: Duration,
 ) -> Result<Resolution, ClientError> {
     let name = name_for(id, apex)?;
-    let mut msg = Message::new(rand_id(), MessageType::Query, OpCode::Query);
-    msg.add_query(Query::query(name.clone(), RecordType::TXT));
-    let mut edns = Edns::new();
-    edns.set_max_payload(1232);
-    msg.set_edns(edns);
-    let request = msg.to_vec().map_err(|e| ClientError::Malformed { server, reason: e.to_string() })?;
+    let mut request = txt_query(id, apex)?;
+    request[..2].copy_from_slice(&rand_id().to_be_bytes());
     let io = |source| ClientError::Io { server, source };
     let mut retried = false;
     let bytes = if tcp {
@@ -89,6 +85,17 @@ pub fn resolve(
         retried_over_tcp: retried,
         values,
     })
+}
+
+/// A TXT query for `id` under `apex` with EDNS (1232-byte payload), as dig sends it; id 0.
+pub fn txt_query(id: &Identifier, apex: &Name) -> Result<Vec<u8>, ClientError> {
+    let mut msg = Message::new(0, MessageType::Query, OpCode::Query);
+    msg.add_query(Query::query(name_for(id, apex)?, RecordType::TXT));
+    let mut edns = Edns::new();
+    edns.set_max_payload(1232);
+    msg.set_edns(edns);
+    // A query of one validated name always encodes.
+    Ok(msg.to_vec().expect("a one-question query encodes"))
 }
 
 fn exchange_udp(server: SocketAddr, request: &[u8], timeout: Duration) -> std::io::Result<Vec<u8>> {

@@ -1,6 +1,7 @@
 //! Integration tests: real sockets, a real redb database in a temporary directory.
 
 mod alloc;
+mod bench;
 mod cli;
 mod dns;
 mod hierarchy;
