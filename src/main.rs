@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use idnode::config::Config;
-use idnode::dns::{DnsName, Frontend, client};
+use idnode::dns::{self, DnsName, Frontend, client};
 use idnode::http::client::ApiClient;
 use idnode::identifier::Identifier;
 use idnode::json::JsonValue;
@@ -76,6 +76,10 @@ enum Command {
         /// Write to this file instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// Write a DNS zone file (RFC 1035) of the node's first zone instead of JSON Lines, for
+        /// Knot, NSD or BIND.
+        #[arg(long)]
+        zone_file: bool,
     },
     /// Resolve an identifier over DNS and print its values.
     Resolve {
@@ -279,15 +283,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             serve(config, demo)
         }
         Command::Import { file, settings, batch } => import_file(&settings.load()?, &file, batch),
-        Command::Export { settings, output } => {
-            let registry = open_registry(&settings.load()?)?;
-            let count = match output {
-                Some(path) => {
-                    let file =
-                        std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-                    import::export(&registry, BufWriter::new(file))?
-                }
-                None => import::export(&registry, BufWriter::new(std::io::stdout().lock()))?,
+        Command::Export { settings, output, zone_file } => {
+            let config = settings.load()?;
+            let registry = open_registry(&config)?;
+            let out: Box<dyn Write> = match output {
+                Some(path) => Box::new(BufWriter::new(
+                    std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?,
+                )),
+                None => Box::new(BufWriter::new(std::io::stdout().lock())),
+            };
+            let count = if zone_file {
+                let zone = dns::zone_config(&config.dns)?.remove(0);
+                dns::zonefile::write(&registry, &zone, registry.serial(), out)?
+            } else {
+                import::export(&registry, out)?
             };
             eprintln!("exported {count} identifiers");
             Ok(())

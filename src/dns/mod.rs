@@ -19,6 +19,7 @@ pub mod mapping;
 pub mod recursor;
 pub mod wire;
 pub mod zone;
+pub mod zonefile;
 
 use std::sync::Arc;
 
