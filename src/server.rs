@@ -1,8 +1,10 @@
 //! Transport: the DNS sockets and their workers. Bytes in, bytes out; no records here.
 //!
 //! UDP: one socket per worker, all bound to the same address with SO_REUSEPORT so the kernel
-//! spreads clients over them. Each worker is one long-lived task owning its buffers: receive,
-//! answer synchronously through the [`Frontend`], send. Nothing is spawned per packet.
+//! spreads clients over them. Each worker is a long-lived OS thread owning its socket and
+//! buffers: a blocking receive, the answer computed synchronously by the [`Frontend`], a send.
+//! No task, no wakeup and no allocation per packet; only a recursive node's cache miss is
+//! handed to the runtime, so that waiting on other servers never holds up the worker.
 //!
 //! TCP (RFC 7766): a permit is taken before `accept`, so at most `tcp_max_connections` clients
 //! are served at once; each connection reads length-prefixed queries one after another, answers
@@ -21,7 +23,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -35,7 +37,7 @@ const MAX_MESSAGE: usize = 65_535;
 
 pub struct Server {
     node: Arc<Node>,
-    udp: Vec<UdpSocket>,
+    udp: Vec<std::net::UdpSocket>,
     tcp: TcpListener,
     http: TcpListener,
     max_connections: usize,
@@ -81,9 +83,20 @@ impl Server {
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
         let frontend = self.node.dns().clone();
-        for socket in self.udp {
-            tracker.spawn(udp_worker(Arc::new(socket), frontend.clone(), tracker.clone(), token.clone()));
-        }
+        let runtime = tokio::runtime::Handle::current();
+        let workers: Vec<_> = self
+            .udp
+            .into_iter()
+            .enumerate()
+            .map(|(i, socket)| {
+                let (frontend, tracker, token, runtime) =
+                    (frontend.clone(), tracker.clone(), token.clone(), runtime.clone());
+                std::thread::Builder::new()
+                    .name(format!("udp-worker-{i}"))
+                    .spawn(move || udp_worker(socket, &frontend, &tracker, &token, &runtime))
+            })
+            .collect::<Result<_, _>>()
+            .context("cannot start the UDP workers")?;
         let http = tracker.spawn(crate::http::serve(self.http, self.node, token.clone()));
         tracker.spawn(tcp_acceptor(
             self.tcp,
@@ -95,6 +108,8 @@ impl Server {
         ));
         shutdown.await;
         token.cancel();
+        // The workers notice within one receive timeout.
+        tokio::task::spawn_blocking(move || workers.into_iter().for_each(|w| drop(w.join()))).await?;
         tracker.close();
         tracker.wait().await;
         http.await?.context("HTTP server failed")?;
@@ -102,33 +117,41 @@ impl Server {
     }
 }
 
-fn reuseport_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+/// 100 ms: how long a UDP worker blocks in receive before it looks whether to stop.
+const UDP_STOP_CHECK: Duration = Duration::from_millis(100);
+
+fn reuseport_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     #[cfg(unix)]
     socket.set_reuse_port(true)?;
-    socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    UdpSocket::from_std(socket.into())
+    socket.set_read_timeout(Some(UDP_STOP_CHECK))?;
+    Ok(socket.into())
 }
 
-async fn udp_worker(socket: Arc<UdpSocket>, frontend: Arc<Frontend>, tracker: TaskTracker, token: CancellationToken) {
+fn udp_worker(
+    socket: std::net::UdpSocket,
+    frontend: &Arc<Frontend>,
+    tracker: &TaskTracker,
+    token: &CancellationToken,
+    runtime: &tokio::runtime::Handle,
+) {
+    let socket = Arc::new(socket);
     let mut buf = vec![0u8; MAX_MESSAGE];
     let mut out = Vec::with_capacity(MAX_MESSAGE);
     let mut scratch = Scratch::default();
-    loop {
-        let (len, peer) = tokio::select! {
-            _ = token.cancelled() => return,
-            r = socket.recv_from(&mut buf) => match r {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::debug!(error = %e, "UDP receive failed");
-                    continue;
-                }
-            },
+    while !token.is_cancelled() {
+        let (len, peer) = match socket.recv_from(&mut buf) {
+            Ok(r) => r,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(e) => {
+                tracing::debug!(error = %e, "UDP receive failed");
+                continue;
+            }
         };
         match frontend.handle(&buf[..len], Transport::Udp, &mut scratch, &mut out) {
             Verdict::Respond => {
-                if let Err(e) = socket.send_to(&out, peer).await {
+                if let Err(e) = socket.send_to(&out, peer) {
                     tracing::debug!(error = %e, %peer, "UDP send failed");
                 }
             }
@@ -137,14 +160,19 @@ async fn udp_worker(socket: Arc<UdpSocket>, frontend: Arc<Frontend>, tracker: Ta
             Verdict::Recurse => {
                 let (socket, frontend, token, request) =
                     (socket.clone(), frontend.clone(), token.clone(), buf[..len].to_vec());
-                tracker.spawn(async move {
-                    tokio::select! {
-                        _ = token.cancelled() => {}
-                        Some(response) = frontend.recurse(&request, Transport::Udp) => {
-                            let _ = socket.send_to(&response, peer).await;
+                tracker.spawn_on(
+                    async move {
+                        tokio::select! {
+                            _ = token.cancelled() => {}
+                            Some(response) = frontend.recurse(&request, Transport::Udp) => {
+                                // A UDP send does not block for long; the socket stays blocking
+                                // for the worker's sake.
+                                let _ = socket.send_to(&response, peer);
+                            }
                         }
-                    }
-                });
+                    },
+                    runtime,
+                );
             }
         }
     }

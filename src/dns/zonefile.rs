@@ -41,8 +41,13 @@ pub fn write(registry: &Registry, zone: &ZoneConfig, serial: u32, mut out: impl 
     let mut count = 0;
     registry.for_each(|record| {
         let Ok(id) = Identifier::parse(&record.identifier) else { return Ok(()) };
-        let in_zone = zone.prefix.is_empty() || id.prefix() == zone.prefix || id.prefix().starts_with(&format!("{}.", zone.prefix));
-        let Some(name) = mapping::identifier_name(&id, &zone.apex.trim_to(zone.apex.num_labels() as usize - prefix_labels(&zone.prefix))) else {
+        let in_zone = zone.prefix.is_empty()
+            || id.prefix() == zone.prefix
+            || id.prefix().starts_with(&format!("{}.", zone.prefix));
+        let Some(name) = mapping::identifier_name(
+            &id,
+            &zone.apex.trim_to(zone.apex.num_labels() as usize - prefix_labels(&zone.prefix)),
+        ) else {
             return Ok(());
         };
         if !in_zone {
