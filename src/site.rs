@@ -189,13 +189,9 @@ impl Site {
     }
 }
 
-/// The sites of `prefix`: the `HS_SITE` values of its prefix record, if it has any.
-pub fn sites_of(
-    snapshot: &crate::registry::Snapshot,
-    prefix: &str,
-) -> Result<Vec<Site>, crate::registry::RegistryError> {
-    let Some(record) = snapshot.get(crate::auth::prefix_record_key(prefix).as_bytes())? else { return Ok(Vec::new()) };
-    Ok(record.values.iter().filter(|v| v.kind == SITE_TYPE).filter_map(|v| Site::decode(&v.data)).collect())
+/// The sites a prefix record names: its `HS_SITE` values.
+pub fn sites_in(record: &crate::record::Record) -> Vec<Site> {
+    record.values.iter().filter(|v| v.kind == SITE_TYPE).filter_map(|v| Site::decode(&v.data)).collect()
 }
 
 /// The record of the highest delegation between `zone` (a prefix the node serves, `""` for all)

@@ -19,7 +19,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
 
 use super::wire::{self, Body, QueryName, rcode};
-use super::zone::wire_of;
+use super::zone::{name_of, wire_of};
 use crate::cache::{Cache, Entry};
 
 /// Settings of the recursive role.
@@ -271,13 +271,4 @@ async fn exchange(server: SocketAddr, qname: &Name, qtype: u16) -> std::io::Resu
 fn random_id() -> u16 {
     let bytes = uuid::Uuid::new_v4();
     u16::from_be_bytes([bytes.as_bytes()[0], bytes.as_bytes()[1]])
-}
-
-fn name_of(name: &QueryName) -> Name {
-    let labels: Vec<_> = (0..name.label_count())
-        .map(|i| hickory_proto::rr::Label::from_raw_bytes(name.label(i)).expect("wire labels"))
-        .collect();
-    let mut n = Name::from_labels(labels).expect("wire name");
-    n.set_fqdn(true);
-    n
 }

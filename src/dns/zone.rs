@@ -210,7 +210,9 @@ impl Zone {
         qname: &QueryName,
         own: usize,
     ) -> Result<Option<(Name, Vec<Site>)>, RegistryError> {
+        // The prefix the name stands for: the labels below the apex that are prefix segments.
         let mut prefix = self.config.prefix.clone();
+        let mut segments = 0;
         for i in (0..own).rev() {
             let Ok(segment) = std::str::from_utf8(qname.label(i)) else { break };
             if crate::identifier::check_segment(1, segment).is_err() {
@@ -220,13 +222,17 @@ impl Zone {
                 prefix.push('.');
             }
             prefix.push_str(segment);
-            let sites = crate::site::sites_of(snapshot, &prefix)?;
-            if !sites.is_empty() {
-                let cut = name_of_labels((i..qname.label_count()).map(|j| qname.label(j)));
-                return Ok(Some((cut, sites)));
-            }
+            segments += 1;
         }
-        Ok(None)
+        if segments == 0 {
+            return Ok(None);
+        }
+        let Some(record) = crate::site::delegation(snapshot, &self.config.prefix, &prefix)? else { return Ok(None) };
+        // The cut lies as many labels below the apex as the delegated prefix has below the zone's.
+        let delegated = record.identifier.split_once('/').map_or("", |(_, p)| p);
+        let below = delegated.split('.').count() - self.prefix_labels;
+        let cut = name_of_labels((own - below..qname.label_count()).map(|j| qname.label(j)));
+        Ok(Some((cut, crate::site::sites_in(&record))))
     }
 
     /// A referral (RFC 1034 4.3.2): no answer, not authoritative, the child's name servers in
@@ -345,7 +351,7 @@ pub fn wire_of(name: &Name) -> Vec<u8> {
     out
 }
 
-fn name_of(qname: &QueryName) -> Name {
+pub(super) fn name_of(qname: &QueryName) -> Name {
     name_of_labels((0..qname.label_count()).map(|i| qname.label(i)))
 }
 

@@ -82,20 +82,14 @@ pub(super) fn referral(handle: &str, delegation: &crate::record::Record) -> Repl
     let prefix = delegation.identifier.split_once('/').map_or("", |(_, p)| p);
     let body = json!({ "responseCode": PREFIX_REFERRAL, "handle": handle, "message": format!("{prefix} is served by another node"), "values": sites });
     let mut reply = Reply::ok(StatusCode::MULTIPLE_CHOICES, body);
-    reply.location = delegation
-        .values
-        .iter()
-        .filter(|v| v.kind == crate::site::SITE_TYPE)
-        .filter_map(|v| crate::site::Site::decode(&v.data))
-        .flat_map(|site| site.servers)
-        .find_map(|server| {
-            let http = server.interfaces.iter().find(|i| i.protocol.eq_ignore_ascii_case("HTTP"))?;
-            let host = match server.address {
-                std::net::IpAddr::V4(a) => a.to_string(),
-                std::net::IpAddr::V6(a) => format!("[{a}]"),
-            };
-            Some(format!("http://{host}:{}/api/handles/{handle}", http.port))
-        });
+    reply.location = crate::site::sites_in(delegation).into_iter().flat_map(|site| site.servers).find_map(|server| {
+        let http = server.interfaces.iter().find(|i| i.protocol.eq_ignore_ascii_case("HTTP"))?;
+        let host = match server.address {
+            std::net::IpAddr::V4(a) => a.to_string(),
+            std::net::IpAddr::V6(a) => format!("[{a}]"),
+        };
+        Some(format!("http://{host}:{}/api/handles/{handle}", http.port))
+    });
     reply
 }
 
