@@ -62,6 +62,7 @@ enum Command {
     },
     /// Import identifiers from a JSON Lines file (one {"handle", "values"} object per line).
     Import {
+        /// The file, or - for standard input.
         file: PathBuf,
         #[command(flatten)]
         settings: Settings,
@@ -417,17 +418,28 @@ async fn shutdown_signal() {
 
 fn import_file(config: &Config, file: &PathBuf, batch: usize) -> anyhow::Result<()> {
     let registry = open_registry(config)?;
-    let input = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-    let size = input.metadata()?.len();
-    let bar = indicatif::ProgressBar::new(size).with_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}")
-            .expect("valid template"),
-    );
+    let (input, bar): (Box<dyn std::io::Read + Send>, _) = if file.as_os_str() == "-" {
+        let bar = indicatif::ProgressBar::new_spinner().with_style(
+            indicatif::ProgressStyle::with_template("{spinner} {bytes} read, {binary_bytes_per_sec}, {elapsed}")
+                .expect("valid template"),
+        );
+        (Box::new(std::io::stdin()), bar)
+    } else {
+        let input = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+        let bar = indicatif::ProgressBar::new(input.metadata()?.len()).with_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}")
+                .expect("valid template"),
+        );
+        (Box::new(input), bar)
+    };
     let started = Instant::now();
     let result =
         import::import(&registry, BufReader::with_capacity(1 << 20, input), batch, |bytes| bar.set_position(bytes));
     bar.finish_and_clear();
-    let report = result.with_context(|| format!("importing {}", file.display()))?;
+    let report = result.with_context(|| match file.as_os_str() == "-" {
+        true => "importing standard input".to_owned(),
+        false => format!("importing {}", file.display()),
+    })?;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "imported {} identifiers from {} lines in {:.1} s ({:.0}/s) into {}",

@@ -7,7 +7,8 @@
 //! Durability contract: `put`, `put_batch` and `delete` return only after their transaction is
 //! committed with [`redb::Durability::Immediate`] (an fsync/fdatasync of the file), so a write
 //! that was acknowledged survives a crash or power loss; a transaction that did not commit
-//! leaves nothing behind.
+//! leaves nothing behind. The one exception is bulk import, which writes its batches with
+//! `put_batch_unsynced` and makes them durable with one `sync` at the end.
 //!
 //! The registry knows nothing of protocols: callers that cache answers invalidate them after a
 //! write returns.
@@ -15,7 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::identifier::Identifier;
 use crate::record::{Record, RecordError};
@@ -156,9 +157,31 @@ impl Registry {
     /// A record whose identifier differs only in ASCII case from a registered one is refused
     /// (and with it the batch), as Handle.Net refuses it.
     pub fn put_batch(&self, records: &[Record]) -> Result<(), RegistryError> {
-        let changes: Vec<Change> =
-            records.iter().map(|r| Change::Put { record: r.clone(), if_absent: false }).collect();
-        self.apply(&changes).map(drop)
+        self.put_batch_with(records, Durability::Immediate)
+    }
+
+    /// [`Registry::put_batch`] without the sync: the batch is visible at once but durable only
+    /// after the next synced commit ([`Registry::sync`]); a crash before that loses it whole.
+    /// For bulk imports, which sync at the end.
+    pub fn put_batch_unsynced(&self, records: &[Record]) -> Result<(), RegistryError> {
+        self.put_batch_with(records, Durability::None)
+    }
+
+    /// Makes every earlier unsynced commit durable: one synced (empty) commit.
+    pub fn sync(&self) -> Result<(), RegistryError> {
+        self.write(Durability::Immediate, |_| Ok(()))
+    }
+
+    fn put_batch_with(&self, records: &[Record], durability: Durability) -> Result<(), RegistryError> {
+        if records.len() > MAX_BATCH {
+            return Err(RegistryError::BatchTooLarge { count: records.len(), max: MAX_BATCH });
+        }
+        self.write(durability, |table| {
+            for (position, record) in records.iter().enumerate() {
+                put(table, position, record, false)?;
+            }
+            Ok(())
+        })
     }
 
     /// Applies up to [`MAX_BATCH`] changes in one transaction: all or none. The error of a
@@ -167,33 +190,11 @@ impl Registry {
         if changes.len() > MAX_BATCH {
             return Err(RegistryError::BatchTooLarge { count: changes.len(), max: MAX_BATCH });
         }
-        self.write(|table| {
+        self.write(Durability::Immediate, |table| {
             let mut out = Vec::with_capacity(changes.len());
             for (position, change) in changes.iter().enumerate() {
                 out.push(match change {
-                    Change::Put { record, if_absent } => {
-                        let key = record.identifier.to_ascii_lowercase();
-                        let existing = match table.get(key.as_bytes())? {
-                            Some(old) => Some(decode(&key, old.value())?.identifier),
-                            None => None,
-                        };
-                        match existing {
-                            Some(existing) if existing != record.identifier => {
-                                return Err(RegistryError::CaseConflict {
-                                    position,
-                                    identifier: record.identifier.clone(),
-                                    existing,
-                                });
-                            }
-                            Some(existing) if *if_absent => {
-                                return Err(RegistryError::AlreadyExists { position, identifier: existing });
-                            }
-                            existing => {
-                                table.insert(key.as_bytes(), record.encode().as_slice())?;
-                                if existing.is_some() { Applied::Replaced } else { Applied::Created }
-                            }
-                        }
-                    }
+                    Change::Put { record, if_absent } => put(table, position, record, *if_absent)?,
                     Change::Delete { key } => match table.remove(key.as_bytes())? {
                         Some(_) => Applied::Deleted,
                         None => Applied::Missing,
@@ -213,7 +214,7 @@ impl Registry {
         f: impl FnOnce(Option<Record>) -> Result<(Update, T), E>,
     ) -> Result<T, E> {
         let mut outcome = None;
-        let result = self.write(|table| {
+        let result = self.write(Durability::Immediate, |table| {
             let current = match table.get(key.as_bytes())? {
                 Some(v) => Some(decode(key, v.value())?),
                 None => None,
@@ -247,17 +248,18 @@ impl Registry {
 
     /// Deletes a record; returns whether it existed. Durable when it returns.
     pub fn delete(&self, id: &Identifier) -> Result<bool, RegistryError> {
-        self.write(|table| Ok(table.remove(id.key().as_bytes())?.is_some()))
+        self.write(Durability::Immediate, |table| Ok(table.remove(id.key().as_bytes())?.is_some()))
     }
 
-    /// Runs `f` in one write transaction, bumps the serial and commits durably; an error from
-    /// `f` aborts the transaction, leaving nothing written.
+    /// Runs `f` in one write transaction, bumps the serial and commits with `durability`; an
+    /// error from `f` aborts the transaction, leaving nothing written.
     fn write<T>(
         &self,
+        durability: Durability,
         f: impl FnOnce(&mut redb::Table<'_, &[u8], &[u8]>) -> Result<T, RegistryError>,
     ) -> Result<T, RegistryError> {
         let mut txn = self.db.begin_write()?;
-        txn.set_durability(redb::Durability::Immediate).map_err(|e| RegistryError::Storage(e.into()))?;
+        txn.set_durability(durability).map_err(|e| RegistryError::Storage(e.into()))?;
         let (out, serial) = {
             let mut table = txn.open_table(RECORDS)?;
             let out = f(&mut table)?;
@@ -266,7 +268,8 @@ impl Registry {
             meta.insert(SERIAL, serial)?;
             (out, serial)
         };
-        // Commit returns only after the file is synced: what is acknowledged survives power loss.
+        // With Durability::Immediate, commit returns only after the file is synced: what is
+        // acknowledged survives power loss.
         txn.commit()?;
         self.serial.store(serial as u32, Ordering::Release);
         Ok(out)
@@ -354,6 +357,31 @@ impl Snapshot {
         let key = first?.0;
         let key = key.value();
         Ok(key.starts_with(start) || or_start.is_some_and(|o| key.starts_with(o)))
+    }
+}
+
+/// Writes `record` (the change at `position` of a batch) unless its identifier differs only in
+/// case from a registered one, or exists and `if_absent` is set.
+fn put(
+    table: &mut redb::Table<'_, &[u8], &[u8]>,
+    position: usize,
+    record: &Record,
+    if_absent: bool,
+) -> Result<Applied, RegistryError> {
+    let key = record.identifier.to_ascii_lowercase();
+    let existing = match table.get(key.as_bytes())? {
+        Some(old) => Some(decode(&key, old.value())?.identifier),
+        None => None,
+    };
+    match existing {
+        Some(existing) if existing != record.identifier => {
+            Err(RegistryError::CaseConflict { position, identifier: record.identifier.clone(), existing })
+        }
+        Some(existing) if if_absent => Err(RegistryError::AlreadyExists { position, identifier: existing }),
+        existing => {
+            table.insert(key.as_bytes(), record.encode().as_slice())?;
+            Ok(if existing.is_some() { Applied::Replaced } else { Applied::Created })
+        }
     }
 }
 

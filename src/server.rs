@@ -1,10 +1,7 @@
 //! Transport: the DNS sockets and their workers. Bytes in, bytes out; no records here.
 //!
-//! UDP: one socket per worker, all bound to the same address with SO_REUSEPORT so the kernel
-//! spreads clients over them. Each worker is a long-lived OS thread owning its socket and
-//! buffers: a blocking receive, the answer computed synchronously by the [`Frontend`], a send.
-//! No task, no wakeup and no allocation per packet; only a recursive node's cache miss is
-//! handed to the runtime, so that waiting on other servers never holds up the worker.
+//! UDP ([`udp`]): one OS thread per worker, each with its own SO_REUSEPORT socket, receiving and
+//! sending in batches and answering synchronously.
 //!
 //! TCP (RFC 7766): a permit is taken before `accept`, so at most `tcp_max_connections` clients
 //! are served at once; each connection reads length-prefixed queries one after another, answers
@@ -21,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -31,6 +27,8 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::dns::{Frontend, Scratch, Transport, Verdict};
 use crate::node::Node;
+
+mod udp;
 
 /// 65535: the largest DNS message (a TCP length prefix is 16 bits).
 const MAX_MESSAGE: usize = 65_535;
@@ -53,7 +51,7 @@ impl Server {
         // UDP takes the port TCP got, so port 0 gives one port for both.
         let addr = tcp.local_addr()?;
         let udp = (0..config.udp_workers())
-            .map(|_| reuseport_udp(addr).with_context(|| format!("cannot listen on UDP {addr}")))
+            .map(|_| udp::bind(addr).with_context(|| format!("cannot listen on UDP {addr}")))
             .collect::<anyhow::Result<_>>()?;
         let http_addr = config.http.listen;
         let http =
@@ -93,7 +91,7 @@ impl Server {
                     (frontend.clone(), tracker.clone(), token.clone(), runtime.clone());
                 std::thread::Builder::new()
                     .name(format!("udp-worker-{i}"))
-                    .spawn(move || udp_worker(socket, &frontend, &tracker, &token, &runtime))
+                    .spawn(move || udp::worker(socket, &frontend, &tracker, &token, &runtime))
             })
             .collect::<Result<_, _>>()
             .context("cannot start the UDP workers")?;
@@ -114,67 +112,6 @@ impl Server {
         tracker.wait().await;
         http.await?.context("HTTP server failed")?;
         Ok(())
-    }
-}
-
-/// 100 ms: how long a UDP worker blocks in receive before it looks whether to stop.
-const UDP_STOP_CHECK: Duration = Duration::from_millis(100);
-
-fn reuseport_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    #[cfg(unix)]
-    socket.set_reuse_port(true)?;
-    socket.bind(&addr.into())?;
-    socket.set_read_timeout(Some(UDP_STOP_CHECK))?;
-    Ok(socket.into())
-}
-
-fn udp_worker(
-    socket: std::net::UdpSocket,
-    frontend: &Arc<Frontend>,
-    tracker: &TaskTracker,
-    token: &CancellationToken,
-    runtime: &tokio::runtime::Handle,
-) {
-    let socket = Arc::new(socket);
-    let mut buf = vec![0u8; MAX_MESSAGE];
-    let mut out = Vec::with_capacity(MAX_MESSAGE);
-    let mut scratch = Scratch::default();
-    while !token.is_cancelled() {
-        let (len, peer) = match socket.recv_from(&mut buf) {
-            Ok(r) => r,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
-            Err(e) => {
-                tracing::debug!(error = %e, "UDP receive failed");
-                continue;
-            }
-        };
-        match frontend.handle(&buf[..len], Transport::Udp, &mut scratch, &mut out) {
-            Verdict::Respond => {
-                if let Err(e) = socket.send_to(&out, peer) {
-                    tracing::debug!(error = %e, %peer, "UDP send failed");
-                }
-            }
-            Verdict::Drop => {}
-            // A recursive node's miss waits on other servers: never on this worker.
-            Verdict::Recurse => {
-                let (socket, frontend, token, request) =
-                    (socket.clone(), frontend.clone(), token.clone(), buf[..len].to_vec());
-                tracker.spawn_on(
-                    async move {
-                        tokio::select! {
-                            _ = token.cancelled() => {}
-                            Some(response) = frontend.recurse(&request, Transport::Udp) => {
-                                // A UDP send does not block for long; the socket stays blocking
-                                // for the worker's sake.
-                                let _ = socket.send_to(&response, peer);
-                            }
-                        }
-                    },
-                    runtime,
-                );
-            }
-        }
     }
 }
 

@@ -231,7 +231,7 @@ impl Frontend {
                 }
             },
         };
-        wire::write_response(out, request, &query, entry.value.select(query.qtype), opt, limit);
+        wire::write_response(out, request, &query, entry.value.select(query.qtype, zone), opt, limit);
         Verdict::Respond
     }
 }

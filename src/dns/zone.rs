@@ -1,11 +1,12 @@
 //! The zone: what the node answers for a name below its apex, on a cache miss.
 //!
-//! It reads the registry once per miss and encodes, with hickory-proto, every answer the name
-//! can get (TXT, URI, ANY, and NODATA or NXDOMAIN for the rest) into an [`AnswerSet`] that the
-//! front cache keeps. Answers are encoded for a question at offset 12, so their name pointers
-//! stay valid behind any query for the same name.
+//! It reads the registry once per miss and builds every answer the name can get (TXT, URI, ANY,
+//! and NODATA or NXDOMAIN for the rest) into an [`AnswerSet`] that the front cache keeps. Each
+//! answer is encoded with hickory-proto when first asked for, for a question at offset 12, so
+//! its name pointers stay valid behind any query for the same name.
 
 use std::net::IpAddr;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
@@ -19,18 +20,42 @@ use crate::site::Site;
 
 pub const TYPE_ANY: u16 = 255;
 
-/// Everything a name can be answered with, pre-encoded.
+/// Everything a name can be answered with: what the front cache keeps for a name.
 #[derive(Debug)]
 pub struct AnswerSet {
+    name: Name,
     /// Answers for particular query types.
-    typed: Vec<(u16, Body)>,
+    typed: Vec<(u16, Answer)>,
     /// The answer for every other type: NODATA or NXDOMAIN.
-    other: Body,
+    other: Answer,
+}
+
+#[derive(Debug)]
+enum Answer {
+    Encoded(Body),
+    /// Records encoded when first asked for: most names are only ever asked for one type, so a
+    /// miss encodes one answer, not every answer the name could get.
+    Records(Vec<Record>, OnceLock<Body>),
+    /// NODATA, encoded when first asked for.
+    NoData(OnceLock<Body>),
 }
 
 impl AnswerSet {
-    pub fn select(&self, qtype: u16) -> &Body {
-        self.typed.iter().find(|(t, _)| *t == qtype).map_or(&self.other, |(_, b)| b)
+    fn encoded(name: Name, typed: Vec<(u16, Body)>, other: Body) -> Self {
+        let typed = typed.into_iter().map(|(t, body)| (t, Answer::Encoded(body))).collect();
+        Self { name, typed, other: Answer::Encoded(other) }
+    }
+
+    /// The answer for `qtype`; `zone` (the one that built the set) encodes it on first use.
+    pub fn select(&self, qtype: u16, zone: &Zone) -> &Body {
+        let answer = self.typed.iter().find(|(t, _)| *t == qtype).map_or(&self.other, |(_, a)| a);
+        match answer {
+            Answer::Encoded(body) => body,
+            Answer::Records(records, body) => {
+                body.get_or_init(|| zone.encode(&self.name, rcode::NOERROR, records, &[], &[]))
+            }
+            Answer::NoData(body) => body.get_or_init(|| zone.nodata(&self.name)),
+        }
     }
 }
 
@@ -118,19 +143,15 @@ impl Zone {
         let cfg = &self.config;
         if let Some(i) = self.nameserver_wires.iter().position(|w| w == qname.wire()) {
             let glue = self.glue(i);
-            let set = AnswerSet {
-                typed: self.typed(&name, &[glue_for(&glue, RecordType::A), glue_for(&glue, RecordType::AAAA)]),
-                other: self.nodata(&name),
-            };
-            return Ok((set, secs(cfg.ttl)));
+            let typed = self.typed(&name, &[glue_for(&glue, RecordType::A), glue_for(&glue, RecordType::AAAA)]);
+            let other = self.nodata(&name);
+            return Ok((AnswerSet::encoded(name, typed, other), secs(cfg.ttl)));
         }
         let snapshot = registry.snapshot()?;
         if own > 0 {
             if let Some((cut, sites)) = self.delegation_below(&snapshot, qname, own)? {
-                return Ok((
-                    AnswerSet { typed: vec![], other: self.referral(&name, &cut, &sites) },
-                    secs(cfg.referral_ttl),
-                ));
+                let other = self.referral(&name, &cut, &sites);
+                return Ok((AnswerSet::encoded(name, vec![], other), secs(cfg.referral_ttl)));
             }
         }
         // Names are mapped relative to the national apex: the zone's prefix labels included.
@@ -151,13 +172,15 @@ impl Zone {
                     (RecordType::NS.into(), self.encode(&name, rcode::NOERROR, &ns, &[], &glue)),
                     (TYPE_ANY, self.encode(&name, rcode::NOERROR, &any, &[], &glue)),
                 ];
-                return Ok((AnswerSet { typed, other: self.nodata(&name) }, secs(cfg.ttl)));
+                let other = self.nodata(&name);
+                return Ok((AnswerSet::encoded(name, typed, other), secs(cfg.ttl)));
             }
             NameKind::Identifier { key, may_have_children } => {
                 if let Some(record) = snapshot.get(key.as_bytes())? {
                     let public: Vec<_> = record.values.iter().filter(|v| v.is_public()).collect();
                     if public.is_empty() {
-                        return Ok((AnswerSet { typed: vec![], other: self.nodata(&name) }, secs(cfg.negative_ttl)));
+                        let set = AnswerSet { name, typed: vec![], other: Answer::NoData(OnceLock::new()) };
+                        return Ok((set, secs(cfg.negative_ttl)));
                     }
                     let ttl = public.iter().map(|v| v.ttl.seconds_at(now)).min().unwrap_or(0);
                     let txt: Vec<Record> = public
@@ -180,11 +203,12 @@ impl Zone {
                         })
                         .collect();
                     let any: Vec<Record> = txt.iter().chain(&uri).cloned().collect();
-                    let set = AnswerSet {
-                        typed: self
-                            .typed(&name, &[(RecordType::TXT.into(), txt), (mapping::URI_TYPE, uri), (TYPE_ANY, any)]),
-                        other: self.nodata(&name),
-                    };
+                    let typed = [(RecordType::TXT.into(), txt), (mapping::URI_TYPE, uri), (TYPE_ANY, any)]
+                        .into_iter()
+                        .filter(|(_, records)| !records.is_empty())
+                        .map(|(t, records)| (t, Answer::Records(records, OnceLock::new())))
+                        .collect();
+                    let set = AnswerSet { name, typed, other: Answer::NoData(OnceLock::new()) };
                     return Ok((set, secs(ttl)));
                 }
                 may_have_children && snapshot.has_key_starting_with(key.as_bytes(), None)?
@@ -199,7 +223,7 @@ impl Zone {
             NameKind::Nothing => false,
         };
         let other = if exists { self.nodata(&name) } else { self.negative(&name, rcode::NXDOMAIN) };
-        Ok((AnswerSet { typed: vec![], other }, secs(cfg.negative_ttl)))
+        Ok((AnswerSet::encoded(name, vec![], other), secs(cfg.negative_ttl)))
     }
 
     /// The highest delegation between this zone and `qname`: a prefix level below the zone's

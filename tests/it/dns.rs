@@ -293,3 +293,50 @@ async fn writes_invalidate_cached_answers_including_negative_ones() {
     assert_eq!(node.frontend.cache_stats().hits, 1);
     node.stop().await;
 }
+
+/// Workers receive and send in batches (recvmmsg/sendmmsg): a burst from many clients at once,
+/// with runts among the queries, must give every client exactly the answers to its own
+/// questions, whichever batch each query fell into.
+#[tokio::test]
+async fn bursts_from_many_clients_each_get_their_own_answers() {
+    let node = start_server().await;
+    let names = [
+        (ABC, RecordType::TXT),
+        (ABC, URI),
+        (DATASHEET, RecordType::TXT),
+        ("nope._id.1.100.88.id.example.", RecordType::TXT),
+    ];
+    let mut clients = Vec::new();
+    for c in 0..8u16 {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        for q in 0..64u16 {
+            let (name, qtype) = names[usize::from((c + q) % 4)];
+            let mut request = query(name, qtype, Some(1232));
+            request[..2].copy_from_slice(&(c << 8 | q).to_be_bytes());
+            socket.send_to(&request, node.addr).await.unwrap();
+            if q % 16 == 0 {
+                socket.send_to(&request[..7], node.addr).await.unwrap();
+            }
+        }
+        clients.push(socket);
+    }
+    let mut buf = vec![0; 65535];
+    for (c, socket) in clients.iter().enumerate() {
+        let mut seen = Vec::new();
+        while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(500), socket.recv(&mut buf)).await {
+            let msg = Message::from_vec(&buf[..n]).unwrap();
+            let (client, q) = (msg.metadata.id >> 8, msg.metadata.id & 0xff);
+            assert_eq!(usize::from(client), c, "an answer for another client");
+            let (name, qtype) = names[(c + usize::from(q)) % 4];
+            let question = &msg.queries[0];
+            assert_eq!((question.name().to_ascii(), question.query_type()), (name.to_owned(), qtype));
+            seen.push(q);
+            if seen.len() == 64 {
+                break;
+            }
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (0..64).collect::<Vec<u16>>(), "client {c} got each answer once");
+    }
+    node.stop().await;
+}
