@@ -240,9 +240,15 @@ pub fn write_response(
 /// Where the TTL field of each of `count` resource records in `sections` starts (for counting
 /// cached TTLs down). `None` if the bytes are not `count` well-formed records.
 pub fn ttl_offsets(sections: &[u8], count: usize) -> Option<Vec<usize>> {
+    Some(records(sections, count)?.into_iter().map(|(_, ttl)| ttl).collect())
+}
+
+/// Where each of `count` resource records in `sections` starts, and where its TTL field starts.
+fn records(sections: &[u8], count: usize) -> Option<Vec<(usize, usize)>> {
     let mut at = 0;
     let mut out = Vec::with_capacity(count);
     for _ in 0..count {
+        let start = at;
         loop {
             let len = *sections.get(at)?;
             match len {
@@ -257,7 +263,7 @@ pub fn ttl_offsets(sections: &[u8], count: usize) -> Option<Vec<usize>> {
                 l => at += 1 + usize::from(l),
             }
         }
-        out.push(at + 4);
+        out.push((start, at + 4));
         let rdlen = usize::from(be16_at(sections, at + 8)?);
         at += 10 + rdlen;
         if at > sections.len() {
@@ -265,6 +271,29 @@ pub fn ttl_offsets(sections: &[u8], count: usize) -> Option<Vec<usize>> {
         }
     }
     (at == sections.len()).then_some(out)
+}
+
+impl Body {
+    /// Splits a body of answers only into its first `k` answers and the rest, so that one
+    /// encoding of several record types gives each type's answer. `None` if it has other
+    /// sections or its bytes are not well-formed records.
+    pub fn split_answers(&self, k: u16) -> Option<(Body, Body)> {
+        if self.authorities != 0 || self.additionals != 0 || k > self.answers {
+            return None;
+        }
+        let records = records(&self.bytes, usize::from(self.answers))?;
+        let at = records.get(usize::from(k)).map_or(self.bytes.len(), |(start, _)| *start);
+        let part = |answers: u16, bytes: &[u8]| Body {
+            rcode: self.rcode,
+            authoritative: self.authoritative,
+            recursion_available: self.recursion_available,
+            answers,
+            authorities: 0,
+            additionals: 0,
+            bytes: bytes.into(),
+        };
+        Some((part(k, &self.bytes[..at]), part(self.answers - k, &self.bytes[at..])))
+    }
 }
 
 /// A response with no question: for requests whose question could not be read.
@@ -301,6 +330,29 @@ fn be16_at(buf: &[u8], at: usize) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_answers_cuts_at_record_boundaries() {
+        // Two records: a compressed owner with 3 bytes of data, then an uncompressed owner.
+        let first = [0xc0, 0x0c, 0, 16, 0, 1, 0, 0, 0, 60, 0, 3, 2, b'h', b'i'];
+        let second = [1, b'a', 0, 1, 0, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1];
+        let body = Body {
+            rcode: 0,
+            authoritative: true,
+            recursion_available: false,
+            answers: 2,
+            authorities: 0,
+            additionals: 0,
+            bytes: [&first[..], &second[..]].concat().into(),
+        };
+        let (a, b) = body.split_answers(1).unwrap();
+        assert_eq!((a.answers, &a.bytes[..], b.answers, &b.bytes[..]), (1, &first[..], 1, &second[..]));
+        let (all, none) = body.split_answers(2).unwrap();
+        assert_eq!((all.answers, all.bytes.len(), none.answers, none.bytes.len()), (2, body.bytes.len(), 0, 0));
+        assert!(body.split_answers(3).is_none());
+        let cut = Body { bytes: body.bytes[..20].into(), ..body };
+        assert!(cut.split_answers(1).is_none(), "truncated records are refused");
+    }
 
     fn query(name: &[u8], qtype: u16, opt: Option<&[u8]>) -> Vec<u8> {
         let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, u8::from(opt.is_some())];

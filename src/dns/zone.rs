@@ -1,9 +1,10 @@
 //! The zone: what the node answers for a name below its apex, on a cache miss.
 //!
 //! It reads the registry once per miss and builds every answer the name can get (TXT, URI, ANY,
-//! and NODATA or NXDOMAIN for the rest) into an [`AnswerSet`] that the front cache keeps. Each
-//! answer is encoded with hickory-proto when first asked for, for a question at offset 12, so
-//! its name pointers stay valid behind any query for the same name.
+//! and NODATA or NXDOMAIN for the rest) into an [`AnswerSet`] that the front cache keeps: one
+//! encoding with hickory-proto of all of an identifier's records, split by type, and NODATA
+//! only when first asked for. Answers are encoded for a question at offset 12, so their name
+//! pointers stay valid behind any query for the same name.
 
 use std::net::IpAddr;
 use std::sync::OnceLock;
@@ -33,10 +34,7 @@ pub struct AnswerSet {
 #[derive(Debug)]
 enum Answer {
     Encoded(Body),
-    /// Records encoded when first asked for: most names are only ever asked for one type, so a
-    /// miss encodes one answer, not every answer the name could get.
-    Records(Vec<Record>, OnceLock<Body>),
-    /// NODATA, encoded when first asked for.
+    /// NODATA, encoded when first asked for: most names are only ever asked for their records.
     NoData(OnceLock<Body>),
 }
 
@@ -51,9 +49,6 @@ impl AnswerSet {
         let answer = self.typed.iter().find(|(t, _)| *t == qtype).map_or(&self.other, |(_, a)| a);
         match answer {
             Answer::Encoded(body) => body,
-            Answer::Records(records, body) => {
-                body.get_or_init(|| zone.encode(&self.name, rcode::NOERROR, records, &[], &[]))
-            }
             Answer::NoData(body) => body.get_or_init(|| zone.nodata(&self.name)),
         }
     }
@@ -202,11 +197,19 @@ impl Zone {
                             Record::from_rdata(name.clone(), v.ttl.seconds_at(now), rdata)
                         })
                         .collect();
-                    let any: Vec<Record> = txt.iter().chain(&uri).cloned().collect();
+                    // One encoding of all records (the ANY answer), split into TXT and URI.
+                    let txt_count = txt.len();
+                    let mut records = txt;
+                    records.extend(uri);
+                    let any = self.encode(&name, rcode::NOERROR, &records, &[], &[]);
+                    let (txt, uri) = any.split_answers(txt_count as u16).unwrap_or_else(|| {
+                        let encode = |records: &[Record]| self.encode(&name, rcode::NOERROR, records, &[], &[]);
+                        (encode(&records[..txt_count]), encode(&records[txt_count..]))
+                    });
                     let typed = [(RecordType::TXT.into(), txt), (mapping::URI_TYPE, uri), (TYPE_ANY, any)]
                         .into_iter()
-                        .filter(|(_, records)| !records.is_empty())
-                        .map(|(t, records)| (t, Answer::Records(records, OnceLock::new())))
+                        .filter(|(_, body)| body.answers > 0)
+                        .map(|(t, body)| (t, Answer::Encoded(body)))
                         .collect();
                     let set = AnswerSet { name, typed, other: Answer::NoData(OnceLock::new()) };
                     return Ok((set, secs(ttl)));
