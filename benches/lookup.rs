@@ -5,21 +5,27 @@
 //! - `miss`: every query misses the cache (capacity 1) and is answered from redb holding
 //!   IDNODE_BENCH_IDS identifiers (default 1,000,000; built once into target/bench-registry-N
 //!   and reused);
-//! - `parse_identifier`, `identifier_to_name`, `name_to_identifier`: the mapping's pieces.
+//! - `parse_identifier`, `identifier_to_name`, `name_to_identifier`: the mapping's pieces;
+//! - `udp/one`, `udp/burst_32`: the UDP fast path end to end, through a real server on loopback
+//!   with one worker (batched receive and send), every answer a cache hit: one query at a time,
+//!   and bursts of 32 queries sent before the 32 answers are read.
 //!
 //! The numbers and how they compare are in benches/README.md.
 
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use idnode::config::DnsConfig;
+use idnode::config::{Config, DnsConfig};
 use idnode::dns::mapping::{classify, identifier_labels};
 use idnode::dns::{DnsName, Frontend, Scratch, Transport, Verdict, zone_config};
 use idnode::identifier::Identifier;
+use idnode::node::Node;
 use idnode::record::{Record, Value};
 use idnode::registry::{MAX_BATCH, Registry};
+use idnode::server::Server;
 
 /// A TXT query with EDNS for `name`, as dig sends it.
 fn query(name: &str, id: u16) -> Vec<u8> {
@@ -118,5 +124,49 @@ fn mapping(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, hit, miss, mapping);
+fn udp(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
+    config.dns.listen = "127.0.0.1:0".parse().unwrap();
+    config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.dns.udp_workers = 1;
+    let registry = Arc::new(Registry::open(&config.data_dir).unwrap());
+    idnode::demo::load(&registry).unwrap();
+    let frontend = Arc::new(Frontend::from_config(&config, registry.clone()).unwrap());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(Server::bind(&config, Arc::new(Node::new(registry, frontend)))).unwrap();
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    client.connect(server.local_addr()).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = runtime.spawn(server.serve(async move {
+        let _ = stopped.await;
+    }));
+    let request = query(&dns_name("88.100.1/ABC-123"), 7);
+    let mut buf = [0u8; 2048];
+    let mut g = c.benchmark_group("udp");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("one", |b| {
+        b.iter(|| {
+            client.send(&request).unwrap();
+            client.recv(&mut buf).unwrap()
+        })
+    });
+    g.throughput(Throughput::Elements(32));
+    g.bench_function("burst_32", |b| {
+        b.iter(|| {
+            for _ in 0..32 {
+                client.send(&request).unwrap();
+            }
+            for _ in 0..32 {
+                client.recv(&mut buf).unwrap();
+            }
+        })
+    });
+    g.finish();
+    stop.send(()).unwrap();
+    runtime.block_on(serving).unwrap().unwrap();
+}
+
+criterion_group!(benches, hit, miss, mapping, udp);
 criterion_main!(benches);

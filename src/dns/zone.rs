@@ -21,12 +21,16 @@ use crate::site::Site;
 
 pub const TYPE_ANY: u16 = 255;
 
+/// The most query types a name has answers of its own for (an identifier: TXT, URI and ANY; the
+/// apex: SOA, NS and ANY).
+const MAX_TYPED: usize = 3;
+
 /// Everything a name can be answered with: what the front cache keeps for a name.
 #[derive(Debug)]
 pub struct AnswerSet {
     name: Name,
-    /// Answers for particular query types.
-    typed: Vec<(u16, Answer)>,
+    /// Answers for particular query types, inline: a cache hit follows one pointer fewer.
+    typed: [Option<(u16, Answer)>; MAX_TYPED],
     /// The answer for every other type: NODATA or NXDOMAIN.
     other: Answer,
 }
@@ -39,14 +43,20 @@ enum Answer {
 }
 
 impl AnswerSet {
+    fn new(name: Name, typed: impl IntoIterator<Item = (u16, Answer)>, other: Answer) -> Self {
+        let mut typed = typed.into_iter();
+        let inline = std::array::from_fn(|_| typed.next());
+        debug_assert!(typed.next().is_none(), "more than {MAX_TYPED} answer types");
+        Self { name, typed: inline, other }
+    }
+
     fn encoded(name: Name, typed: Vec<(u16, Body)>, other: Body) -> Self {
-        let typed = typed.into_iter().map(|(t, body)| (t, Answer::Encoded(body))).collect();
-        Self { name, typed, other: Answer::Encoded(other) }
+        Self::new(name, typed.into_iter().map(|(t, body)| (t, Answer::Encoded(body))), Answer::Encoded(other))
     }
 
     /// The answer for `qtype`; `zone` (the one that built the set) encodes it on first use.
     pub fn select(&self, qtype: u16, zone: &Zone) -> &Body {
-        let answer = self.typed.iter().find(|(t, _)| *t == qtype).map_or(&self.other, |(_, a)| a);
+        let answer = self.typed.iter().flatten().find(|(t, _)| *t == qtype).map_or(&self.other, |(_, a)| a);
         match answer {
             Answer::Encoded(body) => body,
             Answer::NoData(body) => body.get_or_init(|| zone.nodata(&self.name)),
@@ -174,7 +184,7 @@ impl Zone {
                 if let Some(record) = snapshot.get(key.as_bytes())? {
                     let public: Vec<_> = record.values.iter().filter(|v| v.is_public()).collect();
                     if public.is_empty() {
-                        let set = AnswerSet { name, typed: vec![], other: Answer::NoData(OnceLock::new()) };
+                        let set = AnswerSet::new(name, [], Answer::NoData(OnceLock::new()));
                         return Ok((set, secs(cfg.negative_ttl)));
                     }
                     let ttl = public.iter().map(|v| v.ttl.seconds_at(now)).min().unwrap_or(0);
@@ -209,9 +219,8 @@ impl Zone {
                     let typed = [(RecordType::TXT.into(), txt), (mapping::URI_TYPE, uri), (TYPE_ANY, any)]
                         .into_iter()
                         .filter(|(_, body)| body.answers > 0)
-                        .map(|(t, body)| (t, Answer::Encoded(body)))
-                        .collect();
-                    let set = AnswerSet { name, typed, other: Answer::NoData(OnceLock::new()) };
+                        .map(|(t, body)| (t, Answer::Encoded(body)));
+                    let set = AnswerSet::new(name, typed, Answer::NoData(OnceLock::new()));
                     return Ok((set, secs(ttl)));
                 }
                 may_have_children && snapshot.has_key_starting_with(key.as_bytes(), None)?
