@@ -109,7 +109,7 @@ fn miss(c: &mut Criterion) {
         });
     });
     g.finish();
-    assert!(out.len() > 100, "the last miss was answered with values");
+    assert!(n == 0 || out.len() > 100, "the last miss was answered with values");
 }
 
 fn mapping(c: &mut Criterion) {
