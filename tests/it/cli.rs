@@ -234,6 +234,39 @@ fn bad_import_line_is_named_and_leaves_no_partial_record() {
     assert!(text.contains("88.100.1/B") && !text.contains("88.100.1/C"));
 }
 
+/// `idnode import -`: standard input, more than one batch, then a bad line. The batches before
+/// it are stored (synced once when import stops), the bad line is named against the stream.
+#[test]
+fn import_reads_standard_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = |input: String| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_idnode"))
+            .args(["import", "-", "--data", data.to_str().unwrap()])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Import may stop at a bad line before reading the rest: a broken pipe is fine.
+        let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+        child.wait_with_output().unwrap()
+    };
+    let mut input: String = (0..3000).map(|i| line(&format!("88.100.2/P{i}"), "https://p") + "\n").collect();
+    input.push_str("{\"handle\":\"no-slash\"}\n");
+    input.push_str(&line("88.100.2/AFTER", "https://after"));
+    let out = run(input);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("importing standard input: line 3001"), "{err}");
+    assert!(err.contains("3000 records before it were imported"), "{err}");
+    let out = run((0..10).map(|i| line(&format!("88.100.3/Q{i}"), "https://q") + "\n").collect());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("imported 10 identifiers from 10 lines"), "{}", stderr(&out));
+    let export = String::from_utf8(idnode(&["export", "--data", data.to_str().unwrap()]).stdout).unwrap();
+    assert_eq!(export.lines().count(), 3010);
+    assert!(!export.contains("88.100.2/AFTER"));
+}
+
 #[test]
 fn import_says_clearly_when_a_server_holds_the_data() {
     let dir = tempfile::tempdir().unwrap();
