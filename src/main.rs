@@ -418,7 +418,8 @@ async fn shutdown_signal() {
 
 fn import_file(config: &Config, file: &PathBuf, batch: usize) -> anyhow::Result<()> {
     let registry = open_registry(config)?;
-    let (input, bar): (Box<dyn std::io::Read + Send>, _) = if file.as_os_str() == "-" {
+    let from_stdin = file.as_os_str() == "-";
+    let (input, bar): (Box<dyn std::io::Read + Send>, _) = if from_stdin {
         let bar = indicatif::ProgressBar::new_spinner().with_style(
             indicatif::ProgressStyle::with_template("{spinner} {bytes} read, {binary_bytes_per_sec}, {elapsed}")
                 .expect("valid template"),
@@ -436,7 +437,7 @@ fn import_file(config: &Config, file: &PathBuf, batch: usize) -> anyhow::Result<
     let result =
         import::import(&registry, BufReader::with_capacity(1 << 20, input), batch, |bytes| bar.set_position(bytes));
     bar.finish_and_clear();
-    let report = result.with_context(|| match file.as_os_str() == "-" {
+    let report = result.with_context(|| match from_stdin {
         true => "importing standard input".to_owned(),
         false => format!("importing {}", file.display()),
     })?;
