@@ -67,8 +67,10 @@ impl<V> Cache<V> {
         self.map.remove(key);
     }
 
-    pub fn clear(&self) {
-        self.map.clear();
+    /// Drops every entry whose key fails `keep`: a walk over the whole cache, for rare writes
+    /// (a changed delegation) that change many names at once.
+    pub fn retain(&self, keep: impl Fn(&[u8]) -> bool) {
+        self.map.retain(|key, _| keep(key));
     }
 
     pub fn stats(&self) -> CacheStats {
@@ -112,5 +114,9 @@ mod tests {
         assert!(cache.get(b"k", now).is_none());
         cache.insert(b"zero", 1, Duration::ZERO, now);
         assert!(cache.get(b"zero", now).is_none(), "a zero TTL is not cached");
+        cache.insert(b"ab", 1, Duration::from_secs(60), now);
+        cache.insert(b"ac", 2, Duration::from_secs(60), now);
+        cache.retain(|k| k != b"ab");
+        assert!(cache.get(b"ab", now).is_none() && cache.get(b"ac", now).is_some());
     }
 }

@@ -72,7 +72,11 @@ pub struct DnsConfig {
     pub max_udp_payload: u16,
     /// 1024: simultaneous TCP clients before `accept` waits for a free slot.
     pub tcp_max_connections: usize,
-    /// 10: seconds an idle TCP client is kept (RFC 7766 6.2.3 suggests seconds, not minutes).
+    /// 64: simultaneous TCP clients from one address; more are closed at once. A resolver farm
+    /// behind one address opens a few dozen at most, and one host can no longer take all 1024.
+    pub tcp_max_connections_per_source: usize,
+    /// 10: seconds an idle TCP client is kept (RFC 7766 6.2.3 suggests seconds, not minutes), and
+    /// the longest a client may take to send a query or read an answer.
     pub tcp_idle_timeout_secs: u64,
     /// The SOA RNAME; default `hostmaster.<apex>`.
     pub hostmaster: Option<String>,
@@ -129,6 +133,7 @@ impl Default for DnsConfig {
             udp_workers: 0,
             max_udp_payload: 1232,
             tcp_max_connections: 1024,
+            tcp_max_connections_per_source: 64,
             tcp_idle_timeout_secs: 10,
             hostmaster: None,
             nameservers: Vec::new(),

@@ -136,7 +136,7 @@ fn parse_line(line: &str, now: i64) -> Result<Record, String> {
         .into_record(now)
         .map_err(|e| e.to_string())?;
     // Secrets are stored only as salted hashes, whichever way they arrive.
-    crate::auth::seal_secrets(&mut record);
+    crate::auth::seal_imported_secrets(&mut record).map_err(|e| e.to_string())?;
     Ok(record)
 }
 

@@ -11,11 +11,10 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use idnode::config::Config;
-use idnode::dns::{self, DnsName, Frontend, client};
+use idnode::dns::{self, DnsName, client};
 use idnode::http::client::ApiClient;
 use idnode::identifier::Identifier;
 use idnode::json::JsonValue;
-use idnode::node::Node;
 use idnode::registry::Registry;
 use idnode::server::Server;
 use idnode::{demo, import};
@@ -368,14 +367,13 @@ fn serve(config: Config, load_demo: bool) -> anyhow::Result<()> {
         let report = demo::load(&registry)?;
         tracing::info!(records = report.records, "loaded the demo namespace");
     }
-    let frontend = Arc::new(Frontend::from_config(&config, registry.clone())?);
+    let (node, frontend) = idnode::server::assemble(&config, registry.clone())?;
     if frontend.is_recursive() {
         tracing::info!(roots = ?config.recursive.roots, "recursive node: resolving names under the apex from the top-level nodes");
     }
-    let node = Arc::new(Node::new(registry.clone(), frontend.clone()));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let server = Server::bind(&config, node).await?;
+        let server = Server::bind(&config, node, frontend.clone()).await?;
         let addr = server.local_addr();
         let http = server.http_addr();
         tracing::info!(%http, "serving the Handle.Net JSON API over HTTP");

@@ -1,19 +1,20 @@
-//! The node's write path, shared by every protocol that writes (the HTTP API now, the Handle
-//! protocol later).
+//! The node core: every protocol's writes (the HTTP API now, the Handle protocol later) and
+//! the rules that decide them.
 //!
-//! A write is authorized (see [`crate::auth`]), committed to the registry (durable when the
-//! call returns), and only then are the cached DNS answers it affects dropped, so a query sent
-//! after the acknowledgement sees the new data. Every write, allowed or refused, is logged on
-//! the `audit` tracing target.
+//! A write is a list of [`Op`]s applied in one registry transaction: each is authorized (see
+//! [`crate::auth`]) against what the transaction sees, including the batch's own earlier
+//! changes, so nothing can change between the check and the write. The transaction commits
+//! durably, and only then are the subscribers told what changed ([`Subscriber`]): the front
+//! ends' caches drop what the write made stale before the write is acknowledged. Every write,
+//! allowed or refused, is logged on the `audit` tracing target.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use crate::auth::{self, Admin, Permission};
-use crate::dns::Frontend;
 use crate::identifier::Identifier;
-use crate::record::{Record, RecordError, Value, unix_now};
-use crate::registry::{Applied, Change, Registry, RegistryError, Snapshot, Update};
+use crate::record::{Record, RecordError, Value, types, unix_now};
+use crate::registry::{Applied, MAX_BATCH, Reader, Registry, RegistryError, WriteTxn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -27,8 +28,26 @@ pub enum WriteError {
     Forbidden { user: String, action: &'static str, identifier: String },
     #[error("{0}")]
     InvalidValue(#[from] RecordError),
+    #[error("{0}")]
+    InvalidSecret(#[from] auth::SecretError),
+    #[error("{identifier} differs only in case from the registered {existing}")]
+    CaseConflict { identifier: String, existing: String },
+    #[error("the batch holds {count} operations; at most {max} are allowed")]
+    BatchTooLarge { count: usize, max: usize },
+    #[error("the write sets {count} secret keys; at most {MAX_SECRETS_PER_WRITE} are allowed in one write")]
+    TooManySecrets { count: usize },
     #[error(transparent)]
-    Registry(#[from] RegistryError),
+    Registry(RegistryError),
+}
+
+impl From<RegistryError> for WriteError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::AlreadyExists { identifier, .. } => Self::AlreadyExists { identifier },
+            RegistryError::CaseConflict { identifier, existing, .. } => Self::CaseConflict { identifier, existing },
+            e => Self::Registry(e),
+        }
+    }
 }
 
 /// How a PUT treats an existing record.
@@ -40,11 +59,28 @@ pub struct PutOptions {
     pub only_indexes: Option<Vec<u32>>,
 }
 
-/// One operation of a batch.
+/// One write.
 #[derive(Debug, Clone)]
-pub enum BatchOp {
-    Put { id: Identifier, values: Vec<Value>, overwrite: bool },
-    Delete { id: Identifier },
+pub enum Op {
+    /// Create or replace `id` (see [`PutOptions`]).
+    Put { id: Identifier, values: Vec<Value>, options: PutOptions },
+    /// Delete `id`, or with `indexes` only those values.
+    Delete { id: Identifier, indexes: Option<Vec<u32>> },
+}
+
+impl Op {
+    fn id(&self) -> &Identifier {
+        match self {
+            Op::Put { id, .. } | Op::Delete { id, .. } => id,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Op::Put { .. } => "put",
+            Op::Delete { .. } => "delete",
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,23 +90,49 @@ pub struct BatchError {
     pub error: WriteError,
 }
 
+/// What a committed write changed, for caches in front of the registry.
+#[derive(Debug, Default)]
+pub struct Changed {
+    /// Identifiers whose records were created, replaced or deleted.
+    pub identifiers: Vec<Identifier>,
+    /// Prefixes whose delegation (the `HS_SITE` values of their prefix record) changed: every
+    /// name below such a prefix may now be answered differently.
+    pub delegations: Vec<String>,
+}
+
+/// Told of every committed write before it is acknowledged.
+pub trait Subscriber: Send + Sync {
+    fn changed(&self, change: &Changed);
+}
+
+/// 16: secret keys one write may set. Each is hashed with Argon2 (~25 ms of CPU), so this
+/// bounds what one request costs; an operator needs a handful per prefix.
+pub const MAX_SECRETS_PER_WRITE: usize = 16;
+
 pub struct Node {
     registry: Arc<Registry>,
-    dns: Arc<Frontend>,
-    verified: auth::VerifiedSecrets,
+    /// The prefixes this node serves itself (`""`: the whole namespace).
+    zones: Vec<String>,
+    auth: auth::Authenticator,
+    subscribers: Vec<Arc<dyn Subscriber>>,
 }
 
 impl Node {
-    pub fn new(registry: Arc<Registry>, dns: Arc<Frontend>) -> Self {
-        Self { registry, dns, verified: auth::VerifiedSecrets::default() }
+    /// A node serving `zones` (prefixes, `""` for the whole namespace) from `registry`.
+    pub fn new(registry: Arc<Registry>, zones: Vec<String>) -> Self {
+        // Half the cores for Argon2 at most: the DNS workers keep the other half under a flood
+        // of authenticated requests.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self { registry, zones, auth: auth::Authenticator::new(cores.div_ceil(2)), subscribers: Vec::new() }
+    }
+
+    /// Adds a subscriber to every later write.
+    pub fn subscribe(&mut self, subscriber: Arc<dyn Subscriber>) {
+        self.subscribers.push(subscriber);
     }
 
     pub fn registry(&self) -> &Registry {
         &self.registry
-    }
-
-    pub fn dns(&self) -> &Arc<Frontend> {
-        &self.dns
     }
 
     /// For an identifier this node does not serve itself, the record of the prefix delegated to
@@ -78,10 +140,9 @@ impl Node {
     pub fn delegation_of(&self, id: &Identifier) -> Result<Option<Record>, RegistryError> {
         let prefix = auth::prefix_of_record(id).map_or(id.prefix(), |p| p);
         let zone = self
-            .dns
-            .zone_prefixes()
-            .into_iter()
-            .filter(|z| z.is_empty() || prefix == *z || prefix.starts_with(&format!("{z}.")))
+            .zones
+            .iter()
+            .filter(|z| z.is_empty() || prefix == z.as_str() || prefix.starts_with(&format!("{z}.")))
             .max_by_key(|z| z.len());
         match zone {
             Some(zone) => crate::site::delegation(&self.registry.snapshot()?, zone, prefix),
@@ -89,12 +150,16 @@ impl Node {
         }
     }
 
-    /// Checks credentials against the registry (see [`auth::Credentials::authenticate`]).
-    pub fn authenticate(&self, credentials: &auth::Credentials) -> Result<Admin, auth::AuthError> {
-        credentials.authenticate(&self.registry, &self.verified)
+    /// Checks credentials sent from `source` (see [`auth::Authenticator::authenticate`]).
+    pub fn authenticate(
+        &self,
+        credentials: &auth::Credentials,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Admin, auth::AuthError> {
+        self.auth.authenticate(&self.registry, credentials, source)
     }
 
-    /// Creates or replaces `id`; returns whether it was created.
+    /// Creates or replaces `id` with `values`.
     pub fn put(
         &self,
         admin: &Admin,
@@ -102,39 +167,120 @@ impl Node {
         values: Vec<Value>,
         options: &PutOptions,
     ) -> Result<Applied, WriteError> {
-        let now = unix_now();
-        let result = self.registry.update(&id.key(), |current| {
-            let snapshot = self.registry.snapshot()?;
-            let Some(old) = current else {
-                self.check_create(admin, &snapshot, id)?;
-                let mut record = Record::new(id, stamp(values, now))?;
-                auth::seal_secrets(&mut record);
-                return Ok((Update::Put(record), Applied::Created));
-            };
-            if options.no_overwrite {
-                return Err(WriteError::AlreadyExists { identifier: old.identifier });
-            }
-            let new_values = merge(&old, values, options.only_indexes.as_deref(), now);
-            for needed in required_permissions(&old, &new_values) {
-                self.check(admin, &snapshot, &old, needed.0, needed.1)?;
-            }
-            // Matching ignores case: the record keeps the case it was registered with.
-            let mut record =
-                Record::new(&Identifier::parse(&old.identifier).expect("stored identifiers are valid"), new_values)?;
-            auth::seal_secrets(&mut record);
-            Ok((Update::Put(record), Applied::Replaced))
-        });
-        self.finish(admin, "put", id, result)
+        let op = Op::Put { id: id.clone(), values, options: options.clone() };
+        self.write(admin, vec![op]).map(|applied| applied[0]).map_err(|e| e.error)
     }
 
     /// Deletes `id`, or with `indexes` only those values.
     pub fn delete(&self, admin: &Admin, id: &Identifier, indexes: Option<&[u32]>) -> Result<Applied, WriteError> {
-        let result = self.registry.update(&id.key(), |current| {
-            let old = current.ok_or_else(|| WriteError::NotFound { identifier: id.to_string() })?;
-            let snapshot = self.registry.snapshot()?;
+        let op = Op::Delete { id: id.clone(), indexes: indexes.map(<[u32]>::to_vec) };
+        self.write(admin, vec![op]).map(|applied| applied[0]).map_err(|e| e.error)
+    }
+
+    /// Applies up to [`MAX_BATCH`] operations in one transaction, in order: all of them, or
+    /// none. Each is decided on what the ones before it did.
+    pub fn batch(&self, admin: &Admin, ops: Vec<Op>) -> Result<Vec<Applied>, BatchError> {
+        self.write(admin, ops)
+    }
+
+    /// The one write path: seal secrets (Argon2, outside the transaction), then decide and apply
+    /// every operation inside one transaction, commit durably, tell the subscribers, log.
+    fn write(&self, admin: &Admin, mut ops: Vec<Op>) -> Result<Vec<Applied>, BatchError> {
+        let summary = match ops.as_slice() {
+            [op] => format!("{} {}", op.name(), op.id()),
+            ops => format!("batch of {}", ops.len()),
+        };
+        let result = self.seal_and_apply(admin, &mut ops);
+        match &result {
+            Ok((_, changed)) => {
+                for subscriber in &self.subscribers {
+                    subscriber.changed(changed);
+                }
+                tracing::info!(target: "audit", user = %admin.user(), op = %summary, "applied");
+            }
+            Err(e) => tracing::warn!(target: "audit", user = %admin.user(), op = %summary, error = %e, "refused"),
+        }
+        result.map(|(applied, _)| applied)
+    }
+
+    fn seal_and_apply(&self, admin: &Admin, ops: &mut [Op]) -> Result<(Vec<Applied>, Changed), BatchError> {
+        if ops.len() > MAX_BATCH {
+            let error = WriteError::BatchTooLarge { count: ops.len(), max: MAX_BATCH };
+            return Err(BatchError { position: MAX_BATCH, error });
+        }
+        let secrets = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Put { values, .. } => Some(values.iter().filter(|v| v.is_type(types::SECRET_KEY)).count()),
+                Op::Delete { .. } => None,
+            })
+            .sum::<usize>();
+        if secrets > MAX_SECRETS_PER_WRITE {
+            return Err(BatchError { position: 0, error: WriteError::TooManySecrets { count: secrets } });
+        }
+        for (position, op) in ops.iter_mut().enumerate() {
+            if let Op::Put { values, .. } = op {
+                auth::seal_new_secrets(values).map_err(|e| BatchError { position, error: e.into() })?;
+            }
+        }
+        let now = unix_now();
+        self.registry.transact(|txn| {
+            let mut applied = Vec::with_capacity(ops.len());
+            let mut changed = Changed::default();
+            for (position, op) in ops.iter().enumerate() {
+                let at = |error: WriteError| BatchError { position, error };
+                let (outcome, delegation) = apply(txn, admin, op, now).map_err(at)?;
+                applied.push(outcome);
+                changed.identifiers.push(op.id().clone());
+                changed.delegations.extend(delegation);
+            }
+            Ok((applied, changed))
+        })
+    }
+
+    /// Whether `admin` holds `permission` on `record` (its own `HS_ADMIN` values or the prefix
+    /// records above it), as committed now.
+    pub fn may(&self, admin: &Admin, record: &Record, permission: Permission) -> Result<bool, WriteError> {
+        allowed(&self.registry.snapshot()?, admin, record, permission)
+    }
+}
+
+impl From<RegistryError> for BatchError {
+    fn from(e: RegistryError) -> Self {
+        BatchError { position: 0, error: e.into() }
+    }
+}
+
+/// Decides and applies one operation inside `txn`; returns what it did and, when it changed a
+/// prefix's delegation, that prefix.
+fn apply(txn: &mut WriteTxn<'_>, admin: &Admin, op: &Op, now: i64) -> Result<(Applied, Option<String>), WriteError> {
+    match op {
+        Op::Put { id, values, options } => {
+            let Some(old) = txn.get(id.key().as_bytes())? else {
+                check_create(txn, admin, id)?;
+                let record = Record::new(id, stamp(values.clone(), now))?;
+                let applied = txn.put(&record, true)?;
+                return Ok((applied, delegation_change(None, Some(&record))));
+            };
+            if options.no_overwrite {
+                return Err(WriteError::AlreadyExists { identifier: old.identifier });
+            }
+            let new_values = merge(&old, values.clone(), options.only_indexes.as_deref(), now);
+            for (permission, action) in required_permissions(&old, &new_values) {
+                check(txn, admin, &old, permission, action)?;
+            }
+            // Matching ignores case: the record keeps the case it was registered with.
+            let record = Record::new(&stored_id(&old)?, new_values)?;
+            let applied = txn.put(&record, false)?;
+            Ok((applied, delegation_change(Some(&old), Some(&record))))
+        }
+        Op::Delete { id, indexes } => {
+            let old =
+                txn.get(id.key().as_bytes())?.ok_or_else(|| WriteError::NotFound { identifier: id.to_string() })?;
             let Some(indexes) = indexes else {
-                self.check_delete(admin, &snapshot, &old)?;
-                return Ok((Update::Delete, Applied::Deleted));
+                check_delete(txn, admin, &old)?;
+                txn.delete(id.key().as_bytes())?;
+                return Ok((Applied::Deleted, delegation_change(Some(&old), None)));
             };
             let missing: Vec<u32> =
                 indexes.iter().copied().filter(|i| !old.values.iter().any(|v| v.index == *i)).collect();
@@ -142,158 +288,90 @@ impl Node {
                 return Err(WriteError::ValuesNotFound { identifier: old.identifier, indexes: missing });
             }
             let kept: Vec<Value> = old.values.iter().filter(|v| !indexes.contains(&v.index)).cloned().collect();
-            for needed in required_permissions(&old, &kept) {
-                self.check(admin, &snapshot, &old, needed.0, needed.1)?;
+            for (permission, action) in required_permissions(&old, &kept) {
+                check(txn, admin, &old, permission, action)?;
             }
             let record = Record { identifier: old.identifier.clone(), values: kept };
-            Ok((Update::Put(record), Applied::Replaced))
-        });
-        self.finish(admin, "delete", id, result)
-    }
-
-    /// Applies up to 2000 operations in one transaction: all of them, or none.
-    pub fn batch(&self, admin: &Admin, ops: Vec<BatchOp>) -> Result<Vec<Applied>, BatchError> {
-        let now = unix_now();
-        let snapshot = self.registry.snapshot().map_err(|e| BatchError { position: 0, error: e.into() })?;
-        let mut changes = Vec::with_capacity(ops.len());
-        let mut touched = Vec::with_capacity(ops.len());
-        for (position, op) in ops.into_iter().enumerate() {
-            let at = |error: WriteError| BatchError { position, error };
-            match op {
-                BatchOp::Put { id, values, overwrite } => {
-                    let existing = snapshot.get(id.key().as_bytes()).map_err(|e| at(e.into()))?;
-                    match &existing {
-                        None => self.check_create(admin, &snapshot, &id).map_err(at)?,
-                        Some(old) if overwrite => {
-                            for needed in required_permissions(old, &values) {
-                                self.check(admin, &snapshot, old, needed.0, needed.1).map_err(at)?;
-                            }
-                        }
-                        Some(old) => return Err(at(WriteError::AlreadyExists { identifier: old.identifier.clone() })),
-                    }
-                    let record_id = existing.map_or_else(
-                        || id.clone(),
-                        |old| Identifier::parse(&old.identifier).expect("stored identifiers are valid"),
-                    );
-                    let mut record = Record::new(&record_id, stamp(values, now)).map_err(|e| at(e.into()))?;
-                    auth::seal_secrets(&mut record);
-                    changes.push(Change::Put { record, if_absent: !overwrite });
-                    touched.push(id);
-                }
-                BatchOp::Delete { id } => {
-                    let old = snapshot.get(id.key().as_bytes()).map_err(|e| at(e.into()))?;
-                    let old = old.ok_or_else(|| at(WriteError::NotFound { identifier: id.to_string() }))?;
-                    self.check_delete(admin, &snapshot, &old).map_err(at)?;
-                    changes.push(Change::Delete { key: id.key() });
-                    touched.push(id);
-                }
-            }
-        }
-        let count = changes.len();
-        let applied = self.registry.apply(&changes).map_err(|e| match e {
-            RegistryError::AlreadyExists { position, identifier } => {
-                BatchError { position, error: WriteError::AlreadyExists { identifier } }
-            }
-            e => BatchError { position: 0, error: e.into() },
-        });
-        match &applied {
-            Ok(_) => {
-                for id in &touched {
-                    self.dns.invalidate(id);
-                }
-                tracing::info!(target: "audit", user = %admin.user(), op = "batch", count, "applied");
-            }
-            Err(e) => tracing::warn!(target: "audit", user = %admin.user(), op = "batch", count, error = %e, "refused"),
-        }
-        applied
-    }
-
-    /// Logs the outcome and, after a durable write, drops the cached answers it changed.
-    fn finish(
-        &self,
-        admin: &Admin,
-        op: &'static str,
-        id: &Identifier,
-        result: Result<Applied, WriteError>,
-    ) -> Result<Applied, WriteError> {
-        match &result {
-            Ok(applied) => {
-                self.dns.invalidate(id);
-                tracing::info!(target: "audit", user = %admin.user(), op, handle = %id, outcome = ?applied, "applied");
-            }
-            Err(e) => tracing::warn!(target: "audit", user = %admin.user(), op, handle = %id, error = %e, "refused"),
-        }
-        result
-    }
-
-    /// Creating an identifier needs AddHandle on its prefix or a parent; creating a prefix
-    /// record (`0.NA/88.100.1`) needs AddPrefix on the parent prefix (`88.100`) or above.
-    fn check_create(&self, admin: &Admin, snapshot: &Snapshot, id: &Identifier) -> Result<(), WriteError> {
-        let (scope, permission, action) = match auth::prefix_of_record(id) {
-            Some(prefix) => {
-                (prefix.rsplit_once('.').map(|(parent, _)| parent), Permission::AddPrefix, "create the prefix")
-            }
-            None => (Some(id.prefix()), Permission::AddHandle, "create"),
-        };
-        match scope {
-            Some(scope) if admin.may_under(snapshot, scope, permission)? => Ok(()),
-            _ => Err(forbidden(admin, action, id.as_str())),
+            let applied = txn.put(&record, false)?;
+            Ok((applied, delegation_change(Some(&old), Some(&record))))
         }
     }
+}
 
-    fn check_delete(&self, admin: &Admin, snapshot: &Snapshot, old: &Record) -> Result<(), WriteError> {
-        let id = Identifier::parse(&old.identifier).expect("stored identifiers are valid");
-        let parent = auth::prefix_of_record(&id).and_then(|p| p.rsplit_once('.').map(|(parent, _)| parent));
-        let under = match parent {
-            Some(parent) => admin.may_under(snapshot, parent, Permission::DeletePrefix)?,
-            None => false,
-        };
-        if under || self.allowed(admin, snapshot, old, Permission::DeleteHandle)? {
-            Ok(())
-        } else {
-            Err(forbidden(admin, "delete", &old.identifier))
-        }
+/// The identifier of a stored record (validated when it was written).
+fn stored_id(record: &Record) -> Result<Identifier, WriteError> {
+    Identifier::parse(&record.identifier).map_err(|e| {
+        WriteError::Registry(RegistryError::Corrupt {
+            key: record.identifier.clone(),
+            source: RecordError::Corrupt { reason: e.to_string() },
+        })
+    })
+}
+
+/// The prefix whose delegation a write from `old` to `new` changes: a prefix record whose
+/// `HS_SITE` values differ.
+fn delegation_change(old: Option<&Record>, new: Option<&Record>) -> Option<String> {
+    let record = new.or(old)?;
+    let id = Identifier::parse(&record.identifier).ok()?;
+    let prefix = auth::prefix_of_record(&id)?;
+    let sites = |r: Option<&Record>| -> Vec<Vec<u8>> {
+        r.map_or_else(Vec::new, |r| {
+            r.values.iter().filter(|v| v.is_type(types::SITE)).map(|v| v.data.clone()).collect()
+        })
+    };
+    (sites(old) != sites(new)).then(|| prefix.to_owned())
+}
+
+/// Creating an identifier needs AddHandle on its prefix or a parent; creating a prefix
+/// record (`0.NA/88.100.1`) needs AddPrefix on the parent prefix (`88.100`) or above.
+fn check_create(reader: &impl Reader, admin: &Admin, id: &Identifier) -> Result<(), WriteError> {
+    let (scope, permission, action) = match auth::prefix_of_record(id) {
+        Some(prefix) => (prefix.rsplit_once('.').map(|(parent, _)| parent), Permission::AddPrefix, "create the prefix"),
+        None => (Some(id.prefix()), Permission::AddHandle, "create"),
+    };
+    let allowed = match scope {
+        Some(scope) => admin.may_under(reader, scope, permission)?,
+        // A top-level prefix (`0.NA/88`) has no parent to grant it: only the node creates one.
+        None => admin.is_node(),
+    };
+    if allowed { Ok(()) } else { Err(forbidden(admin, action, id.as_str())) }
+}
+
+fn check_delete(reader: &impl Reader, admin: &Admin, old: &Record) -> Result<(), WriteError> {
+    let id = stored_id(old)?;
+    let parent = auth::prefix_of_record(&id).and_then(|p| p.rsplit_once('.').map(|(parent, _)| parent));
+    let under = match parent {
+        Some(parent) => admin.may_under(reader, parent, Permission::DeletePrefix)?,
+        None => false,
+    };
+    if under || allowed(reader, admin, old, Permission::DeleteHandle)? {
+        Ok(())
+    } else {
+        Err(forbidden(admin, "delete", &old.identifier))
     }
+}
 
-    fn check(
-        &self,
-        admin: &Admin,
-        snapshot: &Snapshot,
-        old: &Record,
-        permission: Permission,
-        action: &'static str,
-    ) -> Result<(), WriteError> {
-        if self.allowed(admin, snapshot, old, permission)? {
-            Ok(())
-        } else {
-            Err(forbidden(admin, action, &old.identifier))
-        }
+fn check(
+    reader: &impl Reader,
+    admin: &Admin,
+    old: &Record,
+    permission: Permission,
+    action: &'static str,
+) -> Result<(), WriteError> {
+    if allowed(reader, admin, old, permission)? { Ok(()) } else { Err(forbidden(admin, action, &old.identifier)) }
+}
+
+/// A right on an existing record comes from its own HS_ADMIN values, or from the prefix
+/// records above it: an operator who administers `88.100` administers what lies under it.
+fn allowed(reader: &impl Reader, admin: &Admin, old: &Record, permission: Permission) -> Result<bool, WriteError> {
+    if admin.may(reader, old, permission)? {
+        return Ok(true);
     }
-
-    /// Whether `admin` holds `permission` on `record` (see [`Node::allowed`]).
-    pub fn may(&self, admin: &Admin, record: &Record, permission: Permission) -> Result<bool, RegistryError> {
-        self.allowed(admin, &self.registry.snapshot()?, record, permission)
-    }
-
-    /// A right on an existing record comes from its own HS_ADMIN values, or from the prefix
-    /// records above it: an operator who administers `88.100` administers what lies under it.
-    fn allowed(
-        &self,
-        admin: &Admin,
-        snapshot: &Snapshot,
-        old: &Record,
-        permission: Permission,
-    ) -> Result<bool, RegistryError> {
-        if admin.may(snapshot, old, permission)? {
-            return Ok(true);
-        }
-        let id = Identifier::parse(&old.identifier).expect("stored identifiers are valid");
-        let scope =
-            auth::prefix_of_record(&id).map_or(Some(id.prefix()), |p| p.rsplit_once('.').map(|(parent, _)| parent));
-        match scope {
-            Some(scope) => admin.may_under(snapshot, scope, permission),
-            None => Ok(false),
-        }
+    let id = stored_id(old)?;
+    let scope = auth::prefix_of_record(&id).map_or(Some(id.prefix()), |p| p.rsplit_once('.').map(|(parent, _)| parent));
+    match scope {
+        Some(scope) => Ok(admin.may_under(reader, scope, permission)?),
+        None => Ok(false),
     }
 }
 
@@ -329,7 +407,7 @@ fn required_permissions(old: &Record, new: &[Value]) -> Vec<(Permission, &'stati
             needed.push((p, action));
         }
     };
-    let admin = |v: &Value| v.kind == "HS_ADMIN";
+    let admin = |v: &Value| v.is_type(types::ADMIN);
     for v in new {
         match old.values.iter().find(|o| o.index == v.index) {
             None if admin(v) => add(Permission::AddAdmin, "add an HS_ADMIN value to"),

@@ -15,6 +15,23 @@ pub const MAX_TYPE_LEN: usize = 255;
 pub const DEFAULT_TTL: u32 = 86_400;
 /// The first byte of every stored record; bump it when the layout changes.
 const FORMAT_VERSION: u8 = 1;
+/// 30,000: the most an identifier's values may weigh together, each counted as its data, its
+/// type and [`VALUE_OVERHEAD`]. Every value becomes a TXT record in DNS and a URL also a URI
+/// record, so the largest DNS answer stays near 61,000 bytes: within one DNS message (65,535)
+/// with any question and OPT record, so no answer is ever cut or malformed.
+pub const MAX_RECORD_SIZE: usize = 30_000;
+/// 64: what a value costs beyond its data and type in the DNS answer (two owner names, two fixed
+/// record headers, the index and length bytes), rounded up.
+pub const VALUE_OVERHEAD: usize = 64;
+
+/// The value types the node itself interprets. They are matched ignoring ASCII case, as CNRI's
+/// server matches them, so `hs_seckey` is a secret key too.
+pub mod types {
+    pub const ADMIN: &str = "HS_ADMIN";
+    pub const SECRET_KEY: &str = "HS_SECKEY";
+    pub const VLIST: &str = "HS_VLIST";
+    pub const SITE: &str = "HS_SITE";
+}
 
 /// An identifier and its values, in the case the identifier was registered.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,9 +124,19 @@ impl Value {
         }
     }
 
+    /// Whether the value has type `kind` (one of [`types`]), ignoring ASCII case.
+    pub fn is_type(&self, kind: &str) -> bool {
+        self.kind.eq_ignore_ascii_case(kind)
+    }
+
     /// Whether an anonymous client may see this value. Secret keys never leave the node.
     pub fn is_public(&self) -> bool {
-        self.permissions.has(Permissions::PUBLIC_READ) && self.kind != "HS_SECKEY"
+        self.permissions.has(Permissions::PUBLIC_READ) && !self.is_type(types::SECRET_KEY)
+    }
+
+    /// What the value counts against [`MAX_RECORD_SIZE`].
+    pub fn size(&self) -> usize {
+        self.data.len() + self.kind.len() + VALUE_OVERHEAD
     }
 }
 
@@ -122,6 +149,10 @@ pub enum RecordError {
     TooManyValues { count: usize, max: usize },
     #[error("the type of value {index} is {len} bytes long; at most {max} are allowed")]
     TypeTooLong { index: u32, len: usize, max: usize },
+    #[error(
+        "the values weigh {size} bytes (data and type, plus {VALUE_OVERHEAD} a value); at most {max} are allowed per identifier"
+    )]
+    TooLarge { size: usize, max: usize },
     #[error("stored record has format version {found}; this build reads version {FORMAT_VERSION}")]
     UnknownFormat { found: u8 },
     #[error("stored record is corrupt: {reason}")]
@@ -142,6 +173,10 @@ impl Record {
             if v.kind.len() > MAX_TYPE_LEN {
                 return Err(RecordError::TypeTooLong { index: v.index, len: v.kind.len(), max: MAX_TYPE_LEN });
             }
+        }
+        let size: usize = values.iter().map(Value::size).sum();
+        if size > MAX_RECORD_SIZE {
+            return Err(RecordError::TooLarge { size, max: MAX_RECORD_SIZE });
         }
         Ok(Self { identifier: identifier.as_str().to_owned(), values })
     }
@@ -207,12 +242,20 @@ mod tests {
         assert_eq!(Record::new(&id, dup), Err(RecordError::DuplicateIndex { index: 1 }));
         let long = vec![Value::new(1, &"T".repeat(256), "a", 0)];
         assert!(matches!(Record::new(&id, long), Err(RecordError::TypeTooLong { .. })));
+        let fits = MAX_RECORD_SIZE - VALUE_OVERHEAD - 3;
+        assert!(Record::new(&id, vec![Value::new(1, "URL", vec![b'x'; fits], 0)]).is_ok());
+        let over = vec![Value::new(1, "URL", vec![b'x'; fits + 1], 0)];
+        assert!(matches!(Record::new(&id, over), Err(RecordError::TooLarge { .. })));
+        let many: Vec<_> = (0..=MAX_RECORD_SIZE / VALUE_OVERHEAD).map(|i| Value::new(i as u32, "", "", 0)).collect();
+        assert!(matches!(Record::new(&id, many), Err(RecordError::TooLarge { .. })), "each value counts");
     }
 
     #[test]
     fn secret_keys_and_private_values_are_not_public() {
         let mut v = Value::new(300, "HS_SECKEY", "s", 0);
         assert!(!v.is_public());
+        v.kind = "hs_seckey".into();
+        assert!(!v.is_public(), "type names the node interprets ignore case");
         v.kind = "URL".into();
         assert!(v.is_public());
         v.permissions = Permissions::new(true, true, false, false);

@@ -23,6 +23,14 @@ use crate::record::{Record, RecordError};
 
 const RECORDS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("records");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+/// Identifiers per prefix (registry key form), kept in the transaction that creates or deletes
+/// one, so that a listing's total costs one read instead of a walk over the prefix.
+const COUNTS: TableDefinition<'_, &str, u64> = TableDefinition::new("counts");
+/// Set in META once COUNTS holds every record (databases made before it are counted at open).
+const COUNTED: &str = "counted";
+/// 100,000: the deepest a listing may page by offset (`page * pageSize`); beyond it clients go
+/// on from the last identifier they got (`after`), which costs one seek however deep.
+pub const MAX_LIST_OFFSET: usize = 100_000;
 /// The zone serial: bumped by every committed write (RFC 1982 arithmetic lets it wrap).
 const SERIAL: &str = "serial";
 /// 2000: the largest batch the vendor registration APIs accept (DOMAIN.md).
@@ -46,9 +54,8 @@ pub enum RegistryError {
     CaseConflict { position: usize, identifier: String, existing: String },
     #[error("record {position} of the batch: {identifier} already exists")]
     AlreadyExists { position: usize, identifier: String },
-    /// An update's closure refused the change; its own error is returned instead.
-    #[error("the update was refused")]
-    Aborted,
+    #[error("{identifier}: value {index} is a secret key that was not sealed (hashed) before storing")]
+    UnsealedSecret { identifier: String, index: u32 },
     #[error("the batch holds {count} records; at most {max} are allowed")]
     BatchTooLarge { count: usize, max: usize },
     #[error("stored record {key:?} cannot be read: {source}")]
@@ -66,16 +73,7 @@ macro_rules! storage_from {
 }
 storage_from!(redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
 
-/// One change of a batch.
-#[derive(Debug, Clone)]
-pub enum Change {
-    /// Create or replace; with `if_absent`, refuse to replace.
-    Put { record: Record, if_absent: bool },
-    /// Delete the record under a registry key.
-    Delete { key: String },
-}
-
-/// What a change did.
+/// What a write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
     Created,
@@ -85,12 +83,11 @@ pub enum Applied {
     Missing,
 }
 
-/// What [`Registry::update`] writes.
-#[derive(Debug)]
-pub enum Update {
-    Put(Record),
-    Delete,
-    Keep,
+/// Reads records by registry key (see [`Identifier::key`]): a committed [`Snapshot`], or a
+/// [`WriteTxn`]'s own view with its uncommitted changes, so that a decision taken inside a
+/// write transaction sees exactly what it will change.
+pub trait Reader {
+    fn get(&self, key: &[u8]) -> Result<Option<Record>, RegistryError>;
 }
 
 pub struct Registry {
@@ -103,14 +100,29 @@ impl Registry {
     pub fn open(dir: &Path) -> Result<Self, RegistryError> {
         std::fs::create_dir_all(dir).map_err(|source| RegistryError::CreateDir { path: dir.to_owned(), source })?;
         let path = dir.join(DATABASE_FILE);
-        let db = Database::create(&path).map_err(|source| match source {
+        let mut builder = Database::builder();
+        // After an unclean stop redb checks the whole file before opening it; with quick-repair
+        // (set on every synced commit) that is nearly instant, and a long check is shown.
+        builder.set_repair_callback(|session| {
+            tracing::warn!(
+                progress = format!("{:.0}%", session.progress() * 100.0),
+                "repairing the registry after an unclean stop"
+            );
+        });
+        let db = builder.create(&path).map_err(|source| match source {
             redb::DatabaseError::DatabaseAlreadyOpen => RegistryError::InUse { path: dir.to_owned() },
             source => RegistryError::Open { path: path.clone(), source },
         })?;
-        let txn = db.begin_write()?;
+        let mut txn = db.begin_write()?;
+        txn.set_quick_repair(true);
         let serial = {
-            txn.open_table(RECORDS)?;
+            let records = txn.open_table(RECORDS)?;
+            let mut counts = txn.open_table(COUNTS)?;
             let mut meta = txn.open_table(META)?;
+            if meta.get(COUNTED)?.is_none() {
+                count_all(&records, &mut counts)?;
+                meta.insert(COUNTED, 1)?;
+            }
             let serial = meta.get(SERIAL)?.map(|g| g.value());
             match serial {
                 Some(s) => s,
@@ -176,113 +188,85 @@ impl Registry {
         if records.len() > MAX_BATCH {
             return Err(RegistryError::BatchTooLarge { count: records.len(), max: MAX_BATCH });
         }
-        self.write(durability, |table| {
+        self.write(durability, |txn| {
             for (position, record) in records.iter().enumerate() {
-                put(table, position, record, false)?;
+                txn.put(record, false).map_err(|e| e.at(position))?;
             }
             Ok(())
         })
     }
 
-    /// Applies up to [`MAX_BATCH`] changes in one transaction: all or none. The error of a
-    /// refused change names its position.
-    pub fn apply(&self, changes: &[Change]) -> Result<Vec<Applied>, RegistryError> {
-        if changes.len() > MAX_BATCH {
-            return Err(RegistryError::BatchTooLarge { count: changes.len(), max: MAX_BATCH });
-        }
-        self.write(Durability::Immediate, |table| {
-            let mut out = Vec::with_capacity(changes.len());
-            for (position, change) in changes.iter().enumerate() {
-                out.push(match change {
-                    Change::Put { record, if_absent } => put(table, position, record, *if_absent)?,
-                    Change::Delete { key } => match table.remove(key.as_bytes())? {
-                        Some(_) => Applied::Deleted,
-                        None => Applied::Missing,
-                    },
-                });
-            }
-            Ok(out)
-        })
-    }
-
-    /// Reads the record under `key`, lets `f` decide what becomes of it, and writes that in
-    /// the same transaction, so concurrent read-modify-writes cannot lose each other's changes.
-    /// An error from `f` leaves the record as it was.
-    pub fn update<T, E: From<RegistryError>>(
+    /// Runs `f` in one write transaction and commits it durably: `f` reads through the
+    /// transaction (its [`Reader`] view includes its own changes) and writes through it. An
+    /// error from `f` aborts the transaction, leaving nothing written. Writers run one at a
+    /// time, so what `f` decides from its reads still holds when it commits.
+    pub fn transact<T, E: From<RegistryError>>(
         &self,
-        key: &str,
-        f: impl FnOnce(Option<Record>) -> Result<(Update, T), E>,
+        f: impl FnOnce(&mut WriteTxn<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut outcome = None;
-        let result = self.write(Durability::Immediate, |table| {
-            let current = match table.get(key.as_bytes())? {
-                Some(v) => Some(decode(key, v.value())?),
-                None => None,
-            };
-            match f(current) {
-                Ok((update, t)) => {
-                    match update {
-                        Update::Put(record) => {
-                            table.insert(key.as_bytes(), record.encode().as_slice())?;
-                        }
-                        Update::Delete => {
-                            table.remove(key.as_bytes())?;
-                        }
-                        Update::Keep => {}
-                    }
-                    outcome = Some(Ok(t));
-                    Ok(())
-                }
-                Err(e) => {
-                    outcome = Some(Err(e));
-                    Err(RegistryError::Aborted)
-                }
-            }
-        });
-        match (result, outcome) {
-            (Ok(()), Some(out)) | (Err(RegistryError::Aborted), Some(out @ Err(_))) => out,
-            (Err(e), _) => Err(e.into()),
-            (Ok(()), None) => unreachable!("write ran the closure"),
-        }
+        self.write(Durability::Immediate, f)
     }
 
     /// Deletes a record; returns whether it existed. Durable when it returns.
     pub fn delete(&self, id: &Identifier) -> Result<bool, RegistryError> {
-        self.write(Durability::Immediate, |table| Ok(table.remove(id.key().as_bytes())?.is_some()))
+        self.write(Durability::Immediate, |txn| txn.delete(id.key().as_bytes()))
     }
 
     /// Runs `f` in one write transaction, bumps the serial and commits with `durability`; an
-    /// error from `f` aborts the transaction, leaving nothing written.
-    fn write<T>(
+    /// error from `f` aborts the transaction (dropping it rolls back), leaving nothing written.
+    fn write<T, E: From<RegistryError>>(
         &self,
         durability: Durability,
-        f: impl FnOnce(&mut redb::Table<'_, &[u8], &[u8]>) -> Result<T, RegistryError>,
-    ) -> Result<T, RegistryError> {
-        let mut txn = self.db.begin_write()?;
+        f: impl FnOnce(&mut WriteTxn<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut txn = self.db.begin_write().map_err(RegistryError::from)?;
         txn.set_durability(durability).map_err(|e| RegistryError::Storage(e.into()))?;
+        // Quick-repair saves the allocator state with each synced commit, so that opening the
+        // file after a crash does not walk all of it (minutes at tens of gigabytes).
+        txn.set_quick_repair(matches!(durability, Durability::Immediate));
         let (out, serial) = {
-            let mut table = txn.open_table(RECORDS)?;
-            let out = f(&mut table)?;
-            let mut meta = txn.open_table(META)?;
-            let serial = meta.get(SERIAL)?.map_or(0, |g| g.value()).wrapping_add(1) & 0xffff_ffff;
-            meta.insert(SERIAL, serial)?;
+            let mut w = WriteTxn {
+                table: txn.open_table(RECORDS).map_err(RegistryError::from)?,
+                counts: txn.open_table(COUNTS).map_err(RegistryError::from)?,
+            };
+            let out = f(&mut w)?;
+            drop(w);
+            let mut meta = txn.open_table(META).map_err(RegistryError::from)?;
+            let serial =
+                meta.get(SERIAL).map_err(RegistryError::from)?.map_or(0, |g| g.value()).wrapping_add(1) & 0xffff_ffff;
+            meta.insert(SERIAL, serial).map_err(RegistryError::from)?;
             (out, serial)
         };
         // With Durability::Immediate, commit returns only after the file is synced: what is
         // acknowledged survives power loss.
-        txn.commit()?;
+        txn.commit().map_err(RegistryError::from)?;
         self.serial.store(serial as u32, Ordering::Release);
         Ok(out)
     }
 
-    /// Identifiers registered under `prefix` (not its sub-prefixes), in key order, one page.
-    pub fn list(&self, prefix: &str, page: usize, page_size: usize) -> Result<Vec<String>, RegistryError> {
+    /// Identifiers registered under `prefix` (not its sub-prefixes), in key order: `limit` of
+    /// them after skipping `skip` (at most [`MAX_LIST_OFFSET`]), or with `after`, those that
+    /// follow that identifier.
+    pub fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<String>, RegistryError> {
         let start = format!("{}/", prefix.to_ascii_lowercase());
         let snapshot = self.snapshot()?;
-        let mut out = Vec::with_capacity(page_size.min(1024));
-        for entry in snapshot.table.range(start.as_bytes()..)?.skip(page.saturating_mul(page_size)) {
+        let mut out = Vec::with_capacity(limit.min(1024));
+        let from = after.map_or_else(|| start.clone(), str::to_ascii_lowercase);
+        let range = match after {
+            Some(_) => snapshot
+                .table
+                .range::<&[u8]>((std::ops::Bound::Excluded(from.as_bytes()), std::ops::Bound::Unbounded))?,
+            None => snapshot.table.range(from.as_bytes()..)?,
+        };
+        for entry in range.skip(skip.min(MAX_LIST_OFFSET)) {
             let (k, v) = entry?;
-            if !k.value().starts_with(start.as_bytes()) || out.len() == page_size {
+            if !k.value().starts_with(start.as_bytes()) || out.len() == limit {
                 break;
             }
             out.push(decode_key(k.value(), v.value())?.identifier);
@@ -307,19 +291,11 @@ impl Registry {
         Ok(out)
     }
 
-    /// How many identifiers are registered under `prefix` (not its sub-prefixes). It walks the
-    /// key range, so it costs time in proportion to the count.
+    /// How many identifiers are registered under `prefix` (not its sub-prefixes): one read.
     pub fn count_under(&self, prefix: &str) -> Result<u64, RegistryError> {
-        let start = format!("{}/", prefix.to_ascii_lowercase());
-        let snapshot = self.snapshot()?;
-        let mut count = 0;
-        for entry in snapshot.table.range(start.as_bytes()..)? {
-            if !entry?.0.value().starts_with(start.as_bytes()) {
-                break;
-            }
-            count += 1;
-        }
-        Ok(count)
+        let txn = self.db.begin_read()?;
+        let counts = txn.open_table(COUNTS)?;
+        Ok(counts.get(prefix.to_ascii_lowercase().as_str())?.map_or(0, |g| g.value()))
     }
 
     /// Calls `f` with every record in key order (for export), from one consistent snapshot.
@@ -338,13 +314,19 @@ pub struct Snapshot {
     table: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
 }
 
-impl Snapshot {
-    /// The record stored under a registry key (see [`Identifier::key`]).
-    pub fn get(&self, key: &[u8]) -> Result<Option<Record>, RegistryError> {
+impl Reader for Snapshot {
+    fn get(&self, key: &[u8]) -> Result<Option<Record>, RegistryError> {
         match self.table.get(key)? {
             Some(v) => Ok(Some(decode_key(key, v.value())?)),
             None => Ok(None),
         }
+    }
+}
+
+impl Snapshot {
+    /// The record stored under a registry key (see [`Identifier::key`]).
+    pub fn get(&self, key: &[u8]) -> Result<Option<Record>, RegistryError> {
+        Reader::get(self, key)
     }
 
     /// Whether some key begins with `start`; with `or_start`, whether some key begins with
@@ -360,29 +342,99 @@ impl Snapshot {
     }
 }
 
-/// Writes `record` (the change at `position` of a batch) unless its identifier differs only in
-/// case from a registered one, or exists and `if_absent` is set.
-fn put(
-    table: &mut redb::Table<'_, &[u8], &[u8]>,
-    position: usize,
-    record: &Record,
-    if_absent: bool,
-) -> Result<Applied, RegistryError> {
-    let key = record.identifier.to_ascii_lowercase();
-    let existing = match table.get(key.as_bytes())? {
-        Some(old) => Some(decode(&key, old.value())?.identifier),
-        None => None,
-    };
-    match existing {
-        Some(existing) if existing != record.identifier => {
-            Err(RegistryError::CaseConflict { position, identifier: record.identifier.clone(), existing })
-        }
-        Some(existing) if if_absent => Err(RegistryError::AlreadyExists { position, identifier: existing }),
-        existing => {
-            table.insert(key.as_bytes(), record.encode().as_slice())?;
-            Ok(if existing.is_some() { Applied::Replaced } else { Applied::Created })
+/// An open write transaction of [`Registry::transact`].
+pub struct WriteTxn<'a> {
+    table: redb::Table<'a, &'static [u8], &'static [u8]>,
+    counts: redb::Table<'a, &'static str, u64>,
+}
+
+impl Reader for WriteTxn<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Record>, RegistryError> {
+        match self.table.get(key)? {
+            Some(v) => Ok(Some(decode_key(key, v.value())?)),
+            None => Ok(None),
         }
     }
+}
+
+impl WriteTxn<'_> {
+    /// Writes `record` unless its identifier differs only in case from a registered one, or
+    /// exists and `if_absent` is set. Every `HS_SECKEY` value must already be sealed
+    /// ([`crate::auth::seal_new_secrets`]): a plain secret is refused, never stored.
+    pub fn put(&mut self, record: &Record, if_absent: bool) -> Result<Applied, RegistryError> {
+        if let Some(v) = record.values.iter().find(|v| !crate::auth::is_sealed(v)) {
+            return Err(RegistryError::UnsealedSecret { identifier: record.identifier.clone(), index: v.index });
+        }
+        let key = record.identifier.to_ascii_lowercase();
+        let existing = match self.table.get(key.as_bytes())? {
+            Some(old) => Some(decode(&key, old.value())?.identifier),
+            None => None,
+        };
+        match existing {
+            Some(existing) if existing != record.identifier => {
+                Err(RegistryError::CaseConflict { position: 0, identifier: record.identifier.clone(), existing })
+            }
+            Some(existing) if if_absent => Err(RegistryError::AlreadyExists { position: 0, identifier: existing }),
+            Some(_) => {
+                self.table.insert(key.as_bytes(), record.encode().as_slice())?;
+                Ok(Applied::Replaced)
+            }
+            None => {
+                self.table.insert(key.as_bytes(), record.encode().as_slice())?;
+                add_count(&mut self.counts, key.as_bytes(), 1)?;
+                Ok(Applied::Created)
+            }
+        }
+    }
+
+    /// Deletes the record under a registry key; returns whether it existed.
+    pub fn delete(&mut self, key: &[u8]) -> Result<bool, RegistryError> {
+        let existed = self.table.remove(key)?.is_some();
+        if existed {
+            add_count(&mut self.counts, key, -1)?;
+        }
+        Ok(existed)
+    }
+}
+
+impl RegistryError {
+    /// The error of the change at `position` of a batch.
+    pub fn at(self, position: usize) -> Self {
+        match self {
+            Self::CaseConflict { identifier, existing, .. } => Self::CaseConflict { position, identifier, existing },
+            Self::AlreadyExists { identifier, .. } => Self::AlreadyExists { position, identifier },
+            e => e,
+        }
+    }
+}
+
+/// Changes the count of the prefix that the registry key `key` lies under by `delta`.
+fn add_count(counts: &mut redb::Table<'_, &'static str, u64>, key: &[u8], delta: i64) -> Result<(), RegistryError> {
+    let prefix = key.split(|b| *b == b'/').next().unwrap_or_default();
+    let prefix = String::from_utf8_lossy(prefix);
+    let count = counts.get(&*prefix)?.map_or(0, |g| g.value()).saturating_add_signed(delta);
+    if count == 0 {
+        counts.remove(&*prefix)?;
+    } else {
+        counts.insert(&*prefix, count)?;
+    }
+    Ok(())
+}
+
+/// Counts every record into an empty COUNTS table: once, for a database made before it existed.
+fn count_all(
+    records: &redb::Table<'_, &'static [u8], &'static [u8]>,
+    counts: &mut redb::Table<'_, &'static str, u64>,
+) -> Result<(), RegistryError> {
+    let mut done = 0u64;
+    for entry in records.range::<&[u8]>(..)? {
+        add_count(counts, entry?.0.value(), 1)?;
+        done += 1;
+        if done % 1_000_000 == 0 {
+            tracing::info!(records = done, "counting identifiers per prefix (once, for listings)");
+        }
+    }
+    Ok(())
 }
 
 fn decode(key: &str, bytes: &[u8]) -> Result<Record, RegistryError> {
@@ -456,44 +508,35 @@ mod tests {
     }
 
     #[test]
-    fn update_is_atomic_and_an_error_leaves_the_record_as_it_was() {
-        let dir = tempfile::tempdir().unwrap();
-        let reg = Registry::open(dir.path()).unwrap();
-        reg.put(&record("88/a")).unwrap();
-        let serial = reg.serial();
-        let err: Result<(), RegistryError> =
-            reg.update("88/a", |_| Err(RegistryError::BatchTooLarge { count: 0, max: 0 }));
-        assert!(matches!(err, Err(RegistryError::BatchTooLarge { .. })), "the closure's own error comes back");
-        assert_eq!(reg.serial(), serial, "nothing was committed");
-        assert_eq!(reg.get(&Identifier::parse("88/a").unwrap()).unwrap(), Some(record("88/a")));
-        let seen = reg
-            .update::<_, RegistryError>("88/a", |current| Ok((Update::Delete, current.map(|r| r.identifier))))
-            .unwrap();
-        assert_eq!(seen.as_deref(), Some("88/a"));
-        assert!(reg.get(&Identifier::parse("88/a").unwrap()).unwrap().is_none());
-    }
-
-    #[test]
-    fn apply_mixes_puts_and_deletes_and_rolls_back_on_a_refusal() {
+    fn transact_sees_its_own_changes_and_an_error_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let reg = Registry::open(dir.path()).unwrap();
         reg.put(&record("88/old")).unwrap();
-        let applied = reg
-            .apply(&[
-                Change::Put { record: record("88/new"), if_absent: true },
-                Change::Delete { key: "88/old".into() },
-                Change::Delete { key: "88/none".into() },
-            ])
-            .unwrap();
-        assert_eq!(applied, [Applied::Created, Applied::Deleted, Applied::Missing]);
-        let err = reg
-            .apply(&[
-                Change::Put { record: record("88/other"), if_absent: true },
-                Change::Put { record: record("88/new"), if_absent: true },
-            ])
-            .unwrap_err();
-        assert!(matches!(err, RegistryError::AlreadyExists { position: 1, .. }), "{err}");
+        let serial = reg.serial();
+        let err: Result<(), RegistryError> = reg.transact(|txn| {
+            txn.put(&record("88/other"), true)?;
+            assert!(txn.get(b"88/other")?.is_some(), "a transaction reads its own writes");
+            txn.put(&record("88/old"), true).map_err(|e| e.at(1))?;
+            Ok(())
+        });
+        assert!(matches!(err, Err(RegistryError::AlreadyExists { position: 1, .. })), "{err:?}");
+        assert_eq!(reg.serial(), serial, "nothing was committed");
         assert!(reg.get(&Identifier::parse("88/other").unwrap()).unwrap().is_none(), "rolled back");
+        let deleted =
+            reg.transact::<_, RegistryError>(|txn| Ok((txn.delete(b"88/old")?, txn.delete(b"88/none")?))).unwrap();
+        assert_eq!(deleted, (true, false));
+        assert!(reg.get(&Identifier::parse("88/old").unwrap()).unwrap().is_none());
+        assert_eq!(reg.serial(), serial + 1);
+    }
+
+    #[test]
+    fn a_plain_secret_is_never_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path()).unwrap();
+        let id = Identifier::parse("88/ops").unwrap();
+        let plain = Record::new(&id, vec![Value::new(300, "hs_seckey", "plain", 0)]).unwrap();
+        assert!(matches!(reg.put(&plain), Err(RegistryError::UnsealedSecret { index: 300, .. })));
+        assert!(reg.get(&id).unwrap().is_none());
     }
 
     #[test]
@@ -502,9 +545,16 @@ mod tests {
         let reg = Registry::open(dir.path()).unwrap();
         let ids = ["88.100.1/a", "88.100.1/B", "88.100.1/c", "88.100.10/x", "88.100.1.5/y", "88.100/z"];
         reg.put_batch(&ids.map(record)).unwrap();
-        assert_eq!(reg.list("88.100.1", 0, 2).unwrap(), ["88.100.1/a", "88.100.1/B"]);
-        assert_eq!(reg.list("88.100.1", 1, 2).unwrap(), ["88.100.1/c"]);
-        assert!(reg.list("88.100.1", 2, 2).unwrap().is_empty());
+        assert_eq!(reg.list("88.100.1", None, 0, 2).unwrap(), ["88.100.1/a", "88.100.1/B"]);
+        assert_eq!(reg.list("88.100.1", None, 2, 2).unwrap(), ["88.100.1/c"]);
+        assert!(reg.list("88.100.1", None, 4, 2).unwrap().is_empty());
+        assert_eq!(reg.list("88.100.1", Some("88.100.1/b"), 0, 5).unwrap(), ["88.100.1/c"]);
+        assert_eq!(reg.list("88.100.1", Some("88.100.1/c"), 0, 5).unwrap(), Vec::<String>::new());
+        assert_eq!(reg.count_under("88.100.1").unwrap(), 3);
+        assert_eq!(reg.count_under("88.100").unwrap(), 1);
+        reg.delete(&Identifier::parse("88.100.1/a").unwrap()).unwrap();
+        reg.put(&record("88.100.1/c")).unwrap();
+        assert_eq!(reg.count_under("88.100.1").unwrap(), 2, "deletes count down, replacements do not count");
         let snap = reg.snapshot().unwrap();
         assert!(snap.has_key_starting_with(b"88.100.1.", Some(b"88.100.1/")).unwrap());
         assert!(snap.has_key_starting_with(b"88.100.1.5.", Some(b"88.100.1.5/")).unwrap());

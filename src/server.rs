@@ -4,17 +4,25 @@
 //! sending in batches and answering synchronously.
 //!
 //! TCP (RFC 7766): a permit is taken before `accept`, so at most `tcp_max_connections` clients
-//! are served at once; each connection reads length-prefixed queries one after another, answers
-//! them in order, and is closed after `tcp_idle_timeout_secs` without a query.
+//! are served at once, and at most `tcp_max_connections_per_source` from one address; each
+//! connection reads length-prefixed queries one after another, answers them in order, and is
+//! closed after `tcp_idle_timeout_secs` without a query or with an answer its client does not
+//! read.
+//!
+//! A panic while answering one query (a bug, never expected) is caught where the transport hands
+//! the query over: it is logged, that query gets no answer, and the worker or connection goes
+//! on serving.
 //!
 //! HTTP: the Handle.Net API of [`crate::http`] on its own listener.
 //!
 //! Shutdown: [`Server::serve`] runs until its `shutdown` future completes, then cancels every
 //! worker and connection and waits for them, so the ports can be bound again at once.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -27,25 +35,81 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::dns::{Frontend, Scratch, Transport, Verdict};
 use crate::node::Node;
+use crate::registry::Registry;
 
 mod udp;
 
 /// 65535: the largest DNS message (a TCP length prefix is 16 bits).
 const MAX_MESSAGE: usize = 65_535;
 
+/// What the DNS transports hand queries to: [`Frontend`] in the node, anything in tests.
+pub trait DnsHandler: Send + Sync + 'static {
+    /// Answers one request into `out`, synchronously.
+    fn handle(&self, request: &[u8], transport: Transport, scratch: &mut Scratch, out: &mut Vec<u8>) -> Verdict;
+    /// Answers a request that `handle` sent to recursion.
+    fn recurse(&self, request: &[u8], transport: Transport) -> impl Future<Output = Option<Vec<u8>>> + Send;
+}
+
+impl DnsHandler for Frontend {
+    fn handle(&self, request: &[u8], transport: Transport, scratch: &mut Scratch, out: &mut Vec<u8>) -> Verdict {
+        Frontend::handle(self, request, transport, scratch, out)
+    }
+
+    fn recurse(&self, request: &[u8], transport: Transport) -> impl Future<Output = Option<Vec<u8>>> + Send {
+        Frontend::recurse(self, request, transport)
+    }
+}
+
+/// Calls the handler; a panic in it drops this one query instead of the worker.
+fn answer<H: DnsHandler>(
+    handler: &H,
+    request: &[u8],
+    transport: Transport,
+    scratch: &mut Scratch,
+    out: &mut Vec<u8>,
+) -> Verdict {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| handler.handle(request, transport, scratch, out))) {
+        Ok(verdict) => verdict,
+        Err(_) => {
+            let shown = &request[..request.len().min(512)];
+            tracing::error!(request = %hex::encode(shown), "answering a query panicked; it was dropped, serving goes on");
+            Verdict::Drop
+        }
+    }
+}
+
+/// The node and the DNS front end that `config` describes over `registry`, wired together: the
+/// front end's cache subscribes to the node's writes.
+pub fn assemble(
+    config: &Config,
+    registry: Arc<Registry>,
+) -> Result<(Arc<Node>, Arc<Frontend>), crate::config::ConfigError> {
+    let frontend = Arc::new(Frontend::from_config(config, registry.clone())?);
+    let mut node = Node::new(registry, config.dns.zones.clone());
+    node.subscribe(frontend.clone());
+    Ok((Arc::new(node), frontend))
+}
+
 pub struct Server {
     node: Arc<Node>,
+    frontend: Arc<Frontend>,
     udp: Vec<std::net::UdpSocket>,
     tcp: TcpListener,
     http: TcpListener,
+    tcp_limits: TcpLimits,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct TcpLimits {
     max_connections: usize,
+    per_source: usize,
     idle_timeout: Duration,
 }
 
 impl Server {
     /// Binds every socket now, so that the caller learns the address (port 0 works) and a busy
     /// port is an error before anything is served.
-    pub async fn bind(config: &Config, node: Arc<Node>) -> anyhow::Result<Self> {
+    pub async fn bind(config: &Config, node: Arc<Node>, frontend: Arc<Frontend>) -> anyhow::Result<Self> {
         let addr = config.dns.listen;
         let tcp = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on TCP {addr}"))?;
         // UDP takes the port TCP got, so port 0 gives one port for both.
@@ -56,31 +120,30 @@ impl Server {
         let http_addr = config.http.listen;
         let http =
             TcpListener::bind(http_addr).await.with_context(|| format!("cannot listen for HTTP on {http_addr}"))?;
-        Ok(Self {
-            node,
-            udp,
-            tcp,
-            http,
+        let tcp_limits = TcpLimits {
             max_connections: config.dns.tcp_max_connections.max(1),
+            per_source: config.dns.tcp_max_connections_per_source.max(1),
             idle_timeout: Duration::from_secs(config.dns.tcp_idle_timeout_secs.max(1)),
-        })
+        };
+        Ok(Self { node, frontend, udp, tcp, http, tcp_limits })
     }
 
     /// The DNS address (UDP and TCP).
     pub fn local_addr(&self) -> SocketAddr {
-        self.tcp.local_addr().expect("bound listener has an address")
+        // A bound listener always has an address; the unspecified one is never reached.
+        self.tcp.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// The HTTP API's address.
     pub fn http_addr(&self) -> SocketAddr {
-        self.http.local_addr().expect("bound listener has an address")
+        self.http.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// Serves until `shutdown` completes, then drains every task.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let frontend = self.node.dns().clone();
+        let frontend = self.frontend;
         let runtime = tokio::runtime::Handle::current();
         let workers: Vec<_> = self
             .udp
@@ -96,14 +159,7 @@ impl Server {
             .collect::<Result<_, _>>()
             .context("cannot start the UDP workers")?;
         let http = tracker.spawn(crate::http::serve(self.http, self.node, token.clone()));
-        tracker.spawn(tcp_acceptor(
-            self.tcp,
-            frontend,
-            self.max_connections,
-            self.idle_timeout,
-            tracker.clone(),
-            token.clone(),
-        ));
+        tracker.spawn(tcp_acceptor(self.tcp, frontend, self.tcp_limits, tracker.clone(), token.clone()));
         shutdown.await;
         token.cancel();
         // The workers notice within one receive timeout.
@@ -115,19 +171,53 @@ impl Server {
     }
 }
 
-async fn tcp_acceptor(
+/// Connections per client address, so one address cannot take every slot.
+#[derive(Default)]
+struct PerSource(Mutex<HashMap<IpAddr, usize>>);
+
+/// A counted connection; dropping it gives the slot back.
+struct SourceSlot<'a>(&'a PerSource, IpAddr);
+
+impl PerSource {
+    fn enter(&self, ip: IpAddr, max: usize) -> Option<SourceSlot<'_>> {
+        let mut counts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(SourceSlot(self, ip))
+    }
+}
+
+impl Drop for SourceSlot<'_> {
+    fn drop(&mut self) {
+        let mut counts = self.0.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = counts.get_mut(&self.1) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.1);
+            }
+        }
+    }
+}
+
+async fn tcp_acceptor<H: DnsHandler>(
     listener: TcpListener,
-    frontend: Arc<Frontend>,
-    max_connections: usize,
-    idle_timeout: Duration,
+    handler: Arc<H>,
+    limits: TcpLimits,
     tracker: TaskTracker,
     token: CancellationToken,
 ) {
-    let permits = Arc::new(Semaphore::new(max_connections));
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let sources = Arc::new(PerSource::default());
     loop {
         let permit = tokio::select! {
             _ = token.cancelled() => return,
-            p = permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return, // closed: never, the semaphore lives here
+            },
         };
         let (stream, peer) = tokio::select! {
             _ = token.cancelled() => return,
@@ -141,11 +231,16 @@ async fn tcp_acceptor(
                 }
             },
         };
-        let (frontend, token) = (frontend.clone(), token.clone());
+        let (handler, token, sources) = (handler.clone(), token.clone(), sources.clone());
         tracker.spawn(async move {
+            let Some(_slot) = sources.enter(peer.ip(), limits.per_source) else {
+                tracing::debug!(%peer, "TCP connection refused: too many from this address");
+                drop(permit);
+                return;
+            };
             tokio::select! {
                 _ = token.cancelled() => {}
-                r = tcp_connection(stream, &frontend, idle_timeout) => {
+                r = tcp_connection(stream, &*handler, limits.idle_timeout) => {
                     if let Err(e) = r {
                         tracing::debug!(error = %e, %peer, "TCP connection ended");
                     }
@@ -156,7 +251,11 @@ async fn tcp_acceptor(
     }
 }
 
-async fn tcp_connection(mut stream: TcpStream, frontend: &Frontend, idle_timeout: Duration) -> std::io::Result<()> {
+async fn tcp_connection<H: DnsHandler>(
+    mut stream: TcpStream,
+    handler: &H,
+    idle_timeout: Duration,
+) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let mut buf = vec![0u8; MAX_MESSAGE];
     let mut out = Vec::with_capacity(MAX_MESSAGE);
@@ -175,18 +274,41 @@ async fn tcp_connection(mut stream: TcpStream, frontend: &Frontend, idle_timeout
             Err(_) => return Ok(()),
             Ok(r) => r?,
         };
-        match frontend.handle(&buf[..len], Transport::Tcp, &mut scratch, &mut out) {
+        match answer(handler, &buf[..len], Transport::Tcp, &mut scratch, &mut out) {
             Verdict::Respond => {}
             // RFC 7766 allows closing on a message that is not worth an answer.
             Verdict::Drop => return Ok(()),
-            Verdict::Recurse => match frontend.recurse(&buf[..len], Transport::Tcp).await {
+            Verdict::Recurse => match handler.recurse(&buf[..len], Transport::Tcp).await {
                 Some(response) => out = response,
                 None => return Ok(()),
             },
         }
+        let Ok(out_len) = u16::try_from(out.len()) else { return Ok(()) };
         framed.clear();
-        framed.extend_from_slice(&(out.len() as u16).to_be_bytes());
+        framed.extend_from_slice(&out_len.to_be_bytes());
         framed.extend_from_slice(&out);
-        stream.write_all(&framed).await?;
+        // A client that does not read its answers holds a slot no longer than an idle one.
+        match tokio::time::timeout(idle_timeout, stream.write_all(&framed)).await {
+            Err(_) => return Ok(()),
+            Ok(r) => r?,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_source_slots_are_capped_and_given_back() {
+        let sources = PerSource::default();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let first = sources.enter(a, 2).unwrap();
+        let _second = sources.enter(a, 2).unwrap();
+        assert!(sources.enter(a, 2).is_none(), "a third from one address is refused");
+        assert!(sources.enter(b, 2).is_some(), "another address is not");
+        drop(first);
+        assert!(sources.enter(a, 2).is_some(), "a closed connection gives its slot back");
     }
 }

@@ -146,6 +146,31 @@ pub fn affected_names(id: &Identifier, apex_wire: &[u8]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The DNS name (wire form, lower case) of a prefix: its segments reversed under `apex_wire`.
+/// Names too long for DNS come out longer than 255 bytes and match nothing.
+pub fn prefix_name(prefix: &str, apex_wire: &[u8]) -> Vec<u8> {
+    let mut wire = Vec::new();
+    let labels: Vec<Vec<u8>> = prefix_labels(prefix).filter(|l| !l.is_empty()).collect();
+    for label in &labels {
+        wire.push(label.len().min(255) as u8);
+        wire.extend(label.iter().map(u8::to_ascii_lowercase));
+    }
+    wire.extend_from_slice(apex_wire);
+    wire
+}
+
+/// Whether the wire name `name` is `ancestor` or lies below it, label by label.
+pub fn is_at_or_below(name: &[u8], ancestor: &[u8]) -> bool {
+    let mut at = 0;
+    while at < name.len() {
+        if name[at..] == *ancestor {
+            return true;
+        }
+        at += 1 + usize::from(name[at]);
+    }
+    ancestor == [0]
+}
+
 //------------ Record layout ------------------------------------------------------------------
 
 /// A value as TXT character-strings: its index, its type, then its data in 255-byte pieces.
@@ -252,6 +277,19 @@ mod tests {
         assert_eq!(names.first().unwrap().as_slice(), b"\x01a\x03_id\x03100\x0288\x02id\x07example\x00");
         assert_eq!(names.last().unwrap().as_slice(), apex);
         assert_eq!(names.len(), 5);
+    }
+
+    #[test]
+    fn names_below_a_delegated_prefix_are_found_by_label() {
+        let apex = b"\x02id\x07example\x00";
+        let cut = prefix_name("88.100", apex);
+        assert_eq!(cut, b"\x03100\x0288\x02id\x07example\x00");
+        let below = affected_names(&Identifier::parse("88.100.7/X").unwrap(), apex);
+        assert!(below.iter().filter(|n| is_at_or_below(n, &cut)).count() == 4, "x, _id, 7 and the cut itself");
+        let beside = affected_names(&Identifier::parse("88.1000/X").unwrap(), apex);
+        assert!(!beside.iter().any(|n| n.len() > cut.len() && is_at_or_below(n, &cut)), "88.1000 is not under 88.100");
+        // A label whose bytes end like the cut does not match: matching goes label by label.
+        assert!(!is_at_or_below(b"\x04x100\x0288\x02id\x07example\x00", &cut));
     }
 
     #[test]

@@ -22,11 +22,11 @@ pub mod zone;
 pub mod zonefile;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hickory_proto::rr::Name;
 
 use crate::cache::{Cache, CacheStats};
-use crate::identifier::Identifier;
 use crate::registry::Registry;
 use wire::{Body, OptOut, QueryName, Reject, rcode};
 use zone::{AnswerSet, Zone};
@@ -49,6 +49,8 @@ pub enum Transport {
     Tcp,
 }
 
+/// 1 s: the shortest time an answer stays in the front cache, whatever its TTL.
+const MIN_CACHE_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 /// 512: the DNS payload every client accepts without EDNS (RFC 1035 4.2.1).
 const CLASSIC_UDP: u16 = 512;
 const CLASS_IN: u16 = 1;
@@ -74,6 +76,10 @@ pub struct Frontend {
     /// Largest UDP response with EDNS (1232 by default: DNS Flag Day 2020).
     max_udp_payload: u16,
     empty: [Body; 3],
+    /// Bumped by every committed write before it drops cached answers. A miss that read the
+    /// registry before a write may insert its answer after the write dropped the name; it sees
+    /// the generation moved and drops its own insert, so no stale answer outlives the write.
+    generation: AtomicU64,
 }
 
 const REFUSED: usize = 0;
@@ -100,6 +106,7 @@ impl Frontend {
             cache: Cache::new(cache_capacity),
             max_udp_payload: max_udp_payload.max(CLASSIC_UDP),
             empty: [empty(rcode::REFUSED, false), empty(rcode::NOTIMP, false), empty(rcode::SERVFAIL, false)],
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -157,19 +164,6 @@ impl Frontend {
         self.cache.stats()
     }
 
-    /// Forgets every cached answer a durable write to `id` may have changed. A prefix record
-    /// (`0.NA/...`) may add, move or remove a delegation, which changes the answers for every
-    /// name below it; such writes are rare, so the whole cache is dropped.
-    pub fn invalidate(&self, id: &Identifier) {
-        if crate::auth::prefix_of_record(id).is_some() {
-            self.cache.clear();
-            return;
-        }
-        for name in mapping::affected_names(id, self.zones[0].national_apex_wire()) {
-            self.cache.remove(&name);
-        }
-    }
-
     /// Answers one request into `out`.
     pub fn handle(&self, request: &[u8], transport: Transport, scratch: &mut Scratch, out: &mut Vec<u8>) -> Verdict {
         let query = match wire::parse(request, &mut scratch.name) {
@@ -222,17 +216,48 @@ impl Frontend {
         }
         let entry = match self.cache.get(name.wire(), now) {
             Some(entry) => entry,
-            None => match zone.answer(name, own, &self.registry, crate::record::unix_now()) {
-                Ok((set, ttl)) => self.cache.insert(name.wire(), set, ttl, now),
-                Err(e) => {
-                    tracing::warn!(error = %e, "registry read failed; answering SERVFAIL");
-                    refuse(SERVFAIL, out);
-                    return Verdict::Respond;
+            None => {
+                // SeqCst on both sides: see `generation`.
+                let generation = self.generation.load(Ordering::SeqCst);
+                match zone.answer(name, own, &self.registry, crate::record::unix_now()) {
+                    Ok((set, ttl)) => {
+                        // A zero TTL would make every query a registry read; the entry is dropped
+                        // on any write anyway, and clients still see the value's own TTL.
+                        let entry = self.cache.insert(name.wire(), set, ttl.max(MIN_CACHE_TIME), now);
+                        if self.generation.load(Ordering::SeqCst) != generation {
+                            self.cache.remove(name.wire());
+                        }
+                        entry
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot answer from the registry; answering SERVFAIL");
+                        refuse(SERVFAIL, out);
+                        return Verdict::Respond;
+                    }
                 }
-            },
+            }
         };
         wire::write_response(out, request, &query, entry.value.select(query.qtype, zone), opt, limit);
         Verdict::Respond
+    }
+}
+
+/// Writes drop the cached answers they changed, after they are durable and before they are
+/// acknowledged: the identifier's name and its ancestors (whose NXDOMAIN/NODATA may change), and
+/// for a changed delegation every name at or below the delegated prefix.
+impl crate::node::Subscriber for Frontend {
+    fn changed(&self, change: &crate::node::Changed) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let apex = self.zones[0].national_apex_wire();
+        for id in &change.identifiers {
+            for name in mapping::affected_names(id, apex) {
+                self.cache.remove(&name);
+            }
+        }
+        for prefix in &change.delegations {
+            let cut = mapping::prefix_name(prefix, apex);
+            self.cache.retain(|name| !mapping::is_at_or_below(name, &cut));
+        }
     }
 }
 

@@ -93,8 +93,18 @@ impl Recursor {
     /// Resolves `name`/`qtype` by iteration and caches the outcome; on failure the body is
     /// SERVFAIL (not cached, so the next query tries again).
     pub async fn resolve(&self, name: &QueryName, qtype: u16, key: &[u8]) -> Arc<Entry<Cached>> {
-        let qname = name_of(name);
         let now = Instant::now();
+        let servfail = || {
+            let body = Body { rcode: rcode::SERVFAIL, recursion_available: true, ..Body::empty() };
+            Arc::new(Entry { value: Cached { body, ttl_offsets: Box::new([]), stored: now }, expires: now })
+        };
+        let qname = match name_of(name) {
+            Ok(qname) => qname,
+            Err(e) => {
+                tracing::info!(qtype, error = %e, "answering SERVFAIL");
+                return servfail();
+            }
+        };
         match self.iterate(&qname, qtype).await {
             Ok(response) => {
                 let (cached, ttl) = self.cacheable(&qname, qtype, &response, now);
@@ -102,16 +112,7 @@ impl Recursor {
             }
             Err(e) => {
                 tracing::info!(name = %qname, qtype, error = %e, "answering SERVFAIL");
-                let body = Body {
-                    rcode: rcode::SERVFAIL,
-                    authoritative: false,
-                    recursion_available: true,
-                    answers: 0,
-                    authorities: 0,
-                    additionals: 0,
-                    bytes: Box::new([]),
-                };
-                Arc::new(Entry { value: Cached { body, ttl_offsets: Box::new([]), stored: now }, expires: now })
+                servfail()
             }
         }
     }

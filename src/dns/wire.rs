@@ -189,6 +189,21 @@ pub struct Body {
     pub bytes: Box<[u8]>,
 }
 
+impl Body {
+    /// A NOERROR body with no records, to fill in with `..Body::empty()`.
+    pub fn empty() -> Self {
+        Self {
+            rcode: rcode::NOERROR,
+            authoritative: false,
+            recursion_available: false,
+            answers: 0,
+            authorities: 0,
+            additionals: 0,
+            bytes: Box::new([]),
+        }
+    }
+}
+
 /// What the OPT record of a response carries.
 #[derive(Debug, Clone, Copy)]
 pub struct OptOut {

@@ -15,7 +15,7 @@ use hickory_proto::rr::rdata::{A, AAAA, NS, NULL, SOA, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::mapping::{self, NameKind};
-use super::wire::{Body, QueryName, rcode};
+use super::wire::{self, Body, QueryName, rcode};
 use crate::registry::{Registry, RegistryError, Snapshot};
 use crate::site::Site;
 
@@ -24,6 +24,21 @@ pub const TYPE_ANY: u16 = 255;
 /// The most query types a name has answers of its own for (an identifier: TXT, URI and ANY; the
 /// apex: SOA, NS and ANY).
 const MAX_TYPED: usize = 3;
+
+/// Why a name could not be answered (the query gets SERVFAIL, the log says why).
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("cannot encode the answer for {name}: {reason}")]
+    Encode { name: String, reason: String },
+}
+
+impl AnswerError {
+    fn encode(name: &Name, reason: impl std::fmt::Display) -> Self {
+        Self::Encode { name: name.to_string(), reason: reason.to_string() }
+    }
+}
 
 /// Everything a name can be answered with: what the front cache keeps for a name.
 #[derive(Debug)]
@@ -143,19 +158,19 @@ impl Zone {
         own: usize,
         registry: &Registry,
         now: i64,
-    ) -> Result<(AnswerSet, Duration), RegistryError> {
-        let name = name_of(qname);
+    ) -> Result<(AnswerSet, Duration), AnswerError> {
+        let name = name_of(qname)?;
         let cfg = &self.config;
         if let Some(i) = self.nameserver_wires.iter().position(|w| w == qname.wire()) {
             let glue = self.glue(i);
-            let typed = self.typed(&name, &[glue_for(&glue, RecordType::A), glue_for(&glue, RecordType::AAAA)]);
+            let typed = self.typed(&name, &[glue_for(&glue, RecordType::A), glue_for(&glue, RecordType::AAAA)])?;
             let other = self.nodata(&name);
             return Ok((AnswerSet::encoded(name, typed, other), secs(cfg.ttl)));
         }
         let snapshot = registry.snapshot()?;
         if own > 0 {
             if let Some((cut, sites)) = self.delegation_below(&snapshot, qname, own)? {
-                let other = self.referral(&name, &cut, &sites);
+                let other = self.referral(&name, &cut, &sites)?;
                 return Ok((AnswerSet::encoded(name, vec![], other), secs(cfg.referral_ttl)));
             }
         }
@@ -173,9 +188,9 @@ impl Zone {
                 let glue: Vec<Record> = (0..cfg.nameservers.len()).flat_map(|i| self.glue(i)).collect();
                 let any: Vec<Record> = soa.iter().chain(&ns).cloned().collect();
                 let typed = vec![
-                    (RecordType::SOA.into(), self.encode(&name, rcode::NOERROR, &soa, &[], &[])),
-                    (RecordType::NS.into(), self.encode(&name, rcode::NOERROR, &ns, &[], &glue)),
-                    (TYPE_ANY, self.encode(&name, rcode::NOERROR, &any, &[], &glue)),
+                    (RecordType::SOA.into(), self.encode(&name, rcode::NOERROR, &soa, &[], &[])?),
+                    (RecordType::NS.into(), self.encode(&name, rcode::NOERROR, &ns, &[], &glue)?),
+                    (TYPE_ANY, self.encode(&name, rcode::NOERROR, &any, &[], &glue)?),
                 ];
                 let other = self.nodata(&name);
                 return Ok((AnswerSet::encoded(name, typed, other), secs(cfg.ttl)));
@@ -211,11 +226,15 @@ impl Zone {
                     let txt_count = txt.len();
                     let mut records = txt;
                     records.extend(uri);
-                    let any = self.encode(&name, rcode::NOERROR, &records, &[], &[]);
-                    let (txt, uri) = any.split_answers(txt_count as u16).unwrap_or_else(|| {
-                        let encode = |records: &[Record]| self.encode(&name, rcode::NOERROR, records, &[], &[]);
-                        (encode(&records[..txt_count]), encode(&records[txt_count..]))
-                    });
+                    let any = self.encode(&name, rcode::NOERROR, &records, &[], &[])?;
+                    let (txt, uri) = match any.split_answers(txt_count as u16) {
+                        Some(parts) => parts,
+                        None => {
+                            let (t, u) = records.split_at(txt_count);
+                            let encode = |records: &[Record]| self.encode(&name, rcode::NOERROR, records, &[], &[]);
+                            (encode(t)?, encode(u)?)
+                        }
+                    };
                     let typed = [(RecordType::TXT.into(), txt), (mapping::URI_TYPE, uri), (TYPE_ANY, any)]
                         .into_iter()
                         .filter(|(_, body)| body.answers > 0)
@@ -245,7 +264,7 @@ impl Zone {
         snapshot: &Snapshot,
         qname: &QueryName,
         own: usize,
-    ) -> Result<Option<(Name, Vec<Site>)>, RegistryError> {
+    ) -> Result<Option<(Name, Vec<Site>)>, AnswerError> {
         // The prefix the name stands for: the labels below the apex that are prefix segments.
         let mut prefix = self.config.prefix.clone();
         let mut segments = 0;
@@ -266,20 +285,22 @@ impl Zone {
         let Some(record) = crate::site::delegation(snapshot, &self.config.prefix, &prefix)? else { return Ok(None) };
         // The cut lies as many labels below the apex as the delegated prefix has below the zone's.
         let delegated = record.identifier.split_once('/').map_or("", |(_, p)| p);
-        let below = delegated.split('.').count() - self.prefix_labels;
-        let cut = name_of_labels((own - below..qname.label_count()).map(|j| qname.label(j)));
+        // `delegation` found the record at most `segments` levels below the zone's prefix.
+        let below = delegated.split('.').count().saturating_sub(self.prefix_labels).min(own);
+        let cut = name_of_labels((own - below..qname.label_count()).map(|j| qname.label(j)))?;
         Ok(Some((cut, crate::site::sites_in(&record))))
     }
 
     /// A referral (RFC 1034 4.3.2): no answer, not authoritative, the child's name servers in
     /// the authority section and their addresses as glue. The servers are named `ns1`, `ns2`, ...
     /// under the cut, in the order the sites list them.
-    fn referral(&self, name: &Name, cut: &Name, sites: &[Site]) -> Body {
+    /// A cut so long that `nsN.<cut>` is no DNS name cannot be referred to: an error, logged.
+    fn referral(&self, name: &Name, cut: &Name, sites: &[Site]) -> Result<Body, AnswerError> {
         let ttl = self.config.referral_ttl;
         let mut ns = Vec::new();
         let mut glue = Vec::new();
         for (i, server) in sites.iter().flat_map(|s| &s.servers).enumerate() {
-            let host = cut.prepend_label(format!("ns{}", i + 1)).expect("a short label fits under any cut");
+            let host = cut.prepend_label(format!("ns{}", i + 1)).map_err(|e| AnswerError::encode(cut, e))?;
             ns.push(Record::from_rdata(cut.clone(), ttl, RData::NS(NS(host.clone()))));
             let rdata = match server.address {
                 IpAddr::V4(v4) => RData::A(A(v4)),
@@ -287,17 +308,17 @@ impl Zone {
             };
             glue.push(Record::from_rdata(host, ttl, rdata));
         }
-        let mut body = self.encode(name, rcode::NOERROR, &[], &ns, &glue);
+        let mut body = self.encode(name, rcode::NOERROR, &[], &ns, &glue)?;
         body.authoritative = false;
-        body
+        Ok(body)
     }
 
     /// Answer bodies for the non-empty record lists among `lists`.
-    fn typed(&self, name: &Name, lists: &[(u16, Vec<Record>)]) -> Vec<(u16, Body)> {
+    fn typed(&self, name: &Name, lists: &[(u16, Vec<Record>)]) -> Result<Vec<(u16, Body)>, AnswerError> {
         lists
             .iter()
             .filter(|(_, records)| !records.is_empty())
-            .map(|(t, records)| (*t, self.encode(name, rcode::NOERROR, records, &[], &[])))
+            .map(|(t, records)| Ok((*t, self.encode(name, rcode::NOERROR, records, &[], &[])?)))
             .collect()
     }
 
@@ -310,7 +331,11 @@ impl Zone {
         // The serial in cached negative answers may lag behind writes elsewhere in the zone;
         // resolvers use it for nothing but the TTL.
         let soa = self.soa(0, self.config.ttl.min(self.config.negative_ttl));
-        self.encode(name, rcode, &[], &[soa], &[])
+        // An SOA under a name that came off the wire always encodes; should it not, SERVFAIL.
+        self.encode(name, rcode, &[], &[soa], &[]).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "answering SERVFAIL");
+            Body { rcode: rcode::SERVFAIL, authoritative: false, ..Body::empty() }
+        })
     }
 
     fn soa(&self, serial: u32, ttl: u32) -> Record {
@@ -337,7 +362,8 @@ impl Zone {
             .collect()
     }
 
-    /// Encodes a response for `name` and keeps what follows the question.
+    /// Encodes a response for `name` and keeps what follows the question. A response that
+    /// would not fit one DNS message is an error, never a cut or miscounted packet.
     fn encode(
         &self,
         name: &Name,
@@ -345,7 +371,7 @@ impl Zone {
         answers: &[Record],
         authorities: &[Record],
         additionals: &[Record],
-    ) -> Body {
+    ) -> Result<Body, AnswerError> {
         let mut msg = Message::new(0, MessageType::Response, OpCode::Query);
         let mut query = Query::query(name.clone(), RecordType::TXT);
         query.set_query_class(DNSClass::IN);
@@ -353,10 +379,18 @@ impl Zone {
         msg.add_answers(answers.iter().cloned());
         msg.add_authorities(authorities.iter().cloned());
         msg.add_additionals(additionals.iter().cloned());
-        // Encoding records we built ourselves from validated data cannot fail.
-        let bytes = msg.to_vec().expect("encodable records");
+        let bytes = msg.to_vec().map_err(|e| AnswerError::encode(name, e))?;
         let question_end = 12 + wire_of(name).len() + 4;
-        Body {
+        let count = |at: usize| bytes.get(at..at + 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+        let complete = bytes.len() <= usize::from(u16::MAX) - wire::MAX_NAME - 4 - wire::OptOut::LEN
+            && bytes.get(2).is_some_and(|flags| flags & 0x02 == 0)
+            && count(6) == Some(answers.len())
+            && count(8) == Some(authorities.len())
+            && count(10) == Some(additionals.len());
+        if !complete || bytes.len() < question_end {
+            return Err(AnswerError::encode(name, format!("{} bytes do not fit one DNS message", bytes.len())));
+        }
+        Ok(Body {
             rcode,
             authoritative: true,
             recursion_available: false,
@@ -364,7 +398,7 @@ impl Zone {
             authorities: authorities.len() as u16,
             additionals: additionals.len() as u16,
             bytes: bytes[question_end..].into(),
-        }
+        })
     }
 }
 
@@ -387,16 +421,14 @@ pub fn wire_of(name: &Name) -> Vec<u8> {
     out
 }
 
-pub(super) fn name_of(qname: &QueryName) -> Name {
+pub(super) fn name_of(qname: &QueryName) -> Result<Name, AnswerError> {
     name_of_labels((0..qname.label_count()).map(|i| qname.label(i)))
 }
 
-fn name_of_labels<'a>(labels: impl Iterator<Item = &'a [u8]>) -> Name {
-    // The labels were read from the wire within DNS limits, so they form a valid name.
-    let mut name = Name::from_labels(
-        labels.map(hickory_proto::rr::Label::from_raw_bytes).collect::<Result<Vec<_>, _>>().expect("wire labels"),
-    )
-    .expect("wire name");
+fn name_of_labels<'a>(labels: impl Iterator<Item = &'a [u8]>) -> Result<Name, AnswerError> {
+    let bad = |e: hickory_proto::ProtoError| AnswerError::Encode { name: "a query name".into(), reason: e.to_string() };
+    let labels = labels.map(hickory_proto::rr::Label::from_raw_bytes).collect::<Result<Vec<_>, _>>().map_err(bad)?;
+    let mut name = Name::from_labels(labels).map_err(bad)?;
     name.set_fqdn(true);
-    name
+    Ok(name)
 }

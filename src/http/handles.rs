@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine as _;
 use serde::Deserialize;
@@ -13,13 +13,19 @@ use super::response::{self, Reply, error};
 use crate::auth::{Admin, Credentials, Permission};
 use crate::identifier::{Identifier, check_prefix};
 use crate::json::JsonValue;
-use crate::node::{BatchOp, Node, PutOptions};
-use crate::record::{Value, unix_now};
-use crate::registry::{Applied, MAX_BATCH};
+use crate::node::{Node, Op, PutOptions};
+use crate::record::{Value, types, unix_now};
+use crate::registry::{Applied, MAX_BATCH, MAX_LIST_OFFSET};
 
 /// 100: page size of a listing when the client names none; 10,000 the most one page returns.
 const DEFAULT_PAGE_SIZE: usize = 100;
 const MAX_PAGE_SIZE: usize = 10_000;
+/// 1 MiB: the body of a single-identifier write. A record's values weigh at most 30,000 bytes
+/// (record::MAX_RECORD_SIZE); JSON escaping and base64 at most triple that, so this is ample
+/// room without letting a client make the node buffer much.
+const MAX_WRITE_BODY: usize = 1 << 20;
+/// 64 MiB: the body of a batch (2000 records), read only after its sender authenticated.
+const MAX_BATCH_BODY: usize = 64 << 20;
 
 type Result<T> = std::result::Result<T, Reply>;
 
@@ -33,6 +39,7 @@ struct Params {
     public_only: bool,
     pretty: bool,
     prefix: Option<String>,
+    after: Option<String>,
     page: usize,
     page_size: usize,
 }
@@ -61,6 +68,7 @@ fn params(query: Option<&str>) -> Result<Params> {
             "publicOnly" => p.public_only = flag(&name, &value)?,
             "pretty" => p.pretty = flag(&name, &value)?,
             "prefix" => p.prefix = Some(value.into_owned()),
+            "after" => p.after = Some(value.into_owned()),
             "page" => p.page = value.parse().map_err(|_| bad(&name, &value))?,
             "pageSize" => p.page_size = value.parse().map_err(|_| bad(&name, &value))?,
             // Accepted for compatibility; resolution here is always authoritative.
@@ -69,6 +77,13 @@ fn params(query: Option<&str>) -> Result<Params> {
         }
     }
     p.page_size = p.page_size.clamp(1, MAX_PAGE_SIZE);
+    if p.page.saturating_mul(p.page_size) > MAX_LIST_OFFSET {
+        let message = format!(
+            "page {} of {} starts past the first {MAX_LIST_OFFSET} names; go on from the last name of a page with after=NAME",
+            p.page, p.page_size
+        );
+        return Err(error(StatusCode::BAD_REQUEST, response::PROTOCOL_ERROR, None, message));
+    }
     Ok(p)
 }
 
@@ -96,19 +111,62 @@ fn credentials(headers: &HeaderMap) -> Result<Option<Credentials>> {
 }
 
 /// Runs registry and hashing work on the blocking pool.
-async fn blocking(f: impl FnOnce() -> Result<Reply> + Send + 'static) -> Reply {
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(reply) | Err(reply)) => reply,
+        Ok(result) => result,
         Err(e) => {
             tracing::error!(error = %e, "request handler failed");
-            error(StatusCode::INTERNAL_SERVER_ERROR, response::ERROR, None, "internal error; see the server log")
+            Err(error(StatusCode::INTERNAL_SERVER_ERROR, response::ERROR, None, "internal error; see the server log"))
         }
     }
 }
 
-fn authenticate(node: &Node, headers: &HeaderMap, handle: Option<&str>) -> Result<Admin> {
+fn reply(result: Result<Reply>) -> Reply {
+    result.unwrap_or_else(|reply| reply)
+}
+
+/// The parts of a request a handler reads before deciding whether to read its body.
+struct Incoming {
+    headers: HeaderMap,
+    /// The client's address, where the listener recorded it.
+    source: Option<std::net::IpAddr>,
+    body: Body,
+}
+
+impl Incoming {
+    fn new(request: Request) -> Self {
+        let (parts, body) = request.into_parts();
+        let source = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        Self { headers: parts.headers, source, body }
+    }
+}
+
+/// Reads a body of at most `limit` bytes (413 beyond it). Called only after authentication, so
+/// an anonymous client cannot make the node buffer anything.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                response::PROTOCOL_ERROR,
+                None,
+                format!("the body is over {limit} bytes"),
+            )
+        } else {
+            error(StatusCode::BAD_REQUEST, response::PROTOCOL_ERROR, None, format!("reading the body: {e}"))
+        }
+    })
+}
+
+fn authenticate(
+    node: &Node,
+    headers: &HeaderMap,
+    source: Option<std::net::IpAddr>,
+    handle: Option<&str>,
+) -> Result<Admin> {
     let credentials = credentials(headers)?.ok_or_else(|| response::authentication_needed(handle))?;
-    node.authenticate(&credentials).map_err(|e| {
+    node.authenticate(&credentials, source).map_err(|e| {
         tracing::warn!(target: "audit", user = %format!("{}:{}", credentials.index, credentials.admin), handle, error = %e, "authentication failed");
         response::from_auth_error(&e, handle)
     })
@@ -140,44 +198,47 @@ pub(super) async fn resolve(
     State(node): State<Arc<Node>>,
     Path(handle): Path<String>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    request: Request,
 ) -> Reply {
-    blocking(move || {
-        let p = params(query.as_deref())?;
-        let id = parse_id(&handle)?;
-        let admin = match credentials(&headers)? {
-            Some(_) => Some(authenticate(&node, &headers, Some(&handle))?),
-            None => None,
-        };
-        let storage = |e: crate::registry::RegistryError| response::from_registry_error(&e, Some(&handle));
-        let Some(record) = node.registry().get(&id).map_err(storage)? else {
-            if let Some(delegation) = node.delegation_of(&id).map_err(storage)? {
-                return Ok(response::referral(&handle, &delegation));
-            }
-            let message = format!("{handle} is not registered");
-            return Err(error(StatusCode::NOT_FOUND, response::HANDLE_NOT_FOUND, Some(&handle), message));
-        };
-        let private_too = match &admin {
-            Some(admin) if !p.public_only => node
-                .may(admin, &record, Permission::ReadValue)
-                .map_err(|e| response::from_registry_error(&e, Some(&handle)))?,
-            _ => false,
-        };
-        let values: Vec<JsonValue> = record
-            .values
-            .iter()
-            .filter(|v| v.kind != "HS_SECKEY" && (v.is_public() || private_too))
-            .filter(|v| p.types.is_empty() || p.types.iter().any(|t| t.eq_ignore_ascii_case(&v.kind)))
-            .filter(|v| p.indexes.is_empty() || p.indexes.contains(&v.index))
-            .map(JsonValue::from_value)
-            .collect();
-        let filtered = !p.types.is_empty() || !p.indexes.is_empty();
-        let code = if filtered && values.is_empty() { response::VALUES_NOT_FOUND } else { response::SUCCESS };
-        // The handle is echoed as asked: clients such as pyhandle compare it with their request.
-        Ok(Reply::ok(StatusCode::OK, json!({ "responseCode": code, "handle": handle, "values": values }))
-            .pretty(p.pretty))
-    })
-    .await
+    let Incoming { headers, source, .. } = Incoming::new(request);
+    reply(
+        blocking(move || {
+            let p = params(query.as_deref())?;
+            let id = parse_id(&handle)?;
+            let admin = match credentials(&headers)? {
+                Some(_) => Some(authenticate(&node, &headers, source, Some(&handle))?),
+                None => None,
+            };
+            let storage = |e: crate::registry::RegistryError| response::from_registry_error(&e, Some(&handle));
+            let Some(record) = node.registry().get(&id).map_err(storage)? else {
+                if let Some(delegation) = node.delegation_of(&id).map_err(storage)? {
+                    return Ok(response::referral(&handle, &delegation));
+                }
+                let message = format!("{handle} is not registered");
+                return Err(error(StatusCode::NOT_FOUND, response::HANDLE_NOT_FOUND, Some(&handle), message));
+            };
+            let private_too = match &admin {
+                Some(admin) if !p.public_only => node
+                    .may(admin, &record, Permission::ReadValue)
+                    .map_err(|e| response::from_write_error(&e, Some(&handle)))?,
+                _ => false,
+            };
+            let values: Vec<JsonValue> = record
+                .values
+                .iter()
+                .filter(|v| !v.is_type(types::SECRET_KEY) && (v.is_public() || private_too))
+                .filter(|v| p.types.is_empty() || p.types.iter().any(|t| t.eq_ignore_ascii_case(&v.kind)))
+                .filter(|v| p.indexes.is_empty() || p.indexes.contains(&v.index))
+                .map(JsonValue::from_value)
+                .collect();
+            let filtered = !p.types.is_empty() || !p.indexes.is_empty();
+            let code = if filtered && values.is_empty() { response::VALUES_NOT_FOUND } else { response::SUCCESS };
+            // The handle is echoed as asked: clients such as pyhandle compare it with their request.
+            Ok(Reply::ok(StatusCode::OK, json!({ "responseCode": code, "handle": handle, "values": values }))
+                .pretty(p.pretty))
+        })
+        .await,
+    )
 }
 
 //------------ PUT /api/handles/{handle} ------------------------------------------------------
@@ -186,12 +247,18 @@ pub(super) async fn put(
     State(node): State<Arc<Node>>,
     Path(handle): Path<String>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> Reply {
+    reply(put_inner(node, handle, query, Incoming::new(request)).await)
+}
+
+async fn put_inner(node: Arc<Node>, handle: String, query: Option<String>, incoming: Incoming) -> Result<Reply> {
+    let p = params(query.as_deref())?;
+    let Incoming { headers, source, body } = incoming;
+    let (n, h) = (node.clone(), handle.clone());
+    let admin = blocking(move || authenticate(&n, &headers, source, Some(&h))).await?;
+    let body = read_body(body, MAX_WRITE_BODY).await?;
     blocking(move || {
-        let p = params(query.as_deref())?;
-        let admin = authenticate(&node, &headers, Some(&handle))?;
         let id = if p.mint {
             let prefix = handle.trim_end_matches('/');
             check_prefix(prefix)
@@ -205,13 +272,12 @@ pub(super) async fn put(
             no_overwrite: p.mint || !p.overwrite,
             only_indexes: (!p.indexes.is_empty()).then_some(p.indexes),
         };
-        match node.put(&admin, &id, values, &options) {
-            Ok(Applied::Created) => {
-                Ok(Reply::ok(StatusCode::CREATED, json!({ "responseCode": response::SUCCESS, "handle": id.as_str() })))
-            }
-            Ok(_) => Ok(Reply::ok(StatusCode::OK, json!({ "responseCode": response::SUCCESS, "handle": id.as_str() }))),
-            Err(e) => Err(response::from_write_error(&e, Some(id.as_str()))),
-        }
+        let status = match node.put(&admin, &id, values, &options) {
+            Ok(Applied::Created) => StatusCode::CREATED,
+            Ok(_) => StatusCode::OK,
+            Err(e) => return Err(response::from_write_error(&e, Some(id.as_str()))),
+        };
+        Ok(Reply::ok(status, json!({ "responseCode": response::SUCCESS, "handle": id.as_str() })))
     })
     .await
 }
@@ -222,36 +288,35 @@ pub(super) async fn delete(
     State(node): State<Arc<Node>>,
     Path(handle): Path<String>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    request: Request,
 ) -> Reply {
-    blocking(move || {
-        let p = params(query.as_deref())?;
-        let admin = authenticate(&node, &headers, Some(&handle))?;
-        let id = parse_id(&handle)?;
-        let indexes = (!p.indexes.is_empty()).then_some(p.indexes.as_slice());
-        node.delete(&admin, &id, indexes).map_err(|e| response::from_write_error(&e, Some(&handle)))?;
-        Ok(Reply::ok(StatusCode::OK, json!({ "responseCode": response::SUCCESS, "handle": handle })))
-    })
-    .await
+    let Incoming { headers, source, .. } = Incoming::new(request);
+    reply(
+        blocking(move || {
+            let p = params(query.as_deref())?;
+            let admin = authenticate(&node, &headers, source, Some(&handle))?;
+            let id = parse_id(&handle)?;
+            let indexes = (!p.indexes.is_empty()).then_some(p.indexes.as_slice());
+            node.delete(&admin, &id, indexes).map_err(|e| response::from_write_error(&e, Some(&handle)))?;
+            Ok(Reply::ok(StatusCode::OK, json!({ "responseCode": response::SUCCESS, "handle": handle })))
+        })
+        .await,
+    )
 }
 
 //------------ GET /api/handles?prefix= and /api/prefixes?prefix= ----------------------------
 
-pub(super) async fn list(State(node): State<Arc<Node>>, RawQuery(query): RawQuery, headers: HeaderMap) -> Reply {
-    listing(node, query, headers, "handles", |node, prefix, p| {
-        let handles = node.registry().list(prefix, p.page, p.page_size)?;
+pub(super) async fn list(State(node): State<Arc<Node>>, RawQuery(query): RawQuery, request: Request) -> Reply {
+    listing(node, query, Incoming::new(request), "handles", |node, prefix, p| {
+        let handles = node.registry().list(prefix, p.after.as_deref(), p.page * p.page_size, p.page_size)?;
         Ok((handles, Some(node.registry().count_under(prefix)?)))
     })
     .await
 }
 
 /// Prefixes derived from `prefix` that have a prefix record (Handle's LIST_DERIVED_PREFIXES).
-pub(super) async fn list_prefixes(
-    State(node): State<Arc<Node>>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Reply {
-    listing(node, query, headers, "prefixes", |node, prefix, p| {
+pub(super) async fn list_prefixes(State(node): State<Arc<Node>>, RawQuery(query): RawQuery, request: Request) -> Reply {
+    listing(node, query, Incoming::new(request), "prefixes", |node, prefix, p| {
         Ok((node.registry().list_derived(prefix, p.page, p.page_size)?, None))
     })
     .await
@@ -264,29 +329,33 @@ type Lister =
 async fn listing(
     node: Arc<Node>,
     query: Option<String>,
-    headers: HeaderMap,
+    incoming: Incoming,
     field: &'static str,
     lister: Lister,
 ) -> Reply {
-    blocking(move || {
+    let Incoming { headers, source, .. } = incoming;
+    reply(blocking(move || {
         let p = params(query.as_deref())?;
         let prefix = p.prefix.clone().ok_or_else(|| error(StatusCode::BAD_REQUEST, response::PROTOCOL_ERROR, None, "listing needs ?prefix=PREFIX"))?;
         check_prefix(&prefix).map_err(|e| error(StatusCode::BAD_REQUEST, response::INVALID_HANDLE, None, e))?;
-        let admin = authenticate(&node, &headers, None)?;
+        let admin = authenticate(&node, &headers, source, None)?;
         let storage = |e: crate::registry::RegistryError| response::from_registry_error(&e, None);
         let snapshot = node.registry().snapshot().map_err(storage)?;
         if !admin.may_under(&snapshot, &prefix, Permission::ListHandles).map_err(storage)? {
             tracing::warn!(target: "audit", user = %admin.user(), op = "list", prefix, "refused");
-            return Err(error(StatusCode::FORBIDDEN, response::INSUFFICIENT_PERMISSIONS, None, format!("{} may not list {prefix}", admin.user())));
+            let message = format!("{} may not list {prefix}", admin.user());
+            return Err(error(StatusCode::FORBIDDEN, response::INSUFFICIENT_PERMISSIONS, None, message));
         }
         let (names, total) = lister(&node, &prefix, &p).map_err(storage)?;
-        let mut body = json!({ "responseCode": response::SUCCESS, "prefix": prefix, "page": p.page, "pageSize": p.page_size, field: names });
+        let mut body = json!({
+            "responseCode": response::SUCCESS, "prefix": prefix, "page": p.page, "pageSize": p.page_size, field: names
+        });
         if let Some(total) = total {
             body["totalCount"] = json!(total.to_string());
         }
         Ok(Reply::ok(StatusCode::OK, body).pretty(p.pretty))
     })
-    .await
+    .await)
 }
 
 //------------ POST /api/batch ----------------------------------------------------------------
@@ -312,19 +381,26 @@ fn yes() -> bool {
     true
 }
 
-pub(super) async fn batch(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Reply {
+pub(super) async fn batch(State(node): State<Arc<Node>>, request: Request) -> Reply {
+    reply(batch_inner(node, Incoming::new(request)).await)
+}
+
+async fn batch_inner(node: Arc<Node>, incoming: Incoming) -> Result<Reply> {
+    let Incoming { headers, source, body } = incoming;
+    let n = node.clone();
+    let admin = blocking(move || authenticate(&n, &headers, source, None)).await?;
+    let body = read_body(body, MAX_BATCH_BODY).await?;
     blocking(move || {
-        let admin = authenticate(&node, &headers, None)?;
         let body: BatchBody = serde_json::from_slice(&body).map_err(|e| {
-            error(StatusCode::BAD_REQUEST, response::PROTOCOL_ERROR, None, format!("the body must be {{\"operations\": [{{\"op\": \"put\"|\"delete\", \"handle\", \"values\", \"overwrite\"}}]}}: {e}"))
+            let message = format!("the body must be {{\"operations\": [{{\"op\": \"put\"|\"delete\", \"handle\", \"values\", \"overwrite\"}}]}}: {e}");
+            error(StatusCode::BAD_REQUEST, response::PROTOCOL_ERROR, None, message)
         })?;
         if body.operations.len() > MAX_BATCH {
-            return Err(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                response::PROTOCOL_ERROR,
-                None,
-                format!("the batch holds {} operations; at most {MAX_BATCH} are allowed, so none was applied", body.operations.len()),
-            ));
+            let message = format!(
+                "the batch holds {} operations; at most {MAX_BATCH} are allowed, so none was applied",
+                body.operations.len()
+            );
+            return Err(error(StatusCode::PAYLOAD_TOO_LARGE, response::PROTOCOL_ERROR, None, message));
         }
         let handles: Vec<String> = body.operations.iter().map(|o| o.handle.clone()).collect();
         let failed_at = |position: usize, reply: Reply| batch_failure(&handles, position, reply);
@@ -335,12 +411,14 @@ pub(super) async fn batch(State(node): State<Arc<Node>>, headers: HeaderMap, bod
             ops.push(match item.op.as_str() {
                 "put" => {
                     let values = item.values.into_iter().map(|v| v.into_value(now)).collect::<std::result::Result<Vec<_>, _>>();
-                    let values = values.map_err(|e| failed_at(position, error(StatusCode::BAD_REQUEST, response::INVALID_VALUE, Some(&item.handle), e)))?;
-                    BatchOp::Put { id, values, overwrite: item.overwrite }
+                    let invalid = |e| failed_at(position, error(StatusCode::BAD_REQUEST, response::INVALID_VALUE, Some(&item.handle), e));
+                    let options = PutOptions { no_overwrite: !item.overwrite, only_indexes: None };
+                    Op::Put { id, values: values.map_err(invalid)?, options }
                 }
-                "delete" => BatchOp::Delete { id },
+                "delete" => Op::Delete { id, indexes: None },
                 other => {
-                    let reply = error(StatusCode::BAD_REQUEST, response::PROTOCOL_ERROR, Some(&item.handle), format!("unknown op {other:?} (expected put or delete)"));
+                    let message = format!("unknown op {other:?} (expected put or delete)");
+                    let reply = error(StatusCode::BAD_REQUEST, response::PROTOCOL_ERROR, Some(&item.handle), message);
                     return Err(failed_at(position, reply));
                 }
             });
@@ -362,7 +440,10 @@ pub(super) async fn batch(State(node): State<Arc<Node>>, headers: HeaderMap, bod
                     .collect();
                 Ok(Reply::ok(StatusCode::OK, json!({ "responseCode": response::SUCCESS, "results": results })))
             }
-            Err(e) => Err(failed_at(e.position, response::from_write_error(&e.error, handles.get(e.position).map(String::as_str)))),
+            Err(e) => {
+                let reply = response::from_write_error(&e.error, handles.get(e.position).map(String::as_str));
+                Err(failed_at(e.position, reply))
+            }
         }
     })
     .await

@@ -11,7 +11,8 @@
 //! ```
 //!
 //! Registry reads, secret checks (Argon2, deliberately slow) and durable writes run on the
-//! blocking pool, never on the runtime's workers. This module is the only one that imports
+//! blocking pool, never on the runtime's workers. A write's body is read only after its sender
+//! authenticated, within a limit (1 MiB for one identifier, 64 MiB for a batch). This module is the only one that imports
 //! axum; what a write means lives in [`crate::node`].
 
 pub mod client;
@@ -21,15 +22,11 @@ mod response;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::node::Node;
-
-/// 64 MiB: room for a full batch of 2000 records with large values; larger bodies get 413.
-const MAX_BODY: usize = 64 << 20;
 
 pub fn router(node: Arc<Node>) -> Router {
     Router::new()
@@ -37,7 +34,6 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/api/handles/{*handle}", get(handles::resolve).put(handles::put).delete(handles::delete))
         .route("/api/prefixes", get(handles::list_prefixes))
         .route("/api/batch", post(handles::batch))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(node)
 }
 

@@ -29,11 +29,13 @@ pub(super) struct Reply {
     pub(super) pretty: bool,
     /// A `Location` header (referrals).
     pub(super) location: Option<String>,
+    /// A `Retry-After` header, in seconds (throttled and busy answers).
+    pub(super) retry_after: Option<u64>,
 }
 
 impl Reply {
     pub(super) fn ok(status: StatusCode, body: Json) -> Self {
-        Self { status, body, pretty: false, location: None }
+        Self { status, body, pretty: false, location: None, retry_after: None }
     }
 
     pub(super) fn pretty(mut self, pretty: bool) -> Self {
@@ -51,6 +53,9 @@ impl IntoResponse for Reply {
                 .into_response();
         if let Some(value) = self.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
             response.headers_mut().insert(header::LOCATION, value);
+        }
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"handle\""));
@@ -106,6 +111,11 @@ pub(super) fn from_auth_error(e: &AuthError, handle: Option<&str>) -> Reply {
     match e {
         AuthError::BadUser => error(StatusCode::FORBIDDEN, INVALID_ADMIN, handle, e),
         AuthError::Failed { .. } => error(StatusCode::FORBIDDEN, AUTHENTICATION_FAILED, handle, e),
+        AuthError::Throttled { retry_after } => Reply {
+            retry_after: Some(*retry_after),
+            ..error(StatusCode::TOO_MANY_REQUESTS, AUTHENTICATION_FAILED, handle, e)
+        },
+        AuthError::Busy => Reply { retry_after: Some(1), ..error(StatusCode::SERVICE_UNAVAILABLE, ERROR, handle, e) },
         AuthError::Registry(r) => from_registry_error(r, handle),
     }
 }
@@ -116,7 +126,11 @@ pub(super) fn from_write_error(e: &WriteError, handle: Option<&str>) -> Reply {
         WriteError::AlreadyExists { .. } => (StatusCode::CONFLICT, HANDLE_ALREADY_EXISTS),
         WriteError::ValuesNotFound { .. } => (StatusCode::BAD_REQUEST, VALUES_NOT_FOUND),
         WriteError::Forbidden { .. } => (StatusCode::FORBIDDEN, INSUFFICIENT_PERMISSIONS),
-        WriteError::InvalidValue(_) => (StatusCode::BAD_REQUEST, INVALID_VALUE),
+        WriteError::CaseConflict { .. } => (StatusCode::CONFLICT, HANDLE_ALREADY_EXISTS),
+        WriteError::InvalidValue(_) | WriteError::InvalidSecret(_) | WriteError::TooManySecrets { .. } => {
+            (StatusCode::BAD_REQUEST, INVALID_VALUE)
+        }
+        WriteError::BatchTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, PROTOCOL_ERROR),
         WriteError::Registry(r) => return from_registry_error(r, handle),
     };
     error(status, code, handle, e)

@@ -16,8 +16,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::MAX_MESSAGE;
-use crate::dns::{Frontend, Scratch, Transport, Verdict};
+use super::{DnsHandler, MAX_MESSAGE, answer};
+use crate::dns::{Scratch, Transport, Verdict};
 
 /// 100 ms: how long a UDP worker blocks in receive before it looks whether to stop.
 const STOP_CHECK: Duration = Duration::from_millis(100);
@@ -35,9 +35,9 @@ pub(super) fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     Ok(socket.into())
 }
 
-pub(super) fn worker(
+pub(super) fn worker<H: DnsHandler>(
     socket: UdpSocket,
-    frontend: &Arc<Frontend>,
+    frontend: &Arc<H>,
     tracker: &TaskTracker,
     token: &CancellationToken,
     runtime: &tokio::runtime::Handle,
@@ -57,7 +57,7 @@ pub(super) fn worker(
         batch.replies = 0;
         for i in 0..received {
             let query = &batch.queries[i][..batch.lengths[i]];
-            match frontend.handle(query, Transport::Udp, &mut scratch, &mut batch.answers[batch.replies]) {
+            match answer(&**frontend, query, Transport::Udp, &mut scratch, &mut batch.answers[batch.replies]) {
                 Verdict::Respond => {
                     batch.reply_to[batch.replies] = i;
                     batch.replies += 1;
@@ -244,5 +244,48 @@ impl Batch {
 
     fn peer(&self, i: usize) -> Option<SocketAddr> {
         self.senders[i]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Echoes each query, but panics on one that starts with `!`.
+    struct Fragile;
+
+    impl DnsHandler for Fragile {
+        fn handle(&self, request: &[u8], _: Transport, _: &mut Scratch, out: &mut Vec<u8>) -> Verdict {
+            assert!(!request.starts_with(b"!"), "a bug met a hostile query");
+            out.clear();
+            out.extend_from_slice(request);
+            Verdict::Respond
+        }
+
+        async fn recurse(&self, _: &[u8], _: Transport) -> Option<Vec<u8>> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_panic_drops_one_query_and_the_worker_goes_on() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let socket = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = socket.local_addr().unwrap();
+        let (tracker, token) = (TaskTracker::new(), CancellationToken::new());
+        let stop = token.clone();
+        let handle = runtime.handle().clone();
+        let worker = std::thread::spawn(move || worker(socket, &Arc::new(Fragile), &tracker, &token, &handle));
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 64];
+        for round in 0..3 {
+            client.send_to(b"!boom", addr).unwrap();
+            client.send_to(format!("ok {round}").as_bytes(), addr).unwrap();
+            let n = client.recv(&mut buf).expect("the worker still answers after a panic");
+            assert_eq!(&buf[..n], format!("ok {round}").as_bytes(), "the panicking query got no answer");
+        }
+        stop.cancel();
+        worker.join().unwrap();
     }
 }

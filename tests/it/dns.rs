@@ -6,7 +6,7 @@ use std::time::Duration;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use idnode::identifier::Identifier;
-use idnode::record::{Record, Value};
+use idnode::record::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
@@ -278,14 +278,14 @@ async fn writes_invalidate_cached_answers_including_negative_ones() {
         ResponseCode::NXDomain
     );
     let id = Identifier::parse("88.100.7/NEW-1").unwrap();
-    node.registry.put(&Record::new(&id, vec![Value::new(1, "URL", "https://n/1", 0)]).unwrap()).unwrap();
-    node.frontend.invalidate(&id);
+    let admin = idnode::auth::Admin::node();
+    let url = vec![Value::new(1, "URL", "https://n/1", 0)];
+    node.node.put(&admin, &id, url, &Default::default()).unwrap();
     let r = ask(node.addr, name, RecordType::TXT).await;
     assert_eq!(txt_values(&r), [(1, "URL".into(), b"https://n/1".to_vec())]);
     let ent = ask(node.addr, "7.100.88.id.example.", RecordType::TXT).await;
     assert_eq!(ent.metadata.response_code, ResponseCode::NoError, "the new prefix is no longer NXDOMAIN");
-    node.registry.delete(&id).unwrap();
-    node.frontend.invalidate(&id);
+    node.node.delete(&admin, &id, None).unwrap();
     assert_eq!(ask(node.addr, name, RecordType::TXT).await.metadata.response_code, ResponseCode::NXDomain);
     let stats = node.frontend.cache_stats();
     assert!(stats.hits == 0 && stats.misses >= 5, "{stats:?}");

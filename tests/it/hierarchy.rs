@@ -7,6 +7,8 @@ use idnode::json::JsonRecord;
 use idnode::record::{Record, Value};
 
 use crate::dns::{query, udp};
+use idnode::auth::Admin;
+
 use crate::{TestNode, start_server, start_server_with};
 
 const PUMP: &str = "pump-9._id.105.88.id.example.";
@@ -20,8 +22,7 @@ fn delegate(parent: &TestNode, address: &str, port: u16) {
     );
     let record = serde_json::from_str::<JsonRecord>(&line).unwrap().into_record(0).unwrap();
     let id = Identifier::parse(&record.identifier).unwrap();
-    parent.registry.put(&record).unwrap();
-    parent.frontend.invalidate(&id);
+    parent.node.put(&Admin::node(), &id, record.values, &Default::default()).unwrap();
 }
 
 async fn ask(node: std::net::SocketAddr, name: &str) -> Message {
@@ -32,8 +33,8 @@ async fn ask(node: std::net::SocketAddr, name: &str) -> Message {
 async fn parent_refers_to_the_child_which_answers_authoritatively() {
     let child = start_server_with(|c| c.dns.zones = vec!["88.105".into()]).await;
     let id = Identifier::parse("88.105/PUMP-9").unwrap();
-    child.registry.put(&Record::new(&id, vec![Value::new(1, "URL", "https://child/pump9", 0)]).unwrap()).unwrap();
-    child.frontend.invalidate(&id);
+    let url = vec![Value::new(1, "URL", "https://child/pump9", 0)];
+    child.node.put(&Admin::node(), &id, url, &Default::default()).unwrap();
     let parent = start_server().await;
     delegate(&parent, "127.0.0.1", child.addr.port());
 

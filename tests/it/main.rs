@@ -23,6 +23,7 @@ pub struct TestNode {
     pub addr: SocketAddr,
     pub http: SocketAddr,
     pub frontend: Arc<Frontend>,
+    pub node: Arc<Node>,
     pub registry: Arc<Registry>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
@@ -42,16 +43,15 @@ pub async fn start_server_with(adjust: impl FnOnce(&mut Config)) -> TestNode {
     adjust(&mut config);
     let registry = Arc::new(Registry::open(&config.data_dir).unwrap());
     idnode::demo::load(&registry).unwrap();
-    let frontend = Arc::new(Frontend::from_config(&config, registry.clone()).unwrap());
-    let node = Arc::new(Node::new(registry.clone(), frontend.clone()));
-    let server = Server::bind(&config, node).await.unwrap();
+    let (node, frontend) = idnode::server::assemble(&config, registry.clone()).unwrap();
+    let server = Server::bind(&config, node.clone(), frontend.clone()).await.unwrap();
     let addr = server.local_addr();
     let http = server.http_addr();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(server.serve(async move {
         let _ = rx.await;
     }));
-    TestNode { addr, http, frontend, registry, shutdown: Some(tx), task: Some(task), _dir: dir }
+    TestNode { addr, http, frontend, node, registry, shutdown: Some(tx), task: Some(task), _dir: dir }
 }
 
 impl TestNode {

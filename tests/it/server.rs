@@ -30,10 +30,8 @@ async fn a_busy_port_is_an_error_at_bind_time() {
     config.dns.listen = taken;
     let dir = tempfile::tempdir().unwrap();
     let registry = std::sync::Arc::new(idnode::registry::Registry::open(dir.path()).unwrap());
-    let zone = idnode::dns::zone_config(&config.dns).unwrap();
-    let frontend = std::sync::Arc::new(idnode::dns::Frontend::new(zone, registry.clone(), 10, 1232));
-    let second = std::sync::Arc::new(idnode::node::Node::new(registry, frontend));
-    let err = idnode::server::Server::bind(&config, second).await.err().expect("port in use");
+    let (second, frontend) = idnode::server::assemble(&config, registry).unwrap();
+    let err = idnode::server::Server::bind(&config, second, frontend).await.err().expect("port in use");
     assert!(format!("{err:#}").contains(&format!("cannot listen on TCP {taken}")), "{err:#}");
     node.stop().await;
 }
