@@ -17,6 +17,7 @@
 pub mod client;
 pub mod mapping;
 pub mod recursor;
+pub mod rrl;
 pub mod wire;
 pub mod zone;
 pub mod zonefile;
