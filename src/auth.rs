@@ -497,7 +497,8 @@ fn server_hash(stored: &str) -> Option<PasswordHash<'_>> {
     let ours = hash.algorithm == argon2::ARGON2ID_IDENT
         && hash.version == Some(argon2::Version::V0x13 as u32)
         && Params::try_from(&hash).is_ok_and(|p| {
-            (p.m_cost(), p.t_cost(), p.p_cost()) == (Params::DEFAULT_M_COST, Params::DEFAULT_T_COST, Params::DEFAULT_P_COST)
+            (p.m_cost(), p.t_cost(), p.p_cost())
+                == (Params::DEFAULT_M_COST, Params::DEFAULT_T_COST, Params::DEFAULT_P_COST)
                 && p.keyid().is_empty()
                 && p.data().is_empty()
         })

@@ -94,6 +94,8 @@ pub struct DnsConfig {
     /// 300: TTL of referrals to child nodes, so that resolvers follow a moved secondary node
     /// within five minutes.
     pub referral_ttl: u32,
+    /// Response rate limiting over UDP (see [`crate::dns::rrl`]).
+    pub rrl: crate::dns::rrl::RrlConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -143,6 +145,7 @@ impl Default for DnsConfig {
             retry: 600,
             expire: 1_209_600,
             referral_ttl: 300,
+            rrl: crate::dns::rrl::RrlConfig::default(),
         }
     }
 }

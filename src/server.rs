@@ -97,6 +97,8 @@ pub struct Server {
     tcp: TcpListener,
     http: TcpListener,
     tcp_limits: TcpLimits,
+    /// Response rate limiting for UDP; `None` when `dns.rrl.responses_per_second` is 0.
+    rrl: Option<Arc<crate::dns::rrl::Rrl>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -125,7 +127,8 @@ impl Server {
             per_source: config.dns.tcp_max_connections_per_source.max(1),
             idle_timeout: Duration::from_secs(config.dns.tcp_idle_timeout_secs.max(1)),
         };
-        Ok(Self { node, frontend, udp, tcp, http, tcp_limits })
+        let rrl = crate::dns::rrl::Rrl::new(&config.dns.rrl)?.map(Arc::new);
+        Ok(Self { node, frontend, udp, tcp, http, tcp_limits, rrl })
     }
 
     /// The DNS address (UDP and TCP).
@@ -152,9 +155,10 @@ impl Server {
             .map(|(i, socket)| {
                 let (frontend, tracker, token, runtime) =
                     (frontend.clone(), tracker.clone(), token.clone(), runtime.clone());
+                let rrl = self.rrl.clone();
                 std::thread::Builder::new()
                     .name(format!("udp-worker-{i}"))
-                    .spawn(move || udp::worker(socket, &frontend, &tracker, &token, &runtime))
+                    .spawn(move || udp::worker(socket, &frontend, rrl.as_ref(), &tracker, &token, &runtime))
             })
             .collect::<Result<_, _>>()
             .context("cannot start the UDP workers")?;

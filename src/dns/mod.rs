@@ -221,15 +221,7 @@ impl Frontend {
                 // SeqCst on both sides: see `generation`.
                 let generation = self.generation.load(Ordering::SeqCst);
                 match zone.answer(name, own, &self.registry, crate::record::unix_now()) {
-                    Ok((set, ttl)) => {
-                        // A zero TTL would make every query a registry read; the entry is dropped
-                        // on any write anyway, and clients still see the value's own TTL.
-                        let entry = self.cache.insert(name.wire(), set, ttl.max(MIN_CACHE_TIME), now);
-                        if self.generation.load(Ordering::SeqCst) != generation {
-                            self.cache.remove(name.wire());
-                        }
-                        entry
-                    }
+                    Ok((set, ttl)) => self.fill(name.wire(), generation, set, ttl, now),
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot answer from the registry; answering SERVFAIL");
                         refuse(SERVFAIL, out);
@@ -263,6 +255,25 @@ impl crate::node::Subscriber for Frontend {
 }
 
 impl Frontend {
+    /// Caches an answer built from a registry read that began at `generation`; if a write
+    /// committed since, the entry is dropped again (the answer still serves this one query).
+    fn fill(
+        &self,
+        key: &[u8],
+        generation: u64,
+        set: AnswerSet,
+        ttl: std::time::Duration,
+        now: tokio::time::Instant,
+    ) -> Arc<crate::cache::Entry<AnswerSet>> {
+        // A zero TTL would make every query a registry read; the entry is dropped on any write
+        // anyway, and clients still see the value's own TTL.
+        let entry = self.cache.insert(key, set, ttl.max(MIN_CACHE_TIME), now);
+        if self.generation.load(Ordering::SeqCst) != generation {
+            self.cache.remove(key);
+        }
+        entry
+    }
+
     /// The largest response for `transport`: 65535 over TCP; over UDP the client's EDNS payload
     /// within the node's (512 without EDNS).
     fn limit(&self, transport: Transport, edns: Option<wire::Edns>) -> usize {
@@ -349,4 +360,50 @@ pub fn zone_config(dns: &crate::config::DnsConfig) -> Result<Vec<ZoneConfig>, cr
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::RecordType;
+
+    use super::*;
+    use crate::auth::Admin;
+    use crate::record::Value;
+
+    #[test]
+    fn a_miss_that_read_before_a_write_does_not_cache_its_stale_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Arc::new(Registry::open(dir.path()).unwrap());
+        let (node, frontend) = crate::server::assemble(&crate::config::Config::default(), registry.clone()).unwrap();
+        let id = crate::identifier::Identifier::parse("88.100.1/RACE").unwrap();
+        let put = |url: &str| node.put(&Admin::node(), &id, vec![Value::new(1, "URL", url, 0)], &Default::default());
+        put("https://old").unwrap();
+        let mut msg = Message::new(7, MessageType::Query, OpCode::Query);
+        msg.add_query(Query::query(Name::from_ascii("race._id.1.100.88.id.example.").unwrap(), RecordType::TXT));
+        let request = msg.to_vec().unwrap();
+        let mut scratch = Scratch::default();
+        wire::parse(&request, &mut scratch.name).unwrap();
+        let zone = &frontend.zones[0];
+        let own = scratch.name.labels_below(zone.apex_wire(), zone.apex_labels()).unwrap();
+        let now = tokio::time::Instant::now();
+        // The miss reads the registry, then the write commits and drops the name, then the
+        // miss caches what it read: exactly the interleaving of the race.
+        let generation = frontend.generation.load(Ordering::SeqCst);
+        let (stale, ttl) = zone.answer(&scratch.name, own, &registry, 0).unwrap();
+        put("https://new").unwrap();
+        frontend.fill(scratch.name.wire(), generation, stale, ttl, now);
+        let mut out = Vec::new();
+        assert_eq!(frontend.handle(&request, Transport::Udp, &mut scratch, &mut out), Verdict::Respond);
+        let answer = Message::from_vec(&out).unwrap();
+        let data: Vec<Vec<u8>> = answer
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                hickory_proto::rr::RData::TXT(t) => t.txt_data.get(2).map(|d| d.to_vec()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(data, [b"https://new".to_vec()], "the write's data, not what the miss read before it");
+    }
 }

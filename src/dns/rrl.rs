@@ -89,15 +89,15 @@ impl Default for RrlConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RrlError {
-    #[error("rrl.ipv4_prefix_len is {0}, longer than 32")]
+    #[error("dns.rrl.ipv4_prefix_len is {0}, longer than 32")]
     Ipv4PrefixLen(u8),
-    #[error("rrl.ipv6_prefix_len is {0}, longer than 128")]
+    #[error("dns.rrl.ipv6_prefix_len is {0}, longer than 128")]
     Ipv6PrefixLen(u8),
-    #[error("rrl.exempt: {entry:?} is not a network (ADDR/LEN): {reason}")]
+    #[error("dns.rrl.exempt: {entry:?} is not a network (ADDR/LEN): {reason}")]
     BadExempt { entry: String, reason: String },
-    #[error("rrl.window_secs is 0: a bucket could never hold a token")]
+    #[error("dns.rrl.window_secs is 0: a bucket could never hold a token")]
     ZeroWindow,
-    #[error("rrl.table_size is {0}: it must be a power of two from 1 to {MAX_TABLE_SIZE}")]
+    #[error("dns.rrl.table_size is {0}: it must be a power of two from 1 to {MAX_TABLE_SIZE}")]
     TableSize(usize),
 }
 

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{DnsHandler, MAX_MESSAGE, answer};
+use crate::dns::rrl::{self, Action, Rrl};
 use crate::dns::{Scratch, Transport, Verdict};
 
 /// 100 ms: how long a UDP worker blocks in receive before it looks whether to stop.
@@ -38,6 +39,7 @@ pub(super) fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 pub(super) fn worker<H: DnsHandler>(
     socket: UdpSocket,
     frontend: &Arc<H>,
+    rrl: Option<&Arc<Rrl>>,
     tracker: &TaskTracker,
     token: &CancellationToken,
     runtime: &tokio::runtime::Handle,
@@ -59,6 +61,14 @@ pub(super) fn worker<H: DnsHandler>(
             let query = &batch.queries[i][..batch.lengths[i]];
             match answer(&**frontend, query, Transport::Udp, &mut scratch, &mut batch.answers[batch.replies]) {
                 Verdict::Respond => {
+                    if let (Some(rrl), Some(peer)) = (rrl, rrl.and_then(|_| batch.peer(i))) {
+                        let out = &mut batch.answers[batch.replies];
+                        match rrl.check(peer.ip(), out, std::time::Instant::now()) {
+                            Action::Send => {}
+                            Action::Slip => rrl::truncate(out),
+                            Action::Drop => continue,
+                        }
+                    }
                     batch.reply_to[batch.replies] = i;
                     batch.replies += 1;
                 }
@@ -68,11 +78,18 @@ pub(super) fn worker<H: DnsHandler>(
                     let Some(peer) = batch.peer(i) else { continue };
                     let (socket, frontend, token, request) =
                         (socket.clone(), frontend.clone(), token.clone(), query.to_vec());
+                    let rrl = rrl.cloned();
                     tracker.spawn_on(
                         async move {
                             tokio::select! {
                                 _ = token.cancelled() => {}
-                                Some(response) = frontend.recurse(&request, Transport::Udp) => {
+                                Some(mut response) = frontend.recurse(&request, Transport::Udp) => {
+                                    let action = rrl.map_or(Action::Send, |r| r.check(peer.ip(), &response, std::time::Instant::now()));
+                                    match action {
+                                        Action::Send => {}
+                                        Action::Slip => rrl::truncate(&mut response),
+                                        Action::Drop => return,
+                                    }
                                     // A UDP send does not block for long; the socket stays
                                     // blocking for the worker's sake.
                                     let _ = socket.send_to(&response, peer);
@@ -275,7 +292,7 @@ mod tests {
         let (tracker, token) = (TaskTracker::new(), CancellationToken::new());
         let stop = token.clone();
         let handle = runtime.handle().clone();
-        let worker = std::thread::spawn(move || worker(socket, &Arc::new(Fragile), &tracker, &token, &handle));
+        let worker = std::thread::spawn(move || worker(socket, &Arc::new(Fragile), None, &tracker, &token, &handle));
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
         client.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         let mut buf = [0u8; 64];

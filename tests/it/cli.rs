@@ -61,14 +61,14 @@ fn agent() -> ureq::Agent {
 }
 
 /// `Authorization` for `user` (`index:identifier`), percent-encoded as pyhandle does it.
-fn basic(user: &str, secret: &str) -> String {
+pub(crate) fn basic(user: &str, secret: &str) -> String {
     use base64::Engine as _;
     let user = user.replace(':', "%3A");
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}")))
 }
 
 /// Sends a request; returns the status and the body.
-fn call(method: &str, url: &str, auth: Option<&str>, body: Option<&str>) -> (u16, String) {
+pub(crate) fn call(method: &str, url: &str, auth: Option<&str>, body: Option<&str>) -> (u16, String) {
     let agent = agent();
     let mut response = match (method, body) {
         ("GET", _) => {

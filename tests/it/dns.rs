@@ -54,7 +54,7 @@ async fn ask(addr: SocketAddr, name: &str, qtype: RecordType) -> Message {
     Message::from_vec(&udp(addr, &query(name, qtype, Some(1232))).await.expect("an answer")).unwrap()
 }
 
-fn txt_values(msg: &Message) -> Vec<(u32, String, Vec<u8>)> {
+pub(crate) fn txt_values(msg: &Message) -> Vec<(u32, String, Vec<u8>)> {
     msg.answers
         .iter()
         .filter_map(|r| match &r.data {

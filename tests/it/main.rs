@@ -4,6 +4,7 @@ mod alloc;
 mod bench;
 mod cli;
 mod dns;
+mod hardening;
 mod hierarchy;
 mod server;
 
