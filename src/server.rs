@@ -37,7 +37,7 @@ pub struct Server {
     node: Arc<Node>,
     udp: Vec<std::net::UdpSocket>,
     tcp: TcpListener,
-    http: TcpListener,
+    http: crate::http::HttpListener,
     max_connections: usize,
     idle_timeout: Duration,
 }
@@ -53,9 +53,7 @@ impl Server {
         let udp = (0..config.udp_workers())
             .map(|_| udp::bind(addr).with_context(|| format!("cannot listen on UDP {addr}")))
             .collect::<anyhow::Result<_>>()?;
-        let http_addr = config.http.listen;
-        let http =
-            TcpListener::bind(http_addr).await.with_context(|| format!("cannot listen for HTTP on {http_addr}"))?;
+        let http = crate::http::HttpListener::bind(&config.http).await?;
         Ok(Self {
             node,
             udp,
@@ -110,7 +108,7 @@ impl Server {
         tokio::task::spawn_blocking(move || workers.into_iter().for_each(|w| drop(w.join()))).await?;
         tracker.close();
         tracker.wait().await;
-        http.await?.context("HTTP server failed")?;
+        http.await.context("HTTP server failed")?;
         Ok(())
     }
 }

@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod dns;
 mod hierarchy;
+mod http_server;
 mod server;
 
 use std::net::SocketAddr;
