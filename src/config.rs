@@ -41,16 +41,56 @@ impl Default for RecursiveConfig {
     }
 }
 
+/// The HTTP listener (`crate::http::listener`). Every timeout is in whole seconds; 0 is raised
+/// to 1, so that no limit can be switched off by accident.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// The Handle.Net JSON API. 8000: Handle.Net's HTTP port.
     pub listen: SocketAddr,
+    /// 1024: simultaneous connections before `accept` waits for a free slot (the same cap as
+    /// `dns.tcp_max_connections`, and the default `ulimit -n` leaves room for it).
+    pub max_connections: usize,
+    /// 64: simultaneous connections from one client IP address; more are closed at once. A
+    /// browser opens 6 per host and a bulk importer a few dozen, while 64 is 1/16 of
+    /// `max_connections`, so one address cannot take more than a sixteenth of the node (clients
+    /// behind one NAT share it; an IPv6 client owning a /64 is not held by it).
+    pub max_connections_per_source: usize,
+    /// 10: seconds to receive a request's complete headers (hyper's `header_read_timeout`; a
+    /// client on a slow link sends a few hundred bytes of headers in well under a second). In
+    /// hyper 1.x the same timer also runs while a keep-alive connection waits for its next
+    /// request, so it is the keep-alive timeout too (see `crate::http::listener`).
+    pub header_timeout_secs: u64,
+    /// 60: a connection on which a read or a write has waited this long is closed (a client that
+    /// stops sending its body or stops reading its response). Keep it above
+    /// `request_timeout_secs`: while a handler works, hyper keeps a read pending to notice a
+    /// client that hangs up, and that wait counts here.
+    pub idle_timeout_secs: u64,
+    /// 30: seconds for a whole request, handler and reading the body included (a 64 MiB batch
+    /// on a 20 Mbit/s link takes about 27 s); then the answer is 503 with responseCode 2.
+    pub request_timeout_secs: u64,
+    /// A PEM file with the certificate chain, leaf first. With `tls_key` set too, the listener
+    /// speaks HTTPS only; one without the other is an error at startup.
+    pub tls_cert: Option<PathBuf>,
+    /// A PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
+    /// 10: seconds for a TLS handshake (two round trips; as long as the header timeout).
+    pub tls_handshake_timeout_secs: u64,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8000".parse().expect("literal address") }
+        Self {
+            listen: "127.0.0.1:8000".parse().expect("literal address"),
+            max_connections: 1024,
+            max_connections_per_source: 64,
+            header_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            request_timeout_secs: 30,
+            tls_cert: None,
+            tls_key: None,
+            tls_handshake_timeout_secs: 10,
+        }
     }
 }
 

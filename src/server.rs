@@ -95,7 +95,7 @@ pub struct Server {
     frontend: Arc<Frontend>,
     udp: Vec<std::net::UdpSocket>,
     tcp: TcpListener,
-    http: TcpListener,
+    http: crate::http::HttpListener,
     tcp_limits: TcpLimits,
     /// Response rate limiting for UDP; `None` when `dns.rrl.responses_per_second` is 0.
     rrl: Option<Arc<crate::dns::rrl::Rrl>>,
@@ -119,9 +119,7 @@ impl Server {
         let udp = (0..config.udp_workers())
             .map(|_| udp::bind(addr).with_context(|| format!("cannot listen on UDP {addr}")))
             .collect::<anyhow::Result<_>>()?;
-        let http_addr = config.http.listen;
-        let http =
-            TcpListener::bind(http_addr).await.with_context(|| format!("cannot listen for HTTP on {http_addr}"))?;
+        let http = crate::http::HttpListener::bind(&config.http).await?;
         let tcp_limits = TcpLimits {
             max_connections: config.dns.tcp_max_connections.max(1),
             per_source: config.dns.tcp_max_connections_per_source.max(1),
@@ -170,7 +168,7 @@ impl Server {
         tokio::task::spawn_blocking(move || workers.into_iter().for_each(|w| drop(w.join()))).await?;
         tracker.close();
         tracker.wait().await;
-        http.await?.context("HTTP server failed")?;
+        http.await.context("HTTP server failed")?;
         Ok(())
     }
 }

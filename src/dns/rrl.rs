@@ -798,7 +798,7 @@ mod tests {
         for entry in ["nonsense", "10.0.0.0/33", "::/129", "10.0.0.0/x", "10.0.0.0/"] {
             let e = bad(RrlConfig { exempt: vec![entry.into()], ..RrlConfig::default() });
             assert!(matches!(&e, RrlError::BadExempt { entry: got, .. } if got == entry), "{e:?}");
-            assert!(e.to_string().starts_with("rrl.exempt"), "{e}");
+            assert!(e.to_string().starts_with("dns.rrl.exempt"), "{e}");
         }
         assert!(bad(RrlConfig { ipv4_prefix_len: 40, ..RrlConfig::default() }).to_string().contains("ipv4_prefix_len"));
         assert!(Rrl::new(&RrlConfig { responses_per_second: 0, ..RrlConfig::default() }).unwrap().is_none());

@@ -17,15 +17,16 @@
 
 pub mod client;
 mod handles;
+pub mod listener;
 mod response;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use self::listener::{HttpListener, ListenError, TlsError};
 use crate::node::Node;
 
 pub fn router(node: Arc<Node>) -> Router {
@@ -37,7 +38,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .with_state(node)
 }
 
-/// Serves the API on `listener` until `token` is cancelled.
-pub async fn serve(listener: TcpListener, node: Arc<Node>, token: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, router(node)).with_graceful_shutdown(async move { token.cancelled().await }).await
+/// Serves the API on `listener` (see [`listener`] for its limits) until `token` is cancelled and
+/// every connection has closed.
+pub async fn serve(listener: HttpListener, node: Arc<Node>, token: CancellationToken) {
+    listener.serve(router(node), token).await
 }

@@ -146,7 +146,7 @@ async fn only_a_changed_delegation_drops_cached_names_and_only_below_its_cut() {
 }
 
 /// Makes `300:0.NA/88` the administrator of 88 with `secret`, through the node.
-fn top_admin(node: &TestNode, secret: &str) -> String {
+pub(crate) fn top_admin(node: &TestNode, secret: &str) -> String {
     let record = idnode::auth::root_admin_record("88", secret, 0).unwrap();
     let id = Identifier::parse(&record.identifier).unwrap();
     let mut values = record.values;

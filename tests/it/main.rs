@@ -6,6 +6,7 @@ mod cli;
 mod dns;
 mod hardening;
 mod hierarchy;
+mod http_server;
 mod server;
 
 use std::net::SocketAddr;
