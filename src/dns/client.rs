@@ -94,12 +94,11 @@ pub fn txt_query(id: &Identifier, apex: &Name) -> Result<Vec<u8>, ClientError> {
     let mut edns = Edns::new();
     edns.set_max_payload(1232);
     msg.set_edns(edns);
-    // A query of one validated name always encodes.
-    Ok(msg.to_vec().expect("a one-question query encodes"))
+    msg.to_vec().map_err(|_| ClientError::NameTooLong { identifier: id.to_string() })
 }
 
 fn exchange_udp(server: SocketAddr, request: &[u8], timeout: Duration) -> std::io::Result<Vec<u8>> {
-    let local: SocketAddr = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
+    let local = super::recursor::unspecified(server);
     let socket = UdpSocket::bind(local)?;
     socket.set_read_timeout(Some(timeout))?;
     socket.connect(server)?;

@@ -85,8 +85,9 @@ impl Recursor {
         let elapsed = now.saturating_duration_since(entry.value.stored).as_secs() as u32;
         for &offset in entry.value.ttl_offsets.iter() {
             let at = question_end + offset;
-            let ttl = u32::from_be_bytes(out[at..at + 4].try_into().expect("four bytes"));
-            out[at..at + 4].copy_from_slice(&ttl.saturating_sub(elapsed).to_be_bytes());
+            let Some(field) = out.get_mut(at..at + 4) else { continue };
+            let ttl = u32::from_be_bytes([field[0], field[1], field[2], field[3]]);
+            field.copy_from_slice(&ttl.saturating_sub(elapsed).to_be_bytes());
         }
     }
 
@@ -241,7 +242,7 @@ async fn exchange(server: SocketAddr, qname: &Name, qtype: u16) -> std::io::Resu
     edns.set_max_payload(1232);
     msg.set_edns(edns);
     let request = msg.to_vec().map_err(std::io::Error::other)?;
-    let local: SocketAddr = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
+    let local = unspecified(server);
     let socket = UdpSocket::bind(local).await?;
     socket.connect(server).await?;
     socket.send(&request).await?;
@@ -267,6 +268,13 @@ async fn exchange(server: SocketAddr, qname: &Name, qtype: u16) -> std::io::Resu
     let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
     stream.read_exact(&mut body).await?;
     Message::from_vec(&body).map_err(std::io::Error::other)
+}
+
+/// The wildcard address of `server`'s family, port 0: where a client socket binds.
+pub(super) fn unspecified(server: SocketAddr) -> SocketAddr {
+    let ip: std::net::IpAddr =
+        if server.is_ipv4() { std::net::Ipv4Addr::UNSPECIFIED.into() } else { std::net::Ipv6Addr::UNSPECIFIED.into() };
+    SocketAddr::new(ip, 0)
 }
 
 fn random_id() -> u16 {

@@ -26,13 +26,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
-use super::wire::{MAX_NAME, rcode};
+use super::wire::{FLAG_AA, FLAG_TC, HEADER, MAX_NAME, TYPE_OPT, rcode};
 
-const HEADER: usize = 12;
-const FLAG_AA: u16 = 0x0400;
-const FLAG_TC: u16 = 0x0200;
 const TYPE_NS: u16 = 2;
-const TYPE_OPT: u16 = 41;
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 /// 2^24 buckets (about 640 MiB): a ceiling that only stops a typo from eating the machine; NSD's
 /// default is 1,000,000 buckets.

@@ -7,8 +7,8 @@
 
 /// 255: the longest DNS name in wire form (RFC 1035 2.3.4).
 pub const MAX_NAME: usize = 255;
-const HEADER: usize = 12;
-const TYPE_OPT: u16 = 41;
+pub(super) const HEADER: usize = 12;
+pub(super) const TYPE_OPT: u16 = 41;
 
 pub mod rcode {
     pub const NOERROR: u8 = 0;
@@ -90,8 +90,8 @@ pub enum Reject {
 }
 
 const FLAG_QR: u16 = 0x8000;
-const FLAG_AA: u16 = 0x0400;
-const FLAG_TC: u16 = 0x0200;
+pub(super) const FLAG_AA: u16 = 0x0400;
+pub(super) const FLAG_TC: u16 = 0x0200;
 const FLAG_RD: u16 = 0x0100;
 const FLAG_RA: u16 = 0x0080;
 const FLAG_CD: u16 = 0x0010;
