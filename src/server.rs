@@ -18,11 +18,10 @@
 //! Shutdown: [`Server::serve`] runs until its `shutdown` future completes, then cancels every
 //! worker and connection and waits for them, so the ports can be bound again at once.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -37,7 +36,10 @@ use crate::dns::{Frontend, Scratch, Transport, Verdict};
 use crate::node::Node;
 use crate::registry::Registry;
 
+mod sources;
 mod udp;
+
+pub(crate) use sources::Sources;
 
 /// 65535: the largest DNS message (a TCP length prefix is 16 bits).
 const MAX_MESSAGE: usize = 65_535;
@@ -173,37 +175,6 @@ impl Server {
     }
 }
 
-/// Connections per client address, so one address cannot take every slot.
-#[derive(Default)]
-struct PerSource(Mutex<HashMap<IpAddr, usize>>);
-
-/// A counted connection; dropping it gives the slot back.
-struct SourceSlot<'a>(&'a PerSource, IpAddr);
-
-impl PerSource {
-    fn enter(&self, ip: IpAddr, max: usize) -> Option<SourceSlot<'_>> {
-        let mut counts = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let count = counts.entry(ip).or_insert(0);
-        if *count >= max {
-            return None;
-        }
-        *count += 1;
-        Some(SourceSlot(self, ip))
-    }
-}
-
-impl Drop for SourceSlot<'_> {
-    fn drop(&mut self) {
-        let mut counts = self.0.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = counts.get_mut(&self.1) {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(&self.1);
-            }
-        }
-    }
-}
-
 async fn tcp_acceptor<H: DnsHandler>(
     listener: TcpListener,
     handler: Arc<H>,
@@ -212,7 +183,7 @@ async fn tcp_acceptor<H: DnsHandler>(
     token: CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let sources = Arc::new(PerSource::default());
+    let sources = Sources::default();
     loop {
         let permit = tokio::select! {
             _ = token.cancelled() => return,
@@ -235,7 +206,7 @@ async fn tcp_acceptor<H: DnsHandler>(
         };
         let (handler, token, sources) = (handler.clone(), token.clone(), sources.clone());
         tracker.spawn(async move {
-            let Some(_slot) = sources.enter(peer.ip(), limits.per_source) else {
+            let Some(_slot) = sources.take(peer.ip(), limits.per_source) else {
                 tracing::debug!(%peer, "TCP connection refused: too many from this address");
                 drop(permit);
                 return;
@@ -294,23 +265,5 @@ async fn tcp_connection<H: DnsHandler>(
             Err(_) => return Ok(()),
             Ok(r) => r?,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn per_source_slots_are_capped_and_given_back() {
-        let sources = PerSource::default();
-        let a: IpAddr = "192.0.2.1".parse().unwrap();
-        let b: IpAddr = "192.0.2.2".parse().unwrap();
-        let first = sources.enter(a, 2).unwrap();
-        let _second = sources.enter(a, 2).unwrap();
-        assert!(sources.enter(a, 2).is_none(), "a third from one address is refused");
-        assert!(sources.enter(b, 2).is_some(), "another address is not");
-        drop(first);
-        assert!(sources.enter(a, 2).is_some(), "a closed connection gives its slot back");
     }
 }

@@ -24,13 +24,12 @@
 //!
 //! Each request carries [`ConnectInfo`]`<SocketAddr>` with the client's address.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -151,7 +150,7 @@ impl HttpListener {
     pub async fn serve(self, router: Router, token: CancellationToken) {
         let Self { tcp, tls, limits } = self;
         let permits = Arc::new(Semaphore::new(limits.max_connections));
-        let sources = Sources::default();
+        let sources = crate::server::Sources::default();
         let tracker = TaskTracker::new();
         loop {
             let permit = tokio::select! {
@@ -186,42 +185,6 @@ impl HttpListener {
         drop(tcp);
         tracker.close();
         tracker.wait().await;
-    }
-}
-
-/// Open connections per client address; an address leaves the map when its last one closes.
-#[derive(Default)]
-struct Sources(Arc<Mutex<HashMap<IpAddr, usize>>>);
-
-impl Sources {
-    /// A slot for one more connection from `ip`, or `None` when it has `cap` already.
-    fn take(&self, ip: IpAddr, cap: usize) -> Option<SourceSlot> {
-        // An IPv4 client of a dual-stack socket appears as ::ffff:a.b.c.d.
-        let ip = ip.to_canonical();
-        let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let n = open.get(&ip).copied().unwrap_or(0);
-        if n >= cap {
-            return None;
-        }
-        open.insert(ip, n + 1);
-        Some(SourceSlot { sources: self.0.clone(), ip })
-    }
-}
-
-struct SourceSlot {
-    sources: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    ip: IpAddr,
-}
-
-impl Drop for SourceSlot {
-    fn drop(&mut self) {
-        let mut open = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(n) = open.get_mut(&self.ip) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                open.remove(&self.ip);
-            }
-        }
     }
 }
 
@@ -469,18 +432,5 @@ mod tests {
         let (_, reply) = request.await.unwrap();
         assert!(reply.starts_with("HTTP/1.1 200") && reply.ends_with("late"), "{reply}");
         tokio::time::timeout(Duration::from_secs(3), task).await.unwrap().unwrap();
-    }
-
-    #[test]
-    fn per_source_counts_leave_the_map_at_zero() {
-        let sources = Sources::default();
-        let ip: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
-        let a = sources.take(ip, 2).unwrap();
-        let b = sources.take("127.0.0.1".parse().unwrap(), 2).unwrap();
-        assert!(sources.take(ip, 2).is_none(), "a mapped address counts as its IPv4 address");
-        drop(a);
-        assert_eq!(sources.0.lock().unwrap().len(), 1);
-        drop(b);
-        assert!(sources.0.lock().unwrap().is_empty());
     }
 }
