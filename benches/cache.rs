@@ -55,7 +55,7 @@ fn cache(c: &mut Criterion) {
     let keys = keys();
     let dash: DashMap<Box<[u8]>, Arc<[u8]>> = DashMap::new();
     let quick: quick_cache::sync::Cache<Box<[u8]>, Arc<[u8]>> = quick_cache::sync::Cache::new(ENTRIES * 2);
-    let ours: idnode::cache::Cache<Arc<[u8]>> = idnode::cache::Cache::new(ENTRIES * 2);
+    let ours: idnode::cache::Cache<Arc<[u8]>> = idnode::cache::Cache::new(ENTRIES as u64 * 2048);
     let now = tokio::time::Instant::now();
     for (i, k) in keys.iter().enumerate() {
         // One value per key, as in the node: hot keys shared by both threads are the only

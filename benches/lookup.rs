@@ -66,8 +66,8 @@ fn bench_registry(count: u64) -> Arc<Registry> {
     Arc::new(registry)
 }
 
-fn frontend(registry: Arc<Registry>, cache: usize) -> Frontend {
-    Frontend::new(zone_config(&DnsConfig::default()).unwrap(), registry, cache, 1232)
+fn frontend(registry: Arc<Registry>, cache_bytes: u64) -> Frontend {
+    Frontend::new(zone_config(&DnsConfig::default()).unwrap(), registry, cache_bytes, 1232)
 }
 
 fn dns_name(id: &str) -> String {
@@ -79,7 +79,7 @@ fn hit(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let registry = Arc::new(Registry::open(dir.path()).unwrap());
     idnode::demo::load(&registry).unwrap();
-    let fe = frontend(registry, 1000);
+    let fe = frontend(registry, 1 << 20);
     let request = query(&dns_name("88.100.1/ABC-123"), 7);
     let (mut scratch, mut out) = (Scratch::default(), Vec::with_capacity(65535));
     assert_eq!(fe.handle(&request, Transport::Udp, &mut scratch, &mut out), Verdict::Respond);

@@ -7,7 +7,9 @@
 //! caller knows which), after the write is durable.
 //!
 //! Storage is `quick_cache` (S3-FIFO eviction, sharded), chosen over a bare `DashMap` in
-//! `benches/cache.rs`: see `benches/README.md` for the numbers.
+//! `benches/cache.rs`: see `benches/README.md` for the numbers. It is bounded in bytes, not in
+//! entries: an answer may be 50 bytes or 60 KB, so a count says nothing about memory. Each
+//! value says what it weighs ([`Weigh`]); the cache adds its key and a fixed per-entry cost.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,8 +17,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-pub struct Cache<V> {
-    map: quick_cache::sync::Cache<Box<[u8]>, Arc<Entry<V>>>,
+pub struct Cache<V: Weigh> {
+    map: quick_cache::sync::Cache<Box<[u8]>, Arc<Entry<V>>, ByBytes>,
     /// Lookups that found an expired entry: quick_cache counted them as hits. Hits and misses
     /// themselves are counted per shard by quick_cache, so a hit writes no shared counter.
     expired: AtomicU64,
@@ -32,13 +34,51 @@ pub struct CacheStats {
     pub hits: u64,
     pub misses: u64,
     pub entries: usize,
-    pub capacity: u64,
+    /// What the entries weigh, in bytes, and the most they may weigh.
+    pub bytes: u64,
+    pub max_bytes: u64,
 }
 
-impl<V> Cache<V> {
-    /// A cache holding at most `capacity` entries (at least one).
-    pub fn new(capacity: usize) -> Self {
-        Self { map: quick_cache::sync::Cache::new(capacity.max(1)), expired: AtomicU64::new(0) }
+/// The heap bytes a cached value holds beyond its inline size.
+pub trait Weigh {
+    fn heap_bytes(&self) -> usize;
+}
+
+impl<T> Weigh for Box<[T]> {
+    fn heap_bytes(&self) -> usize {
+        size_of_val(&**self)
+    }
+}
+
+impl<T> Weigh for Arc<[T]> {
+    fn heap_bytes(&self) -> usize {
+        2 * size_of::<usize>() + size_of_val(&**self)
+    }
+}
+
+/// What one entry costs besides its key's bytes and its value: the key's box, the `Arc`
+/// counts, quick_cache's slot, hash-table word and its allocator rounding; an estimate from
+/// their layouts on x86_64 (16 + 16 + about 48 + rounding).
+const ENTRY_OVERHEAD: usize = 96;
+
+/// The size of an average entry, only to pre-size the hash table (the weight bound rules).
+const TYPICAL_ENTRY: u64 = 512;
+
+#[derive(Clone, Copy)]
+pub struct ByBytes;
+
+impl<V: Weigh> quick_cache::Weighter<Box<[u8]>, Arc<Entry<V>>> for ByBytes {
+    fn weight(&self, key: &Box<[u8]>, entry: &Arc<Entry<V>>) -> u64 {
+        (key.len() + size_of::<Entry<V>>() + entry.value.heap_bytes() + ENTRY_OVERHEAD) as u64
+    }
+}
+
+impl<V: Weigh> Cache<V> {
+    /// A cache whose entries weigh at most `max_bytes` in all.
+    pub fn new(max_bytes: u64) -> Self {
+        let max_bytes = max_bytes.max(1);
+        let items = usize::try_from(max_bytes / TYPICAL_ENTRY).unwrap_or(usize::MAX).max(1);
+        Self { map: quick_cache::sync::Cache::with_weighter(items, max_bytes, ByBytes), expired: AtomicU64::new(0) }
     }
 
     /// The live entry for `key`, if any; an expired one counts as a miss and is dropped.
@@ -79,7 +119,8 @@ impl<V> Cache<V> {
             hits: self.map.hits().saturating_sub(expired),
             misses: self.map.misses() + expired,
             entries: self.map.len(),
-            capacity: self.map.capacity(),
+            bytes: self.map.weight(),
+            max_bytes: self.map.capacity(),
         }
     }
 }
@@ -88,10 +129,16 @@ impl<V> Cache<V> {
 mod tests {
     use super::*;
 
+    impl Weigh for u32 {
+        fn heap_bytes(&self) -> usize {
+            0
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn entries_expire_at_their_ttl() {
-        let cache = Cache::new(10);
-        cache.insert(b"a", 1, Duration::from_secs(60), Instant::now());
+        let cache = Cache::new(10_000);
+        cache.insert(b"a", 1u32, Duration::from_secs(60), Instant::now());
         assert_eq!(cache.get(b"a", Instant::now()).map(|e| e.value), Some(1));
         tokio::time::advance(Duration::from_secs(59)).await;
         assert!(cache.get(b"a", Instant::now()).is_some());
@@ -102,14 +149,21 @@ mod tests {
     }
 
     #[test]
-    fn bounded_and_invalidated() {
-        let cache = Cache::new(100);
+    fn bounded_in_bytes_and_invalidated() {
+        let cache = Cache::new(100_000);
         let now = Instant::now();
-        for i in 0..1000u32 {
+        for i in 0..10_000u32 {
             cache.insert(&i.to_be_bytes(), i, Duration::from_secs(60), now);
         }
-        assert!(cache.stats().entries <= 110, "evicts: {:?}", cache.stats());
-        cache.insert(b"k", 7, Duration::from_secs(60), now);
+        let s = cache.stats();
+        assert!(s.bytes <= 100_000 && s.entries < 1000, "evicts by weight: {s:?}");
+        // A few large answers push out many small ones: the bound is memory, not a count.
+        let big = Cache::new(100_000);
+        for i in 0..100u32 {
+            big.insert(&i.to_be_bytes(), vec![0u8; 10_000].into_boxed_slice(), Duration::from_secs(60), now);
+        }
+        assert!(big.stats().entries <= 10 && big.stats().bytes <= 100_000, "{:?}", big.stats());
+        cache.insert(b"k", 7u32, Duration::from_secs(60), now);
         cache.remove(b"k");
         assert!(cache.get(b"k", now).is_none());
         cache.insert(b"zero", 1, Duration::ZERO, now);

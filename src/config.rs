@@ -149,9 +149,16 @@ pub struct NameServer {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
-    /// 1,000,000 answers: about 200-300 MB with typical records, and a working set that
-    /// covers a busy secondary node's hot identifiers.
-    pub capacity: usize,
+    /// The most memory the cached answers take, in MiB (each entry weighs its encoded answers,
+    /// its key and a fixed overhead). 256: a typical identifier's answer set weighs about
+    /// 1 KB, so the hot set of a busy secondary node (a quarter million identifiers) fits.
+    pub size_mb: u64,
+}
+
+impl CacheConfig {
+    pub fn max_bytes(&self) -> u64 {
+        self.size_mb.saturating_mul(1 << 20)
+    }
 }
 
 impl Default for Config {
@@ -192,7 +199,7 @@ impl Default for DnsConfig {
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        Self { capacity: 1_000_000 }
+        Self { size_mb: 256 }
     }
 }
 
@@ -234,8 +241,8 @@ mod tests {
         let c: Config = toml::from_str("").unwrap();
         assert_eq!(c.dns.listen.port(), 5300);
         assert_eq!(c.dns.max_udp_payload, 1232);
-        let c: Config = toml::from_str("[dns]\napex = \"id.example.cn.\"\n[cache]\ncapacity = 10").unwrap();
-        assert_eq!((c.dns.apex.as_str(), c.cache.capacity), ("id.example.cn.", 10));
+        let c: Config = toml::from_str("[dns]\napex = \"id.example.cn.\"\n[cache]\nsize_mb = 10").unwrap();
+        assert_eq!((c.dns.apex.as_str(), c.cache.max_bytes()), ("id.example.cn.", 10 << 20));
         let err = toml::from_str::<Config>("[dns]\nlisten_on = \"x\"").unwrap_err().to_string();
         assert!(err.contains("unknown field `listen_on`"), "{err}");
     }

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::identifier::{Identifier, IdentifierError};
-use crate::record::{DEFAULT_TTL, Permissions, Record, RecordError, Reference, Ttl, Value};
+use crate::record::{DEFAULT_TTL, Permissions, Record, RecordError, Reference, Ttl, Value, types};
 
 /// One identifier with its values: a line of an import or export file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -208,18 +208,18 @@ fn decode_data(index: u32, data: &JsonData) -> Result<Vec<u8>, JsonError> {
 
 fn encode_data(v: &Value) -> JsonData {
     let typed = |format: &str, value: serde_json::Value| JsonData::Typed { format: format.into(), value };
-    if v.kind == "HS_ADMIN" {
+    if v.is_type(types::ADMIN) {
         if let Some((perms, handle, index)) = decode_admin(&v.data) {
             let admin = JsonAdmin { handle, index, permissions: format!("{perms:012b}") };
             return typed("admin", serde_json::to_value(admin).expect("plain struct"));
         }
     }
-    if v.kind == crate::site::SITE_TYPE {
+    if v.is_type(types::SITE) {
         if let Some(site) = crate::site::Site::decode(&v.data) {
             return typed("site", serde_json::to_value(site).expect("plain struct"));
         }
     }
-    if v.kind == "HS_VLIST" {
+    if v.is_type(types::VLIST) {
         if let Some(list) = decode_vlist(&v.data) {
             let list: Vec<JsonVlistEntry> =
                 list.into_iter().map(|(handle, index)| JsonVlistEntry { handle, index }).collect();

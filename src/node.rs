@@ -36,6 +36,8 @@ pub enum WriteError {
     BatchTooLarge { count: usize, max: usize },
     #[error("the write sets {count} secret keys; at most {MAX_SECRETS_PER_WRITE} are allowed in one write")]
     TooManySecrets { count: usize },
+    #[error("{prefix} cannot be delegated: {reason}")]
+    Undelegable { prefix: String, reason: String },
     #[error(transparent)]
     Registry(RegistryError),
 }
@@ -100,9 +102,23 @@ pub struct Changed {
     pub delegations: Vec<String>,
 }
 
-/// Told of every committed write before it is acknowledged.
+/// A front end in front of the registry: told of every committed write before it is
+/// acknowledged, and asked about every new delegation before it commits.
 pub trait Subscriber: Send + Sync {
     fn changed(&self, change: &Changed);
+
+    /// Refuses a delegation of `prefix` to the sites `record` names that this front end could
+    /// not refer clients to (a DNS cut too long to name its servers under, say), with the reason.
+    fn check_delegation(&self, _prefix: &str, _record: &Record) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A write that changed a prefix's delegation (the `HS_SITE` values of its prefix record).
+struct Delegation {
+    prefix: String,
+    /// The prefix record after the write, when it still delegates.
+    record: Option<Record>,
 }
 
 /// 16: secret keys one write may set. Each is hashed with Argon2 (~25 ms of CPU), so this
@@ -232,7 +248,16 @@ impl Node {
                 let (outcome, delegation) = apply(txn, admin, op, now).map_err(at)?;
                 applied.push(outcome);
                 changed.identifiers.push(op.id().clone());
-                changed.delegations.extend(delegation);
+                if let Some(Delegation { prefix, record }) = delegation {
+                    if let Some(record) = &record {
+                        for subscriber in &self.subscribers {
+                            subscriber
+                                .check_delegation(&prefix, record)
+                                .map_err(|reason| at(WriteError::Undelegable { prefix: prefix.clone(), reason }))?;
+                        }
+                    }
+                    changed.delegations.push(prefix);
+                }
             }
             Ok((applied, changed))
         })
@@ -252,8 +277,13 @@ impl From<RegistryError> for BatchError {
 }
 
 /// Decides and applies one operation inside `txn`; returns what it did and, when it changed a
-/// prefix's delegation, that prefix.
-fn apply(txn: &mut WriteTxn<'_>, admin: &Admin, op: &Op, now: i64) -> Result<(Applied, Option<String>), WriteError> {
+/// prefix's delegation, that change.
+fn apply(
+    txn: &mut WriteTxn<'_>,
+    admin: &Admin,
+    op: &Op,
+    now: i64,
+) -> Result<(Applied, Option<Delegation>), WriteError> {
     match op {
         Op::Put { id, values, options } => {
             let Some(old) = txn.get(id.key().as_bytes())? else {
@@ -308,9 +338,9 @@ fn stored_id(record: &Record) -> Result<Identifier, WriteError> {
     })
 }
 
-/// The prefix whose delegation a write from `old` to `new` changes: a prefix record whose
-/// `HS_SITE` values differ.
-fn delegation_change(old: Option<&Record>, new: Option<&Record>) -> Option<String> {
+/// The delegation a write from `old` to `new` changes: a prefix record whose `HS_SITE` values
+/// differ.
+fn delegation_change(old: Option<&Record>, new: Option<&Record>) -> Option<Delegation> {
     let record = new.or(old)?;
     let id = Identifier::parse(&record.identifier).ok()?;
     let prefix = auth::prefix_of_record(&id)?;
@@ -319,7 +349,9 @@ fn delegation_change(old: Option<&Record>, new: Option<&Record>) -> Option<Strin
             r.values.iter().filter(|v| v.is_type(types::SITE)).map(|v| v.data.clone()).collect()
         })
     };
-    (sites(old) != sites(new)).then(|| prefix.to_owned())
+    let after = sites(new);
+    (sites(old) != after)
+        .then(|| Delegation { prefix: prefix.to_owned(), record: new.filter(|_| !after.is_empty()).cloned() })
 }
 
 /// Creating an identifier needs AddHandle on its prefix or a parent; creating a prefix

@@ -10,7 +10,8 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
-pub const SITE_TYPE: &str = "HS_SITE";
+use crate::record::types;
+
 /// The attribute that carries the port the site's servers answer DNS on.
 pub const DNS_PORT_ATTRIBUTE: &str = "dns-port";
 /// 53: the DNS port, when a site does not say.
@@ -191,7 +192,7 @@ impl Site {
 
 /// The sites a prefix record names: its `HS_SITE` values.
 pub fn sites_in(record: &crate::record::Record) -> Vec<Site> {
-    record.values.iter().filter(|v| v.kind == SITE_TYPE).filter_map(|v| Site::decode(&v.data)).collect()
+    record.values.iter().filter(|v| v.is_type(types::SITE)).filter_map(|v| Site::decode(&v.data)).collect()
 }
 
 /// The record of the highest delegation between `zone` (a prefix the node serves, `""` for all)
@@ -216,7 +217,7 @@ pub fn delegation(
         }
         level.push_str(segment);
         if let Some(record) = snapshot.get(crate::auth::prefix_record_key(&level).as_bytes())? {
-            if record.values.iter().any(|v| v.kind == SITE_TYPE) {
+            if record.values.iter().any(|v| v.is_type(types::SITE)) {
                 return Ok(Some(record));
             }
         }

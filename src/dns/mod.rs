@@ -89,7 +89,7 @@ const SERVFAIL: usize = 2;
 
 impl Frontend {
     /// A front end for `zones` (at least one; [`zone_config`] makes them from the settings).
-    pub fn new(zones: Vec<ZoneConfig>, registry: Arc<Registry>, cache_capacity: usize, max_udp_payload: u16) -> Self {
+    pub fn new(zones: Vec<ZoneConfig>, registry: Arc<Registry>, cache_bytes: u64, max_udp_payload: u16) -> Self {
         assert!(!zones.is_empty(), "a node serves at least one zone");
         let empty = |rcode, authoritative| Body {
             rcode,
@@ -104,7 +104,7 @@ impl Frontend {
             zones: zones.into_iter().map(Zone::new).collect(),
             recursor: None,
             registry,
-            cache: Cache::new(cache_capacity),
+            cache: Cache::new(cache_bytes),
             max_udp_payload: max_udp_payload.max(CLASSIC_UDP),
             empty: [empty(rcode::REFUSED, false), empty(rcode::NOTIMP, false), empty(rcode::SERVFAIL, false)],
             generation: AtomicU64::new(0),
@@ -118,7 +118,7 @@ impl Frontend {
         registry: Arc<Registry>,
     ) -> Result<Self, crate::config::ConfigError> {
         let frontend =
-            Self::new(zone_config(&config.dns)?, registry, config.cache.capacity, config.dns.max_udp_payload);
+            Self::new(zone_config(&config.dns)?, registry, config.cache.max_bytes(), config.dns.max_udp_payload);
         let r = &config.recursive;
         if r.roots.is_empty() {
             return Ok(frontend);
@@ -128,7 +128,7 @@ impl Frontend {
             port: r.port,
             timeout: std::time::Duration::from_millis(r.timeout_ms.max(1)),
             max_referrals: r.max_referrals,
-            cache_capacity: config.cache.capacity,
+            cache_bytes: config.cache.max_bytes(),
         })))
     }
 
@@ -251,6 +251,21 @@ impl crate::node::Subscriber for Frontend {
             let cut = mapping::prefix_name(prefix, apex);
             self.cache.retain(|name| !mapping::is_at_or_below(name, &cut));
         }
+    }
+
+    /// A referral names the delegated servers `ns1.<cut>` .. `nsN.<cut>`: each must be a DNS
+    /// name, or every query below the cut would get SERVFAIL.
+    fn check_delegation(&self, prefix: &str, record: &crate::record::Record) -> Result<(), String> {
+        let servers: usize = crate::site::sites_in(record).iter().map(|site| site.servers.len()).sum();
+        let cut = mapping::prefix_name(prefix, self.zones[0].national_apex_wire());
+        let longest = cut.len() + 1 + format!("ns{servers}").len();
+        if longest > wire::MAX_NAME {
+            return Err(format!(
+                "its DNS name and the name of its server ns{servers} would take {longest} bytes; DNS allows {}",
+                wire::MAX_NAME
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -33,7 +33,8 @@ pub struct RecursorConfig {
     pub timeout: Duration,
     /// How many referrals to follow before giving up.
     pub max_referrals: usize,
-    pub cache_capacity: usize,
+    /// The most memory cached answers take; delegations get a tenth of it besides.
+    pub cache_bytes: u64,
 }
 
 /// A cached answer: its sections as received, and where their TTLs are.
@@ -41,6 +42,12 @@ pub struct Cached {
     pub body: Body,
     ttl_offsets: Box<[usize]>,
     stored: Instant,
+}
+
+impl crate::cache::Weigh for Cached {
+    fn heap_bytes(&self) -> usize {
+        self.body.bytes.len() + size_of_val(&*self.ttl_offsets)
+    }
 }
 
 pub struct Recursor {
@@ -63,8 +70,8 @@ enum Failure {
 
 impl Recursor {
     pub fn new(config: RecursorConfig) -> Self {
-        let capacity = config.cache_capacity;
-        Self { config, answers: Cache::new(capacity), delegations: Cache::new(capacity / 10 + 16) }
+        let bytes = config.cache_bytes;
+        Self { config, answers: Cache::new(bytes), delegations: Cache::new(bytes / 10 + 4096) }
     }
 
     /// The cache key of a question: the lower-case wire name, then the type.

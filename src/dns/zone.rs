@@ -68,7 +68,25 @@ impl AnswerSet {
     fn encoded(name: Name, typed: Vec<(u16, Body)>, other: Body) -> Self {
         Self::new(name, typed.into_iter().map(|(t, body)| (t, Answer::Encoded(body))), Answer::Encoded(other))
     }
+}
 
+/// What a NODATA body takes once encoded: the SOA of the zone (about 60 bytes and two names).
+/// Counted whether or not it was asked for yet, so an entry's weight never changes.
+const NODATA_BYTES: usize = 160;
+
+impl crate::cache::Weigh for AnswerSet {
+    fn heap_bytes(&self) -> usize {
+        let answer = |a: &Answer| match a {
+            Answer::Encoded(body) => body.bytes.len(),
+            Answer::NoData(_) => NODATA_BYTES,
+        };
+        // A hickory Name keeps its labels and their end offsets on the heap once they outgrow
+        // its inline buffers: count both.
+        2 * self.name.len() + self.typed.iter().flatten().map(|(_, a)| answer(a)).sum::<usize>() + answer(&self.other)
+    }
+}
+
+impl AnswerSet {
     /// The answer for `qtype`; `zone` (the one that built the set) encodes it on first use.
     pub fn select(&self, qtype: u16, zone: &Zone) -> &Body {
         let answer = self.typed.iter().flatten().find(|(t, _)| *t == qtype).map_or(&self.other, |(_, a)| a);

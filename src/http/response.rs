@@ -81,7 +81,7 @@ pub(super) fn referral(handle: &str, delegation: &crate::record::Record) -> Repl
     let sites: Vec<_> = delegation
         .values
         .iter()
-        .filter(|v| v.kind == crate::site::SITE_TYPE)
+        .filter(|v| v.is_type(crate::record::types::SITE))
         .map(crate::json::JsonValue::from_value)
         .collect();
     let prefix = delegation.identifier.split_once('/').map_or("", |(_, p)| p);
@@ -127,9 +127,10 @@ pub(super) fn from_write_error(e: &WriteError, handle: Option<&str>) -> Reply {
         WriteError::ValuesNotFound { .. } => (StatusCode::BAD_REQUEST, VALUES_NOT_FOUND),
         WriteError::Forbidden { .. } => (StatusCode::FORBIDDEN, INSUFFICIENT_PERMISSIONS),
         WriteError::CaseConflict { .. } => (StatusCode::CONFLICT, HANDLE_ALREADY_EXISTS),
-        WriteError::InvalidValue(_) | WriteError::InvalidSecret(_) | WriteError::TooManySecrets { .. } => {
-            (StatusCode::BAD_REQUEST, INVALID_VALUE)
-        }
+        WriteError::InvalidValue(_)
+        | WriteError::InvalidSecret(_)
+        | WriteError::TooManySecrets { .. }
+        | WriteError::Undelegable { .. } => (StatusCode::BAD_REQUEST, INVALID_VALUE),
         WriteError::BatchTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, PROTOCOL_ERROR),
         WriteError::Registry(r) => return from_registry_error(r, handle),
     };

@@ -46,7 +46,7 @@ fn cache_hits_allocate_nothing() {
     let registry = Arc::new(Registry::open(dir.path()).unwrap());
     idnode::demo::load(&registry).unwrap();
     let zone = zone_config(&idnode::config::DnsConfig::default()).unwrap();
-    let frontend = Frontend::new(zone, registry, 100, 1232);
+    let frontend = Frontend::new(zone, registry, 1 << 20, 1232);
     let mut scratch = Scratch::default();
     let mut out = Vec::with_capacity(65535);
     let queries = [

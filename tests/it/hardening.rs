@@ -21,15 +21,20 @@ async fn ask(addr: SocketAddr, name: &str) -> Message {
     Message::from_vec(&udp(addr, &query(name, RecordType::TXT, Some(1232))).await.expect("an answer")).unwrap()
 }
 
-/// Gives prefix `prefix` a delegation (an HS_SITE value) at the node, as the node itself.
-fn delegate(node: &TestNode, prefix: &str) {
-    let line = format!(
+/// The JSON Lines record that delegates `prefix` to one server.
+fn delegation_line(prefix: &str) -> String {
+    format!(
         r#"{{"handle":"0.NA/{prefix}","values":[{{"index":1,"type":"HS_SITE","data":{{"format":"site","value":{{
             "servers":[{{"serverId":1,"address":"192.0.2.1"}}]}}}}}}]}}"#
-    );
-    let record = serde_json::from_str::<JsonRecord>(&line).unwrap().into_record(0).unwrap();
+    )
+    .replace('\n', "")
+}
+
+/// Gives prefix `prefix` a delegation (an HS_SITE value) at the node, as the node itself.
+fn delegate(node: &TestNode, prefix: &str) -> Result<(), idnode::node::WriteError> {
+    let record = serde_json::from_str::<JsonRecord>(&delegation_line(prefix)).unwrap().into_record(0).unwrap();
     let id = Identifier::parse(&record.identifier).unwrap();
-    node.node.put(&Admin::node(), &id, record.values, &Default::default()).unwrap();
+    node.node.put(&Admin::node(), &id, record.values, &Default::default()).map(drop)
 }
 
 #[tokio::test]
@@ -39,7 +44,12 @@ async fn a_referral_below_a_252_byte_cut_is_servfail_and_udp_keeps_serving() {
     // `ns1.<cut>` is no DNS name. Each such query used to kill one UDP worker.
     let segments = ["a".repeat(59), "b".repeat(58), "c".repeat(58), "d".repeat(58)];
     let prefix = format!("88.{}", segments.join("."));
-    delegate(&node, &prefix);
+    // A write is refused up front, with the reason...
+    let refused = delegate(&node, &prefix).unwrap_err().to_string();
+    assert!(refused.contains("ns1") && refused.contains("255"), "{refused}");
+    // ...but a record that arrives by import (or was stored before the check) must not harm.
+    let line = delegation_line(&prefix);
+    idnode::import::import(&node.registry, line.as_bytes(), 10, |_| {}).unwrap();
     let below = format!("e.{}.{}.{}.{}.88.id.example.", segments[3], segments[2], segments[1], segments[0]);
     for _ in 0..4 {
         assert_eq!(ask(node.addr, &below).await.metadata.response_code, ResponseCode::ServFail);
@@ -136,7 +146,7 @@ async fn only_a_changed_delegation_drops_cached_names_and_only_below_its_cut() {
     node.node.put(&Admin::node(), &prefix, current, &Default::default()).unwrap();
     ask(node.addr, ABC).await;
     assert_eq!(hits(&node), before + 1, "a write without a delegation change keeps the cache");
-    delegate(&node, "88.100");
+    delegate(&node, "88.100").unwrap();
     let referral = ask(node.addr, ABC).await;
     assert!(!referral.metadata.authoritative && !referral.authorities.is_empty(), "names below the cut refer");
     assert_eq!(hits(&node), before + 1, "and were dropped from the cache");
