@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Handle.Net JSON API with curl: every response code and its HTTP status (DOMAIN.md),
 # authorization by prefix, batches, and DNS answers right after each write.
-# Expects a node with the demo namespace at $HTTP (API) and $SERVER:$PORT (DNS) whose top-level
+# Expects a node with the demo namespace at $HTTP (API, http:// or https:// with $CURL_CA_BUNDLE
+# set) and $SERVER:$PORT (DNS) whose top-level
 # administrator 300:0.NA/88 has the secret $ADMIN_SECRET (conformance/run sets this up).
 set -uo pipefail
 
@@ -65,6 +66,26 @@ dns() {
 }
 
 json=(-H 'Content-Type: application/json')
+
+# Over HTTPS (conformance/run), plain HTTP on the same port gets no HTTP answer, and the
+# certificate verifies against the test CA only (curl reads $CURL_CA_BUNDLE).
+if [[ $HTTP == https://* ]]; then
+  plain=${HTTP/https:/http:}
+  if got=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "$plain/api/handles/88.100.1/ABC-123"); [ "$got" = 000 ]; then
+    echo "ok   HTTPS only: plain HTTP on the API port gets no HTTP response"
+    passed=$((passed + 1))
+  else
+    echo "FAIL HTTPS only: plain HTTP got HTTP $got"
+    failed=$((failed + 1))
+  fi
+  if CURL_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt curl -s -m 5 -o /dev/null "$API/88.100.1/ABC-123"; then
+    echo "FAIL HTTPS: the node's certificate verified against the system CAs"
+    failed=$((failed + 1))
+  else
+    echo "ok   HTTPS: the certificate is refused without the node's CA"
+    passed=$((passed + 1))
+  fi
+fi
 
 # The top-level administrator registers a secondary node's prefix with its operator.
 expect "top-level admin registers prefix 88.100 with an operator" 201 1 -u "$TOP" -X PUT "$API/0.NA/88.100" "${json[@]}" -d '{"values":[

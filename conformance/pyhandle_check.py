@@ -2,8 +2,9 @@
 
 It creates an identifier, reads a value, modifies it, adds and removes values and deletes the
 identifier, checking each step over DNS as well; and it fails cleanly with wrong credentials.
-Expects $HTTP (the API), $SERVER:$PORT (DNS) and the top-level administrator 300:0.NA/88 with
-the secret $ADMIN_SECRET (conformance/run sets this up).
+Expects $HTTP (the API, https://), $CA_BUNDLE (the CA of its certificate), $SERVER:$PORT (DNS)
+and the top-level administrator 300:0.NA/88 with the secret $ADMIN_SECRET (conformance/run sets
+this up).
 """
 
 import os
@@ -14,6 +15,7 @@ import warnings
 import dns.message
 import dns.query
 import dns.rcode
+import requests
 from pyhandle.handleclient import PyHandleClient
 from pyhandle.handleexceptions import GenericHandleError, HandleAlreadyExistsException, HandleNotFoundException
 
@@ -22,6 +24,8 @@ HTTP = os.environ["HTTP"]
 SERVER = os.environ["SERVER"]
 PORT = int(os.environ["PORT"])
 SECRET = os.environ["ADMIN_SECRET"]
+# The CA that signed the node's certificate: pyhandle verifies the server against it.
+CA_BUNDLE = os.environ.get("CA_BUNDLE", True)
 HANDLE = f"88.100.2/PY-{os.getpid()}"
 QNAME = f"py-{os.getpid()}._id.2.100.88.id.example."
 
@@ -51,8 +55,8 @@ def txt():
     return {k: v.decode() for k, v in values.items() if k != "HS_ADMIN"}
 
 
-def client(user="300:0.NA/88", password=SECRET):
-    return PyHandleClient("rest").instantiate_with_username_and_password(HTTP, user, password, HTTPS_verify=False)
+def client(user="300:0.NA/88", password=SECRET, verify=CA_BUNDLE):
+    return PyHandleClient("rest").instantiate_with_username_and_password(HTTP, user, password, HTTPS_verify=verify)
 
 
 admin = client()
@@ -126,7 +130,17 @@ def unknown_user():
     raise AssertionError("an administrator that does not exist must be refused")
 
 
+def untrusted_certificate():
+    # Without the test CA the node's certificate is unknown: the secret is never sent.
+    try:
+        client(verify=True).register_handle_kv(HANDLE, URL="https://evil.example")
+    except requests.exceptions.SSLError:
+        return
+    raise AssertionError("a client that does not trust the node's CA must refuse to talk to it")
+
+
 for name, fn in [
+    ("HTTPS: a client without the node's CA refuses the connection", untrusted_certificate),
     ("create an identifier (register_handle_kv), seen over DNS", create),
     ("read values (get_value_from_handle, retrieve_handle_record)", read),
     ("modify a value and add one (modify_handle_value), seen over DNS", modify_and_add),

@@ -246,4 +246,16 @@ mod tests {
         let err = toml::from_str::<Config>("[dns]\nlisten_on = \"x\"").unwrap_err().to_string();
         assert!(err.contains("unknown field `listen_on`"), "{err}");
     }
+
+    #[test]
+    fn the_example_configs_load_and_public_nodes_use_https() {
+        for name in ["top", "secondary", "recursive"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("docker/{name}.toml"));
+            let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            crate::dns::zone_config(&config.dns).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let public = !config.http.listen.ip().is_loopback();
+            assert!(!public || config.http.tls_cert.is_some() && config.http.tls_key.is_some(), "{name}");
+            assert!(config.dns.rrl.responses_per_second > 0, "{name}: RRL is on");
+        }
+    }
 }
