@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Handle.Net JSON API with curl: every response code and its HTTP status (DOMAIN.md),
+# The Handle.Net JSON API with curl: every response code and its HTTP status (docs/http-api.md, "Response codes"),
 # authorization by prefix, batches, and DNS answers right after each write.
 # Expects a node with the demo namespace at $HTTP (API, http:// or https:// with $CURL_CA_BUNDLE
 # set) and $SERVER:$PORT (DNS) whose top-level

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-/// 2048: the longest identifier Handle.Net 9 accepts (DOMAIN.md, "Limits seen in the field").
+/// 2048: the longest identifier Handle.Net 9 accepts (docs/handle-model.md, "Limits").
 pub const MAX_IDENTIFIER_LEN: usize = 2048;
 /// 63: a prefix segment becomes one DNS label, and a label holds at most 63 bytes (RFC 1035).
 pub const MAX_SEGMENT_LEN: usize = 63;

@@ -1,4 +1,4 @@
-//! The Handle.Net JSON shape of values and records (DOMAIN.md, "Handle.Net HTTP JSON API").
+//! The Handle.Net JSON shape of values and records (docs/handle-model.md, "Values in JSON").
 //!
 //! Import and export files use it line by line, and the HTTP API will speak it, so the
 //! conversion to and from [`Value`] lives in one place. Besides Handle.Net's fields

@@ -1,4 +1,4 @@
-//! Records: an identifier and its values, in the Handle value model (DOMAIN.md).
+//! Records: an identifier and its values, in the Handle value model (docs/handle-model.md, "Values").
 //!
 //! This is what the registry stores and what every protocol front end reads. Stored bytes are
 //! one format-version byte followed by postcard, so a later layout can be read beside this one.
@@ -98,7 +98,7 @@ impl Permissions {
 }
 
 impl Default for Permissions {
-    /// All but public-write (DOMAIN.md).
+    /// All but public-write (docs/handle-model.md, "Permissions").
     fn default() -> Self {
         Self(Self::ADMIN_READ | Self::ADMIN_WRITE | Self::PUBLIC_READ)
     }

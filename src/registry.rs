@@ -33,7 +33,7 @@ const COUNTED: &str = "counted";
 pub const MAX_LIST_OFFSET: usize = 100_000;
 /// The zone serial: bumped by every committed write (RFC 1982 arithmetic lets it wrap).
 const SERIAL: &str = "serial";
-/// 2000: the largest batch the vendor registration APIs accept (DOMAIN.md).
+/// 2000: the largest batch the vendor registration APIs accept (docs/handle-model.md, "Limits").
 pub const MAX_BATCH: usize = 2000;
 pub const DATABASE_FILE: &str = "registry.redb";
 

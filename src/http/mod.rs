@@ -1,4 +1,4 @@
-//! The HTTP front end: the Handle.Net JSON API (DOMAIN.md), so that pyhandle, b2handle and
+//! The HTTP front end: the Handle.Net JSON API (docs/http-api.md), so that pyhandle, b2handle and
 //! curl scripts written for Handle.Net servers work unchanged, plus a batch endpoint.
 //!
 //! ```text

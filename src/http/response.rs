@@ -1,4 +1,4 @@
-//! Handle response codes and the HTTP statuses Handle.Net maps them to (DOMAIN.md).
+//! Handle response codes and the HTTP statuses Handle.Net maps them to (docs/http-api.md, "Response codes").
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
