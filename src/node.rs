@@ -36,6 +36,8 @@ pub enum WriteError {
     BatchTooLarge { count: usize, max: usize },
     #[error("the write sets {count} secret keys; at most {MAX_SECRETS_PER_WRITE} are allowed in one write")]
     TooManySecrets { count: usize },
+    #[error("{record}: {source}")]
+    InvalidPrefix { record: String, source: crate::identifier::IdentifierError },
     #[error("{prefix} cannot be delegated: {reason}")]
     Undelegable { prefix: String, reason: String },
     #[error(transparent)]
@@ -357,6 +359,10 @@ fn delegation_change(old: Option<&Record>, new: Option<&Record>) -> Option<Deleg
 /// Creating an identifier needs AddHandle on its prefix or a parent; creating a prefix
 /// record (`0.NA/88.100.1`) needs AddPrefix on the parent prefix (`88.100`) or above.
 fn check_create(reader: &impl Reader, admin: &Admin, id: &Identifier) -> Result<(), WriteError> {
+    if let Some(prefix) = auth::prefix_of_record(id) {
+        crate::identifier::check_prefix(prefix)
+            .map_err(|source| WriteError::InvalidPrefix { record: id.to_string(), source })?;
+    }
     let (scope, permission, action) = match auth::prefix_of_record(id) {
         Some(prefix) => (prefix.rsplit_once('.').map(|(parent, _)| parent), Permission::AddPrefix, "create the prefix"),
         None => (Some(id.prefix()), Permission::AddHandle, "create"),
@@ -444,20 +450,10 @@ fn required_permissions(old: &Record, new: &[Value]) -> Vec<(Permission, &'stati
         match old.values.iter().find(|o| o.index == v.index) {
             None if admin(v) => add(Permission::AddAdmin, "add an HS_ADMIN value to"),
             None => add(Permission::AddValue, "add values to"),
-            Some(o) if admin(o) || admin(v) => {
-                if o.kind != v.kind || o.data != v.data || o.permissions != v.permissions {
-                    add(Permission::ModifyAdmin, "modify the HS_ADMIN values of");
-                }
+            Some(o) if (admin(o) || admin(v)) && changed(o, v) => {
+                add(Permission::ModifyAdmin, "modify the HS_ADMIN values of")
             }
-            Some(o)
-                if o.kind != v.kind
-                    || o.data != v.data
-                    || o.ttl != v.ttl
-                    || o.permissions != v.permissions
-                    || o.references != v.references =>
-            {
-                add(Permission::ModifyValue, "modify values of");
-            }
+            Some(o) if changed(o, v) => add(Permission::ModifyValue, "modify values of"),
             Some(_) => {}
         }
     }
@@ -470,5 +466,137 @@ fn required_permissions(old: &Record, new: &[Value]) -> Vec<(Permission, &'stati
             }
         }
     }
+    // A write that changes nothing still stamps the values: it is a modification too, and no
+    // one without rights on a record may touch it.
+    if needed.is_empty() {
+        needed.push((Permission::ModifyValue, "modify values of"));
+    }
     needed
+}
+
+/// Whether a write turns `old` into something else (the timestamp aside: every write sets it).
+fn changed(old: &Value, new: &Value) -> bool {
+    old.kind != new.kind
+        || old.data != new.data
+        || old.ttl != new.ttl
+        || old.permissions != new.permissions
+        || old.references != new.references
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{ALL_PERMISSIONS, Credentials, root_admin_record};
+    use crate::json::encode_admin;
+
+    /// A node whose registry holds the operators of 88.100 and 88.200 (secret "s") and an
+    /// identifier 88.100/X administered by 88.100's operator.
+    fn node() -> (tempfile::TempDir, Node) {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::new(Arc::new(Registry::open(dir.path()).unwrap()), vec![String::new()]);
+        for prefix in ["88.100", "88.200"] {
+            let mut record = root_admin_record(prefix, "s", 0).unwrap();
+            record.values[1].data = b"s".to_vec();
+            node.put(&Admin::node(), &stored_id(&record).unwrap(), record.values, &PutOptions::default()).unwrap();
+        }
+        let admin = Value::new(100, types::ADMIN, encode_admin(ALL_PERMISSIONS, "0.NA/88.100", 300), 0);
+        let url = Value::new(1, "URL", b"https://example.com/x".to_vec(), 0);
+        let id = Identifier::parse("88.100/X").unwrap();
+        node.put(&Admin::node(), &id, vec![admin, url], &PutOptions::default()).unwrap();
+        (dir, node)
+    }
+
+    fn login(node: &Node, prefix: &str) -> Admin {
+        let admin = Identifier::parse(&format!("0.NA/{prefix}")).unwrap();
+        node.authenticate(&Credentials { index: 300, admin, secret: "s".into() }, None).unwrap()
+    }
+
+    fn current(node: &Node) -> Vec<Value> {
+        node.registry.get(&Identifier::parse("88.100/X").unwrap()).unwrap().unwrap().values
+    }
+
+    #[test]
+    fn a_write_that_changes_nothing_still_needs_rights_on_the_record() {
+        let (_dir, node) = node();
+        let (stranger, owner) = (login(&node, "88.200"), login(&node, "88.100"));
+        let id = Identifier::parse("88.100/X").unwrap();
+        let err = node.put(&stranger, &id, current(&node), &PutOptions::default()).unwrap_err();
+        assert!(matches!(err, WriteError::Forbidden { .. }), "{err}");
+        node.put(&owner, &id, current(&node), &PutOptions::default()).unwrap();
+    }
+
+    #[test]
+    fn every_change_to_an_hs_admin_value_needs_modify_admin() {
+        let (_dir, node) = node();
+        let id = Identifier::parse("88.100/X").unwrap();
+        // An administrator that may modify values but not HS_ADMIN values: 88.200's operator,
+        // given ModifyValue on the record by its owner.
+        let grant = Value::new(101, types::ADMIN, encode_admin(Permission::ModifyValue as u16, "0.NA/88.200", 300), 0);
+        let mut values = current(&node);
+        values.push(grant);
+        node.put(&Admin::node(), &id, values, &PutOptions::default()).unwrap();
+        let editor = login(&node, "88.200");
+        let mut values = current(&node);
+        values[0].ttl = crate::record::Ttl::Relative(1);
+        let err = node.put(&editor, &id, values, &PutOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("HS_ADMIN"), "a TTL change of HS_ADMIN is refused: {err}");
+        let mut values = current(&node);
+        values[1].data = b"https://example.com/y".to_vec();
+        node.put(&editor, &id, values, &PutOptions::default()).unwrap();
+    }
+
+    #[test]
+    fn prefixes_that_share_digits_are_not_parents() {
+        let (_dir, node) = node();
+        // 88.10 and 88.1000 are beside 88.100, not above or below it.
+        let stranger = login(&node, "88.100");
+        for handle in ["88.10/Y", "88.1000/Y", "88.1/Y"] {
+            let id = Identifier::parse(handle).unwrap();
+            let err = node.put(&stranger, &id, vec![], &PutOptions::default()).unwrap_err();
+            assert!(matches!(err, WriteError::Forbidden { .. }), "{handle}: {err}");
+        }
+        node.put(&stranger, &Identifier::parse("88.100/Y").unwrap(), vec![], &PutOptions::default()).unwrap();
+        node.put(&stranger, &Identifier::parse("88.100.5/Y").unwrap(), vec![], &PutOptions::default()).unwrap();
+    }
+
+    #[test]
+    fn a_batch_decides_each_operation_as_a_put_would_and_in_order() {
+        let (_dir, node) = node();
+        let stranger = login(&node, "88.200");
+        let id = Identifier::parse("88.100/X").unwrap();
+        let put = |values| Op::Put { id: id.clone(), values, options: PutOptions::default() };
+        // The same refused change, alone and inside a batch after an allowed write.
+        let alone = node.put(&stranger, &id, current(&node), &PutOptions::default()).unwrap_err().to_string();
+        let own =
+            Op::Put { id: Identifier::parse("88.200/OK").unwrap(), values: vec![], options: PutOptions::default() };
+        let err = node.batch(&stranger, vec![own, put(current(&node))]).unwrap_err();
+        assert_eq!((err.position, err.error.to_string()), (1, alone));
+        assert!(node.registry.get(&Identifier::parse("88.200/OK").unwrap()).unwrap().is_none(), "all or nothing");
+        // A stranger cannot grant itself a right and use it in the same batch; once the owner
+        // grants it, the same write passes.
+        let mut granted = current(&node);
+        granted.push(Value::new(
+            102,
+            types::ADMIN,
+            encode_admin(Permission::ModifyValue as u16, "0.NA/88.200", 300),
+            0,
+        ));
+        let mut edited = granted.clone();
+        edited[1].data = b"https://example.com/z".to_vec();
+        let err = node.batch(&stranger, vec![put(granted.clone()), put(edited.clone())]).unwrap_err();
+        assert_eq!(err.position, 0, "the stranger cannot grant itself rights: {}", err.error);
+        node.batch(&Admin::node(), vec![put(granted)]).unwrap();
+        node.batch(&stranger, vec![put(edited)]).unwrap();
+    }
+
+    #[test]
+    fn a_prefix_record_must_name_a_prefix() {
+        let (_dir, node) = node();
+        for handle in ["0.NA/88.100.x_y", "0.NA/88.100..5", "0.NA/"] {
+            let Ok(id) = Identifier::parse(handle) else { continue };
+            let err = node.put(&Admin::node(), &id, vec![], &PutOptions::default()).unwrap_err();
+            assert!(matches!(err, WriteError::InvalidPrefix { .. }), "{handle}: {err}");
+        }
+        node.put(&Admin::node(), &Identifier::parse("0.NA/88.100.5").unwrap(), vec![], &PutOptions::default()).unwrap();
+    }
 }

@@ -13,7 +13,7 @@
 //!   `idle_timeout_secs` fails with `TimedOut` and hyper drops the connection (a client that
 //!   stops sending its body or stops reading its response).
 //! - Requests: the router's future, which reads the body, is bounded by `request_timeout_secs`;
-//!   then the client gets 503 with `{"responseCode": 2, "message": ...}` and the connection is
+//!   then the client gets 503 with `{"responseCode": 3, "message": ...}` and the connection is
 //!   closed. A write the handler had already handed to the blocking pool still completes.
 //! - TLS: with `tls_cert` and `tls_key`, only HTTPS (rustls with ring, ALPN `http/1.1`).
 //! - Shutdown: on the token the loop stops accepting, every connection finishes the request in
@@ -322,7 +322,8 @@ impl hyper::body::Body for Counted {
 /// may be half read.
 fn timed_out(limit: Duration) -> Response {
     let message = format!("the request was not completed within {} s", limit.as_secs());
-    let mut response = response::error(StatusCode::SERVICE_UNAVAILABLE, response::ERROR, None, message).into_response();
+    let mut response =
+        response::error(StatusCode::SERVICE_UNAVAILABLE, response::SERVER_TOO_BUSY, None, message).into_response();
     response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
@@ -410,7 +411,7 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
         assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
         let body: serde_json::Value = serde_json::from_str(reply.split("\r\n\r\n").nth(1).unwrap()).unwrap();
-        assert_eq!(body["responseCode"], 2, "{body}");
+        assert_eq!(body["responseCode"], 3, "{body}");
         assert!(body["message"].as_str().unwrap().contains("1 s"), "{body}");
         token.cancel();
         task.await.unwrap();

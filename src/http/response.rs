@@ -19,6 +19,7 @@ pub(super) const INVALID_ADMIN: u32 = 400;
 pub(super) const INSUFFICIENT_PERMISSIONS: u32 = 401;
 pub(super) const AUTHENTICATION_NEEDED: u32 = 402;
 pub(super) const AUTHENTICATION_FAILED: u32 = 403;
+pub(super) const SERVER_TOO_BUSY: u32 = 3;
 pub(super) const PROTOCOL_ERROR: u32 = 4;
 pub(super) const PREFIX_REFERRAL: u32 = 303;
 
@@ -75,8 +76,8 @@ pub(super) fn error(status: StatusCode, code: u32, handle: Option<&str>, message
 
 /// A referral: the identifier's prefix is served by another node, whose sites (`HS_SITE`
 /// values of the delegation record) the answer carries (HTTP 300, responseCode 303). The
-/// `Location` header names the same request at the first server with an HTTP interface, so
-/// that clients following redirects reach the child node directly.
+/// `Location` header names the same request at the first server with an HTTPS interface, or
+/// else an HTTP one, so that clients following redirects reach the child node directly.
 pub(super) fn referral(handle: &str, delegation: &crate::record::Record) -> Reply {
     let sites: Vec<_> = delegation
         .values
@@ -87,13 +88,17 @@ pub(super) fn referral(handle: &str, delegation: &crate::record::Record) -> Repl
     let prefix = delegation.identifier.split_once('/').map_or("", |(_, p)| p);
     let body = json!({ "responseCode": PREFIX_REFERRAL, "handle": handle, "message": format!("{prefix} is served by another node"), "values": sites });
     let mut reply = Reply::ok(StatusCode::MULTIPLE_CHOICES, body);
-    reply.location = crate::site::sites_in(delegation).into_iter().flat_map(|site| site.servers).find_map(|server| {
-        let http = server.interfaces.iter().find(|i| i.protocol.eq_ignore_ascii_case("HTTP"))?;
-        let host = match server.address {
-            std::net::IpAddr::V4(a) => a.to_string(),
-            std::net::IpAddr::V6(a) => format!("[{a}]"),
-        };
-        Some(format!("http://{host}:{}/api/handles/{handle}", http.port))
+    let servers: Vec<_> = crate::site::sites_in(delegation).into_iter().flat_map(|site| site.servers).collect();
+    // HTTPS first: a child that offers it wants clients there, credentials and all.
+    reply.location = ["https", "http"].iter().find_map(|scheme| {
+        servers.iter().find_map(|server| {
+            let interface = server.interfaces.iter().find(|i| i.protocol.eq_ignore_ascii_case(scheme))?;
+            let host = match server.address {
+                std::net::IpAddr::V4(a) => a.to_string(),
+                std::net::IpAddr::V6(a) => format!("[{a}]"),
+            };
+            Some(format!("{scheme}://{host}:{}/api/handles/{handle}", interface.port))
+        })
     });
     reply
 }
@@ -115,7 +120,9 @@ pub(super) fn from_auth_error(e: &AuthError, handle: Option<&str>) -> Reply {
             retry_after: Some(*retry_after),
             ..error(StatusCode::TOO_MANY_REQUESTS, AUTHENTICATION_FAILED, handle, e)
         },
-        AuthError::Busy => Reply { retry_after: Some(1), ..error(StatusCode::SERVICE_UNAVAILABLE, ERROR, handle, e) },
+        AuthError::Busy => {
+            Reply { retry_after: Some(1), ..error(StatusCode::SERVICE_UNAVAILABLE, SERVER_TOO_BUSY, handle, e) }
+        }
         AuthError::Registry(r) => from_registry_error(r, handle),
     }
 }
@@ -131,6 +138,7 @@ pub(super) fn from_write_error(e: &WriteError, handle: Option<&str>) -> Reply {
         | WriteError::InvalidSecret(_)
         | WriteError::TooManySecrets { .. }
         | WriteError::Undelegable { .. } => (StatusCode::BAD_REQUEST, INVALID_VALUE),
+        WriteError::InvalidPrefix { .. } => (StatusCode::BAD_REQUEST, INVALID_HANDLE),
         WriteError::BatchTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, PROTOCOL_ERROR),
         WriteError::Registry(r) => return from_registry_error(r, handle),
     };
@@ -140,4 +148,27 @@ pub(super) fn from_write_error(e: &WriteError, handle: Option<&str>) -> Reply {
 pub(super) fn from_registry_error(e: &RegistryError, handle: Option<&str>) -> Reply {
     tracing::error!(error = %e, "registry failure");
     error(StatusCode::INTERNAL_SERVER_ERROR, ERROR, handle, "storage error; see the server log")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Record, Value, types};
+    use crate::site::Site;
+
+    #[test]
+    fn a_referral_points_at_the_childs_https_interface_first() {
+        let site: Site = serde_json::from_str(
+            r#"{"servers":[{"serverId":1,"address":"192.0.2.1","interfaces":[{"protocol":"HTTP","port":8000}]},
+                           {"serverId":2,"address":"2001:db8::2","interfaces":[{"protocol":"HTTPS","port":8443}]}]}"#,
+        )
+        .unwrap();
+        let mut delegation =
+            Record { identifier: "0.NA/88.105".into(), values: vec![Value::new(1, types::SITE, site.encode(), 0)] };
+        let reply = referral("88.105/X", &delegation);
+        assert_eq!(reply.location.as_deref(), Some("https://[2001:db8::2]:8443/api/handles/88.105/X"));
+        delegation.values[0].data = Site { servers: site.servers[..1].to_vec(), ..site }.encode();
+        let reply = referral("88.105/X", &delegation);
+        assert_eq!(reply.location.as_deref(), Some("http://192.0.2.1:8000/api/handles/88.105/X"));
+    }
 }

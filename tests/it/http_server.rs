@@ -106,7 +106,7 @@ async fn a_stalled_body_gets_503_after_the_request_timeout() {
     assert!(start.elapsed() >= Duration::from_millis(900), "{:?}", start.elapsed());
     assert_eq!(status, 503, "{body}");
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(json["responseCode"], 2, "{json}");
+    assert_eq!(json["responseCode"], 3, "SERVER_TOO_BUSY: {json}");
     assert!(json["message"].is_string(), "{json}");
     until_closed(&mut s, Duration::from_secs(2)).await;
     node.stop().await;
