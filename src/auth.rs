@@ -517,15 +517,21 @@ pub fn generate_secret() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// The record that makes `300:0.NA/<prefix>` the administrator of `prefix` with every right:
-/// `HS_ADMIN` at index 100 naming itself, the secret's hash at 300 (readable by no one).
-pub fn root_admin_record(prefix: &str, secret: &str, now: i64) -> Result<Record, crate::identifier::IdentifierError> {
+/// The values of a prefix record `0.NA/<prefix>` that give `admin` (`index:identifier`) every
+/// right under the prefix: `HS_ADMIN` at index 100 naming it and, for an administrator that is
+/// the record itself (`300:0.NA/<prefix>`), its secret at 300, readable by no one. The secret
+/// is plain: the node seals it when the values are written.
+pub fn prefix_admin_values(admin: (u32, &str), secret: Option<&str>, now: i64) -> Vec<Value> {
     use crate::record::Permissions;
-    let id = Identifier::from_parts(PREFIX_AUTHORITY, prefix)?;
-    let admin = Value::new(100, types::ADMIN, crate::json::encode_admin(ALL_PERMISSIONS, id.as_str(), 300), now);
-    let mut key = Value::new(300, types::SECRET_KEY, hash_secret(secret), now);
-    key.permissions = Permissions::new(true, true, false, false);
-    Ok(Record { identifier: id.as_str().to_owned(), values: vec![admin, key] })
+    let (index, identifier) = admin;
+    let mut values =
+        vec![Value::new(100, types::ADMIN, crate::json::encode_admin(ALL_PERMISSIONS, identifier, index), now)];
+    if let Some(secret) = secret {
+        let mut key = Value::new(index, types::SECRET_KEY, secret, now);
+        key.permissions = Permissions::new(true, true, false, false);
+        values.push(key);
+    }
+    values
 }
 
 /// A salted Argon2id hash in PHC form (`$argon2id$v=19$m=19456,t=2,p=1$...`), the parameters

@@ -281,6 +281,59 @@ pub fn plot(report: &Report, title: &str, path: &std::path::Path) -> Result<(), 
     Ok(())
 }
 
+/// Why the identifiers to query could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum QueriesError {
+    #[error("line {line}: {reason}")]
+    Line { line: usize, reason: String },
+    #[error("no identifier that DNS can name")]
+    Empty,
+}
+
+/// The queries of a run: a TXT query for each identifier of `text` that DNS can name (JSON
+/// Lines records as `idnode import` reads them, or one identifier a line), and 1000 for
+/// identifiers that do not exist under the first prefix among them: NXDOMAIN, as a mistyped or
+/// unregistered product code gets.
+pub fn queries(text: &str, apex: &crate::dns::DnsName) -> Result<Queries, QueriesError> {
+    use crate::dns::client::txt_query;
+    use crate::identifier::Identifier;
+    let mut hits = Vec::new();
+    let mut prefix = None;
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let at = |reason: String| QueriesError::Line { line: n + 1, reason };
+        let handle = match line.trim_start().starts_with('{') {
+            true => serde_json::from_str::<serde_json::Value>(line).map_err(|e| at(e.to_string()))?["handle"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            false => line.trim().to_owned(),
+        };
+        let id = Identifier::parse(&handle).map_err(|e| at(e.to_string()))?;
+        if crate::auth::prefix_of_record(&id).is_none() {
+            prefix.get_or_insert_with(|| id.prefix().to_owned());
+        }
+        // Identifiers too long for DNS are served over HTTP only; they cannot be benched here.
+        if let Ok(query) = txt_query(&id, apex) {
+            hits.push(query);
+        }
+    }
+    if hits.is_empty() {
+        return Err(QueriesError::Empty);
+    }
+    let prefix = prefix.unwrap_or_else(|| "88.100.1".to_owned());
+    let misses = (0..1000)
+        .filter_map(|i| Identifier::parse(&format!("{prefix}/BENCH-NONE-{i:04}")).ok())
+        .filter_map(|id| txt_query(&id, apex).ok())
+        .collect();
+    Ok(Queries { hits, misses })
+}
+
+/// Encoded queries for existing identifiers and for identifiers that do not exist.
+pub struct Queries {
+    pub hits: Vec<Vec<u8>>,
+    pub misses: Vec<Vec<u8>>,
+}
+
 /// "3 h 41 min", "12.5 days": a duration for people.
 pub fn human(seconds: f64) -> String {
     match seconds {

@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+use idnode::auth::Admin;
 use idnode::config::Config;
 use idnode::dns::{self, DnsName, client};
 use idnode::http::client::ApiClient;
 use idnode::identifier::Identifier;
 use idnode::json::JsonValue;
+use idnode::node::{Node, PutOptions, WriteError};
 use idnode::registry::Registry;
 use idnode::server::Server;
 use idnode::{demo, import};
@@ -313,7 +315,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 r.name,
                 if r.retried_over_tcp { ", truncated over UDP, retried over TCP" } else { "" }
             )?;
-            if r.rcode != "No Error" {
+            if !r.ok {
                 anyhow::bail!("{id}: {} from {server}", r.rcode);
             }
             if r.values.is_empty() {
@@ -453,15 +455,8 @@ fn import_file(config: &Config, file: &PathBuf, batch: usize) -> anyhow::Result<
 
 fn admin_init(config: &Config, prefix: &str, secret_file: Option<&std::path::Path>) -> anyhow::Result<()> {
     idnode::identifier::check_prefix(prefix).with_context(|| format!("--prefix {prefix}"))?;
-    let registry = open_registry(config)?;
     let id = Identifier::from_parts(idnode::auth::PREFIX_AUTHORITY, prefix)?;
-    if let Some(existing) = registry.get(&id)? {
-        anyhow::bail!(
-            "{} already exists in {}: the node has an administrator for {prefix}",
-            existing.identifier,
-            config.data_dir.display()
-        );
-    }
+    let node = Node::new(Arc::new(open_registry(config)?), config.dns.zones.clone());
     let (secret, generated) = match secret_file {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -471,7 +466,15 @@ fn admin_init(config: &Config, prefix: &str, secret_file: Option<&std::path::Pat
         }
         None => (idnode::auth::generate_secret(), true),
     };
-    registry.put(&idnode::auth::root_admin_record(prefix, &secret, idnode::record::unix_now())?)?;
+    let values = idnode::auth::prefix_admin_values((300, id.as_str()), Some(&secret), idnode::record::unix_now());
+    let options = PutOptions { no_overwrite: true, ..PutOptions::default() };
+    match node.put(&Admin::node(), &id, values, &options) {
+        Err(WriteError::AlreadyExists { identifier }) => anyhow::bail!(
+            "{identifier} already exists in {}: the node has an administrator for {prefix}",
+            config.data_dir.display()
+        ),
+        result => result?,
+    };
     let mut out = std::io::stdout().lock();
     writeln!(out, "administrator 300:{id} created with every right under {prefix}")?;
     if generated {
@@ -586,26 +589,20 @@ fn prefix_command(command: PrefixCommand) -> anyhow::Result<()> {
         PrefixCommand::Add { prefix, operator_secret_file, api } => {
             idnode::identifier::check_prefix(&prefix).with_context(|| format!("prefix {prefix}"))?;
             let record = format!("{}/{prefix}", idnode::auth::PREFIX_AUTHORITY);
-            let all = format!("{:012b}", idnode::auth::ALL_PERMISSIONS);
+            let now = idnode::record::unix_now();
             let (values, admin) = match &operator_secret_file {
                 Some(path) => {
                     let secret = first_line(path)?;
-                    let values = serde_json::json!([
-                        { "index": 100, "type": "HS_ADMIN", "data": { "format": "admin", "value": { "handle": record, "index": 300, "permissions": all } } },
-                        { "index": 300, "type": "HS_SECKEY", "data": secret, "publicRead": false }
-                    ]);
-                    (values, format!("300:{record}"))
+                    (idnode::auth::prefix_admin_values((300, &record), Some(&secret), now), format!("300:{record}"))
                 }
                 None => {
-                    let user = api.user()?.to_owned();
+                    let user = api.user()?;
                     let (index, handle) = user.split_once(':').context("--user must be INDEX:IDENTIFIER")?;
-                    let values = serde_json::json!([
-                        { "index": 100, "type": "HS_ADMIN", "data": { "format": "admin", "value": { "handle": handle, "index": index, "permissions": all } } }
-                    ]);
-                    (values, user)
+                    let index = index.parse().with_context(|| format!("--user {user}: {index:?} is not an index"))?;
+                    (idnode::auth::prefix_admin_values((index, handle), None, now), user.to_owned())
                 }
             };
-            let values: Vec<JsonValue> = serde_json::from_value(values)?;
+            let values: Vec<JsonValue> = values.iter().map(JsonValue::from_value).collect();
             api.client()?.put(&record, &values, &[("overwrite", "false".to_owned())])?;
             writeln!(out, "registered prefix {prefix} ({record}), administered by {admin}")?;
         }
@@ -641,29 +638,8 @@ fn bench(
         Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
         None => demo::DEMO_JSONL.to_owned(),
     };
-    let mut hits = Vec::new();
-    let mut prefix = None;
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let handle = match line.trim_start().starts_with('{') {
-            true => serde_json::from_str::<serde_json::Value>(line)?["handle"].as_str().unwrap_or_default().to_owned(),
-            false => line.trim().to_owned(),
-        };
-        let id = Identifier::parse(&handle).with_context(|| format!("line {}", n + 1))?;
-        if idnode::auth::prefix_of_record(&id).is_none() {
-            prefix.get_or_insert_with(|| id.prefix().to_owned());
-        }
-        // Identifiers too long for DNS are served over HTTP only; they cannot be benched here.
-        if let Ok(query) = client::txt_query(&id, &apex) {
-            hits.push(query);
-        }
-    }
-    anyhow::ensure!(!hits.is_empty(), "no identifier to query");
-    // Nonexistent identifiers under the first real prefix: NXDOMAIN from the zone, as a
-    // mistyped or unregistered product code would get.
-    let prefix = prefix.unwrap_or_else(|| "88.100.1".to_owned());
-    let misses = (0..1000)
-        .map(|i| client::txt_query(&Identifier::parse(&format!("{prefix}/BENCH-NONE-{i:04}")).expect("valid"), &apex))
-        .collect::<Result<Vec<_>, _>>()?;
+    let idnode::bench::Queries { hits, misses } = idnode::bench::queries(&text, &apex)
+        .with_context(|| identifiers.map_or("the demo identifiers".to_owned(), |p| p.display().to_string()))?;
     let plan = idnode::bench::Plan {
         server,
         tcp,

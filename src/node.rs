@@ -486,7 +486,7 @@ fn changed(old: &Value, new: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{ALL_PERMISSIONS, Credentials, root_admin_record};
+    use crate::auth::{ALL_PERMISSIONS, Credentials, prefix_admin_values};
     use crate::json::encode_admin;
 
     /// A node whose registry holds the operators of 88.100 and 88.200 (secret "s") and an
@@ -495,9 +495,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let node = Node::new(Arc::new(Registry::open(dir.path()).unwrap()), vec![String::new()]);
         for prefix in ["88.100", "88.200"] {
-            let mut record = root_admin_record(prefix, "s", 0).unwrap();
-            record.values[1].data = b"s".to_vec();
-            node.put(&Admin::node(), &stored_id(&record).unwrap(), record.values, &PutOptions::default()).unwrap();
+            let id = Identifier::parse(&format!("0.NA/{prefix}")).unwrap();
+            let values = prefix_admin_values((300, id.as_str()), Some("s"), 0);
+            node.put(&Admin::node(), &id, values, &PutOptions::default()).unwrap();
         }
         let admin = Value::new(100, types::ADMIN, encode_admin(ALL_PERMISSIONS, "0.NA/88.100", 300), 0);
         let url = Value::new(1, "URL", b"https://example.com/x".to_vec(), 0);

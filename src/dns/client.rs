@@ -26,7 +26,9 @@ pub enum ClientError {
 pub struct Resolution {
     /// The name asked for, in presentation form.
     pub name: String,
+    /// The response code in words (`Non-Existent Domain`), for people; `ok`: it was NOERROR.
     pub rcode: String,
+    pub ok: bool,
     pub authoritative: bool,
     /// Whether the UDP answer was truncated and the query was repeated over TCP.
     pub retried_over_tcp: bool,
@@ -81,6 +83,7 @@ pub fn resolve(
     Ok(Resolution {
         name: mapping::presentation(&name),
         rcode: response.metadata.response_code.to_string(),
+        ok: response.metadata.response_code == hickory_proto::op::ResponseCode::NoError,
         authoritative: response.metadata.authoritative,
         retried_over_tcp: retried,
         values,

@@ -157,10 +157,8 @@ async fn only_a_changed_delegation_drops_cached_names_and_only_below_its_cut() {
 
 /// Makes `300:0.NA/88` the administrator of 88 with `secret`, through the node.
 pub(crate) fn top_admin(node: &TestNode, secret: &str) -> String {
-    let record = idnode::auth::root_admin_record("88", secret, 0).unwrap();
-    let id = Identifier::parse(&record.identifier).unwrap();
-    let mut values = record.values;
-    values[1].data = secret.as_bytes().to_vec(); // the node seals it
+    let id = Identifier::parse("0.NA/88").unwrap();
+    let values = idnode::auth::prefix_admin_values((300, id.as_str()), Some(secret), 0);
     node.node.put(&Admin::node(), &id, values, &Default::default()).unwrap();
     basic("300:0.NA/88", secret)
 }
