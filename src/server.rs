@@ -48,8 +48,9 @@ const MAX_MESSAGE: usize = 65_535;
 pub trait DnsHandler: Send + Sync + 'static {
     /// Answers one request into `out`, synchronously.
     fn handle(&self, request: &[u8], transport: Transport, scratch: &mut Scratch, out: &mut Vec<u8>) -> Verdict;
-    /// Answers a request that `handle` sent to recursion.
-    fn recurse(&self, request: &[u8], transport: Transport) -> impl Future<Output = Option<Vec<u8>>> + Send;
+    /// Starts answering a request that `handle` sent to recursion: the work to spawn (it owns
+    /// what it needs), or `None` to drop the query (the node is at its cap of resolutions).
+    fn recurse(&self, request: &[u8], transport: Transport) -> Option<impl Future<Output = Vec<u8>> + Send + 'static>;
 }
 
 impl DnsHandler for Frontend {
@@ -57,7 +58,7 @@ impl DnsHandler for Frontend {
         Frontend::handle(self, request, transport, scratch, out)
     }
 
-    fn recurse(&self, request: &[u8], transport: Transport) -> impl Future<Output = Option<Vec<u8>>> + Send {
+    fn recurse(&self, request: &[u8], transport: Transport) -> Option<impl Future<Output = Vec<u8>> + Send + 'static> {
         Frontend::recurse(self, request, transport)
     }
 }
@@ -78,6 +79,18 @@ fn answer<H: DnsHandler>(
             Verdict::Drop
         }
     }
+}
+
+/// Calls the handler's `recurse`; a panic in it drops this one query, like one in `handle`.
+fn start_recursion<H: DnsHandler>(
+    handler: &H,
+    request: &[u8],
+    transport: Transport,
+) -> Option<impl Future<Output = Vec<u8>> + Send + 'static> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| handler.recurse(request, transport))).unwrap_or_else(|_| {
+        tracing::error!("starting a recursion panicked; the query was dropped, serving goes on");
+        None
+    })
 }
 
 /// The node and the DNS front end that `config` describes over `registry`, wired together: the
@@ -251,8 +264,9 @@ async fn tcp_connection<H: DnsHandler>(
             Verdict::Respond => {}
             // RFC 7766 allows closing on a message that is not worth an answer.
             Verdict::Drop => return Ok(()),
-            Verdict::Recurse => match handler.recurse(&buf[..len], Transport::Tcp).await {
-                Some(response) => out = response,
+            Verdict::Recurse => match start_recursion(handler, &buf[..len], Transport::Tcp) {
+                Some(resolution) => out = resolution.await,
+                // At the cap of resolutions in flight: closed, like a query not worth an answer.
                 None => return Ok(()),
             },
         }

@@ -40,7 +40,8 @@ pub use zone::ZoneConfig;
 pub enum Verdict {
     Respond,
     Drop,
-    /// A recursive node's cache miss: the transport runs [`Frontend::recurse`] in a task.
+    /// A recursive node's cache miss: the transport asks [`Frontend::recurse`] for the work and
+    /// spawns it, or drops the query when there is none.
     Recurse,
 }
 
@@ -73,7 +74,7 @@ pub struct Frontend {
     registry: Arc<Registry>,
     cache: Cache<AnswerSet>,
     /// Present on a recursive node: names under the apex are resolved by following referrals.
-    recursor: Option<recursor::Recursor>,
+    recursor: Option<Arc<recursor::Recursor>>,
     /// Largest UDP response with EDNS (1232 by default: DNS Flag Day 2020).
     max_udp_payload: u16,
     empty: [Body; 3],
@@ -129,16 +130,21 @@ impl Frontend {
             timeout: std::time::Duration::from_millis(r.timeout_ms.max(1)),
             max_referrals: r.max_referrals,
             cache_bytes: config.cache.max_bytes(),
+            max_in_flight: r.max_in_flight,
+            budget: std::time::Duration::from_millis(r.resolution_budget_ms.max(1)),
+            max_ttl: r.max_ttl,
+            max_negative_ttl: r.max_negative_ttl,
         })))
     }
 
-    /// Makes this a recursive node for the apex.
+    /// Whether this is a recursive node.
     pub fn is_recursive(&self) -> bool {
         self.recursor.is_some()
     }
 
+    /// Makes this a recursive node for the apex.
     pub fn with_recursor(mut self, recursor: recursor::Recursor) -> Self {
-        self.recursor = Some(recursor);
+        self.recursor = Some(Arc::new(recursor));
         self
     }
 
@@ -165,6 +171,11 @@ impl Frontend {
         self.cache.stats()
     }
 
+    /// The recursive role's counters; `None` unless this is a recursive node.
+    pub fn recursor_stats(&self) -> Option<recursor::RecursorStats> {
+        self.recursor.as_ref().map(|r| r.stats())
+    }
+
     /// Answers one request into `out`.
     pub fn handle(&self, request: &[u8], transport: Transport, scratch: &mut Scratch, out: &mut Vec<u8>) -> Verdict {
         let query = match wire::parse(request, &mut scratch.name) {
@@ -176,8 +187,7 @@ impl Frontend {
             }
         };
         let limit = self.limit(transport, query.edns);
-        let mut opt =
-            query.edns.map(|e| OptOut { udp_size: self.max_udp_payload, extended_rcode: 0, dnssec_ok: e.dnssec_ok });
+        let mut opt = self.opt_out(query.edns);
         if let Some(o) = opt.as_mut().filter(|_| query.edns.is_some_and(|e| e.version != 0)) {
             o.extended_rcode = (rcode::BADVERS >> 4) as u8;
             let badvers = Body { rcode: (rcode::BADVERS & 0xf) as u8, ..self.empty[REFUSED].clone() };
@@ -299,21 +309,36 @@ impl Frontend {
         }
     }
 
-    /// Answers a request that [`Frontend::handle`] sent to recursion (a cache miss on a
-    /// recursive node): follows referrals, caches the outcome, writes the response.
-    pub async fn recurse(&self, request: &[u8], transport: Transport) -> Option<Vec<u8>> {
-        let recursor = self.recursor.as_ref()?;
+    /// What a response's OPT record carries, when the query had one.
+    fn opt_out(&self, edns: Option<wire::Edns>) -> Option<OptOut> {
+        edns.map(|e| OptOut { udp_size: self.max_udp_payload, extended_rcode: 0, dnssec_ok: e.dnssec_ok })
+    }
+
+    /// Starts answering a request that [`Frontend::handle`] sent to recursion (a cache miss on
+    /// a recursive node): takes one of the `recursive.max_in_flight` places, and returns the
+    /// work that resolves, caches and writes the response. The work owns what it needs, so the
+    /// transport can spawn it. `None`: not a recursive node, or every place is taken, and the
+    /// query is dropped before any task exists for it.
+    pub fn recurse(
+        &self,
+        request: &[u8],
+        transport: Transport,
+    ) -> Option<impl Future<Output = Vec<u8>> + Send + 'static> {
+        let recursor = self.recursor.clone()?;
         let mut name = QueryName::default();
         let query = wire::parse(request, &mut name).ok()?;
-        let mut key = [0u8; wire::MAX_NAME + 2];
-        let len = recursor::Recursor::key(&name, query.qtype, &mut key);
-        let entry = recursor.resolve(&name, query.qtype, &key[..len]).await;
-        let limit = self.limit(transport, query.edns);
-        let opt =
-            query.edns.map(|e| OptOut { udp_size: self.max_udp_payload, extended_rcode: 0, dnssec_ok: e.dnssec_ok });
-        let mut out = Vec::with_capacity(512);
-        wire::write_response(&mut out, request, &query, &entry.value.body, opt, limit);
-        Some(out)
+        let admission = recursor.admit()?;
+        let (limit, opt) = (self.limit(transport, query.edns), self.opt_out(query.edns));
+        let request = request.to_vec();
+        Some(async move {
+            let entry = recursor.resolve(&name, query.qtype).await;
+            let mut out = Vec::with_capacity(512);
+            if wire::write_response(&mut out, &request, &query, &entry.value.body, opt, limit) {
+                recursor::Recursor::count_down(&entry, &mut out, query.question_end, tokio::time::Instant::now());
+            }
+            drop(admission);
+            out
+        })
     }
 }
 

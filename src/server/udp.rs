@@ -16,7 +16,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{DnsHandler, MAX_MESSAGE, answer};
+use super::{DnsHandler, MAX_MESSAGE, answer, start_recursion};
 use crate::dns::rrl::{self, Action, Rrl};
 use crate::dns::{Scratch, Transport, Verdict};
 
@@ -73,17 +73,17 @@ pub(super) fn worker<H: DnsHandler>(
                     batch.replies += 1;
                 }
                 Verdict::Drop => {}
-                // A recursive node's miss waits on other servers: never on this worker.
+                // A recursive node's miss waits on other servers: never on this worker. At the
+                // cap of resolutions in flight it is dropped here, before any task exists.
                 Verdict::Recurse => {
                     let Some(peer) = batch.peer(i) else { continue };
-                    let (socket, frontend, token, request) =
-                        (socket.clone(), frontend.clone(), token.clone(), query.to_vec());
-                    let rrl = rrl.cloned();
+                    let Some(resolution) = start_recursion(&**frontend, query, Transport::Udp) else { continue };
+                    let (socket, token, rrl) = (socket.clone(), token.clone(), rrl.cloned());
                     tracker.spawn_on(
                         async move {
                             tokio::select! {
                                 _ = token.cancelled() => {}
-                                Some(mut response) = frontend.recurse(&request, Transport::Udp) => {
+                                mut response = resolution => {
                                     let action = rrl.map_or(Action::Send, |r| r.check(peer.ip(), &response, std::time::Instant::now()));
                                     match action {
                                         Action::Send => {}
@@ -279,8 +279,8 @@ mod tests {
             Verdict::Respond
         }
 
-        async fn recurse(&self, _: &[u8], _: Transport) -> Option<Vec<u8>> {
-            None
+        fn recurse(&self, _: &[u8], _: Transport) -> Option<impl Future<Output = Vec<u8>> + Send + 'static> {
+            None::<std::future::Ready<Vec<u8>>>
         }
     }
 

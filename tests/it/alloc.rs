@@ -1,5 +1,6 @@
-//! The hot path allocates nothing on a cache hit: counted by a global allocator that tallies
-//! allocations per thread, so tests running in parallel do not disturb each other.
+//! The hot path allocates nothing on a cache hit, and a recursive node's miss allocates no
+//! 64 KiB buffers: counted by a global allocator that tallies allocations (and the largest one)
+//! per thread, so tests running in parallel do not disturb each other.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -12,13 +13,19 @@ struct Counting;
 
 thread_local! {
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    static LARGEST: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count(size: usize) {
+    ALLOCATIONS.with(|a| a.set(a.get() + 1));
+    LARGEST.with(|l| l.set(l.get().max(size)));
 }
 
 // SAFETY: every call is forwarded unchanged to the system allocator; the counter is a
 // const-initialised thread-local without a destructor, so touching it never allocates.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|a| a.set(a.get() + 1));
+        count(layout.size());
         // SAFETY: same contract as our caller's.
         unsafe { System.alloc(layout) }
     }
@@ -27,7 +34,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.with(|a| a.set(a.get() + 1));
+        count(new_size);
         // SAFETY: same contract as our caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -69,4 +76,56 @@ fn cache_hits_allocate_nothing() {
     }
     assert_eq!(allocations() - before, 0, "answer, NXDOMAIN, truncation and REFUSED allocate nothing");
     assert!(frontend.cache_stats().hits >= 300);
+}
+
+#[test]
+fn a_recursive_miss_allocates_no_64k_buffer() {
+    use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+    use hickory_proto::rr::{RData, Record, rdata::TXT};
+    use idnode::dns::recursor::{Recursor, RecursorConfig};
+
+    // The upstream server answers on a thread of its own: its buffers are not counted here.
+    let upstream = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let root = upstream.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = vec![0; 65535];
+        while let Ok((n, peer)) = upstream.recv_from(&mut buf) {
+            let Ok(request) = Message::from_vec(&buf[..n]) else { continue };
+            let mut response = Message::new(request.metadata.id, MessageType::Response, OpCode::Query);
+            response.metadata.authoritative = true;
+            response.metadata.response_code = ResponseCode::NoError;
+            response.add_queries(request.queries.iter().cloned());
+            let owner = request.queries[0].name().clone();
+            response.add_answer(Record::from_rdata(owner, 60, RData::TXT(TXT::new(vec!["x".into()]))));
+            let _ = upstream.send_to(&response.to_vec().unwrap(), peer);
+        }
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Arc::new(Registry::open(dir.path()).unwrap());
+    let zone = zone_config(&idnode::config::DnsConfig::default()).unwrap();
+    let r = idnode::config::RecursiveConfig::default();
+    let frontend = Frontend::new(zone, registry, 1 << 16, 1232).with_recursor(Recursor::new(RecursorConfig {
+        roots: vec![root],
+        port: 53,
+        timeout: std::time::Duration::from_secs(2),
+        max_referrals: r.max_referrals,
+        cache_bytes: 1 << 16,
+        max_in_flight: r.max_in_flight,
+        budget: std::time::Duration::from_millis(r.resolution_budget_ms),
+        max_ttl: r.max_ttl,
+        max_negative_ttl: r.max_negative_ttl,
+    }));
+    for i in 0..3 {
+        let request = crate::dns::query(
+            &format!("miss-{i}._id.1.88.id.example."),
+            hickory_proto::rr::RecordType::TXT,
+            Some(1232),
+        );
+        LARGEST.with(|l| l.set(0));
+        let response = runtime.block_on(frontend.recurse(&request, Transport::Udp).expect("admitted"));
+        let largest = LARGEST.with(Cell::get);
+        assert_eq!(Message::from_vec(&response).unwrap().answers.len(), 1);
+        assert!(largest < 8192, "miss {i}: the largest allocation took {largest} bytes");
+    }
 }

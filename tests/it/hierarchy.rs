@@ -137,7 +137,7 @@ async fn the_recursive_node_follows_referrals_caches_and_fails_fast() {
     // Cached: the child going away does not matter for what is cached ...
     child.stop().await;
     assert_eq!(ask(recursive.addr, PUMP).await.answers.len(), 1);
-    // ... but a new name below it fails quickly with SERVFAIL, and is not cached as a failure.
+    // ... but a new name below it fails quickly with SERVFAIL (remembered for a second, RFC 9520).
     let started = std::time::Instant::now();
     let failed = ask(recursive.addr, "other._id.105.88.id.example.").await;
     assert_eq!(failed.metadata.response_code, ResponseCode::ServFail);
