@@ -197,7 +197,8 @@ async fn a_flood_of_uncached_names_fills_at_most_max_in_flight_and_cached_names_
     let started = Instant::now();
     assert_eq!(ask(node.addr, "ok._id.1.88.id.example.").await.answers.len(), 1);
     assert_eq!(ask(node.addr, "example.org.").await.metadata.response_code, ResponseCode::Refused);
-    assert!(started.elapsed() < Duration::from_millis(500), "{:?}", started.elapsed());
+    // Not waiting for a slot: a slot would take the 3 s budget to come free.
+    assert!(started.elapsed() < Duration::from_millis(2000), "{:?}", started.elapsed());
     let mut buf = vec![0; 512];
     let answered = std::iter::from_fn(|| flood.try_recv(&mut buf).ok()).count();
     assert_eq!(answered, 0, "a dropped query gets no answer (Unbound's behaviour)");
@@ -269,7 +270,9 @@ async fn a_resolution_ends_within_its_budget_however_many_servers_are_silent() {
     let answer = ask_within(node.addr, "x._id.105.88.id.example.", Duration::from_secs(5)).await;
     let elapsed = started.elapsed();
     assert_eq!(answer.expect("SERVFAIL, not silence").metadata.response_code, ResponseCode::ServFail);
-    assert!(elapsed >= Duration::from_millis(1400) && elapsed < Duration::from_millis(3000), "{elapsed:?}");
+    // The budget is 1.5 s; without it the 100 servers at 1 s each would take 100 s. The upper
+    // bound is loose so that a loaded machine does not fail the test.
+    assert!(elapsed >= Duration::from_millis(1400) && elapsed < Duration::from_millis(4500), "{elapsed:?}");
     node.stop().await;
 }
 
