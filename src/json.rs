@@ -156,8 +156,11 @@ impl JsonValue {
     }
 }
 
+/// 9999-12-31T23:59:59Z: the last second RFC 3339 can write (its years have four digits).
+const LAST_TIMESTAMP: i64 = 253_402_300_799;
+
 pub fn format_timestamp(unix: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.clamp(0, LAST_TIMESTAMP) as u64);
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
@@ -206,30 +209,36 @@ fn decode_data(index: u32, data: &JsonData) -> Result<Vec<u8>, JsonError> {
     }
 }
 
+/// The structured format of an HS_ADMIN, HS_SITE or HS_VLIST value only when reading it back
+/// gives the same bytes (permissions beyond 12 bits, a site without servers or with fields the
+/// JSON form drops do not): otherwise the bytes as a string or base64, so that what is exported
+/// or resolved imports unchanged.
 fn encode_data(v: &Value) -> JsonData {
     let typed = |format: &str, value: serde_json::Value| JsonData::Typed { format: format.into(), value };
-    if v.is_type(types::ADMIN) {
-        if let Some((perms, handle, index)) = decode_admin(&v.data) {
-            let admin = JsonAdmin { handle, index, permissions: format!("{perms:012b}") };
-            return typed("admin", serde_json::to_value(admin).expect("plain struct"));
-        }
-    }
-    if v.is_type(types::SITE) {
-        if let Some(site) = crate::site::Site::decode(&v.data) {
-            return typed("site", serde_json::to_value(site).expect("plain struct"));
-        }
-    }
-    if v.is_type(types::VLIST) {
-        if let Some(list) = decode_vlist(&v.data) {
-            let list: Vec<JsonVlistEntry> =
-                list.into_iter().map(|(handle, index)| JsonVlistEntry { handle, index }).collect();
-            return typed("vlist", serde_json::to_value(list).expect("plain struct"));
-        }
-    }
-    match std::str::from_utf8(&v.data) {
+    let structured = structured_data(v).filter(|data| decode_data(v.index, data).is_ok_and(|d| d == v.data));
+    structured.unwrap_or_else(|| match std::str::from_utf8(&v.data) {
         Ok(s) => typed("string", s.into()),
         Err(_) => typed("base64", base64::engine::general_purpose::STANDARD.encode(&v.data).into()),
+    })
+}
+
+fn structured_data(v: &Value) -> Option<JsonData> {
+    let typed = |format: &str, value| Some(JsonData::Typed { format: format.into(), value });
+    if v.is_type(types::ADMIN) {
+        let (perms, handle, index) = decode_admin(&v.data)?;
+        let admin = JsonAdmin { handle, index, permissions: format!("{perms:012b}") };
+        return typed("admin", serde_json::to_value(admin).expect("plain struct"));
     }
+    if v.is_type(types::SITE) {
+        let site = crate::site::Site::decode(&v.data)?;
+        return typed("site", serde_json::to_value(site).expect("plain struct"));
+    }
+    if v.is_type(types::VLIST) {
+        let list: Vec<JsonVlistEntry> =
+            decode_vlist(&v.data)?.into_iter().map(|(handle, index)| JsonVlistEntry { handle, index }).collect();
+        return typed("vlist", serde_json::to_value(list).expect("plain struct"));
+    }
+    None
 }
 
 #[derive(Serialize, Deserialize)]
@@ -354,6 +363,45 @@ mod tests {
         assert!(line.contains(r#""format":"admin""#) && line.contains(r#""format":"vlist""#));
         let back = serde_json::from_str::<JsonRecord>(&line).unwrap().into_record(5).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn data_that_a_typed_format_cannot_carry_exports_raw_and_imports_unchanged() {
+        // Found by fuzz/ (json_value): HS_ADMIN permissions beyond 12 bits and an HS_SITE without
+        // servers were exported in formats that import refuses; a site with fields the JSON
+        // form drops would import as other bytes.
+        let id = Identifier::parse("88/a").unwrap();
+        let site = |servers| crate::site::Site {
+            version: 1,
+            protocol_version: "2.10".into(),
+            serial_number: 1,
+            primary_site: true,
+            multi_primary: false,
+            attributes: vec![],
+            servers,
+        };
+        let server = crate::site::Server { server_id: 1, address: [192, 0, 2, 1].into(), interfaces: vec![] };
+        let mut foreign = site(vec![server]).encode();
+        foreign[7] = 1; // a hash option, which the JSON form does not hold
+        let record = Record::new(
+            &id,
+            vec![
+                Value::new(1, "HS_ADMIN", encode_admin(0xffff, "0.NA/88", 300), 0),
+                Value::new(2, "HS_SITE", site(vec![]).encode(), 0),
+                Value::new(3, "HS_SITE", foreign, 0),
+            ],
+        )
+        .unwrap();
+        let line = serde_json::to_string(&JsonRecord::from_record(&record)).unwrap();
+        let back = serde_json::from_str::<JsonRecord>(&line).unwrap().into_record(0);
+        assert_eq!(back, Ok(record), "{line}");
+    }
+
+    #[test]
+    fn timestamps_past_year_9999_are_written_as_its_last_second() {
+        // Found by fuzz/ (record_decode): a stored timestamp that RFC 3339 cannot write panicked.
+        assert_eq!(format_timestamp(i64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(format_timestamp(-5), "1970-01-01T00:00:00Z");
     }
 
     #[test]

@@ -31,7 +31,7 @@ type Result<T> = std::result::Result<T, Reply>;
 
 /// The query parameters of the Handle.Net API.
 #[derive(Default)]
-struct Params {
+pub(super) struct Params {
     indexes: Vec<u32>,
     types: Vec<String>,
     overwrite: bool,
@@ -40,11 +40,11 @@ struct Params {
     pretty: bool,
     prefix: Option<String>,
     after: Option<String>,
-    page: usize,
-    page_size: usize,
+    pub(super) page: usize,
+    pub(super) page_size: usize,
 }
 
-fn params(query: Option<&str>) -> Result<Params> {
+pub(super) fn params(query: Option<&str>) -> Result<Params> {
     let mut p = Params { overwrite: true, page_size: DEFAULT_PAGE_SIZE, ..Params::default() };
     let bad = |name: &str, value: &str| {
         error(
@@ -90,7 +90,7 @@ fn params(query: Option<&str>) -> Result<Params> {
 /// Reads `Authorization: Basic base64(user:secret)`, where the user `index:identifier` is
 /// percent-encoded (`300%3A0.NA/88.100`) as pyhandle and Handle.Net clients send it; an
 /// unencoded `300:0.NA/88.100:secret` is read too.
-fn credentials(headers: &HeaderMap) -> Result<Option<Credentials>> {
+pub(super) fn credentials(headers: &HeaderMap) -> Result<Option<Credentials>> {
     let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
     let bad =
         |why: &str| error(StatusCode::FORBIDDEN, response::INVALID_ADMIN, None, format!("Authorization header: {why}"));
@@ -176,7 +176,7 @@ fn parse_id(handle: &str) -> Result<Identifier> {
     Identifier::parse(handle).map_err(|e| error(StatusCode::BAD_REQUEST, response::INVALID_HANDLE, Some(handle), e))
 }
 
-fn parse_values(handle: &str, body: &[u8]) -> Result<Vec<Value>> {
+pub(super) fn parse_values(handle: &str, body: &[u8]) -> Result<Vec<Value>> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Body {

@@ -43,3 +43,33 @@ pub fn router(node: Arc<Node>) -> Router {
 pub async fn serve(listener: HttpListener, node: Arc<Node>, token: CancellationToken) {
     listener.serve(router(node), token).await
 }
+
+/// The handlers' parsers of request parts, reachable from outside only for the fuzz targets
+/// (`fuzz/`): each runs exactly what a request runs, without a server or a registry.
+#[doc(hidden)]
+pub mod parse {
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    use crate::auth::Credentials;
+    use crate::record::Value;
+
+    /// A query string (`page=2&pageSize=50&index=1`): the `(page, page_size)` a listing would
+    /// use, or `None` when the request is refused.
+    pub fn query(query: &str) -> Option<(usize, usize)> {
+        super::handles::params(Some(query)).ok().map(|p| (p.page, p.page_size))
+    }
+
+    /// An `Authorization` header value: the credentials it claims, or `None` when the handlers
+    /// refuse it (or no HTTP request can carry it).
+    pub fn authorization(value: &[u8]) -> Option<Credentials> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_bytes(value).ok()?);
+        super::handles::credentials(&headers).ok().flatten()
+    }
+
+    /// The values of a write's body (`{"values":[...]}` or a bare list), or `None` when the
+    /// write is refused as invalid. Values without a timestamp are stamped now.
+    pub fn values(body: &[u8]) -> Option<Vec<Value>> {
+        super::handles::parse_values("", body).ok()
+    }
+}

@@ -1,0 +1,24 @@
+//! `record_decode`: any bytes as a record read from the registry (a damaged file, or one written
+//! by another build).
+//!
+//! Decoding returns a record or an error, never panics; a decoded record encodes and decodes to
+//! itself. What the front ends do with a stored record (export it, show it over HTTP, read its
+//! sites for a referral, lay it out as DNS records) must not panic on one either.
+
+use idnode::dns::mapping;
+use idnode::json::JsonRecord;
+use idnode::record::Record;
+
+pub fn record_decode(data: &[u8]) {
+    let Ok(record) = Record::decode(data) else { return };
+    let again = Record::decode(&record.encode());
+    assert_eq!(again.as_ref(), Ok(&record), "a decoded record re-encodes to itself\ninput {}", crate::hex(data));
+    serde_json::to_string(&JsonRecord::from_record(&record)).expect("a record serialises");
+    idnode::site::sites_in(&record);
+    for value in &record.values {
+        mapping::txt_strings(value);
+        if mapping::is_url(value) {
+            mapping::uri_rdata(value);
+        }
+    }
+}
