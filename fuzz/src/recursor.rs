@@ -65,7 +65,11 @@ pub fn recursor_response(data: &[u8]) {
     let Ok(step) = fixture.recursor.digest(zone, qname, *qtype, response, Instant::now()) else { return };
     match step {
         Step::Answer { cached, ttl } => {
-            assert!(ttl <= Duration::from_secs(u64::from(MAX_TTL)), "cached for {ttl:?}; response {}", crate::hex(data));
+            assert!(
+                ttl <= Duration::from_secs(u64::from(MAX_TTL)),
+                "cached for {ttl:?}; response {}",
+                crate::hex(data)
+            );
             // The sections follow the question as a client sent it (compression pointers may
             // point into it): rebuild that question, then the counts the body claims.
             let body = &cached.body;
@@ -83,7 +87,10 @@ pub fn recursor_response(data: &[u8]) {
         }
         Step::Referral(delegation) => {
             let cut = &delegation.cut;
-            assert!(zone.zone_of(cut) && cut != zone && cut.zone_of(&qname.to_lowercase()), "cut {cut} for {qname} from {zone}");
+            assert!(
+                zone.zone_of(cut) && cut != zone && cut.zone_of(&qname.to_lowercase()),
+                "cut {cut} for {qname} from {zone}"
+            );
             assert!(!delegation.servers.is_empty() && delegation.servers.len() <= MAX_SERVERS, "{delegation:?}");
             let distinct: std::collections::HashSet<_> = delegation.servers.iter().collect();
             assert_eq!(distinct.len(), delegation.servers.len(), "servers repeat: {delegation:?}");

@@ -1,11 +1,13 @@
-//! The hot path allocates nothing on a cache hit, and a recursive node's miss allocates no
-//! 64 KiB buffers: counted by a global allocator that tallies allocations (and the largest one)
-//! per thread, so tests running in parallel do not disturb each other.
+//! The hot path allocates nothing on a cache hit, a recursive node's miss allocates no 64 KiB
+//! buffers, and secret checks do not allocate Argon2's memory afresh each time: counted by a
+//! global allocator that tallies allocations (the largest one, and those of 1 MiB or more) per
+//! thread, so tests running in parallel do not disturb each other.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::Arc;
 
+use idnode::auth::{Authenticator, Credentials};
 use idnode::dns::{Frontend, Scratch, Transport, Verdict, zone_config};
 use idnode::registry::Registry;
 
@@ -14,11 +16,18 @@ struct Counting;
 thread_local! {
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
     static LARGEST: Cell<usize> = const { Cell::new(0) };
+    static LARGE: Cell<u64> = const { Cell::new(0) };
 }
+
+/// 1 MiB: an allocation this large or larger is counted on its own as well.
+const LARGE_SIZE: usize = 1 << 20;
 
 fn count(size: usize) {
     ALLOCATIONS.with(|a| a.set(a.get() + 1));
     LARGEST.with(|l| l.set(l.get().max(size)));
+    if size >= LARGE_SIZE {
+        LARGE.with(|a| a.set(a.get() + 1));
+    }
 }
 
 // SAFETY: every call is forwarded unchanged to the system allocator; the counter is a
@@ -45,6 +54,10 @@ static GLOBAL: Counting = Counting;
 
 fn allocations() -> u64 {
     ALLOCATIONS.with(Cell::get)
+}
+
+fn large_allocations() -> u64 {
+    LARGE.with(Cell::get)
 }
 
 #[test]
@@ -128,4 +141,21 @@ fn a_recursive_miss_allocates_no_64k_buffer() {
         assert_eq!(Message::from_vec(&response).unwrap().answers.len(), 1);
         assert!(largest < 8192, "miss {i}: the largest allocation took {largest} bytes");
     }
+}
+
+#[test]
+fn secret_checks_reuse_argon2_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    let auth = Authenticator::new(1);
+    let before = large_allocations();
+    // Unknown administrators: each costs a full Argon2 check against the decoy hash.
+    for i in 0..5 {
+        let credentials = Credentials::new(&format!("300:0.NA/77.{i}"), "guess").unwrap();
+        assert!(auth.authenticate(&registry, &credentials, None).is_err());
+    }
+    // Making the decoy hash takes Argon2's 19 MiB once, and so does the one check slot; memory
+    // taken afresh for every check was left behind by glibc in each thread's arena, and spread
+    // over the blocking threads it grew the node by 0.9 GB (benches/soak).
+    assert_eq!(large_allocations() - before, 2, "Argon2's memory is allocated once per slot");
 }
