@@ -67,6 +67,12 @@ impl Recursor {
         if message.metadata.message_type != MessageType::Response {
             return Err(Broken::Malformed("a query, not a response".into()));
         }
+        // Only the answer to a QUERY: hickory reads an UPDATE's records by other rules (empty
+        // RDATA allowed), and re-encoded they would make an answer no client can read (found by
+        // the recursor_response fuzz target).
+        if message.metadata.op_code != OpCode::Query {
+            return Err(Broken::Malformed(format!("opcode {:?}, not QUERY", message.metadata.op_code)));
+        }
         let code = message.metadata.response_code;
         if code != ResponseCode::NoError && code != ResponseCode::NXDomain {
             return Err(Broken::Rcode(code));
@@ -221,6 +227,10 @@ mod tests {
         let mut query = response(ResponseCode::NoError);
         query.metadata.message_type = MessageType::Query;
         assert!(matches!(digest(&query, "."), Err(Broken::Malformed(_))));
+        let mut update = response(ResponseCode::NoError);
+        update.metadata.op_code = OpCode::Update;
+        update.metadata.authoritative = true;
+        assert!(matches!(digest(&update, "."), Err(Broken::Malformed(_))), "only QUERY answers count");
         assert_eq!(
             digest(&response(ResponseCode::NoError), ".").unwrap_err(),
             Broken::Lame,
