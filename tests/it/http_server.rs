@@ -91,17 +91,22 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
     node.stop().await;
 }
 
+/// Sends an authenticated PUT (an anonymous write is refused before its body is read) whose
+/// body promises 100 bytes and stops after 10.
+async fn start_stalled_write(node: &crate::TestNode, s: &mut BufReader<TcpStream>) {
+    let auth = crate::hardening::top_admin(node, "top-secret");
+    let head = format!(
+        "PUT /api/handles/88.100.1/SLOW HTTP/1.1\r\nHost: idnode\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\n"
+    );
+    s.get_mut().write_all(format!("{head}Content-Length: 100\r\n\r\n{{\"values\":").as_bytes()).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_stalled_body_gets_503_after_the_request_timeout() {
     let node = start_server_with(|c| c.http.request_timeout_secs = 1).await;
     let mut s = connect(node.http).await;
     let start = Instant::now();
-    // Authenticated: an anonymous write is refused before its body is read.
-    let auth = crate::hardening::top_admin(&node, "top-secret");
-    let head = format!(
-        "PUT /api/handles/88.100.1/SLOW HTTP/1.1\r\nHost: idnode\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\n"
-    );
-    s.get_mut().write_all(format!("{head}Content-Length: 100\r\n\r\n{{\"values\":").as_bytes()).await.unwrap();
+    start_stalled_write(&node, &mut s).await;
     let (status, body) = read_response(&mut s).await;
     assert!(start.elapsed() >= Duration::from_millis(900), "{:?}", start.elapsed());
     assert_eq!(status, 503, "{body}");
@@ -117,12 +122,7 @@ async fn a_client_that_stops_sending_its_body_is_cut_off_after_the_idle_timeout(
     let node = start_server_with(|c| c.http.idle_timeout_secs = 1).await;
     let mut s = connect(node.http).await;
     let start = Instant::now();
-    // Authenticated: an anonymous write is refused before its body is read.
-    let auth = crate::hardening::top_admin(&node, "top-secret");
-    let head = format!(
-        "PUT /api/handles/88.100.1/SLOW HTTP/1.1\r\nHost: idnode\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\n"
-    );
-    s.get_mut().write_all(format!("{head}Content-Length: 100\r\n\r\n{{\"values\":").as_bytes()).await.unwrap();
+    start_stalled_write(&node, &mut s).await;
     // Long before the 30 s request timeout.
     let (out, closed) = until_closed(&mut s, Duration::from_secs(4)).await;
     let waited = closed - start;
