@@ -24,7 +24,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Argon2, Block, Params};
 
 use crate::identifier::Identifier;
-use crate::json::decode_admin;
+use crate::record::json::decode_admin;
 use crate::record::{Record, Value, types};
 use crate::registry::{Reader, Registry, RegistryError};
 
@@ -397,7 +397,7 @@ impl Admin {
         let Some(group) = record.values.iter().find(|v| v.index == index && v.is_type(types::VLIST)) else {
             return Ok(false);
         };
-        for (member, member_index) in crate::json::decode_vlist(&group.data).unwrap_or_default() {
+        for (member, member_index) in crate::record::json::decode_vlist(&group.data).unwrap_or_default() {
             if self.is_or_belongs_to(snapshot, &member, member_index, depth - 1)? {
                 return Ok(true);
             }
@@ -546,7 +546,7 @@ pub fn prefix_admin_values(admin: (u32, &str), secret: Option<&str>, now: i64) -
     use crate::record::Permissions;
     let (index, identifier) = admin;
     let mut values =
-        vec![Value::new(100, types::ADMIN, crate::json::encode_admin(ALL_PERMISSIONS, identifier, index), now)];
+        vec![Value::new(100, types::ADMIN, crate::record::json::encode_admin(ALL_PERMISSIONS, identifier, index), now)];
     if let Some(secret) = secret {
         let mut key = Value::new(index, types::SECRET_KEY, secret, now);
         key.permissions = Permissions::new(true, true, false, false);
@@ -591,7 +591,7 @@ fn verify_secret_in(stored: &str, secret: &str, memory: &mut [Block]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::json::{encode_admin, encode_vlist};
+    use crate::record::json::{encode_admin, encode_vlist};
 
     fn record(id: &str, mut values: Vec<Value>) -> Record {
         seal_new_secrets(&mut values).unwrap();

@@ -1,5 +1,5 @@
 //! Import and export files: JSON Lines, one identifier with its values per line, values in the
-//! Handle.Net JSON shape (see [`crate::json`]).
+//! Handle.Net JSON shape (see [`crate::record::json`]).
 //!
 //! Import writes batches of up to [`MAX_BATCH`] records, each one transaction, without syncing
 //! each to disk: a synced commit every [`SYNC_EVERY`] and one at the end (also when it stops
@@ -13,7 +13,7 @@
 use std::io::{BufRead, Write};
 use std::sync::mpsc::SyncSender;
 
-use crate::json::JsonRecord;
+use crate::record::json::JsonRecord;
 use crate::record::{Record, unix_now};
 use crate::registry::{MAX_BATCH, Registry, RegistryError};
 

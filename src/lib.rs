@@ -7,7 +7,7 @@
 //! # Layout
 //! - [`identifier`]: `PREFIX/SUFFIX` syntax, validation, the case-folded registry key.
 //! - [`record`]: the Handle value model and its stored (postcard) form.
-//! - [`json`]: the Handle.Net JSON shape of values, for files and the HTTP API.
+//! - [`record::json`]: the Handle.Net JSON shape of values, for files and the HTTP API.
 //! - [`registry`]: the durable store (redb), keyed by identifier.
 //! - [`cache`]: the bounded, TTL-aware front cache of encoded answers.
 //! - [`auth`]: administrators, secrets (stored hashed) and `HS_ADMIN` permissions.
@@ -18,7 +18,7 @@
 //! - [`server`]: transport: UDP workers, TCP connections, the HTTP listener, shutdown.
 //! - [`import`]: JSON Lines import and export; [`demo`]: the demo namespace.
 //! - [`bench`]: `idnode bench`, the load generator and capacity planner.
-//! - [`site`]: `HS_SITE` values: where a delegated prefix is served.
+//! - [`record::site`]: `HS_SITE` values: where a delegated prefix is served.
 //! - [`config`]: the TOML configuration and its defaults.
 //!
 //! # Request pipeline
@@ -55,9 +55,7 @@ pub mod dns;
 pub mod http;
 pub mod identifier;
 pub mod import;
-pub mod json;
 pub mod node;
 pub mod record;
 pub mod registry;
 pub mod server;
-pub mod site;

@@ -163,7 +163,7 @@ impl Node {
             .filter(|z| z.is_empty() || prefix == z.as_str() || prefix.starts_with(&format!("{z}.")))
             .max_by_key(|z| z.len());
         match zone {
-            Some(zone) => crate::site::delegation(&self.registry.snapshot()?, zone, prefix),
+            Some(zone) => crate::record::site::delegation(&self.registry.snapshot()?, zone, prefix),
             None => Ok(None),
         }
     }
@@ -487,7 +487,7 @@ fn changed(old: &Value, new: &Value) -> bool {
 mod tests {
     use super::*;
     use crate::auth::{ALL_PERMISSIONS, Credentials, prefix_admin_values};
-    use crate::json::encode_admin;
+    use crate::record::json::encode_admin;
 
     /// A node whose registry holds the operators of 88.100 and 88.200 (secret "s") and an
     /// identifier 88.100/X administered by 88.100's operator.

@@ -16,7 +16,7 @@ use idnode::identifier::Identifier;
 use idnode::node::{Node, WriteError};
 use idnode::record::{MAX_RECORD_SIZE, Permissions, Ttl, VALUE_OVERHEAD, Value};
 use idnode::registry::Registry;
-use idnode::site::{Attribute, Server, Site};
+use idnode::record::site::{Attribute, Server, Site};
 
 /// The smallest front cache (1 MiB): with ~30 KB answers among the seeds, fuzzing evicts and
 /// misses as well as hits.
@@ -127,7 +127,7 @@ fn hostile_records() -> Vec<(String, Vec<Value>)> {
     records.push(("0.NA/88.102".into(), vec![value(1, "HS_SITE", b"\x00\x01garbage")]));
     records.push(("88.102.3/UNDER-BROKEN-SITE".into(), vec![url(1, "https://example.com/x")]));
     // The zone 88.100's prefix record: an administrator and a secret (never public).
-    let admin = idnode::json::encode_admin(0x0fff, "0.NA/88.100", 300);
+    let admin = idnode::record::json::encode_admin(0x0fff, "0.NA/88.100", 300);
     records.push((
         "0.NA/88.100".into(),
         vec![value(100, "HS_ADMIN", &admin), value(300, "HS_SECKEY", b"seed-secret-for-fuzzing")],

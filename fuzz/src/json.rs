@@ -6,7 +6,7 @@
 //! identifier and puts its values back, or an export imported again, changes nothing.
 
 use idnode::http::parse;
-use idnode::json::{JsonRecord, JsonValue};
+use idnode::record::json::{JsonRecord, JsonValue};
 
 /// Stamps values that carry no timestamp; any fixed time would do.
 const NOW: i64 = 1_767_225_600;

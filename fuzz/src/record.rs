@@ -6,7 +6,7 @@
 //! sites for a referral, lay it out as DNS records) must not panic on one either.
 
 use idnode::dns::mapping;
-use idnode::json::JsonRecord;
+use idnode::record::json::JsonRecord;
 use idnode::record::Record;
 
 pub fn record_decode(data: &[u8]) {
@@ -14,7 +14,7 @@ pub fn record_decode(data: &[u8]) {
     let again = Record::decode(&record.encode());
     assert_eq!(again.as_ref(), Ok(&record), "a decoded record re-encodes to itself\ninput {}", crate::hex(data));
     serde_json::to_string(&JsonRecord::from_record(&record)).expect("a record serialises");
-    idnode::site::sites_in(&record);
+    idnode::record::site::sites_in(&record);
     for value in &record.values {
         mapping::txt_strings(value);
         if mapping::is_url(value) {

@@ -266,7 +266,7 @@ impl crate::node::Subscriber for Frontend {
     /// A referral names the delegated servers `ns1.<cut>` .. `nsN.<cut>`: each must be a DNS
     /// name, or every query below the cut would get SERVFAIL.
     fn check_delegation(&self, prefix: &str, record: &crate::record::Record) -> Result<(), String> {
-        let servers: usize = crate::site::sites_in(record).iter().map(|site| site.servers.len()).sum();
+        let servers: usize = crate::record::site::sites_in(record).iter().map(|site| site.servers.len()).sum();
         let cut = mapping::prefix_name(prefix, self.zones[0].national_apex_wire());
         let longest = cut.len() + 1 + format!("ns{servers}").len();
         if longest > wire::MAX_NAME {

@@ -16,8 +16,8 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::mapping::{self, NameKind};
 use super::wire::{self, Body, QueryName, rcode};
+use crate::record::site::Site;
 use crate::registry::{Registry, RegistryError, Snapshot};
-use crate::site::Site;
 
 pub const TYPE_ANY: u16 = 255;
 
@@ -300,13 +300,15 @@ impl Zone {
         if segments == 0 {
             return Ok(None);
         }
-        let Some(record) = crate::site::delegation(snapshot, &self.config.prefix, &prefix)? else { return Ok(None) };
+        let Some(record) = crate::record::site::delegation(snapshot, &self.config.prefix, &prefix)? else {
+            return Ok(None);
+        };
         // The cut lies as many labels below the apex as the delegated prefix has below the zone's.
         let delegated = record.identifier.split_once('/').map_or("", |(_, p)| p);
         // `delegation` found the record at most `segments` levels below the zone's prefix.
         let below = delegated.split('.').count().saturating_sub(self.prefix_labels).min(own);
         let cut = name_of_labels((own - below..qname.label_count()).map(|j| qname.label(j)))?;
-        Ok(Some((cut, crate::site::sites_in(&record))))
+        Ok(Some((cut, crate::record::site::sites_in(&record))))
     }
 
     /// A referral (RFC 1034 4.3.2): no answer, not authoritative, the child's name servers in

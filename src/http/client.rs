@@ -3,7 +3,7 @@
 
 use serde_json::Value as Json;
 
-use crate::json::JsonValue;
+use crate::record::json::JsonValue;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

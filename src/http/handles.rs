@@ -12,8 +12,8 @@ use serde_json::json;
 use super::response::{self, Reply, error};
 use crate::auth::{Admin, Credentials, Permission};
 use crate::identifier::{Identifier, check_prefix};
-use crate::json::JsonValue;
 use crate::node::{Node, Op, PutOptions};
+use crate::record::json::JsonValue;
 use crate::record::{Value, types, unix_now};
 use crate::registry::{Applied, MAX_BATCH, MAX_LIST_OFFSET};
 

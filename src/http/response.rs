@@ -83,12 +83,12 @@ pub(super) fn referral(handle: &str, delegation: &crate::record::Record) -> Repl
         .values
         .iter()
         .filter(|v| v.is_type(crate::record::types::SITE))
-        .map(crate::json::JsonValue::from_value)
+        .map(crate::record::json::JsonValue::from_value)
         .collect();
     let prefix = delegation.identifier.split_once('/').map_or("", |(_, p)| p);
     let body = json!({ "responseCode": PREFIX_REFERRAL, "handle": handle, "message": format!("{prefix} is served by another node"), "values": sites });
     let mut reply = Reply::ok(StatusCode::MULTIPLE_CHOICES, body);
-    let servers: Vec<_> = crate::site::sites_in(delegation).into_iter().flat_map(|site| site.servers).collect();
+    let servers: Vec<_> = crate::record::site::sites_in(delegation).into_iter().flat_map(|site| site.servers).collect();
     // HTTPS first: a child that offers it wants clients there, credentials and all.
     reply.location = ["https", "http"].iter().find_map(|scheme| {
         servers.iter().find_map(|server| {
@@ -153,8 +153,8 @@ pub(super) fn from_registry_error(e: &RegistryError, handle: Option<&str>) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::site::Site;
     use crate::record::{Record, Value, types};
-    use crate::site::Site;
 
     #[test]
     fn a_referral_points_at_the_childs_https_interface_first() {

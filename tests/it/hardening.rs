@@ -7,8 +7,8 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use idnode::auth::Admin;
 use idnode::identifier::Identifier;
-use idnode::json::JsonRecord;
 use idnode::record::Value;
+use idnode::record::json::JsonRecord;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::cli::{basic, call};

@@ -3,7 +3,7 @@
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 use idnode::identifier::Identifier;
-use idnode::json::JsonRecord;
+use idnode::record::json::JsonRecord;
 use idnode::record::{Record, Value};
 
 use crate::dns::{query, udp};

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::identifier::Identifier;
 
+pub mod json;
+pub mod site;
+
 /// 2048: the most values per identifier that Handle.Net 9 accepts.
 pub const MAX_VALUES: usize = 2048;
 /// 255: a value type travels as one DNS character-string in the TXT layout (docs/dns-mapping.md).

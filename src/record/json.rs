@@ -200,7 +200,7 @@ fn decode_data(index: u32, data: &JsonData) -> Result<Vec<u8>, JsonError> {
             Ok(encode_vlist(&pairs))
         }
         "site" => {
-            let site: crate::site::Site = serde_json::from_value(value.clone())
+            let site: crate::record::site::Site = serde_json::from_value(value.clone())
                 .map_err(|e| bad("site", format!("is not a Handle.Net site: {e}")))?;
             site.validate().map_err(|e| bad("site", e))?;
             Ok(site.encode())
@@ -230,7 +230,7 @@ fn structured_data(v: &Value) -> Option<JsonData> {
         return typed("admin", serde_json::to_value(admin).expect("plain struct"));
     }
     if v.is_type(types::SITE) {
-        let site = crate::site::Site::decode(&v.data)?;
+        let site = crate::record::site::Site::decode(&v.data)?;
         return typed("site", serde_json::to_value(site).expect("plain struct"));
     }
     if v.is_type(types::VLIST) {
@@ -371,7 +371,7 @@ mod tests {
         // servers were exported in formats that import refuses; a site with fields the JSON
         // form drops would import as other bytes.
         let id = Identifier::parse("88/a").unwrap();
-        let site = |servers| crate::site::Site {
+        let site = |servers| crate::record::site::Site {
             version: 1,
             protocol_version: "2.10".into(),
             serial_number: 1,
@@ -380,7 +380,7 @@ mod tests {
             attributes: vec![],
             servers,
         };
-        let server = crate::site::Server { server_id: 1, address: [192, 0, 2, 1].into(), interfaces: vec![] };
+        let server = crate::record::site::Server { server_id: 1, address: [192, 0, 2, 1].into(), interfaces: vec![] };
         let mut foreign = site(vec![server]).encode();
         foreign[7] = 1; // a hash option, which the JSON form does not hold
         let record = Record::new(
