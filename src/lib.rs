@@ -49,6 +49,7 @@
 pub mod auth;
 pub mod bench;
 pub mod cache;
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod dns;

@@ -1,0 +1,101 @@
+//! Commands on the data directory, run while no server holds it: `import`, `export`,
+//! `admin init`. Writes go through [`Node`] as the trusted in-process principal, or through the
+//! registry's bulk import, so they obey the same rules as a write over the API.
+
+use std::io::{BufReader, BufWriter, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+
+use crate::auth::{self, Admin};
+use crate::config::Config;
+use crate::identifier::{self, Identifier};
+use crate::node::{Node, PutOptions, WriteError};
+use crate::registry::Registry;
+use crate::{dns, import, record};
+
+/// `idnode import FILE`: JSON Lines from `file` (`-` for standard input), `batch` records per
+/// transaction, with a progress bar on standard error.
+pub fn import(config: &Config, file: &Path, batch: usize) -> anyhow::Result<()> {
+    let registry = Registry::open(&config.data_dir)?;
+    let from_stdin = file.as_os_str() == "-";
+    let (input, bar): (Box<dyn std::io::Read + Send>, _) = if from_stdin {
+        let style =
+            indicatif::ProgressStyle::with_template("{spinner} {bytes} read, {binary_bytes_per_sec}, {elapsed}");
+        (Box::new(std::io::stdin()), indicatif::ProgressBar::new_spinner().with_style(style?))
+    } else {
+        let input = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+        let style =
+            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}");
+        let bar = indicatif::ProgressBar::new(input.metadata()?.len()).with_style(style?);
+        (Box::new(input), bar)
+    };
+    let started = Instant::now();
+    let input = BufReader::with_capacity(1 << 20, input);
+    let result = import::import(&registry, input, batch, |bytes| bar.set_position(bytes));
+    bar.finish_and_clear();
+    let report = result.with_context(|| match from_stdin {
+        true => "importing standard input".to_owned(),
+        false => format!("importing {}", file.display()),
+    })?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "imported {} identifiers from {} lines in {secs:.1} s ({:.0}/s) into {}",
+        report.records,
+        report.lines,
+        report.records as f64 / secs.max(1e-9),
+        config.data_dir.display()
+    );
+    Ok(())
+}
+
+/// `idnode export`: every identifier as JSON Lines, or with `zone_file` the node's first zone
+/// as an RFC 1035 zone file; to `output` or standard output.
+pub fn export(config: &Config, output: Option<&Path>, zone_file: bool) -> anyhow::Result<()> {
+    let registry = Registry::open(&config.data_dir)?;
+    let out: Box<dyn Write> = match output {
+        Some(path) => {
+            let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            Box::new(BufWriter::new(file))
+        }
+        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+    };
+    let count = if zone_file {
+        let zone = dns::zone_config(&config.dns)?.remove(0);
+        dns::zonefile::write(&registry, &zone, registry.serial(), out)?
+    } else {
+        import::export(&registry, out)?
+    };
+    eprintln!("exported {count} identifiers");
+    Ok(())
+}
+
+/// `idnode admin init`: creates `300:0.NA/PREFIX` with every right under `prefix`, its secret
+/// read from the first line of `secret_file` or generated and printed once.
+pub fn admin_init(config: &Config, prefix: &str, secret_file: Option<&Path>) -> anyhow::Result<()> {
+    identifier::check_prefix(prefix).with_context(|| format!("--prefix {prefix}"))?;
+    let id = Identifier::from_parts(auth::PREFIX_AUTHORITY, prefix)?;
+    let node = Node::new(Arc::new(Registry::open(&config.data_dir)?), config.dns.zones.clone());
+    let (secret, generated) = match secret_file {
+        Some(path) => (super::first_line(path)?, false),
+        None => (auth::generate_secret(), true),
+    };
+    let values = auth::prefix_admin_values((300, id.as_str()), Some(&secret), record::unix_now());
+    let options = PutOptions { no_overwrite: true, ..PutOptions::default() };
+    match node.put(&Admin::node(), &id, values, &options) {
+        Err(WriteError::AlreadyExists { identifier }) => anyhow::bail!(
+            "{identifier} already exists in {}: the node has an administrator for {prefix}",
+            config.data_dir.display()
+        ),
+        result => result?,
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "administrator 300:{id} created with every right under {prefix}")?;
+    if generated {
+        writeln!(out, "secret: {secret}")?;
+        writeln!(out, "(shown once; the node stores only its salted hash)")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! DNS clients of a running node: `idnode resolve`, `idnode dns-name` and `idnode bench`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::bench::{self, Plan, Queries};
+use crate::demo;
+use crate::dns::{DnsName, client};
+use crate::identifier::Identifier;
+
+/// Parses the `--apex` flag.
+pub fn parse_apex(apex: &str) -> anyhow::Result<DnsName> {
+    DnsName::from_ascii(apex).with_context(|| format!("--apex {apex:?} is not a domain name"))
+}
+
+/// `idnode resolve`: asks `server` for `identifier` under `apex` and prints its public values.
+pub fn resolve(identifier: &str, server: SocketAddr, tcp: bool, apex: &str) -> anyhow::Result<()> {
+    let id = Identifier::parse(identifier)?;
+    let r = client::resolve(server, &id, &parse_apex(apex)?, tcp, Duration::from_secs(3))?;
+    let mut out = std::io::stdout().lock();
+    let retried = if r.retried_over_tcp { ", truncated over UDP, retried over TCP" } else { "" };
+    writeln!(out, "{id} ({}){retried}", r.name)?;
+    if !r.ok {
+        anyhow::bail!("{id}: {} from {server}", r.rcode);
+    }
+    if r.values.is_empty() {
+        anyhow::bail!("{id} exists but has no public values");
+    }
+    for (index, kind, data) in r.values {
+        writeln!(out, "{index:>6}  {kind:<12}  {}", String::from_utf8_lossy(&data))?;
+    }
+    Ok(())
+}
+
+/// `idnode dns-name`: prints the DNS name of `identifier` under `apex`.
+pub fn dns_name(identifier: &str, apex: &str) -> anyhow::Result<()> {
+    let name = client::dns_name(&Identifier::parse(identifier)?, &parse_apex(apex)?)?;
+    writeln!(std::io::stdout(), "{name}")?;
+    Ok(())
+}
+
+/// The flags of `idnode bench`.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// The node to load.
+    #[arg(long, default_value = "127.0.0.1:5300")]
+    server: SocketAddr,
+    /// Query over TCP (one connection per client) instead of UDP.
+    #[arg(long)]
+    tcp: bool,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Concurrent clients, each with one query in flight.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Target queries per second over all clients (default: as fast as the node answers).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Share of queries for identifiers that do not exist (NXDOMAIN).
+    #[arg(long, default_value_t = 0.1)]
+    miss: f64,
+    /// Identifiers to query, one per line (or an export file); default: the demo namespace.
+    #[arg(long)]
+    identifiers: Option<PathBuf>,
+    #[arg(long, default_value = "id.example.")]
+    apex: String,
+    /// Lookups to project the time for.
+    #[arg(long, default_value_t = 2_000_000_000)]
+    target: u64,
+    /// Write an SVG of the latency distribution and queries/s over time.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+}
+
+/// `idnode bench`: loads `args.server` and prints queries/s, loss, latency and capacity.
+pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let BenchArgs { server, tcp, duration, clients, rate, miss, identifiers, apex, target, plot } = args;
+    anyhow::ensure!((0.0..=1.0).contains(&miss), "--miss is a share between 0 and 1");
+    anyhow::ensure!(clients > 0 && duration > 0, "--clients and --duration must be positive");
+    let apex = parse_apex(&apex)?;
+    let text = match &identifiers {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
+        None => demo::DEMO_JSONL.to_owned(),
+    };
+    let Queries { hits, misses } = bench::queries(&text, &apex)
+        .with_context(|| identifiers.as_ref().map_or("the demo identifiers".to_owned(), |p| p.display().to_string()))?;
+    let timeout = Duration::from_secs(1);
+    let (duration_s, duration) = (duration, Duration::from_secs(duration));
+    let plan = Plan { server, tcp, duration, clients, rate, hits, misses, miss_share: miss, timeout };
+    let style = indicatif::ProgressStyle::with_template("{bar:40} {elapsed}/{len} {msg}")?;
+    let bar = indicatif::ProgressBar::new(duration_s).with_style(style);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = runtime.block_on(bench::run(plan, |answered, elapsed| {
+        bar.set_position(elapsed.as_secs());
+        bar.set_message(format!("{:.0} queries/s", answered as f64 / elapsed.as_secs_f64().max(1e-3)));
+    }))?;
+    bar.finish_and_clear();
+    let l = &report.latency;
+    let mut out = std::io::stdout().lock();
+    let transport = if tcp { "TCP" } else { "UDP" };
+    let nonexistent = miss * 100.0;
+    writeln!(
+        out,
+        "idnode bench: {duration_s} s, {clients} clients, {transport}, {nonexistent:.0}% nonexistent, against {server}"
+    )?;
+    writeln!(
+        out,
+        "  answered  {} ({:.0} queries/s); lost {} ({:.3}%); NXDOMAIN {:.1}%; other errors {}",
+        report.answered,
+        report.qps(),
+        report.lost,
+        report.loss() * 100.0,
+        report.nxdomain as f64 * 100.0 / report.answered.max(1) as f64,
+        report.other_errors
+    )?;
+    let quantile = |q| l.value_at_quantile(q);
+    let (p50, p90, p99, p999) = (quantile(0.5), quantile(0.9), quantile(0.99), quantile(0.999));
+    writeln!(out, "  latency   p50 {p50} us, p90 {p90} us, p99 {p99} us, p99.9 {p999} us, max {} us", l.max())?;
+    let (time, per_day) = (bench::human(report.seconds_for(target)), report.per_day() / 1e9);
+    writeln!(out, "  capacity  {target} lookups in {time} at this rate; {per_day:.2} billion lookups a day")?;
+    if let Some(path) = plot {
+        bench::plot(&report, &format!("{server} {transport}"), &path).map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+        writeln!(out, "  plot      {}", path.display())?;
+    }
+    Ok(())
+}
