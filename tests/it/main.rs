@@ -7,6 +7,7 @@ mod dns;
 mod hardening;
 mod hierarchy;
 mod http_server;
+mod layout;
 mod recursor;
 mod server;
 
