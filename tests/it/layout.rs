@@ -1,7 +1,6 @@
 //! The crate's layering, checked on its source: the top-level modules depend on each other
 //! without a cycle, the node core imports no front end, and no file outgrows one subject. A
 //! `crate::...` path in non-test code is a dependency.
-//! `crate::...` path in non-test code is a dependency.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
