@@ -455,7 +455,7 @@ fn import_file(config: &Config, file: &PathBuf, batch: usize) -> anyhow::Result<
 
 fn admin_init(config: &Config, prefix: &str, secret_file: Option<&std::path::Path>) -> anyhow::Result<()> {
     idnode::identifier::check_prefix(prefix).with_context(|| format!("--prefix {prefix}"))?;
-    let id = Identifier::from_parts(idnode::auth::PREFIX_AUTHORITY, prefix)?;
+    let id = Identifier::from_parts(idnode::identifier::PREFIX_AUTHORITY, prefix)?;
     let node = Node::new(Arc::new(open_registry(config)?), config.dns.zones.clone());
     let (secret, generated) = match secret_file {
         Some(path) => {
@@ -464,7 +464,7 @@ fn admin_init(config: &Config, prefix: &str, secret_file: Option<&std::path::Pat
             anyhow::ensure!(!secret.is_empty(), "{} holds no secret on its first line", path.display());
             (secret, false)
         }
-        None => (idnode::auth::generate_secret(), true),
+        None => (idnode::secret::generate_secret(), true),
     };
     let values = idnode::auth::prefix_admin_values((300, id.as_str()), Some(&secret), idnode::record::unix_now());
     let options = PutOptions { no_overwrite: true, ..PutOptions::default() };
@@ -588,7 +588,7 @@ fn prefix_command(command: PrefixCommand) -> anyhow::Result<()> {
     match command {
         PrefixCommand::Add { prefix, operator_secret_file, api } => {
             idnode::identifier::check_prefix(&prefix).with_context(|| format!("prefix {prefix}"))?;
-            let record = format!("{}/{prefix}", idnode::auth::PREFIX_AUTHORITY);
+            let record = format!("{}/{prefix}", idnode::identifier::PREFIX_AUTHORITY);
             let now = idnode::record::unix_now();
             let (values, admin) = match &operator_secret_file {
                 Some(path) => {

@@ -3,8 +3,8 @@
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 use idnode::identifier::Identifier;
+use idnode::record::Value;
 use idnode::record::json::JsonRecord;
-use idnode::record::{Record, Value};
 
 use crate::dns::{query, udp};
 use idnode::auth::Admin;
@@ -21,8 +21,7 @@ fn delegate(parent: &TestNode, address: &str, port: u16) {
             "servers":[{{"serverId":1,"address":"{address}","interfaces":[{{"protocol":"HTTP","port":8000}}]}}]}}}}}}]}}"#
     );
     let record = serde_json::from_str::<JsonRecord>(&line).unwrap().into_record(0).unwrap();
-    let id = Identifier::parse(&record.identifier).unwrap();
-    parent.node.put(&Admin::node(), &id, record.values, &Default::default()).unwrap();
+    parent.node.put(&Admin::node(), &record.identifier, record.values, &Default::default()).unwrap();
 }
 
 async fn ask(node: std::net::SocketAddr, name: &str) -> Message {
@@ -102,7 +101,8 @@ async fn parent_refers_to_the_child_which_answers_authoritatively() {
 async fn the_recursive_node_follows_referrals_caches_and_fails_fast() {
     let child = start_server_with(|c| c.dns.zones = vec!["88.105".into()]).await;
     let id = Identifier::parse("88.105/PUMP-9").unwrap();
-    child.registry.put(&Record::new(&id, vec![Value::new(1, "URL", "https://child/pump9", 0)]).unwrap()).unwrap();
+    let url = vec![Value::new(1, "URL", "https://child/pump9", 0)];
+    child.node.put(&Admin::node(), &id, url, &Default::default()).unwrap();
     let parent = start_server().await;
     delegate(&parent, "127.0.0.1", child.addr.port());
     let (root, child_port) = (parent.addr, child.addr.port());
