@@ -5,9 +5,11 @@
 //! records, each one transaction, without syncing each to disk: a synced commit every
 //! [`SYNC_EVERY`] and one at the end (also when it stops early) make them durable. It writes as
 //! the operator with the data directory in hand, so no permission is checked; secrets are sealed
-//! as each line is read (Argon2 runs in the parser, never inside a write transaction). A crash or Ctrl-C during an import loses at most the last
-//! [`SYNC_EVERY`] of work, never part of a batch; running the import again is safe (a record
-//! that is already there is replaced by the same record).
+//! as each line is read (Argon2 runs in the parser, never inside a write transaction).
+//!
+//! A crash or Ctrl-C during an import loses at most the last [`SYNC_EVERY`] of work, never part
+//! of a batch; running the import again is safe (a record that is already there is replaced by
+//! the same record).
 //!
 //! It stops at the first bad line and names it; every record before that line is stored whole and
 //! durable, nothing of the bad line or after it is.
