@@ -49,6 +49,7 @@ fn bench_registry(count: u64) -> Arc<Registry> {
     let registry = Registry::open(&dir).expect("bench registry");
     if registry.len().unwrap() != count {
         eprintln!("building a registry of {count} identifiers in {} ...", dir.display());
+        let mut bulk = registry.bulk();
         let mut batch = Vec::with_capacity(MAX_BATCH);
         for i in 0..count {
             let id = Identifier::parse(&identifier(i)).unwrap();
@@ -58,10 +59,11 @@ fn bench_registry(count: u64) -> Arc<Registry> {
             ];
             batch.push(Record::new(&id, values).unwrap());
             if batch.len() == MAX_BATCH || i + 1 == count {
-                registry.put_batch(&batch).unwrap();
+                bulk.transact(|txn| batch.iter().try_for_each(|r| txn.put(r, false).map(drop))).unwrap();
                 batch.clear();
             }
         }
+        bulk.finish().unwrap();
     }
     Arc::new(registry)
 }

@@ -309,7 +309,7 @@ pub fn queries(text: &str, apex: &crate::dns::DnsName) -> Result<Queries, Querie
             false => line.trim().to_owned(),
         };
         let id = Identifier::parse(&handle).map_err(|e| at(e.to_string()))?;
-        if crate::auth::prefix_of_record(&id).is_none() {
+        if id.record_prefix().is_none() {
             prefix.get_or_insert_with(|| id.prefix().to_owned());
         }
         // Identifiers too long for DNS are served over HTTP only; they cannot be benched here.

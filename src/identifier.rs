@@ -11,6 +11,9 @@ use std::fmt;
 pub const MAX_IDENTIFIER_LEN: usize = 2048;
 /// 63: a prefix segment becomes one DNS label, and a label holds at most 63 bytes (RFC 1035).
 pub const MAX_SEGMENT_LEN: usize = 63;
+/// The prefix under which prefix records live: `0.NA/88.100.1` is the record of `88.100.1`
+/// (Handle.Net's naming of prefix records, kept so that its clients find them).
+pub const PREFIX_AUTHORITY: &str = "0.NA";
 
 /// Why a text is not an identifier or a prefix. Each variant names the rule that failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,6 +93,70 @@ impl Identifier {
     pub fn key(&self) -> String {
         self.text.to_ascii_lowercase()
     }
+
+    /// The record of `prefix`: `88.100.1` -> `0.NA/88.100.1`. Fails when `prefix` is no prefix.
+    pub fn prefix_record(prefix: &str) -> Result<Self, IdentifierError> {
+        check_prefix(prefix)?;
+        Self::from_parts(PREFIX_AUTHORITY, prefix)
+    }
+
+    /// For a prefix record (`0.NA/88.100.1`), the prefix it stands for (`88.100.1`); `None` for
+    /// any other identifier. The suffix is returned as written: it may be no valid prefix.
+    pub fn record_prefix(&self) -> Option<&str> {
+        self.prefix().eq_ignore_ascii_case(PREFIX_AUTHORITY).then(|| self.suffix())
+    }
+}
+
+/// The registry key of a prefix's record: `88.100.1` -> `0.na/88.100.1`. Cheaper than
+/// [`Identifier::prefix_record`] for a prefix already known to be valid (a lookup, not a write).
+pub fn prefix_record_key(prefix: &str) -> String {
+    format!("{PREFIX_AUTHORITY}/{prefix}").to_ascii_lowercase()
+}
+
+/// The parent of a prefix (`88.100.1` -> `88.100`); `None` for a top-level prefix (`88`).
+pub fn parent_prefix(prefix: &str) -> Option<&str> {
+    prefix.rsplit_once('.').map(|(parent, _)| parent)
+}
+
+/// Whether `prefix` is `ancestor` or lies below it (`88.100.1` below `88.100`, not `88.1000`);
+/// every prefix lies below `""`, the whole namespace.
+pub fn is_at_or_below(prefix: &str, ancestor: &str) -> bool {
+    ancestor.is_empty() || prefix.strip_prefix(ancestor).is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
+impl PartialEq<str> for Identifier {
+    fn eq(&self, other: &str) -> bool {
+        self.text == other
+    }
+}
+
+impl PartialEq<&str> for Identifier {
+    fn eq(&self, other: &&str) -> bool {
+        self.text == *other
+    }
+}
+
+impl std::str::FromStr for Identifier {
+    type Err = IdentifierError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::parse(text)
+    }
+}
+
+/// Serialised as its text: the stored form of a record holds the identifier as a string, so a
+/// record written when the field was a `String` reads back unchanged.
+impl serde::Serialize for Identifier {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Identifier {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 impl fmt::Display for Identifier {
@@ -162,6 +229,37 @@ mod tests {
         assert_eq!(msg("88/a\u{7}b"), "the suffix contains the control character U+0007 at byte 4");
         assert!(msg(&format!("88/{}", "x".repeat(2046))).contains("2049 bytes long"));
         assert!(msg(&format!("{}/x", "1".repeat(64))).contains("segment 1 is 64 bytes"));
+    }
+
+    #[test]
+    fn prefix_records_name_their_prefix() {
+        let record = Identifier::prefix_record("88.100.1").unwrap();
+        assert_eq!(record.as_str(), "0.NA/88.100.1");
+        assert_eq!(record.record_prefix(), Some("88.100.1"));
+        assert_eq!(Identifier::parse("0.na/88").unwrap().record_prefix(), Some("88"), "matched ignoring case");
+        assert_eq!(Identifier::parse("88.100/X").unwrap().record_prefix(), None);
+        assert!(Identifier::prefix_record("88..1").is_err());
+        assert_eq!(prefix_record_key("88.100.A"), "0.na/88.100.a");
+        assert_eq!(parent_prefix("88.100.1"), Some("88.100"));
+        assert_eq!(parent_prefix("88"), None);
+    }
+
+    #[test]
+    fn prefixes_that_share_digits_are_not_below_each_other() {
+        assert!(is_at_or_below("88.100", "88.100"));
+        assert!(is_at_or_below("88.100.5", "88.100"));
+        assert!(is_at_or_below("88.100", ""));
+        assert!(!is_at_or_below("88.1000", "88.100"));
+        assert!(!is_at_or_below("88.10", "88.100"));
+        assert!(!is_at_or_below("88", "88.100"));
+    }
+
+    #[test]
+    fn serialises_as_its_text() {
+        let id = Identifier::parse("88.100/Ab").unwrap();
+        assert_eq!(serde_json::to_string(&id).unwrap(), r#""88.100/Ab""#);
+        assert_eq!(serde_json::from_str::<Identifier>(r#""88.100/Ab""#).unwrap(), id);
+        assert!(serde_json::from_str::<Identifier>(r#""88.100""#).is_err());
     }
 
     #[test]

@@ -1,11 +1,15 @@
 //! Import and export files: JSON Lines, one identifier with its values per line, values in the
 //! Handle.Net JSON shape (see [`crate::record::json`]).
 //!
-//! Import writes batches of up to [`MAX_BATCH`] records, each one transaction, without syncing
-//! each to disk: a synced commit every [`SYNC_EVERY`] and one at the end (also when it stops
-//! early) make them durable. A crash or Ctrl-C during an import loses at most the last
-//! [`SYNC_EVERY`] of work, never part of a batch; running the import again is safe (a record
-//! that is already there is replaced by the same record).
+//! Import is the registry's bulk load ([`Registry::bulk`]): batches of up to [`MAX_BATCH`]
+//! records, each one transaction, without syncing each to disk: a synced commit every
+//! [`SYNC_EVERY`] and one at the end (also when it stops early) make them durable. It writes as
+//! the operator with the data directory in hand, so no permission is checked; secrets are sealed
+//! as each line is read (Argon2 runs in the parser, never inside a write transaction).
+//!
+//! A crash or Ctrl-C during an import loses at most the last [`SYNC_EVERY`] of work, never part
+//! of a batch; running the import again is safe (a record that is already there is replaced by
+//! the same record).
 //!
 //! It stops at the first bad line and names it; every record before that line is stored whole and
 //! durable, nothing of the bad line or after it is.
@@ -15,7 +19,7 @@ use std::sync::mpsc::SyncSender;
 
 use crate::record::json::JsonRecord;
 use crate::record::{Record, unix_now};
-use crate::registry::{MAX_BATCH, Registry, RegistryError};
+use crate::registry::{Bulk, MAX_BATCH, Registry, RegistryError};
 
 /// 10 s: how much import work a crash may cost. A sync of redb costs tens of milliseconds, so
 /// this adds well under 1% to an import while a killed 20-minute import keeps all but 10 s.
@@ -31,26 +35,38 @@ pub enum ImportError {
     Registry(#[from] RegistryError),
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("writing the export: {0}")]
+    Write(#[from] std::io::Error),
+}
+
+/// What an import read and stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ImportReport {
     pub records: u64,
     pub lines: u64,
 }
 
-/// Imports every line of `input`; `progress` is told how many bytes have been read.
+/// Imports every line of `input` in batches of `batch_size` (at most [`MAX_BATCH`]); `progress`
+/// is told how many bytes have been read. Returns how many lines were read and records stored,
+/// or the first bad line (every record before it is stored and durable).
 pub fn import(
     registry: &Registry,
     input: impl BufRead + Send,
     batch_size: usize,
     progress: impl FnMut(u64),
 ) -> Result<ImportReport, ImportError> {
-    let result = import_unsynced(registry, input, batch_size, progress);
-    registry.sync()?;
+    let mut bulk = registry.bulk();
+    let result = import_unsynced(&mut bulk, input, batch_size, progress);
+    bulk.finish()?;
     result
 }
 
 fn import_unsynced(
-    registry: &Registry,
+    bulk: &mut Bulk<'_>,
     input: impl BufRead + Send,
     batch_size: usize,
     mut progress: impl FnMut(u64),
@@ -68,9 +84,9 @@ fn import_unsynced(
         let mut synced = std::time::Instant::now();
         for mut batch in rx {
             report.lines = batch.read;
-            write(registry, &mut batch.records, &batch.lines, &mut report)?;
+            write(bulk, &mut batch.records, &batch.lines, &mut report)?;
             if synced.elapsed() >= SYNC_EVERY {
-                registry.sync()?;
+                bulk.sync()?;
                 synced = std::time::Instant::now();
             }
             progress(batch.bytes);
@@ -146,14 +162,14 @@ fn parse_line(line: &str, now: i64) -> Result<Record, String> {
         .into_record(now)
         .map_err(|e| e.to_string())?;
     // Secrets are stored only as salted hashes, whichever way they arrive.
-    crate::auth::seal_imported_secrets(&mut record).map_err(|e| e.to_string())?;
+    crate::secret::seal_imported_secrets(&mut record).map_err(|e| e.to_string())?;
     Ok(record)
 }
 
 /// Commits a batch; a case conflict is reported against its line, after the records before it
 /// are committed on their own.
 fn write(
-    registry: &Registry,
+    bulk: &mut Bulk<'_>,
     batch: &mut Vec<Record>,
     lines: &[u64],
     report: &mut ImportReport,
@@ -161,14 +177,14 @@ fn write(
     if batch.is_empty() {
         return Ok(());
     }
-    match registry.put_batch_unsynced(batch) {
+    match put_all(bulk, batch) {
         Ok(()) => {
             report.records += batch.len() as u64;
             batch.clear();
             Ok(())
         }
         Err(RegistryError::CaseConflict { position, identifier, existing }) => {
-            registry.put_batch_unsynced(&batch[..position])?;
+            put_all(bulk, &batch[..position])?;
             report.records += position as u64;
             batch.clear();
             Err(ImportError::BadLine {
@@ -181,14 +197,25 @@ fn write(
     }
 }
 
-/// Writes every record as one JSON line; returns how many.
-pub fn export(registry: &Registry, mut out: impl Write) -> anyhow::Result<u64> {
+/// Stores `records` in one transaction of the load, replacing what is there: all or none.
+fn put_all(bulk: &mut Bulk<'_>, records: &[Record]) -> Result<(), RegistryError> {
+    bulk.transact(|txn| {
+        for (position, record) in records.iter().enumerate() {
+            txn.put(record, false).map_err(|e| e.at(position))?;
+        }
+        Ok(())
+    })
+}
+
+/// Writes every record as one JSON line, from one consistent snapshot; returns how many.
+pub fn export(registry: &Registry, mut out: impl Write) -> Result<u64, ExportError> {
     let mut count = 0;
     registry.for_each(|record| {
-        serde_json::to_writer(&mut out, &JsonRecord::from_record(&record))?;
+        // A record serialises to JSON without fail (strings, numbers, lists): only writing can.
+        serde_json::to_writer(&mut out, &JsonRecord::from_record(&record)).map_err(std::io::Error::from)?;
         out.write_all(b"\n")?;
         count += 1;
-        Ok(())
+        Ok::<_, ExportError>(())
     })?;
     out.flush()?;
     Ok(count)

@@ -5,16 +5,24 @@
 //! the node hierarchy build on the same registry and cache.
 //!
 //! # Layout
-//! - [`identifier`]: `PREFIX/SUFFIX` syntax, validation, the case-folded registry key.
+//! - [`identifier`]: `PREFIX/SUFFIX` syntax, validation, the case-folded registry key, and
+//!   prefix-record naming (`0.NA/88.100` is the record of `88.100`).
 //! - [`record`]: the Handle value model and its stored (postcard) form.
 //! - [`record::json`]: the Handle.Net JSON shape of values, for files and the HTTP API.
-//! - [`registry`]: the durable store (redb), keyed by identifier.
+//! - [`record::admin`]: the `HS_ADMIN` and `HS_VLIST` binary layouts.
+//! - [`code`]: Handle response codes, which every core answer and error names.
+//! - [`secret`]: `HS_SECKEY` values, sealed as salted Argon2id hashes before they are stored.
+//! - [`registry`]: the durable store (redb), keyed by identifier: one transactional write
+//!   primitive and a bulk-load variant for import.
 //! - [`cache`]: the bounded, TTL-aware front cache of encoded answers.
-//! - [`auth`]: administrators, secrets (stored hashed) and `HS_ADMIN` permissions.
+//! - [`auth`]: administrators, the authenticator (bounded secret checks) and `HS_ADMIN`
+//!   permissions.
 //! - [`dns`]: the DNS query pipeline (the only user of hickory-proto): name mapping, wire
 //!   parsing, zone answers and referrals, the recursive role, and a small client.
 //! - [`http`]: the Handle.Net JSON API over HTTP (the only user of axum).
-//! - [`node`]: the write path: authorize, commit durably, then invalidate cached answers.
+//! - [`node`]: the protocol-neutral core: resolve and list with read rights, the served
+//!   [`node::Zones`] and their delegations, and the write path (authorize inside the write
+//!   transaction, commit durably, then invalidate cached answers).
 //! - [`server`]: transport: UDP workers, TCP connections, the HTTP listener, shutdown.
 //! - [`import`]: JSON Lines import and export; [`demo`]: the demo namespace.
 //! - [`bench`]: `idnode bench`, the load generator and capacity planner.
@@ -50,6 +58,7 @@ pub mod auth;
 pub mod bench;
 pub mod cache;
 pub mod cli;
+pub mod code;
 pub mod config;
 pub mod demo;
 pub mod dns;
@@ -59,4 +68,5 @@ pub mod import;
 pub mod node;
 pub mod record;
 pub mod registry;
+pub mod secret;
 pub mod server;

@@ -4,21 +4,23 @@
 //! and a prefix's identifiers form one key range: `88.100.1/...` lies between `88.100.1/` and
 //! `88.100.10`. Prefix records (`0.NA/88.100.1`) are ordinary records in the same table.
 //!
-//! Durability contract: `put`, `put_batch` and `delete` return only after their transaction is
-//! committed with [`redb::Durability::Immediate`] (an fsync/fdatasync of the file), so a write
-//! that was acknowledged survives a crash or power loss; a transaction that did not commit
-//! leaves nothing behind. The one exception is bulk import, which writes its batches with
-//! `put_batch_unsynced` and makes them durable with one `sync` at the end.
+//! Writes have one primitive, [`Registry::transact`]: a closure reads and writes through a
+//! [`WriteTxn`] and the transaction commits with [`redb::Durability::Immediate`] (an
+//! fsync/fdatasync of the file), so a write that was acknowledged survives a crash or power
+//! loss; a transaction that did not commit leaves nothing behind. The one variant is bulk
+//! loading ([`Registry::bulk`], for import): the same transactions without the sync each, made
+//! durable by a synced commit when the load says so and when it ends.
 //!
-//! The registry knows nothing of protocols: callers that cache answers invalidate them after a
-//! write returns.
+//! Every write goes through [`WriteTxn::put`], which refuses a secret that was not sealed
+//! ([`crate::secret`]). The registry knows nothing of protocols or permissions: the node core
+//! ([`crate::node`]) decides writes and tells the caches in front of it.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use crate::identifier::Identifier;
+use crate::identifier::{Identifier, prefix_record_key};
 use crate::record::{Record, RecordError};
 
 const RECORDS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("records");
@@ -56,8 +58,6 @@ pub enum RegistryError {
     AlreadyExists { position: usize, identifier: String },
     #[error("{identifier}: value {index} is a secret key that was not sealed (hashed) before storing")]
     UnsealedSecret { identifier: String, index: u32 },
-    #[error("the batch holds {count} records; at most {max} are allowed")]
-    BatchTooLarge { count: usize, max: usize },
     #[error("stored record {key:?} cannot be read: {source}")]
     Corrupt { key: String, source: RecordError },
 }
@@ -141,6 +141,7 @@ impl Registry {
         self.serial.load(Ordering::Acquire)
     }
 
+    /// The record of `id` (matched ignoring ASCII case), as committed now.
     pub fn get(&self, id: &Identifier) -> Result<Option<Record>, RegistryError> {
         self.snapshot()?.get(id.key().as_bytes())
     }
@@ -151,49 +152,19 @@ impl Registry {
         Ok(Snapshot { table: txn.open_table(RECORDS)? })
     }
 
+    /// How many records the registry holds, prefix records included.
     pub fn len(&self) -> Result<u64, RegistryError> {
         Ok(self.snapshot()?.table.len()?)
     }
 
+    /// Whether the registry holds no record at all.
     pub fn is_empty(&self) -> Result<bool, RegistryError> {
         Ok(self.len()? == 0)
     }
 
-    /// Creates or replaces one record; durable when it returns.
-    pub fn put(&self, record: &Record) -> Result<(), RegistryError> {
-        self.put_batch(std::slice::from_ref(record))
-    }
-
-    /// Creates or replaces up to [`MAX_BATCH`] records in one transaction: all or none.
-    ///
-    /// A record whose identifier differs only in ASCII case from a registered one is refused
-    /// (and with it the batch), as Handle.Net refuses it.
-    pub fn put_batch(&self, records: &[Record]) -> Result<(), RegistryError> {
-        self.put_batch_with(records, Durability::Immediate)
-    }
-
-    /// [`Registry::put_batch`] without the sync: the batch is visible at once but durable only
-    /// after the next synced commit ([`Registry::sync`]); a crash before that loses it whole.
-    /// For bulk imports, which sync at the end.
-    pub fn put_batch_unsynced(&self, records: &[Record]) -> Result<(), RegistryError> {
-        self.put_batch_with(records, Durability::None)
-    }
-
-    /// Makes every earlier unsynced commit durable: one synced (empty) commit.
-    pub fn sync(&self) -> Result<(), RegistryError> {
-        self.write(Durability::Immediate, |_| Ok(()))
-    }
-
-    fn put_batch_with(&self, records: &[Record], durability: Durability) -> Result<(), RegistryError> {
-        if records.len() > MAX_BATCH {
-            return Err(RegistryError::BatchTooLarge { count: records.len(), max: MAX_BATCH });
-        }
-        self.write(durability, |txn| {
-            for (position, record) in records.iter().enumerate() {
-                txn.put(record, false).map_err(|e| e.at(position))?;
-            }
-            Ok(())
-        })
+    /// Starts a bulk load: transactions that commit without syncing, made durable together.
+    pub fn bulk(&self) -> Bulk<'_> {
+        Bulk { registry: self, synced: true }
     }
 
     /// Runs `f` in one write transaction and commits it durably: `f` reads through the
@@ -205,11 +176,6 @@ impl Registry {
         f: impl FnOnce(&mut WriteTxn<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         self.write(Durability::Immediate, f)
-    }
-
-    /// Deletes a record; returns whether it existed. Durable when it returns.
-    pub fn delete(&self, id: &Identifier) -> Result<bool, RegistryError> {
-        self.write(Durability::Immediate, |txn| txn.delete(id.key().as_bytes()))
     }
 
     /// Runs `f` in one write transaction, bumps the serial and commits with `durability`; an
@@ -269,7 +235,7 @@ impl Registry {
             if !k.value().starts_with(start.as_bytes()) || out.len() == limit {
                 break;
             }
-            out.push(decode_key(k.value(), v.value())?.identifier);
+            out.push(decode_key(k.value(), v.value())?.identifier.to_string());
         }
         Ok(out)
     }
@@ -277,7 +243,7 @@ impl Registry {
     /// Prefixes derived from `prefix` (`88.100.1`, `88.100.1.5` under `88.100`) that have a
     /// prefix record, in key order, one page.
     pub fn list_derived(&self, prefix: &str, page: usize, page_size: usize) -> Result<Vec<String>, RegistryError> {
-        let start = format!("{}.", crate::auth::prefix_record_key(prefix));
+        let start = format!("{}.", prefix_record_key(prefix));
         let snapshot = self.snapshot()?;
         let mut out = Vec::new();
         for entry in snapshot.table.range(start.as_bytes()..)?.skip(page.saturating_mul(page_size)) {
@@ -286,7 +252,7 @@ impl Registry {
                 break;
             }
             let record = decode_key(k.value(), v.value())?;
-            out.push(record.identifier.split_once('/').map_or(record.identifier.clone(), |(_, p)| p.to_owned()));
+            out.push(record.identifier.suffix().to_owned());
         }
         Ok(out)
     }
@@ -298,11 +264,12 @@ impl Registry {
         Ok(counts.get(prefix.to_ascii_lowercase().as_str())?.map_or(0, |g| g.value()))
     }
 
-    /// Calls `f` with every record in key order (for export), from one consistent snapshot.
-    pub fn for_each(&self, mut f: impl FnMut(Record) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    /// Calls `f` with every record in key order (for export), from one consistent snapshot; stops
+    /// at the first error, of the registry or of `f`, and returns it.
+    pub fn for_each<E: From<RegistryError>>(&self, mut f: impl FnMut(Record) -> Result<(), E>) -> Result<(), E> {
         let snapshot = self.snapshot()?;
-        for entry in snapshot.table.range::<&[u8]>(..)? {
-            let (k, v) = entry?;
+        for entry in snapshot.table.range::<&[u8]>(..).map_err(RegistryError::from)? {
+            let (k, v) = entry.map_err(RegistryError::from)?;
             f(decode_key(k.value(), v.value())?)?;
         }
         Ok(())
@@ -360,21 +327,26 @@ impl Reader for WriteTxn<'_> {
 impl WriteTxn<'_> {
     /// Writes `record` unless its identifier differs only in case from a registered one, or
     /// exists and `if_absent` is set. Every `HS_SECKEY` value must already be sealed
-    /// ([`crate::auth::seal_new_secrets`]): a plain secret is refused, never stored.
+    /// ([`crate::secret`]): a plain secret is refused, never stored. Returns whether the record
+    /// was created or replaced.
     pub fn put(&mut self, record: &Record, if_absent: bool) -> Result<Applied, RegistryError> {
-        if let Some(v) = record.values.iter().find(|v| !crate::auth::is_sealed(v)) {
-            return Err(RegistryError::UnsealedSecret { identifier: record.identifier.clone(), index: v.index });
+        if let Some(v) = record.values.iter().find(|v| !crate::secret::is_sealed(v)) {
+            return Err(RegistryError::UnsealedSecret { identifier: record.identifier.to_string(), index: v.index });
         }
-        let key = record.identifier.to_ascii_lowercase();
+        let key = record.identifier.key();
         let existing = match self.table.get(key.as_bytes())? {
             Some(old) => Some(decode(&key, old.value())?.identifier),
             None => None,
         };
         match existing {
-            Some(existing) if existing != record.identifier => {
-                Err(RegistryError::CaseConflict { position: 0, identifier: record.identifier.clone(), existing })
+            Some(existing) if existing != record.identifier => Err(RegistryError::CaseConflict {
+                position: 0,
+                identifier: record.identifier.to_string(),
+                existing: existing.to_string(),
+            }),
+            Some(existing) if if_absent => {
+                Err(RegistryError::AlreadyExists { position: 0, identifier: existing.to_string() })
             }
-            Some(existing) if if_absent => Err(RegistryError::AlreadyExists { position: 0, identifier: existing }),
             Some(_) => {
                 self.table.insert(key.as_bytes(), record.encode().as_slice())?;
                 Ok(Applied::Replaced)
@@ -394,6 +366,50 @@ impl WriteTxn<'_> {
             add_count(&mut self.counts, key, -1)?;
         }
         Ok(existed)
+    }
+}
+
+/// A bulk load ([`Registry::bulk`]): each [`Bulk::transact`] commits without syncing, visible at
+/// once but durable only at the next [`Bulk::sync`] or [`Bulk::finish`]; a crash before that
+/// loses those transactions whole, never part of one. Dropped unfinished (an early return), it
+/// still syncs what it wrote.
+pub struct Bulk<'r> {
+    registry: &'r Registry,
+    /// No unsynced commit since the last sync.
+    synced: bool,
+}
+
+impl Bulk<'_> {
+    /// Runs `f` in one write transaction, as [`Registry::transact`] does, and commits it without
+    /// syncing. At most [`MAX_BATCH`] records a transaction are expected: one is one redb commit.
+    pub fn transact<T, E: From<RegistryError>>(
+        &mut self,
+        f: impl FnOnce(&mut WriteTxn<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.synced = false;
+        self.registry.write(Durability::None, f)
+    }
+
+    /// Makes every transaction so far durable: one synced (empty) commit.
+    pub fn sync(&mut self) -> Result<(), RegistryError> {
+        if !self.synced {
+            self.registry.write(Durability::Immediate, |_| Ok::<_, RegistryError>(()))?;
+            self.synced = true;
+        }
+        Ok(())
+    }
+
+    /// Ends the load, durable when it returns.
+    pub fn finish(mut self) -> Result<(), RegistryError> {
+        self.sync()
+    }
+}
+
+impl Drop for Bulk<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.sync() {
+            tracing::error!(error = %e, "the end of a bulk load could not be made durable");
+        }
     }
 }
 
@@ -454,13 +470,27 @@ mod tests {
         Record::new(&Identifier::parse(id).unwrap(), vec![Value::new(1, "URL", format!("https://x/{id}"), 0)]).unwrap()
     }
 
+    /// Writes `records` in one transaction, all or none, as the node core does.
+    fn put_all(reg: &Registry, records: &[Record]) -> Result<(), RegistryError> {
+        reg.transact(|txn| {
+            for (position, record) in records.iter().enumerate() {
+                txn.put(record, false).map_err(|e| e.at(position))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn delete(reg: &Registry, id: &str) -> bool {
+        reg.transact(|txn| txn.delete(Identifier::parse(id).unwrap().key().as_bytes())).unwrap()
+    }
+
     #[test]
     fn put_get_delete_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let id = Identifier::parse("88.100.1/ABC").unwrap();
         {
             let reg = Registry::open(dir.path()).unwrap();
-            reg.put(&record("88.100.1/ABC")).unwrap();
+            put_all(&reg, &[record("88.100.1/ABC")]).unwrap();
             assert_eq!(
                 reg.get(&Identifier::parse("88.100.1/abc").unwrap()).unwrap().unwrap().identifier,
                 "88.100.1/ABC"
@@ -468,8 +498,8 @@ mod tests {
         }
         let reg = Registry::open(dir.path()).unwrap();
         assert!(reg.get(&id).unwrap().is_some());
-        assert!(reg.delete(&id).unwrap());
-        assert!(!reg.delete(&id).unwrap());
+        assert!(delete(&reg, "88.100.1/ABC"));
+        assert!(!delete(&reg, "88.100.1/abc"));
         assert!(reg.get(&id).unwrap().is_none());
     }
 
@@ -486,32 +516,47 @@ mod tests {
     fn case_variant_is_refused_and_aborts_the_whole_batch() {
         let dir = tempfile::tempdir().unwrap();
         let reg = Registry::open(dir.path()).unwrap();
-        reg.put(&record("88/ABC")).unwrap();
-        reg.put(&record("88/ABC")).unwrap(); // same case: replace
-        let err = reg.put_batch(&[record("88/new"), record("88/abc")]).unwrap_err();
+        put_all(&reg, &[record("88/ABC")]).unwrap();
+        put_all(&reg, &[record("88/ABC")]).unwrap(); // same case: replace
+        let err = put_all(&reg, &[record("88/new"), record("88/abc")]).unwrap_err();
         assert!(matches!(err, RegistryError::CaseConflict { position: 1, .. }), "{err}");
         assert!(reg.get(&Identifier::parse("88/new").unwrap()).unwrap().is_none(), "batch rolled back");
     }
 
     #[test]
-    fn batch_limit_and_serial() {
+    fn a_transaction_bumps_the_serial_once() {
         let dir = tempfile::tempdir().unwrap();
         let reg = Registry::open(dir.path()).unwrap();
         let s0 = reg.serial();
         let batch: Vec<_> = (0..MAX_BATCH).map(|i| record(&format!("88/{i}"))).collect();
-        reg.put_batch(&batch).unwrap();
+        put_all(&reg, &batch).unwrap();
         assert_eq!(reg.len().unwrap(), MAX_BATCH as u64);
         assert_eq!(reg.serial(), s0 + 1);
-        let too_many: Vec<_> = (0..=MAX_BATCH).map(|i| record(&format!("89/{i}"))).collect();
-        assert!(matches!(reg.put_batch(&too_many), Err(RegistryError::BatchTooLarge { count: 2001, .. })));
-        assert_eq!(reg.len().unwrap(), MAX_BATCH as u64);
+    }
+
+    #[test]
+    fn a_bulk_load_is_visible_at_once_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let reg = Registry::open(dir.path()).unwrap();
+            let mut bulk = reg.bulk();
+            for i in 0..3 {
+                bulk.transact(|txn| txn.put(&record(&format!("88/{i}")), false)).unwrap();
+                assert_eq!(reg.len().unwrap(), i + 1, "visible before any sync");
+            }
+            bulk.sync().unwrap();
+            bulk.transact(|txn| txn.put(&record("88/last"), false)).unwrap();
+            bulk.finish().unwrap();
+        }
+        let reg = Registry::open(dir.path()).unwrap();
+        assert_eq!(reg.len().unwrap(), 4);
     }
 
     #[test]
     fn transact_sees_its_own_changes_and_an_error_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let reg = Registry::open(dir.path()).unwrap();
-        reg.put(&record("88/old")).unwrap();
+        put_all(&reg, &[record("88/old")]).unwrap();
         let serial = reg.serial();
         let err: Result<(), RegistryError> = reg.transact(|txn| {
             txn.put(&record("88/other"), true)?;
@@ -535,7 +580,7 @@ mod tests {
         let reg = Registry::open(dir.path()).unwrap();
         let id = Identifier::parse("88/ops").unwrap();
         let plain = Record::new(&id, vec![Value::new(300, "hs_seckey", "plain", 0)]).unwrap();
-        assert!(matches!(reg.put(&plain), Err(RegistryError::UnsealedSecret { index: 300, .. })));
+        assert!(matches!(put_all(&reg, &[plain]), Err(RegistryError::UnsealedSecret { index: 300, .. })));
         assert!(reg.get(&id).unwrap().is_none());
     }
 
@@ -544,7 +589,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let reg = Registry::open(dir.path()).unwrap();
         let ids = ["88.100.1/a", "88.100.1/B", "88.100.1/c", "88.100.10/x", "88.100.1.5/y", "88.100/z"];
-        reg.put_batch(&ids.map(record)).unwrap();
+        put_all(&reg, &ids.map(record)).unwrap();
         assert_eq!(reg.list("88.100.1", None, 0, 2).unwrap(), ["88.100.1/a", "88.100.1/B"]);
         assert_eq!(reg.list("88.100.1", None, 2, 2).unwrap(), ["88.100.1/c"]);
         assert!(reg.list("88.100.1", None, 4, 2).unwrap().is_empty());
@@ -552,8 +597,8 @@ mod tests {
         assert_eq!(reg.list("88.100.1", Some("88.100.1/c"), 0, 5).unwrap(), Vec::<String>::new());
         assert_eq!(reg.count_under("88.100.1").unwrap(), 3);
         assert_eq!(reg.count_under("88.100").unwrap(), 1);
-        reg.delete(&Identifier::parse("88.100.1/a").unwrap()).unwrap();
-        reg.put(&record("88.100.1/c")).unwrap();
+        delete(&reg, "88.100.1/a");
+        put_all(&reg, &[record("88.100.1/c")]).unwrap();
         assert_eq!(reg.count_under("88.100.1").unwrap(), 2, "deletes count down, replacements do not count");
         let snap = reg.snapshot().unwrap();
         assert!(snap.has_key_starting_with(b"88.100.1.", Some(b"88.100.1/")).unwrap());

@@ -85,8 +85,10 @@ fn fixture() -> &'static Fixture {
                 // The node refuses a delegation it could not refer to; an import (or an older
                 // node) may still have stored it, so it goes in around the check.
                 Err(WriteError::Undelegable { .. }) => {
-                    let record = idnode::record::Record { identifier: id.to_string(), values };
-                    registry.put(&record).unwrap_or_else(|e| panic!("seed {id}: {e}"));
+                    let record = idnode::record::Record { identifier: id.clone(), values };
+                    let mut bulk = registry.bulk();
+                    bulk.transact(|txn| txn.put(&record, false)).unwrap_or_else(|e| panic!("seed {id}: {e}"));
+                    bulk.finish().unwrap_or_else(|e| panic!("seed {id}: {e}"));
                 }
                 result => drop(result.unwrap_or_else(|e| panic!("seed {id}: {e}"))),
             }
@@ -127,7 +129,7 @@ fn hostile_records() -> Vec<(String, Vec<Value>)> {
     records.push(("0.NA/88.102".into(), vec![value(1, "HS_SITE", b"\x00\x01garbage")]));
     records.push(("88.102.3/UNDER-BROKEN-SITE".into(), vec![url(1, "https://example.com/x")]));
     // The zone 88.100's prefix record: an administrator and a secret (never public).
-    let admin = idnode::record::json::encode_admin(0x0fff, "0.NA/88.100", 300);
+    let admin = idnode::record::admin::encode_admin(0x0fff, "0.NA/88.100", 300);
     records.push((
         "0.NA/88.100".into(),
         vec![value(100, "HS_ADMIN", &admin), value(300, "HS_SECKEY", b"seed-secret-for-fuzzing")],

@@ -300,11 +300,11 @@ impl Zone {
         if segments == 0 {
             return Ok(None);
         }
-        let Some(record) = crate::record::site::delegation(snapshot, &self.config.prefix, &prefix)? else {
+        let Some(record) = crate::node::zones::delegation(snapshot, &self.config.prefix, &prefix)? else {
             return Ok(None);
         };
         // The cut lies as many labels below the apex as the delegated prefix has below the zone's.
-        let delegated = record.identifier.split_once('/').map_or("", |(_, p)| p);
+        let delegated = record.identifier.record_prefix().unwrap_or_default();
         // `delegation` found the record at most `segments` levels below the zone's prefix.
         let below = delegated.split('.').count().saturating_sub(self.prefix_labels).min(own);
         let cut = name_of_labels((own - below..qname.label_count()).map(|j| qname.label(j)))?;

@@ -6,7 +6,6 @@ use std::io::Write;
 
 use super::mapping::{self, presentation};
 use super::zone::ZoneConfig;
-use crate::identifier::Identifier;
 use crate::record::unix_now;
 use crate::registry::Registry;
 
@@ -39,13 +38,13 @@ pub fn write(registry: &Registry, zone: &ZoneConfig, serial: u32, mut out: impl 
     }
     let now = unix_now();
     let mut count = 0;
-    registry.for_each(|record| {
-        let Ok(id) = Identifier::parse(&record.identifier) else { return Ok(()) };
+    registry.for_each(|record| -> anyhow::Result<()> {
+        let id = &record.identifier;
         let in_zone = zone.prefix.is_empty()
             || id.prefix() == zone.prefix
             || id.prefix().starts_with(&format!("{}.", zone.prefix));
         let Some(name) = mapping::identifier_name(
-            &id,
+            id,
             &zone.apex.trim_to(zone.apex.num_labels() as usize - prefix_labels(&zone.prefix)),
         ) else {
             return Ok(());

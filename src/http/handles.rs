@@ -1,20 +1,24 @@
-//! Handlers of `/api/handles` and `/api/batch`.
+//! Handlers of `/api/handles`, `/api/prefixes` and `/api/batch`: thin translations. Each parses
+//! the request's parameters, credentials and body, calls the node core ([`crate::node::Node`]),
+//! and turns its answer or error into JSON with the status its response code gets
+//! ([`response::status`]). What may be read or written is decided in the core only.
 
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::response::{self, Reply, error};
-use crate::auth::{Admin, Credentials, Permission};
+use super::response::{self, Detail, Reply, error, error_with};
+use crate::auth::{Admin, Credentials};
+use crate::code::ResponseCode;
 use crate::identifier::{Identifier, check_prefix};
-use crate::node::{Node, Op, PutOptions};
+use crate::node::{Listing, Node, Op, Page, PutOptions, ReadError, ReadFilter, Resolution};
 use crate::record::json::JsonValue;
-use crate::record::{Value, types, unix_now};
+use crate::record::{Value, unix_now};
 use crate::registry::{Applied, MAX_BATCH, MAX_LIST_OFFSET};
 
 /// 100: page size of a listing when the client names none; 10,000 the most one page returns.
@@ -47,12 +51,7 @@ pub(super) struct Params {
 pub(super) fn params(query: Option<&str>) -> Result<Params> {
     let mut p = Params { overwrite: true, page_size: DEFAULT_PAGE_SIZE, ..Params::default() };
     let bad = |name: &str, value: &str| {
-        error(
-            StatusCode::BAD_REQUEST,
-            response::PROTOCOL_ERROR,
-            None,
-            format!("query parameter {name}={value:?} is not valid"),
-        )
+        error(ResponseCode::ProtocolError, None, format!("query parameter {name}={value:?} is not valid"))
     };
     let flag = |name: &str, value: &str| match value {
         "" | "true" => Ok(true),
@@ -79,10 +78,11 @@ pub(super) fn params(query: Option<&str>) -> Result<Params> {
     p.page_size = p.page_size.clamp(1, MAX_PAGE_SIZE);
     if p.page.saturating_mul(p.page_size) > MAX_LIST_OFFSET {
         let message = format!(
-            "page {} of {} starts past the first {MAX_LIST_OFFSET} names; go on from the last name of a page with after=NAME",
+            "page {} of {} starts past the first {MAX_LIST_OFFSET} names; go on from the last name of a page with \
+             after=NAME",
             p.page, p.page_size
         );
-        return Err(error(StatusCode::BAD_REQUEST, response::PROTOCOL_ERROR, None, message));
+        return Err(error(ResponseCode::ProtocolError, None, message));
     }
     Ok(p)
 }
@@ -92,8 +92,7 @@ pub(super) fn params(query: Option<&str>) -> Result<Params> {
 /// unencoded `300:0.NA/88.100:secret` is read too.
 pub(super) fn credentials(headers: &HeaderMap) -> Result<Option<Credentials>> {
     let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
-    let bad =
-        |why: &str| error(StatusCode::FORBIDDEN, response::INVALID_ADMIN, None, format!("Authorization header: {why}"));
+    let bad = |why: &str| error(ResponseCode::InvalidAdmin, None, format!("Authorization header: {why}"));
     let text = value.to_str().map_err(|_| bad("not ASCII"))?;
     let encoded = text.strip_prefix("Basic ").ok_or_else(|| bad("only Basic authentication is supported"))?;
     let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|_| bad("not base64"))?;
@@ -116,7 +115,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         Ok(result) => result,
         Err(e) => {
             tracing::error!(error = %e, "request handler failed");
-            Err(error(StatusCode::INTERNAL_SERVER_ERROR, response::ERROR, None, "internal error; see the server log"))
+            Err(error(ResponseCode::Error, None, "internal error; see the server log"))
         }
     }
 }
@@ -147,18 +146,15 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes> {
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
         if too_large {
-            error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                response::PROTOCOL_ERROR,
-                None,
-                format!("the body is over {limit} bytes"),
-            )
+            error_with(ResponseCode::ProtocolError, Detail::TooLarge, None, format!("the body is over {limit} bytes"))
         } else {
-            error(StatusCode::BAD_REQUEST, response::PROTOCOL_ERROR, None, format!("reading the body: {e}"))
+            error(ResponseCode::ProtocolError, None, format!("reading the body: {e}"))
         }
     })
 }
 
+/// The administrator the request's credentials prove: 401 without credentials, the
+/// authenticator's refusal (logged on the `audit` target) with wrong ones.
 fn authenticate(
     node: &Node,
     headers: &HeaderMap,
@@ -167,15 +163,19 @@ fn authenticate(
 ) -> Result<Admin> {
     let credentials = credentials(headers)?.ok_or_else(|| response::authentication_needed(handle))?;
     node.authenticate(&credentials, source).map_err(|e| {
-        tracing::warn!(target: "audit", user = %format!("{}:{}", credentials.index, credentials.admin), handle, error = %e, "authentication failed");
+        let user = format!("{}:{}", credentials.index, credentials.admin);
+        tracing::warn!(target: "audit", user, handle, error = %e, "authentication failed");
         response::from_auth_error(&e, handle)
     })
 }
 
+/// The identifier a request names (102, INVALID_HANDLE, when it is none).
 fn parse_id(handle: &str) -> Result<Identifier> {
-    Identifier::parse(handle).map_err(|e| error(StatusCode::BAD_REQUEST, response::INVALID_HANDLE, Some(handle), e))
+    Identifier::parse(handle).map_err(|e| error(ResponseCode::InvalidHandle, Some(handle), e))
 }
 
+/// The values of a write's body, `{"values": [...]}` or a bare list (202, INVALID_VALUE, when
+/// it is neither or a value is invalid); values without a timestamp are stamped now.
 pub(super) fn parse_values(handle: &str, body: &[u8]) -> Result<Vec<Value>> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -183,7 +183,7 @@ pub(super) fn parse_values(handle: &str, body: &[u8]) -> Result<Vec<Value>> {
         Object { values: Vec<JsonValue> },
         Array(Vec<JsonValue>),
     }
-    let invalid = |e: &dyn std::fmt::Display| error(StatusCode::BAD_REQUEST, response::INVALID_VALUE, Some(handle), e);
+    let invalid = |e: &dyn std::fmt::Display| error(ResponseCode::InvalidValue, Some(handle), e);
     let values = match serde_json::from_slice::<Body>(body) {
         Ok(Body::Object { values } | Body::Array(values)) => values,
         Err(e) => return Err(invalid(&format!("the body must be {{\"values\": [...]}} or a list of values: {e}"))),
@@ -209,33 +209,17 @@ pub(super) async fn resolve(
                 Some(_) => Some(authenticate(&node, &headers, source, Some(&handle))?),
                 None => None,
             };
-            let storage = |e: crate::registry::RegistryError| response::from_registry_error(&e, Some(&handle));
-            let Some(record) = node.registry().get(&id).map_err(storage)? else {
-                if let Some(delegation) = node.delegation_of(&id).map_err(storage)? {
-                    return Ok(response::referral(&handle, &delegation));
-                }
-                let message = format!("{handle} is not registered");
-                return Err(error(StatusCode::NOT_FOUND, response::HANDLE_NOT_FOUND, Some(&handle), message));
+            let filter = ReadFilter { types: p.types, indexes: p.indexes, public_only: p.public_only };
+            let found = match node.resolve(admin.as_ref(), &id, &filter) {
+                Ok(Resolution::Found(found)) => found,
+                Ok(Resolution::Referral(delegation)) => return Ok(response::referral(&handle, &delegation)),
+                Err(e) => return Err(response::from_read_error(&e, Some(&handle))),
             };
-            let private_too = match &admin {
-                Some(admin) if !p.public_only => node
-                    .may(admin, &record, Permission::ReadValue)
-                    .map_err(|e| response::from_write_error(&e, Some(&handle)))?,
-                _ => false,
-            };
-            let values: Vec<JsonValue> = record
-                .values
-                .iter()
-                .filter(|v| !v.is_type(types::SECRET_KEY) && (v.is_public() || private_too))
-                .filter(|v| p.types.is_empty() || p.types.iter().any(|t| t.eq_ignore_ascii_case(&v.kind)))
-                .filter(|v| p.indexes.is_empty() || p.indexes.contains(&v.index))
-                .map(JsonValue::from_value)
-                .collect();
-            let filtered = !p.types.is_empty() || !p.indexes.is_empty();
-            let code = if filtered && values.is_empty() { response::VALUES_NOT_FOUND } else { response::SUCCESS };
+            let values: Vec<JsonValue> = found.record.values.iter().map(JsonValue::from_value).collect();
             // The handle is echoed as asked: clients such as pyhandle compare it with their request.
-            Ok(Reply::ok(StatusCode::OK, json!({ "responseCode": code, "handle": handle, "values": values }))
-                .pretty(p.pretty))
+            let body = json!({ "responseCode": found.code(), "handle": handle, "values": values });
+            // A filter that matched nothing is still an answer: 200, with responseCode 200.
+            Ok(Reply::new(ResponseCode::Success, Detail::Usual, body).pretty(p.pretty))
         })
         .await,
     )
@@ -252,6 +236,7 @@ pub(super) async fn put(
     reply(put_inner(node, handle, query, Incoming::new(request)).await)
 }
 
+/// Authenticates, then reads the body and writes: the body of an anonymous client is never read.
 async fn put_inner(node: Arc<Node>, handle: String, query: Option<String>, incoming: Incoming) -> Result<Reply> {
     let p = params(query.as_deref())?;
     let Incoming { headers, source, body } = incoming;
@@ -261,8 +246,7 @@ async fn put_inner(node: Arc<Node>, handle: String, query: Option<String>, incom
     blocking(move || {
         let id = if p.mint {
             let prefix = handle.trim_end_matches('/');
-            check_prefix(prefix)
-                .map_err(|e| error(StatusCode::BAD_REQUEST, response::INVALID_HANDLE, Some(&handle), e))?;
+            check_prefix(prefix).map_err(|e| error(ResponseCode::InvalidHandle, Some(&handle), e))?;
             parse_id(&format!("{prefix}/{}", uuid::Uuid::new_v4()))?
         } else {
             parse_id(&handle)?
@@ -272,12 +256,11 @@ async fn put_inner(node: Arc<Node>, handle: String, query: Option<String>, incom
             no_overwrite: p.mint || !p.overwrite,
             only_indexes: (!p.indexes.is_empty()).then_some(p.indexes),
         };
-        let status = match node.put(&admin, &id, values, &options) {
-            Ok(Applied::Created) => StatusCode::CREATED,
-            Ok(_) => StatusCode::OK,
-            Err(e) => return Err(response::from_write_error(&e, Some(id.as_str()))),
-        };
-        Ok(Reply::ok(status, json!({ "responseCode": response::SUCCESS, "handle": id.as_str() })))
+        match node.put(&admin, &id, values, &options) {
+            Ok(Applied::Created) => Ok(Reply::success(id.as_str(), Detail::Created)),
+            Ok(_) => Ok(Reply::success(id.as_str(), Detail::Usual)),
+            Err(e) => Err(response::from_write_error(&e, Some(id.as_str()))),
+        }
     })
     .await
 }
@@ -298,7 +281,7 @@ pub(super) async fn delete(
             let id = parse_id(&handle)?;
             let indexes = (!p.indexes.is_empty()).then_some(p.indexes.as_slice());
             node.delete(&admin, &id, indexes).map_err(|e| response::from_write_error(&e, Some(&handle)))?;
-            Ok(Reply::ok(StatusCode::OK, json!({ "responseCode": response::SUCCESS, "handle": handle })))
+            Ok(Reply::success(&handle, Detail::Usual))
         })
         .await,
     )
@@ -307,25 +290,18 @@ pub(super) async fn delete(
 //------------ GET /api/handles?prefix= and /api/prefixes?prefix= ----------------------------
 
 pub(super) async fn list(State(node): State<Arc<Node>>, RawQuery(query): RawQuery, request: Request) -> Reply {
-    listing(node, query, Incoming::new(request), "handles", |node, prefix, p| {
-        let handles = node.registry().list(prefix, p.after.as_deref(), p.page * p.page_size, p.page_size)?;
-        Ok((handles, Some(node.registry().count_under(prefix)?)))
-    })
-    .await
+    listing(node, query, Incoming::new(request), "handles", Node::list).await
 }
 
 /// Prefixes derived from `prefix` that have a prefix record (Handle's LIST_DERIVED_PREFIXES).
 pub(super) async fn list_prefixes(State(node): State<Arc<Node>>, RawQuery(query): RawQuery, request: Request) -> Reply {
-    listing(node, query, Incoming::new(request), "prefixes", |node, prefix, p| {
-        Ok((node.registry().list_derived(prefix, p.page, p.page_size)?, None))
-    })
-    .await
+    listing(node, query, Incoming::new(request), "prefixes", Node::list_prefixes).await
 }
 
-type Lister =
-    fn(&Node, &str, &Params) -> std::result::Result<(Vec<String>, Option<u64>), crate::registry::RegistryError>;
+/// One of the node's listings: [`Node::list`] or [`Node::list_prefixes`].
+type Lister = fn(&Node, &Admin, &str, &Page) -> std::result::Result<Listing, ReadError>;
 
-/// A page of names under `?prefix=`, for an administrator with ListHandles on that prefix.
+/// A page of names under `?prefix=`, as `field` of the body.
 async fn listing(
     node: Arc<Node>,
     query: Option<String>,
@@ -334,28 +310,28 @@ async fn listing(
     lister: Lister,
 ) -> Reply {
     let Incoming { headers, source, .. } = incoming;
-    reply(blocking(move || {
+    let listed = blocking(move || {
         let p = params(query.as_deref())?;
-        let prefix = p.prefix.clone().ok_or_else(|| error(StatusCode::BAD_REQUEST, response::PROTOCOL_ERROR, None, "listing needs ?prefix=PREFIX"))?;
-        check_prefix(&prefix).map_err(|e| error(StatusCode::BAD_REQUEST, response::INVALID_HANDLE, None, e))?;
+        let prefix =
+            p.prefix.clone().ok_or_else(|| error(ResponseCode::ProtocolError, None, "listing needs ?prefix=PREFIX"))?;
+        check_prefix(&prefix).map_err(|e| error(ResponseCode::InvalidHandle, None, e))?;
         let admin = authenticate(&node, &headers, source, None)?;
-        let storage = |e: crate::registry::RegistryError| response::from_registry_error(&e, None);
-        let snapshot = node.registry().snapshot().map_err(storage)?;
-        if !admin.may_under(&snapshot, &prefix, Permission::ListHandles).map_err(storage)? {
-            tracing::warn!(target: "audit", user = %admin.user(), op = "list", prefix, "refused");
-            let message = format!("{} may not list {prefix}", admin.user());
-            return Err(error(StatusCode::FORBIDDEN, response::INSUFFICIENT_PERMISSIONS, None, message));
-        }
-        let (names, total) = lister(&node, &prefix, &p).map_err(storage)?;
+        let page = Page { number: p.page, size: p.page_size, after: p.after.clone() };
+        let Listing { names, total } =
+            lister(&node, &admin, &prefix, &page).map_err(|e| response::from_read_error(&e, None))?;
         let mut body = json!({
-            "responseCode": response::SUCCESS, "prefix": prefix, "page": p.page, "pageSize": p.page_size, field: names
+            "responseCode": ResponseCode::Success,
+            "prefix": prefix,
+            "page": p.page,
+            "pageSize": p.page_size,
+            field: names,
         });
         if let Some(total) = total {
             body["totalCount"] = json!(total.to_string());
         }
-        Ok(Reply::ok(StatusCode::OK, body).pretty(p.pretty))
-    })
-    .await)
+        Ok(Reply::new(ResponseCode::Success, Detail::Usual, body).pretty(p.pretty))
+    });
+    reply(listed.await)
 }
 
 //------------ POST /api/batch ----------------------------------------------------------------
@@ -385,6 +361,7 @@ pub(super) async fn batch(State(node): State<Arc<Node>>, request: Request) -> Re
     reply(batch_inner(node, Incoming::new(request)).await)
 }
 
+/// Authenticates, reads the body, parses every operation, then hands them to the node at once.
 async fn batch_inner(node: Arc<Node>, incoming: Incoming) -> Result<Reply> {
     let Incoming { headers, source, body } = incoming;
     let n = node.clone();
@@ -392,61 +369,65 @@ async fn batch_inner(node: Arc<Node>, incoming: Incoming) -> Result<Reply> {
     let body = read_body(body, MAX_BATCH_BODY).await?;
     blocking(move || {
         let body: BatchBody = serde_json::from_slice(&body).map_err(|e| {
-            let message = format!("the body must be {{\"operations\": [{{\"op\": \"put\"|\"delete\", \"handle\", \"values\", \"overwrite\"}}]}}: {e}");
-            error(StatusCode::BAD_REQUEST, response::PROTOCOL_ERROR, None, message)
+            let shape = r#"{"operations": [{"op": "put"|"delete", "handle", "values", "overwrite"}]}"#;
+            error(ResponseCode::ProtocolError, None, format!("the body must be {shape}: {e}"))
         })?;
         if body.operations.len() > MAX_BATCH {
-            let message = format!(
-                "the batch holds {} operations; at most {MAX_BATCH} are allowed, so none was applied",
-                body.operations.len()
-            );
-            return Err(error(StatusCode::PAYLOAD_TOO_LARGE, response::PROTOCOL_ERROR, None, message));
+            let count = body.operations.len();
+            let message =
+                format!("the batch holds {count} operations; at most {MAX_BATCH} are allowed, so none was applied");
+            return Err(error_with(ResponseCode::ProtocolError, Detail::TooLarge, None, message));
         }
         let handles: Vec<String> = body.operations.iter().map(|o| o.handle.clone()).collect();
-        let failed_at = |position: usize, reply: Reply| batch_failure(&handles, position, reply);
         let now = unix_now();
-        let mut ops = Vec::with_capacity(body.operations.len());
-        for (position, item) in body.operations.into_iter().enumerate() {
-            let id = parse_id(&item.handle).map_err(|r| failed_at(position, r))?;
-            ops.push(match item.op.as_str() {
-                "put" => {
-                    let values = item.values.into_iter().map(|v| v.into_value(now)).collect::<std::result::Result<Vec<_>, _>>();
-                    let invalid = |e| failed_at(position, error(StatusCode::BAD_REQUEST, response::INVALID_VALUE, Some(&item.handle), e));
-                    let options = PutOptions { no_overwrite: !item.overwrite, only_indexes: None };
-                    Op::Put { id, values: values.map_err(invalid)?, options }
-                }
-                "delete" => Op::Delete { id, indexes: None },
-                other => {
-                    let message = format!("unknown op {other:?} (expected put or delete)");
-                    let reply = error(StatusCode::BAD_REQUEST, response::PROTOCOL_ERROR, Some(&item.handle), message);
-                    return Err(failed_at(position, reply));
-                }
-            });
-        }
+        let ops = body
+            .operations
+            .into_iter()
+            .enumerate()
+            .map(|(position, item)| batch_op(item, now).map_err(|reply| batch_failure(&handles, position, reply)))
+            .collect::<Result<Vec<Op>>>()?;
         match node.batch(&admin, ops) {
             Ok(applied) => {
-                let results: Vec<_> = handles
-                    .iter()
-                    .zip(&applied)
-                    .map(|(h, a)| {
-                        let status = match a {
-                            Applied::Created => "created",
-                            Applied::Replaced => "replaced",
-                            Applied::Deleted => "deleted",
-                            Applied::Missing => "missing",
-                        };
-                        json!({ "handle": h, "responseCode": response::SUCCESS, "status": status })
-                    })
-                    .collect();
-                Ok(Reply::ok(StatusCode::OK, json!({ "responseCode": response::SUCCESS, "results": results })))
+                let results: Vec<_> = handles.iter().zip(&applied).map(|(h, a)| batch_result(h, *a)).collect();
+                let body = json!({ "responseCode": ResponseCode::Success, "results": results });
+                Ok(Reply::new(ResponseCode::Success, Detail::Usual, body))
             }
             Err(e) => {
                 let reply = response::from_write_error(&e.error, handles.get(e.position).map(String::as_str));
-                Err(failed_at(e.position, reply))
+                Err(batch_failure(&handles, e.position, reply))
             }
         }
     })
     .await
+}
+
+/// One operation of a batch, or the reply that refuses it.
+fn batch_op(item: BatchItem, now: i64) -> Result<Op> {
+    let id = parse_id(&item.handle)?;
+    match item.op.as_str() {
+        "put" => {
+            let values = item.values.into_iter().map(|v| v.into_value(now)).collect::<std::result::Result<_, _>>();
+            let values = values.map_err(|e| error(ResponseCode::InvalidValue, Some(&item.handle), e))?;
+            let options = PutOptions { no_overwrite: !item.overwrite, only_indexes: None };
+            Ok(Op::Put { id, values, options })
+        }
+        "delete" => Ok(Op::Delete { id, indexes: None }),
+        other => {
+            let message = format!("unknown op {other:?} (expected put or delete)");
+            Err(error(ResponseCode::ProtocolError, Some(&item.handle), message))
+        }
+    }
+}
+
+/// What a batch reports for one applied operation.
+fn batch_result(handle: &str, applied: Applied) -> serde_json::Value {
+    let status = match applied {
+        Applied::Created => "created",
+        Applied::Replaced => "replaced",
+        Applied::Deleted => "deleted",
+        Applied::Missing => "missing",
+    };
+    json!({ "handle": handle, "responseCode": ResponseCode::Success, "status": status })
 }
 
 /// A refused batch: nothing was applied; the failing operation carries the error, the others
@@ -460,8 +441,6 @@ fn batch_failure(handles: &[String], position: usize, reply: Reply) -> Reply {
     let message =
         format!("operation {position}: {}; nothing was applied", reply.body["message"].as_str().unwrap_or("refused"));
     let code = reply.body["responseCode"].clone();
-    Reply::ok(
-        reply.status,
-        json!({ "responseCode": code, "message": message, "failedOperation": position, "results": results }),
-    )
+    let body = json!({ "responseCode": code, "message": message, "failedOperation": position, "results": results });
+    Reply { status: reply.status, body, pretty: false, location: None, retry_after: None }
 }

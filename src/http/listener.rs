@@ -37,7 +37,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::body::Bytes;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::http::{HeaderValue, Request, header};
 use axum::response::{IntoResponse, Response};
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
@@ -56,6 +56,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::response;
+use crate::code::ResponseCode;
 use crate::config::HttpConfig;
 
 /// 10 s: how long a connection may take, after shutdown begins, to finish the request in flight
@@ -322,8 +323,7 @@ impl hyper::body::Body for Counted {
 /// may be half read.
 fn timed_out(limit: Duration) -> Response {
     let message = format!("the request was not completed within {} s", limit.as_secs());
-    let mut response =
-        response::error(StatusCode::SERVICE_UNAVAILABLE, response::SERVER_TOO_BUSY, None, message).into_response();
+    let mut response = response::error(ResponseCode::ServerTooBusy, None, message).into_response();
     response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }

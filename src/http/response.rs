@@ -1,27 +1,53 @@
-//! Handle response codes and the HTTP statuses Handle.Net maps them to (docs/http-api.md, "Response codes").
+//! Replies of the HTTP API: Handle response codes in JSON bodies, and the one table that gives
+//! each code its HTTP status as Handle.Net does (docs/http-api.md, "Response codes").
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
 
 use crate::auth::AuthError;
-use crate::node::WriteError;
+use crate::code::ResponseCode;
+use crate::node::{ReadError, WriteError};
 use crate::registry::RegistryError;
 
-pub(super) const SUCCESS: u32 = 1;
-pub(super) const ERROR: u32 = 2;
-pub(super) const HANDLE_NOT_FOUND: u32 = 100;
-pub(super) const HANDLE_ALREADY_EXISTS: u32 = 101;
-pub(super) const INVALID_HANDLE: u32 = 102;
-pub(super) const VALUES_NOT_FOUND: u32 = 200;
-pub(super) const INVALID_VALUE: u32 = 202;
-pub(super) const INVALID_ADMIN: u32 = 400;
-pub(super) const INSUFFICIENT_PERMISSIONS: u32 = 401;
-pub(super) const AUTHENTICATION_NEEDED: u32 = 402;
-pub(super) const AUTHENTICATION_FAILED: u32 = 403;
-pub(super) const SERVER_TOO_BUSY: u32 = 3;
-pub(super) const PROTOCOL_ERROR: u32 = 4;
-pub(super) const PREFIX_REFERRAL: u32 = 303;
+/// Why a reply's HTTP status is not the one its code usually gets: the few statuses that say
+/// more than the Handle code can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Detail {
+    Usual,
+    /// A write created the identifier (201).
+    Created,
+    /// Authentication is backed off for this client or user (429, with `Retry-After`).
+    Throttled,
+    /// The body or batch is over its limit (413).
+    TooLarge,
+}
+
+/// The HTTP status of a reply with `code`: the one place codes and statuses are paired.
+pub(super) fn status(code: ResponseCode, detail: Detail) -> StatusCode {
+    match detail {
+        Detail::Created => return StatusCode::CREATED,
+        Detail::Throttled => return StatusCode::TOO_MANY_REQUESTS,
+        Detail::TooLarge => return StatusCode::PAYLOAD_TOO_LARGE,
+        Detail::Usual => {}
+    }
+    match code {
+        ResponseCode::Success => StatusCode::OK,
+        ResponseCode::Error => StatusCode::INTERNAL_SERVER_ERROR,
+        ResponseCode::ServerTooBusy => StatusCode::SERVICE_UNAVAILABLE,
+        ResponseCode::ProtocolError
+        | ResponseCode::InvalidHandle
+        | ResponseCode::ValuesNotFound
+        | ResponseCode::InvalidValue => StatusCode::BAD_REQUEST,
+        ResponseCode::HandleNotFound => StatusCode::NOT_FOUND,
+        ResponseCode::HandleAlreadyExists => StatusCode::CONFLICT,
+        ResponseCode::PrefixReferral => StatusCode::MULTIPLE_CHOICES,
+        ResponseCode::InvalidAdmin | ResponseCode::InsufficientPermissions | ResponseCode::AuthenticationFailed => {
+            StatusCode::FORBIDDEN
+        }
+        ResponseCode::AuthenticationNeeded => StatusCode::UNAUTHORIZED,
+    }
+}
 
 /// A JSON reply; `pretty` indents it (the API's `pretty` parameter).
 pub(super) struct Reply {
@@ -35,10 +61,17 @@ pub(super) struct Reply {
 }
 
 impl Reply {
-    pub(super) fn ok(status: StatusCode, body: Json) -> Self {
-        Self { status, body, pretty: false, location: None, retry_after: None }
+    /// A reply with `body`, whose status is that of `code` (see [`status`]).
+    pub(super) fn new(code: ResponseCode, detail: Detail, body: Json) -> Self {
+        Self { status: status(code, detail), body, pretty: false, location: None, retry_after: None }
     }
 
+    /// Success: `{"responseCode": 1, "handle": handle}`, or 201 when `detail` says created.
+    pub(super) fn success(handle: &str, detail: Detail) -> Self {
+        Self::new(ResponseCode::Success, detail, json!({ "responseCode": ResponseCode::Success, "handle": handle }))
+    }
+
+    /// Indents the body when `pretty` (the API's `pretty` parameter).
     pub(super) fn pretty(mut self, pretty: bool) -> Self {
         self.pretty = pretty;
         self
@@ -66,12 +99,22 @@ impl IntoResponse for Reply {
 }
 
 /// An error reply: `{"responseCode": code, "handle": ..., "message": ...}`.
-pub(super) fn error(status: StatusCode, code: u32, handle: Option<&str>, message: impl std::fmt::Display) -> Reply {
+pub(super) fn error(code: ResponseCode, handle: Option<&str>, message: impl std::fmt::Display) -> Reply {
+    error_with(code, Detail::Usual, handle, message)
+}
+
+/// [`error`] with a status that says more than the code (see [`Detail`]).
+pub(super) fn error_with(
+    code: ResponseCode,
+    detail: Detail,
+    handle: Option<&str>,
+    message: impl std::fmt::Display,
+) -> Reply {
     let mut body = json!({ "responseCode": code, "message": message.to_string() });
     if let Some(handle) = handle {
         body["handle"] = json!(handle);
     }
-    Reply::ok(status, body)
+    Reply::new(code, detail, body)
 }
 
 /// A referral: the identifier's prefix is served by another node, whose sites (`HS_SITE`
@@ -85,9 +128,11 @@ pub(super) fn referral(handle: &str, delegation: &crate::record::Record) -> Repl
         .filter(|v| v.is_type(crate::record::types::SITE))
         .map(crate::record::json::JsonValue::from_value)
         .collect();
-    let prefix = delegation.identifier.split_once('/').map_or("", |(_, p)| p);
-    let body = json!({ "responseCode": PREFIX_REFERRAL, "handle": handle, "message": format!("{prefix} is served by another node"), "values": sites });
-    let mut reply = Reply::ok(StatusCode::MULTIPLE_CHOICES, body);
+    let prefix = delegation.identifier.record_prefix().unwrap_or_default();
+    let code = ResponseCode::PrefixReferral;
+    let message = format!("{prefix} is served by another node");
+    let body = json!({ "responseCode": code, "handle": handle, "message": message, "values": sites });
+    let mut reply = Reply::new(code, Detail::Usual, body);
     let servers: Vec<_> = crate::record::site::sites_in(delegation).into_iter().flat_map(|site| site.servers).collect();
     // HTTPS first: a child that offers it wants clients there, credentials and all.
     reply.location = ["https", "http"].iter().find_map(|scheme| {
@@ -103,51 +148,48 @@ pub(super) fn referral(handle: &str, delegation: &crate::record::Record) -> Repl
     reply
 }
 
+/// A request that needs credentials came without them (401 with `WWW-Authenticate`).
 pub(super) fn authentication_needed(handle: Option<&str>) -> Reply {
     error(
-        StatusCode::UNAUTHORIZED,
-        AUTHENTICATION_NEEDED,
+        ResponseCode::AuthenticationNeeded,
         handle,
         "this operation needs credentials: Authorization: Basic base64(INDEX%3AADMIN-IDENTIFIER:SECRET)",
     )
 }
 
+/// The reply to credentials that did not prove an administrator.
 pub(super) fn from_auth_error(e: &AuthError, handle: Option<&str>) -> Reply {
     match e {
-        AuthError::BadUser => error(StatusCode::FORBIDDEN, INVALID_ADMIN, handle, e),
-        AuthError::Failed { .. } => error(StatusCode::FORBIDDEN, AUTHENTICATION_FAILED, handle, e),
-        AuthError::Throttled { retry_after } => Reply {
-            retry_after: Some(*retry_after),
-            ..error(StatusCode::TOO_MANY_REQUESTS, AUTHENTICATION_FAILED, handle, e)
-        },
-        AuthError::Busy => {
-            Reply { retry_after: Some(1), ..error(StatusCode::SERVICE_UNAVAILABLE, SERVER_TOO_BUSY, handle, e) }
+        AuthError::Throttled { retry_after } => {
+            Reply { retry_after: Some(*retry_after), ..error_with(e.code(), Detail::Throttled, handle, e) }
         }
+        AuthError::Busy => Reply { retry_after: Some(1), ..error(e.code(), handle, e) },
         AuthError::Registry(r) => from_registry_error(r, handle),
+        AuthError::BadUser | AuthError::Failed { .. } => error(e.code(), handle, e),
     }
 }
 
+/// The reply to a refused write.
 pub(super) fn from_write_error(e: &WriteError, handle: Option<&str>) -> Reply {
-    let (status, code) = match e {
-        WriteError::NotFound { .. } => (StatusCode::NOT_FOUND, HANDLE_NOT_FOUND),
-        WriteError::AlreadyExists { .. } => (StatusCode::CONFLICT, HANDLE_ALREADY_EXISTS),
-        WriteError::ValuesNotFound { .. } => (StatusCode::BAD_REQUEST, VALUES_NOT_FOUND),
-        WriteError::Forbidden { .. } => (StatusCode::FORBIDDEN, INSUFFICIENT_PERMISSIONS),
-        WriteError::CaseConflict { .. } => (StatusCode::CONFLICT, HANDLE_ALREADY_EXISTS),
-        WriteError::InvalidValue(_)
-        | WriteError::InvalidSecret(_)
-        | WriteError::TooManySecrets { .. }
-        | WriteError::Undelegable { .. } => (StatusCode::BAD_REQUEST, INVALID_VALUE),
-        WriteError::InvalidPrefix { .. } => (StatusCode::BAD_REQUEST, INVALID_HANDLE),
-        WriteError::BatchTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, PROTOCOL_ERROR),
-        WriteError::Registry(r) => return from_registry_error(r, handle),
-    };
-    error(status, code, handle, e)
+    match e {
+        WriteError::Registry(r) => from_registry_error(r, handle),
+        WriteError::BatchTooLarge { .. } => error_with(e.code(), Detail::TooLarge, handle, e),
+        e => error(e.code(), handle, e),
+    }
 }
 
+/// The reply to a read that found nothing or was refused.
+pub(super) fn from_read_error(e: &ReadError, handle: Option<&str>) -> Reply {
+    match e {
+        ReadError::Registry(r) => from_registry_error(r, handle),
+        e => error(e.code(), handle, e),
+    }
+}
+
+/// A storage failure: logged here, told to the client only as such.
 pub(super) fn from_registry_error(e: &RegistryError, handle: Option<&str>) -> Reply {
     tracing::error!(error = %e, "registry failure");
-    error(StatusCode::INTERNAL_SERVER_ERROR, ERROR, handle, "storage error; see the server log")
+    error(ResponseCode::Error, handle, "storage error; see the server log")
 }
 
 #[cfg(test)]
@@ -163,12 +205,51 @@ mod tests {
                            {"serverId":2,"address":"2001:db8::2","interfaces":[{"protocol":"HTTPS","port":8443}]}]}"#,
         )
         .unwrap();
-        let mut delegation =
-            Record { identifier: "0.NA/88.105".into(), values: vec![Value::new(1, types::SITE, site.encode(), 0)] };
+        let id = crate::identifier::Identifier::parse("0.NA/88.105").unwrap();
+        let mut delegation = Record::new(&id, vec![Value::new(1, types::SITE, site.encode(), 0)]).unwrap();
         let reply = referral("88.105/X", &delegation);
         assert_eq!(reply.location.as_deref(), Some("https://[2001:db8::2]:8443/api/handles/88.105/X"));
         delegation.values[0].data = Site { servers: site.servers[..1].to_vec(), ..site }.encode();
         let reply = referral("88.105/X", &delegation);
         assert_eq!(reply.location.as_deref(), Some("http://192.0.2.1:8000/api/handles/88.105/X"));
+        assert_eq!(reply.status, StatusCode::MULTIPLE_CHOICES);
+        assert_eq!(reply.body["message"], "88.105 is served by another node");
+    }
+
+    #[test]
+    fn each_code_has_its_status_and_the_exceptions_say_why() {
+        let usual = |code| status(code, Detail::Usual).as_u16();
+        let table = [
+            (ResponseCode::Success, 200),
+            (ResponseCode::Error, 500),
+            (ResponseCode::ServerTooBusy, 503),
+            (ResponseCode::ProtocolError, 400),
+            (ResponseCode::HandleNotFound, 404),
+            (ResponseCode::HandleAlreadyExists, 409),
+            (ResponseCode::InvalidHandle, 400),
+            (ResponseCode::ValuesNotFound, 400),
+            (ResponseCode::InvalidValue, 400),
+            (ResponseCode::PrefixReferral, 300),
+            (ResponseCode::InvalidAdmin, 403),
+            (ResponseCode::InsufficientPermissions, 403),
+            (ResponseCode::AuthenticationNeeded, 401),
+            (ResponseCode::AuthenticationFailed, 403),
+        ];
+        for (code, expected) in table {
+            assert_eq!(usual(code), expected, "{code:?}");
+        }
+        assert_eq!(status(ResponseCode::Success, Detail::Created), StatusCode::CREATED);
+        assert_eq!(status(ResponseCode::AuthenticationFailed, Detail::Throttled), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(status(ResponseCode::ProtocolError, Detail::TooLarge), StatusCode::PAYLOAD_TOO_LARGE);
+        let throttled = from_auth_error(&AuthError::Throttled { retry_after: 7 }, None);
+        assert_eq!((throttled.status.as_u16(), throttled.retry_after), (429, Some(7)));
+        assert_eq!(throttled.body["responseCode"], 403);
+        let busy = from_auth_error(&AuthError::Busy, None);
+        assert_eq!(
+            (busy.status.as_u16(), busy.retry_after, busy.body["responseCode"].as_u64()),
+            (503, Some(1), Some(3))
+        );
+        let large = from_write_error(&WriteError::BatchTooLarge { count: 2001, max: 2000 }, None);
+        assert_eq!((large.status.as_u16(), large.body["responseCode"].as_u64()), (413, Some(4)));
     }
 }

@@ -10,6 +10,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::identifier::{Identifier, IdentifierError};
+use crate::record::admin::{decode_admin, decode_vlist, encode_admin, encode_vlist};
 use crate::record::{DEFAULT_TTL, Permissions, Record, RecordError, Reference, Ttl, Value, types};
 
 /// One identifier with its values: a line of an import or export file.
@@ -97,7 +98,10 @@ impl JsonRecord {
     }
 
     pub fn from_record(record: &Record) -> Self {
-        Self { handle: record.identifier.clone(), values: record.values.iter().map(JsonValue::from_value).collect() }
+        Self {
+            handle: record.identifier.to_string(),
+            values: record.values.iter().map(JsonValue::from_value).collect(),
+        }
     }
 }
 
@@ -268,55 +272,6 @@ struct JsonVlistEntry {
     handle: String,
     #[serde(deserialize_with = "number_or_string")]
     index: u32,
-}
-
-/// HS_ADMIN data as the Handle protocol lays it out: u16 permissions, identifier, u32 index.
-pub fn encode_admin(permissions: u16, handle: &str, index: u32) -> Vec<u8> {
-    let mut out = permissions.to_be_bytes().to_vec();
-    put_string(&mut out, handle);
-    out.extend_from_slice(&index.to_be_bytes());
-    out
-}
-
-pub fn decode_admin(data: &[u8]) -> Option<(u16, String, u32)> {
-    let perms = u16::from_be_bytes(data.get(..2)?.try_into().ok()?);
-    let (handle, rest) = take_string(&data[2..])?;
-    let index = u32::from_be_bytes(rest.try_into().ok()?);
-    Some((perms, handle, index))
-}
-
-/// HS_VLIST data: u32 count, then each member as identifier and u32 index.
-pub fn encode_vlist(members: &[(String, u32)]) -> Vec<u8> {
-    let mut out = (members.len() as u32).to_be_bytes().to_vec();
-    for (handle, index) in members {
-        put_string(&mut out, handle);
-        out.extend_from_slice(&index.to_be_bytes());
-    }
-    out
-}
-
-pub fn decode_vlist(data: &[u8]) -> Option<Vec<(String, u32)>> {
-    let count = u32::from_be_bytes(data.get(..4)?.try_into().ok()?);
-    let mut rest = &data[4..];
-    let mut list = Vec::new();
-    for _ in 0..count {
-        let (handle, after) = take_string(rest)?;
-        let index = u32::from_be_bytes(after.get(..4)?.try_into().ok()?);
-        list.push((handle, index));
-        rest = &after[4..];
-    }
-    rest.is_empty().then_some(list)
-}
-
-fn put_string(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u32).to_be_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn take_string(data: &[u8]) -> Option<(String, &[u8])> {
-    let len = u32::from_be_bytes(data.get(..4)?.try_into().ok()?) as usize;
-    let bytes = data.get(4..4usize.checked_add(len)?)?;
-    Some((String::from_utf8(bytes.to_vec()).ok()?, &data[4 + len..]))
 }
 
 #[cfg(test)]

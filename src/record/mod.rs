@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::identifier::Identifier;
 
+pub mod admin;
 pub mod json;
 pub mod site;
 
@@ -37,9 +38,12 @@ pub mod types {
 }
 
 /// An identifier and its values, in the case the identifier was registered.
+///
+/// The identifier is stored as its text (see [`Identifier`]'s serde form), as when this field
+/// was a `String`: records written then read back unchanged.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
-    pub identifier: String,
+    pub identifier: Identifier,
     pub values: Vec<Value>,
 }
 
@@ -181,9 +185,10 @@ impl Record {
         if size > MAX_RECORD_SIZE {
             return Err(RecordError::TooLarge { size, max: MAX_RECORD_SIZE });
         }
-        Ok(Self { identifier: identifier.as_str().to_owned(), values })
+        Ok(Self { identifier: identifier.clone(), values })
     }
 
+    /// The stored form: [`FORMAT_VERSION`], then the record in postcard.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![FORMAT_VERSION];
         // Serialising owned Strings, Vecs and integers into a Vec cannot fail.
@@ -191,6 +196,7 @@ impl Record {
         out
     }
 
+    /// Reads the stored form back; an unknown version or bytes that are no record are errors.
     pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
         match bytes.split_first() {
             Some((&FORMAT_VERSION, body)) => {
@@ -227,6 +233,34 @@ mod tests {
         let bytes = r.encode();
         assert_eq!(bytes[0], FORMAT_VERSION);
         assert_eq!(Record::decode(&bytes).unwrap(), r);
+    }
+
+    #[test]
+    fn records_stored_when_the_identifier_was_a_string_read_back() {
+        // Bytes of the version 1 layout as the first releases wrote them (`identifier: String`):
+        // `88/A` with one value, index 1, URL "x", TTL 600 s, timestamp 0, default permissions.
+        let old = [1, 4, b'8', b'8', b'/', b'A', 1, 1, 3, b'U', b'R', b'L', 1, b'x', 0, 0xd8, 0x04, 0, 7, 0];
+        let mut url = Value::new(1, "URL", "x", 0);
+        url.ttl = Ttl::Relative(600);
+        let expected = Record::new(&Identifier::parse("88/A").unwrap(), vec![url]).unwrap();
+        assert_eq!(Record::decode(&old), Ok(expected.clone()));
+        assert_eq!(expected.encode(), old, "and are written the same way");
+        // The same with the old type itself, for a record with every field set.
+        #[derive(Serialize)]
+        struct OldRecord {
+            identifier: String,
+            values: Vec<Value>,
+        }
+        let r = sample();
+        let mut bytes = vec![FORMAT_VERSION];
+        bytes.extend(
+            postcard::to_allocvec(&OldRecord { identifier: r.identifier.to_string(), values: r.values.clone() })
+                .unwrap(),
+        );
+        assert_eq!(Record::decode(&bytes), Ok(r));
+        // A stored identifier that is no identifier is a corrupt record, not a panic.
+        let bad = [1, 2, b'8', b'8', 0];
+        assert!(matches!(Record::decode(&bad), Err(RecordError::Corrupt { .. })));
     }
 
     #[test]

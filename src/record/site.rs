@@ -151,6 +151,7 @@ impl Site {
         out
     }
 
+    /// Reads Handle's SiteInfo bytes; `None` unless they are exactly one well-formed site.
     pub fn decode(data: &[u8]) -> Option<Self> {
         let mut r = Reader(data);
         let version = r.u16()?;
@@ -190,39 +191,10 @@ impl Site {
     }
 }
 
-/// The sites a prefix record names: its `HS_SITE` values.
+/// The sites a prefix record names: its `HS_SITE` values (those that decode). Which prefix
+/// record delegates a name is the node core's question ([`crate::node::Zones`]).
 pub fn sites_in(record: &crate::record::Record) -> Vec<Site> {
     record.values.iter().filter(|v| v.is_type(types::SITE)).filter_map(|v| Site::decode(&v.data)).collect()
-}
-
-/// The record of the highest delegation between `zone` (a prefix the node serves, `""` for all)
-/// and `prefix`: the first prefix level below `zone`, down to `prefix` itself, whose record
-/// carries `HS_SITE` values. `None` when the node serves `prefix` itself.
-pub fn delegation(
-    snapshot: &crate::registry::Snapshot,
-    zone: &str,
-    prefix: &str,
-) -> Result<Option<crate::record::Record>, crate::registry::RegistryError> {
-    let below = match zone {
-        "" => prefix,
-        zone => match prefix.strip_prefix(zone).and_then(|rest| rest.strip_prefix('.')) {
-            Some(rest) => rest,
-            None => return Ok(None),
-        },
-    };
-    let mut level = zone.to_owned();
-    for segment in below.split('.') {
-        if !level.is_empty() {
-            level.push('.');
-        }
-        level.push_str(segment);
-        if let Some(record) = snapshot.get(crate::auth::prefix_record_key(&level).as_bytes())? {
-            if record.values.iter().any(|v| v.is_type(types::SITE)) {
-                return Ok(Some(record));
-            }
-        }
-    }
-    Ok(None)
 }
 
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {

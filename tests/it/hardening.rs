@@ -33,8 +33,7 @@ fn delegation_line(prefix: &str) -> String {
 /// Gives prefix `prefix` a delegation (an HS_SITE value) at the node, as the node itself.
 fn delegate(node: &TestNode, prefix: &str) -> Result<(), idnode::node::WriteError> {
     let record = serde_json::from_str::<JsonRecord>(&delegation_line(prefix)).unwrap().into_record(0).unwrap();
-    let id = Identifier::parse(&record.identifier).unwrap();
-    node.node.put(&Admin::node(), &id, record.values, &Default::default()).map(drop)
+    node.node.put(&Admin::node(), &record.identifier, record.values, &Default::default()).map(drop)
 }
 
 #[tokio::test]

@@ -3,8 +3,8 @@
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 use idnode::identifier::Identifier;
+use idnode::record::Value;
 use idnode::record::json::JsonRecord;
-use idnode::record::{Record, Value};
 
 use crate::dns::{query, udp};
 use idnode::auth::Admin;
@@ -21,8 +21,7 @@ fn delegate(parent: &TestNode, address: &str, port: u16) {
             "servers":[{{"serverId":1,"address":"{address}","interfaces":[{{"protocol":"HTTP","port":8000}}]}}]}}}}}}]}}"#
     );
     let record = serde_json::from_str::<JsonRecord>(&line).unwrap().into_record(0).unwrap();
-    let id = Identifier::parse(&record.identifier).unwrap();
-    parent.node.put(&Admin::node(), &id, record.values, &Default::default()).unwrap();
+    parent.node.put(&Admin::node(), &record.identifier, record.values, &Default::default()).unwrap();
 }
 
 async fn ask(node: std::net::SocketAddr, name: &str) -> Message {
@@ -102,7 +101,8 @@ async fn parent_refers_to_the_child_which_answers_authoritatively() {
 async fn the_recursive_node_follows_referrals_caches_and_fails_fast() {
     let child = start_server_with(|c| c.dns.zones = vec!["88.105".into()]).await;
     let id = Identifier::parse("88.105/PUMP-9").unwrap();
-    child.registry.put(&Record::new(&id, vec![Value::new(1, "URL", "https://child/pump9", 0)]).unwrap()).unwrap();
+    let url = vec![Value::new(1, "URL", "https://child/pump9", 0)];
+    child.node.put(&Admin::node(), &id, url, &Default::default()).unwrap();
     let parent = start_server().await;
     delegate(&parent, "127.0.0.1", child.addr.port());
     let (root, child_port) = (parent.addr, child.addr.port());
@@ -143,5 +143,35 @@ async fn the_recursive_node_follows_referrals_caches_and_fails_fast() {
     assert_eq!(failed.metadata.response_code, ResponseCode::ServFail);
     assert!(started.elapsed() < std::time::Duration::from_millis(1500), "{:?}", started.elapsed());
     recursive.stop().await;
+    parent.stop().await;
+}
+
+#[tokio::test]
+async fn http_refers_below_a_delegation_even_when_a_stale_copy_is_stored() {
+    let parent = start_server().await;
+    // Registered here before 88.105 was handed to a child node: a stale local copy.
+    let id = Identifier::parse("88.105/STALE").unwrap();
+    let url = vec![Value::new(1, "URL", "https://parent/stale", 0)];
+    parent.node.put(&Admin::node(), &id, url, &Default::default()).unwrap();
+    delegate(&parent, "127.0.0.1", 5353);
+    // DNS refers at the cut ...
+    let referral = ask(parent.addr, "stale._id.105.88.id.example.").await;
+    assert!(!referral.metadata.authoritative && referral.answers.is_empty());
+    // ... and so does HTTP, for the stored identifier and for one below the delegated prefix.
+    for handle in ["88.105/STALE", "88.105.7/NEW"] {
+        let url = format!("http://{}/api/handles/{handle}", parent.http);
+        let (status, location, body) = tokio::task::spawn_blocking(move || {
+            let agent: ureq::Agent =
+                ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+            let mut r = agent.get(&url).call().unwrap();
+            let location = r.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
+            (r.status().as_u16(), location, r.body_mut().read_to_string().unwrap())
+        })
+        .await
+        .unwrap();
+        assert_eq!(status, 300, "{handle}: {body}");
+        assert!(body.contains(r#""responseCode":303"#) && !body.contains("parent/stale"), "{handle}: {body}");
+        assert_eq!(location, Some(format!("http://127.0.0.1:8000/api/handles/{handle}")));
+    }
     parent.stop().await;
 }

@@ -1,0 +1,63 @@
+//! Handle response codes (RFC 3652 2.2.2.3): what every answer of the node core says, in the
+//! codes the Handle binary protocol carries and the Handle.Net JSON API echoes as `responseCode`.
+//!
+//! The core's errors each name their code ([`crate::node::WriteError::code`] and the like); a
+//! front end maps a code to its own signal once (the HTTP API's one table is
+//! `http::response::status`), so no handler pairs codes and statuses by hand.
+
+use std::fmt;
+
+/// A Handle response code. The discriminants are the protocol's numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum ResponseCode {
+    Success = 1,
+    /// The server failed (its storage, a bug): nothing the client can fix.
+    Error = 2,
+    ServerTooBusy = 3,
+    /// The request is malformed: bad parameters, a body that is no request, too large.
+    ProtocolError = 4,
+    HandleNotFound = 100,
+    HandleAlreadyExists = 101,
+    InvalidHandle = 102,
+    ValuesNotFound = 200,
+    InvalidValue = 202,
+    /// The identifier's prefix is served by another node: the answer says which.
+    PrefixReferral = 303,
+    InvalidAdmin = 400,
+    InsufficientPermissions = 401,
+    AuthenticationNeeded = 402,
+    AuthenticationFailed = 403,
+}
+
+impl ResponseCode {
+    /// The number the protocols carry.
+    pub fn number(self) -> u32 {
+        self as u32
+    }
+}
+
+impl fmt::Display for ResponseCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.number())
+    }
+}
+
+impl serde::Serialize for ResponseCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u32(self.number())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_the_protocols_numbers() {
+        assert_eq!(ResponseCode::Success.number(), 1);
+        assert_eq!(ResponseCode::PrefixReferral.number(), 303);
+        assert_eq!(ResponseCode::AuthenticationFailed.number(), 403);
+        assert_eq!(serde_json::to_string(&ResponseCode::ValuesNotFound).unwrap(), "200");
+    }
+}

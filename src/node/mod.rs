@@ -1,0 +1,309 @@
+//! The node core: the protocol-neutral service every front end translates to (the HTTP API
+//! now, the Handle protocol next): resolve, list, put, delete, batch, each answered with a value
+//! or an error that names its Handle response code ([`crate::code::ResponseCode`]).
+//!
+//! Reads ([`read`]) decide what a caller may see (public values, or with ReadValue the private
+//! ones too; secret keys never) and refer exactly where DNS refers: below a delegation inside a
+//! zone this node serves ([`Zones`]). A write is a list of [`Op`]s applied in one registry
+//! transaction: each is decided by [`rules::apply`] against what the transaction sees, including
+//! the batch's own earlier changes, so nothing can change between the check and the write. The
+//! transaction commits durably, and only then are the subscribers told what changed
+//! ([`Subscriber`]): the front ends' caches drop what the write made stale before the write is
+//! acknowledged. Every write, allowed or refused, is logged on the `audit` tracing target.
+//!
+//! ```text
+//!  front end (HTTP, Handle) ── Admin from Authenticator ──┐
+//!        resolve / list ── read: rights, filters, Zones ──┤── Registry snapshot
+//!  put / delete / batch ── seal secrets ── transact { rules::apply per op } ── commit ──> Subscribers
+//! ```
+
+mod read;
+mod rules;
+pub mod zones;
+
+use std::sync::Arc;
+
+use crate::auth::{self, Admin};
+use crate::code::ResponseCode;
+use crate::identifier::Identifier;
+use crate::record::{Record, RecordError, Value, types, unix_now};
+use crate::registry::{Applied, MAX_BATCH, Registry, RegistryError};
+use crate::secret::{self, SecretError};
+
+pub use self::read::{Found, Listing, Page, ReadError, ReadFilter, Resolution};
+pub use self::zones::Zones;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("{identifier} does not exist")]
+    NotFound { identifier: String },
+    #[error("{identifier} already exists")]
+    AlreadyExists { identifier: String },
+    #[error("{identifier} has no values at indexes {indexes:?}")]
+    ValuesNotFound { identifier: String, indexes: Vec<u32> },
+    #[error("{user} may not {action} {identifier}")]
+    Forbidden { user: String, action: &'static str, identifier: String },
+    #[error("{0}")]
+    InvalidValue(#[from] RecordError),
+    #[error("{0}")]
+    InvalidSecret(#[from] SecretError),
+    #[error("{identifier} differs only in case from the registered {existing}")]
+    CaseConflict { identifier: String, existing: String },
+    #[error("the batch holds {count} operations; at most {max} are allowed")]
+    BatchTooLarge { count: usize, max: usize },
+    #[error("the write sets {count} secret keys; at most {MAX_SECRETS_PER_WRITE} are allowed in one write")]
+    TooManySecrets { count: usize },
+    #[error("{record}: {source}")]
+    InvalidPrefix { record: String, source: crate::identifier::IdentifierError },
+    #[error("{prefix} cannot be delegated: {reason}")]
+    Undelegable { prefix: String, reason: String },
+    #[error(transparent)]
+    Registry(RegistryError),
+}
+
+impl WriteError {
+    /// The Handle response code of this refusal.
+    pub fn code(&self) -> ResponseCode {
+        match self {
+            Self::NotFound { .. } => ResponseCode::HandleNotFound,
+            Self::AlreadyExists { .. } | Self::CaseConflict { .. } => ResponseCode::HandleAlreadyExists,
+            Self::ValuesNotFound { .. } => ResponseCode::ValuesNotFound,
+            Self::Forbidden { .. } => ResponseCode::InsufficientPermissions,
+            Self::InvalidValue(_) | Self::InvalidSecret(_) | Self::TooManySecrets { .. } | Self::Undelegable { .. } => {
+                ResponseCode::InvalidValue
+            }
+            Self::InvalidPrefix { .. } => ResponseCode::InvalidHandle,
+            Self::BatchTooLarge { .. } => ResponseCode::ProtocolError,
+            Self::Registry(_) => ResponseCode::Error,
+        }
+    }
+}
+
+impl From<RegistryError> for WriteError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::AlreadyExists { identifier, .. } => Self::AlreadyExists { identifier },
+            RegistryError::CaseConflict { identifier, existing, .. } => Self::CaseConflict { identifier, existing },
+            e => Self::Registry(e),
+        }
+    }
+}
+
+/// How a PUT treats an existing record.
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    /// Refuse to replace an existing identifier.
+    pub no_overwrite: bool,
+    /// Change only the values at these indexes, keeping the others.
+    pub only_indexes: Option<Vec<u32>>,
+}
+
+/// One write.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Create or replace `id` (see [`PutOptions`]).
+    Put { id: Identifier, values: Vec<Value>, options: PutOptions },
+    /// Delete `id`, or with `indexes` only those values.
+    Delete { id: Identifier, indexes: Option<Vec<u32>> },
+}
+
+impl Op {
+    fn id(&self) -> &Identifier {
+        match self {
+            Op::Put { id, .. } | Op::Delete { id, .. } => id,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Op::Put { .. } => "put",
+            Op::Delete { .. } => "delete",
+        }
+    }
+}
+
+/// A refused batch: the operation at `position` failed, and nothing was applied.
+#[derive(Debug, thiserror::Error)]
+#[error("operation {position}: {error}")]
+pub struct BatchError {
+    pub position: usize,
+    pub error: WriteError,
+}
+
+/// What a committed write changed, for caches in front of the registry.
+#[derive(Debug, Default)]
+pub struct Changed {
+    /// Identifiers whose records were created, replaced or deleted.
+    pub identifiers: Vec<Identifier>,
+    /// Prefixes whose delegation (the `HS_SITE` values of their prefix record) changed: every
+    /// name below such a prefix may now be answered differently.
+    pub delegations: Vec<String>,
+}
+
+/// A front end in front of the registry: told of every committed write before it is
+/// acknowledged, and asked about every new delegation before it commits.
+pub trait Subscriber: Send + Sync {
+    /// Told what a committed write changed, before the write is acknowledged.
+    fn changed(&self, change: &Changed);
+
+    /// Refuses a delegation of `prefix` to the sites `record` names that this front end could
+    /// not refer clients to (a DNS cut too long to name its servers under, say), with the reason.
+    fn check_delegation(&self, _prefix: &str, _record: &Record) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A write that changed a prefix's delegation (the `HS_SITE` values of its prefix record).
+struct Delegation {
+    prefix: String,
+    /// The prefix record after the write, when it still delegates.
+    record: Option<Record>,
+}
+
+/// 16: secret keys one write may set. Each is hashed with Argon2 (~25 ms of CPU), so this
+/// bounds what one request costs; an operator needs a handful per prefix.
+pub const MAX_SECRETS_PER_WRITE: usize = 16;
+
+/// The node core (see the module docs); one per running node, shared by every front end.
+pub struct Node {
+    registry: Arc<Registry>,
+    /// The prefixes this node serves itself, and so where it refers instead.
+    zones: Zones,
+    auth: auth::Authenticator,
+    subscribers: Vec<Arc<dyn Subscriber>>,
+}
+
+impl Node {
+    /// A node serving `zones` (prefixes, `""` for the whole namespace) from `registry`.
+    pub fn new(registry: Arc<Registry>, zones: Vec<String>) -> Self {
+        // Half the cores for Argon2 at most: the DNS workers keep the other half under a flood
+        // of authenticated requests.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let zones = Zones::new(zones);
+        Self { registry, zones, auth: auth::Authenticator::new(cores.div_ceil(2)), subscribers: Vec::new() }
+    }
+
+    /// Adds a subscriber to every later write.
+    pub fn subscribe(&mut self, subscriber: Arc<dyn Subscriber>) {
+        self.subscribers.push(subscriber);
+    }
+
+    /// The registry this node serves from (for the front ends' own read paths, such as DNS).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The zones this node serves, and through them where it refers instead.
+    pub fn zones(&self) -> &Zones {
+        &self.zones
+    }
+
+    /// Checks credentials sent from `source` (see [`auth::Authenticator::authenticate`]): the
+    /// administrator they prove, or why not.
+    pub fn authenticate(
+        &self,
+        credentials: &auth::Credentials,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Admin, auth::AuthError> {
+        self.auth.authenticate(&self.registry, credentials, source)
+    }
+
+    /// Creates or replaces `id` with `values` as `admin`; returns whether it was created or
+    /// replaced.
+    pub fn put(
+        &self,
+        admin: &Admin,
+        id: &Identifier,
+        values: Vec<Value>,
+        options: &PutOptions,
+    ) -> Result<Applied, WriteError> {
+        let op = Op::Put { id: id.clone(), values, options: options.clone() };
+        self.write(admin, vec![op]).map(|applied| applied[0]).map_err(|e| e.error)
+    }
+
+    /// Deletes `id`, or with `indexes` only those values, as `admin`; returns what it did.
+    pub fn delete(&self, admin: &Admin, id: &Identifier, indexes: Option<&[u32]>) -> Result<Applied, WriteError> {
+        let op = Op::Delete { id: id.clone(), indexes: indexes.map(<[u32]>::to_vec) };
+        self.write(admin, vec![op]).map(|applied| applied[0]).map_err(|e| e.error)
+    }
+
+    /// Applies up to [`MAX_BATCH`] operations in one transaction, in order: all of them, or
+    /// none. Each is decided on what the ones before it did. Returns what each did, or the
+    /// first refusal and its position.
+    pub fn batch(&self, admin: &Admin, ops: Vec<Op>) -> Result<Vec<Applied>, BatchError> {
+        self.write(admin, ops)
+    }
+
+    /// The one write path: seal secrets (Argon2, outside the transaction), then decide and apply
+    /// every operation inside one transaction, commit durably, tell the subscribers, log.
+    /// Returns what each operation did, or the refusal that left everything as it was.
+    fn write(&self, admin: &Admin, mut ops: Vec<Op>) -> Result<Vec<Applied>, BatchError> {
+        let summary = match ops.as_slice() {
+            [op] => format!("{} {}", op.name(), op.id()),
+            ops => format!("batch of {}", ops.len()),
+        };
+        let result = self.seal_and_apply(admin, &mut ops);
+        match &result {
+            Ok((_, changed)) => {
+                for subscriber in &self.subscribers {
+                    subscriber.changed(changed);
+                }
+                tracing::info!(target: "audit", user = %admin.user(), op = %summary, "applied");
+            }
+            Err(e) => tracing::warn!(target: "audit", user = %admin.user(), op = %summary, error = %e, "refused"),
+        }
+        result.map(|(applied, _)| applied)
+    }
+
+    /// Seals the operations' secrets, then runs them in one transaction; returns what each did
+    /// and what the subscribers must hear, or the first refusal.
+    fn seal_and_apply(&self, admin: &Admin, ops: &mut [Op]) -> Result<(Vec<Applied>, Changed), BatchError> {
+        if ops.len() > MAX_BATCH {
+            let error = WriteError::BatchTooLarge { count: ops.len(), max: MAX_BATCH };
+            return Err(BatchError { position: MAX_BATCH, error });
+        }
+        let secrets = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Put { values, .. } => Some(values.iter().filter(|v| v.is_type(types::SECRET_KEY)).count()),
+                Op::Delete { .. } => None,
+            })
+            .sum::<usize>();
+        if secrets > MAX_SECRETS_PER_WRITE {
+            return Err(BatchError { position: 0, error: WriteError::TooManySecrets { count: secrets } });
+        }
+        for (position, op) in ops.iter_mut().enumerate() {
+            if let Op::Put { values, .. } = op {
+                secret::seal_new_secrets(values).map_err(|e| BatchError { position, error: e.into() })?;
+            }
+        }
+        let now = unix_now();
+        self.registry.transact(|txn| {
+            let mut applied = Vec::with_capacity(ops.len());
+            let mut changed = Changed::default();
+            for (position, op) in ops.iter().enumerate() {
+                let at = |error: WriteError| BatchError { position, error };
+                let (outcome, delegation) = rules::apply(txn, admin, op, now).map_err(at)?;
+                applied.push(outcome);
+                changed.identifiers.push(op.id().clone());
+                if let Some(Delegation { prefix, record }) = delegation {
+                    if let Some(record) = &record {
+                        for subscriber in &self.subscribers {
+                            subscriber
+                                .check_delegation(&prefix, record)
+                                .map_err(|reason| at(WriteError::Undelegable { prefix: prefix.clone(), reason }))?;
+                        }
+                    }
+                    changed.delegations.push(prefix);
+                }
+            }
+            Ok((applied, changed))
+        })
+    }
+}
+
+impl From<RegistryError> for BatchError {
+    fn from(e: RegistryError) -> Self {
+        BatchError { position: 0, error: e.into() }
+    }
+}

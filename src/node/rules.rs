@@ -1,0 +1,342 @@
+//! The permission rules: what a write needs, decided inside its write transaction.
+//!
+//! [`apply`] is the one function that decides and performs an operation; the node core calls
+//! it for every operation of every write, single or batched, against what the transaction sees
+//! (the batch's own earlier changes included), so a put and the same put inside a batch are
+//! decided alike. Rights come from `HS_ADMIN` values (see [`crate::auth`]): on the record itself
+//! for changes to it, on the prefix records above it for creating and deleting.
+
+use std::collections::{BTreeMap, HashSet};
+
+use super::{Delegation, Op, WriteError};
+use crate::auth::{Admin, Permission};
+use crate::identifier::{Identifier, check_prefix, parent_prefix};
+use crate::record::{Record, Value, types};
+use crate::registry::{Applied, Reader, RegistryError, WriteTxn};
+
+/// Decides and applies one operation inside `txn`; returns what it did and, when it changed a
+/// prefix's delegation, that change.
+pub(super) fn apply(
+    txn: &mut WriteTxn<'_>,
+    admin: &Admin,
+    op: &Op,
+    now: i64,
+) -> Result<(Applied, Option<Delegation>), WriteError> {
+    match op {
+        Op::Put { id, values, options } => {
+            let Some(old) = txn.get(id.key().as_bytes())? else {
+                check_create(txn, admin, id)?;
+                let record = Record::new(id, stamp(values.clone(), now))?;
+                let applied = txn.put(&record, true)?;
+                return Ok((applied, delegation_change(None, Some(&record))));
+            };
+            if options.no_overwrite {
+                return Err(WriteError::AlreadyExists { identifier: old.identifier.to_string() });
+            }
+            let new_values = merge(&old, values.clone(), options.only_indexes.as_deref(), now);
+            for (permission, action) in required_permissions(&old, &new_values) {
+                check(txn, admin, &old, permission, action)?;
+            }
+            // Matching ignores case: the record keeps the case it was registered with.
+            let record = Record::new(&old.identifier, new_values)?;
+            let applied = txn.put(&record, false)?;
+            Ok((applied, delegation_change(Some(&old), Some(&record))))
+        }
+        Op::Delete { id, indexes } => {
+            let old =
+                txn.get(id.key().as_bytes())?.ok_or_else(|| WriteError::NotFound { identifier: id.to_string() })?;
+            let Some(indexes) = indexes else {
+                check_delete(txn, admin, &old)?;
+                txn.delete(id.key().as_bytes())?;
+                return Ok((Applied::Deleted, delegation_change(Some(&old), None)));
+            };
+            let missing: Vec<u32> =
+                indexes.iter().copied().filter(|i| !old.values.iter().any(|v| v.index == *i)).collect();
+            if !missing.is_empty() {
+                return Err(WriteError::ValuesNotFound { identifier: old.identifier.to_string(), indexes: missing });
+            }
+            let kept: Vec<Value> = old.values.iter().filter(|v| !indexes.contains(&v.index)).cloned().collect();
+            for (permission, action) in required_permissions(&old, &kept) {
+                check(txn, admin, &old, permission, action)?;
+            }
+            let record = Record { identifier: old.identifier.clone(), values: kept };
+            let applied = txn.put(&record, false)?;
+            Ok((applied, delegation_change(Some(&old), Some(&record))))
+        }
+    }
+}
+
+/// The delegation a write from `old` to `new` changes: a prefix record whose `HS_SITE` values
+/// differ.
+fn delegation_change(old: Option<&Record>, new: Option<&Record>) -> Option<Delegation> {
+    let record = new.or(old)?;
+    let prefix = record.identifier.record_prefix()?;
+    let sites = |r: Option<&Record>| -> Vec<Vec<u8>> {
+        r.map_or_else(Vec::new, |r| {
+            r.values.iter().filter(|v| v.is_type(types::SITE)).map(|v| v.data.clone()).collect()
+        })
+    };
+    let after = sites(new);
+    (sites(old) != after)
+        .then(|| Delegation { prefix: prefix.to_owned(), record: new.filter(|_| !after.is_empty()).cloned() })
+}
+
+/// Creating an identifier needs AddHandle on its prefix or a parent; creating a prefix
+/// record (`0.NA/88.100.1`) needs AddPrefix on the parent prefix (`88.100`) or above.
+fn check_create(reader: &impl Reader, admin: &Admin, id: &Identifier) -> Result<(), WriteError> {
+    if let Some(prefix) = id.record_prefix() {
+        check_prefix(prefix).map_err(|source| WriteError::InvalidPrefix { record: id.to_string(), source })?;
+    }
+    let (scope, permission, action) = match id.record_prefix() {
+        Some(prefix) => (parent_prefix(prefix), Permission::AddPrefix, "create the prefix"),
+        None => (Some(id.prefix()), Permission::AddHandle, "create"),
+    };
+    let allowed = match scope {
+        Some(scope) => admin.may_under(reader, scope, permission)?,
+        // A top-level prefix (`0.NA/88`) has no parent to grant it: only the node creates one.
+        None => admin.is_node(),
+    };
+    if allowed { Ok(()) } else { Err(forbidden(admin, action, id.as_str())) }
+}
+
+/// Deleting a record needs DeleteHandle on it (or the prefix records above it); deleting a
+/// prefix record also passes with DeletePrefix on the parent prefix or above.
+fn check_delete(reader: &impl Reader, admin: &Admin, old: &Record) -> Result<(), WriteError> {
+    let parent = old.identifier.record_prefix().and_then(parent_prefix);
+    let under = match parent {
+        Some(parent) => admin.may_under(reader, parent, Permission::DeletePrefix)?,
+        None => false,
+    };
+    if under || allowed(reader, admin, old, Permission::DeleteHandle)? {
+        Ok(())
+    } else {
+        Err(forbidden(admin, "delete", old.identifier.as_str()))
+    }
+}
+
+/// Refuses `action` unless `admin` holds `permission` on `old` (see [`allowed`]).
+fn check(
+    reader: &impl Reader,
+    admin: &Admin,
+    old: &Record,
+    permission: Permission,
+    action: &'static str,
+) -> Result<(), WriteError> {
+    if allowed(reader, admin, old, permission)? {
+        Ok(())
+    } else {
+        Err(forbidden(admin, action, old.identifier.as_str()))
+    }
+}
+
+/// A right on an existing record comes from its own HS_ADMIN values, or from the prefix
+/// records above it: an operator who administers `88.100` administers what lies under it.
+pub(super) fn allowed(
+    reader: &impl Reader,
+    admin: &Admin,
+    old: &Record,
+    permission: Permission,
+) -> Result<bool, RegistryError> {
+    if admin.may(reader, old, permission)? {
+        return Ok(true);
+    }
+    let id = &old.identifier;
+    let scope = id.record_prefix().map_or(Some(id.prefix()), parent_prefix);
+    match scope {
+        Some(scope) => admin.may_under(reader, scope, permission),
+        None => Ok(false),
+    }
+}
+
+/// The refusal of `action` on `identifier` to `admin`.
+fn forbidden(admin: &Admin, action: &'static str, identifier: &str) -> WriteError {
+    WriteError::Forbidden { user: admin.user(), action, identifier: identifier.to_owned() }
+}
+
+/// Values written now carry the time of the write, as a Handle server stamps them.
+fn stamp(mut values: Vec<Value>, now: i64) -> Vec<Value> {
+    for v in &mut values {
+        v.timestamp = now;
+    }
+    values
+}
+
+/// The values after a PUT: all of `new` (a replacement), or with `only` the old values with
+/// those indexes replaced by or added from `new`.
+fn merge(old: &Record, new: Vec<Value>, only: Option<&[u32]>, now: i64) -> Vec<Value> {
+    let Some(only) = only else { return stamp(new, now) };
+    let only: HashSet<u32> = only.iter().copied().collect();
+    let mut by_index: BTreeMap<u32, Value> = old.values.iter().map(|v| (v.index, v.clone())).collect();
+    for v in stamp(new, now).into_iter().filter(|v| only.contains(&v.index)) {
+        by_index.insert(v.index, v);
+    }
+    by_index.into_values().collect()
+}
+
+/// The permissions a change from `old` to `new` values needs, with what to call the action.
+fn required_permissions(old: &Record, new: &[Value]) -> Vec<(Permission, &'static str)> {
+    let mut needed = Vec::new();
+    let mut add = |p: Permission, action: &'static str| {
+        if !needed.iter().any(|(q, _)| *q == p) {
+            needed.push((p, action));
+        }
+    };
+    let admin = |v: &Value| v.is_type(types::ADMIN);
+    for v in new {
+        match old.values.iter().find(|o| o.index == v.index) {
+            None if admin(v) => add(Permission::AddAdmin, "add an HS_ADMIN value to"),
+            None => add(Permission::AddValue, "add values to"),
+            Some(o) if (admin(o) || admin(v)) && changed(o, v) => {
+                add(Permission::ModifyAdmin, "modify the HS_ADMIN values of")
+            }
+            Some(o) if changed(o, v) => add(Permission::ModifyValue, "modify values of"),
+            Some(_) => {}
+        }
+    }
+    for o in &old.values {
+        if !new.iter().any(|v| v.index == o.index) {
+            if admin(o) {
+                add(Permission::RemoveAdmin, "remove an HS_ADMIN value from");
+            } else {
+                add(Permission::RemoveValue, "remove values from");
+            }
+        }
+    }
+    // A write that changes nothing still stamps the values: it is a modification too, and no
+    // one without rights on a record may touch it.
+    if needed.is_empty() {
+        needed.push((Permission::ModifyValue, "modify values of"));
+    }
+    needed
+}
+
+/// Whether a write turns `old` into something else (the timestamp aside: every write sets it).
+fn changed(old: &Value, new: &Value) -> bool {
+    old.kind != new.kind
+        || old.data != new.data
+        || old.ttl != new.ttl
+        || old.permissions != new.permissions
+        || old.references != new.references
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::{Node, PutOptions};
+    use super::*;
+    use crate::auth::{ALL_PERMISSIONS, Credentials, prefix_admin_values};
+    use crate::record::admin::encode_admin;
+    use crate::registry::Registry;
+
+    /// A node whose registry holds the operators of 88.100 and 88.200 (secret "s") and an
+    /// identifier 88.100/X administered by 88.100's operator.
+    fn node() -> (tempfile::TempDir, Node) {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::new(Arc::new(Registry::open(dir.path()).unwrap()), vec![String::new()]);
+        for prefix in ["88.100", "88.200"] {
+            let id = Identifier::parse(&format!("0.NA/{prefix}")).unwrap();
+            let values = prefix_admin_values((300, id.as_str()), Some("s"), 0);
+            node.put(&Admin::node(), &id, values, &PutOptions::default()).unwrap();
+        }
+        let admin = Value::new(100, types::ADMIN, encode_admin(ALL_PERMISSIONS, "0.NA/88.100", 300), 0);
+        let url = Value::new(1, "URL", b"https://example.com/x".to_vec(), 0);
+        let id = Identifier::parse("88.100/X").unwrap();
+        node.put(&Admin::node(), &id, vec![admin, url], &PutOptions::default()).unwrap();
+        (dir, node)
+    }
+
+    fn login(node: &Node, prefix: &str) -> Admin {
+        let admin = Identifier::parse(&format!("0.NA/{prefix}")).unwrap();
+        node.authenticate(&Credentials { index: 300, admin, secret: "s".into() }, None).unwrap()
+    }
+
+    fn current(node: &Node) -> Vec<Value> {
+        node.registry().get(&Identifier::parse("88.100/X").unwrap()).unwrap().unwrap().values
+    }
+
+    #[test]
+    fn a_write_that_changes_nothing_still_needs_rights_on_the_record() {
+        let (_dir, node) = node();
+        let (stranger, owner) = (login(&node, "88.200"), login(&node, "88.100"));
+        let id = Identifier::parse("88.100/X").unwrap();
+        let err = node.put(&stranger, &id, current(&node), &PutOptions::default()).unwrap_err();
+        assert!(matches!(err, WriteError::Forbidden { .. }), "{err}");
+        node.put(&owner, &id, current(&node), &PutOptions::default()).unwrap();
+    }
+
+    #[test]
+    fn every_change_to_an_hs_admin_value_needs_modify_admin() {
+        let (_dir, node) = node();
+        let id = Identifier::parse("88.100/X").unwrap();
+        // An administrator that may modify values but not HS_ADMIN values: 88.200's operator,
+        // given ModifyValue on the record by its owner.
+        let grant = Value::new(101, types::ADMIN, encode_admin(Permission::ModifyValue as u16, "0.NA/88.200", 300), 0);
+        let mut values = current(&node);
+        values.push(grant);
+        node.put(&Admin::node(), &id, values, &PutOptions::default()).unwrap();
+        let editor = login(&node, "88.200");
+        let mut values = current(&node);
+        values[0].ttl = crate::record::Ttl::Relative(1);
+        let err = node.put(&editor, &id, values, &PutOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("HS_ADMIN"), "a TTL change of HS_ADMIN is refused: {err}");
+        let mut values = current(&node);
+        values[1].data = b"https://example.com/y".to_vec();
+        node.put(&editor, &id, values, &PutOptions::default()).unwrap();
+    }
+
+    #[test]
+    fn prefixes_that_share_digits_are_not_parents() {
+        let (_dir, node) = node();
+        // 88.10 and 88.1000 are beside 88.100, not above or below it.
+        let stranger = login(&node, "88.100");
+        for handle in ["88.10/Y", "88.1000/Y", "88.1/Y"] {
+            let id = Identifier::parse(handle).unwrap();
+            let err = node.put(&stranger, &id, vec![], &PutOptions::default()).unwrap_err();
+            assert!(matches!(err, WriteError::Forbidden { .. }), "{handle}: {err}");
+        }
+        node.put(&stranger, &Identifier::parse("88.100/Y").unwrap(), vec![], &PutOptions::default()).unwrap();
+        node.put(&stranger, &Identifier::parse("88.100.5/Y").unwrap(), vec![], &PutOptions::default()).unwrap();
+    }
+
+    #[test]
+    fn a_batch_decides_each_operation_as_a_put_would_and_in_order() {
+        let (_dir, node) = node();
+        let stranger = login(&node, "88.200");
+        let id = Identifier::parse("88.100/X").unwrap();
+        let put = |values| Op::Put { id: id.clone(), values, options: PutOptions::default() };
+        // The same refused change, alone and inside a batch after an allowed write.
+        let alone = node.put(&stranger, &id, current(&node), &PutOptions::default()).unwrap_err().to_string();
+        let own =
+            Op::Put { id: Identifier::parse("88.200/OK").unwrap(), values: vec![], options: PutOptions::default() };
+        let err = node.batch(&stranger, vec![own, put(current(&node))]).unwrap_err();
+        assert_eq!((err.position, err.error.to_string()), (1, alone));
+        assert!(node.registry().get(&Identifier::parse("88.200/OK").unwrap()).unwrap().is_none(), "all or nothing");
+        // A stranger cannot grant itself a right and use it in the same batch; once the owner
+        // grants it, the same write passes.
+        let mut granted = current(&node);
+        granted.push(Value::new(
+            102,
+            types::ADMIN,
+            encode_admin(Permission::ModifyValue as u16, "0.NA/88.200", 300),
+            0,
+        ));
+        let mut edited = granted.clone();
+        edited[1].data = b"https://example.com/z".to_vec();
+        let err = node.batch(&stranger, vec![put(granted.clone()), put(edited.clone())]).unwrap_err();
+        assert_eq!(err.position, 0, "the stranger cannot grant itself rights: {}", err.error);
+        node.batch(&Admin::node(), vec![put(granted)]).unwrap();
+        node.batch(&stranger, vec![put(edited)]).unwrap();
+    }
+
+    #[test]
+    fn a_prefix_record_must_name_a_prefix() {
+        let (_dir, node) = node();
+        for handle in ["0.NA/88.100.x_y", "0.NA/88.100..5", "0.NA/"] {
+            let Ok(id) = Identifier::parse(handle) else { continue };
+            let err = node.put(&Admin::node(), &id, vec![], &PutOptions::default()).unwrap_err();
+            assert!(matches!(err, WriteError::InvalidPrefix { .. }), "{handle}: {err}");
+        }
+        node.put(&Admin::node(), &Identifier::parse("0.NA/88.100.5").unwrap(), vec![], &PutOptions::default()).unwrap();
+    }
+}
