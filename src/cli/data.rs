@@ -76,11 +76,11 @@ pub fn export(config: &Config, output: Option<&Path>, zone_file: bool) -> anyhow
 /// read from the first line of `secret_file` or generated and printed once.
 pub fn admin_init(config: &Config, prefix: &str, secret_file: Option<&Path>) -> anyhow::Result<()> {
     identifier::check_prefix(prefix).with_context(|| format!("--prefix {prefix}"))?;
-    let id = Identifier::from_parts(auth::PREFIX_AUTHORITY, prefix)?;
+    let id = Identifier::from_parts(identifier::PREFIX_AUTHORITY, prefix)?;
     let node = Node::new(Arc::new(Registry::open(&config.data_dir)?), config.dns.zones.clone());
     let (secret, generated) = match secret_file {
         Some(path) => (super::first_line(path)?, false),
-        None => (auth::generate_secret(), true),
+        None => (crate::secret::generate_secret(), true),
     };
     let values = auth::prefix_admin_values((300, id.as_str()), Some(&secret), record::unix_now());
     let options = PutOptions { no_overwrite: true, ..PutOptions::default() };

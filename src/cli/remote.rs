@@ -130,7 +130,7 @@ fn parse_value_arg(text: &str) -> anyhow::Result<JsonValue> {
 /// its own operator `300:0.NA/PREFIX` when `operator_secret_file` is given, else by `--user`.
 pub fn prefix_add(api: &Api, prefix: &str, operator_secret_file: Option<&Path>) -> anyhow::Result<()> {
     identifier::check_prefix(prefix).with_context(|| format!("prefix {prefix}"))?;
-    let record = format!("{}/{prefix}", auth::PREFIX_AUTHORITY);
+    let record = format!("{}/{prefix}", identifier::PREFIX_AUTHORITY);
     let now = record::unix_now();
     let (values, admin) = match operator_secret_file {
         Some(path) => {

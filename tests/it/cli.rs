@@ -18,15 +18,33 @@ fn line(id: &str, url: &str) -> String {
     )
 }
 
+/// A running `idnode serve`, killed when dropped: a failing test leaves no server behind (one
+/// would keep the test's ports, data directory and inherited file descriptors).
+struct Served(Child);
+
+impl Served {
+    /// SIGKILL: no shutdown, no flush; then reaps the process.
+    fn kill(&mut self) -> std::io::Result<()> {
+        self.0.kill()?;
+        self.0.wait().map(drop)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.kill();
+    }
+}
+
 /// Starts `idnode serve` on free ports and returns it with its DNS address once it serves.
-fn serve(data: &Path) -> (Child, String) {
+fn serve(data: &Path) -> (Served, String) {
     let (child, dns, _) = serve_logging(data, None);
     (child, dns)
 }
 
 /// Starts `idnode serve`; returns it with its DNS and HTTP addresses. With `log`, every line
 /// the server prints is appended there.
-fn serve_logging(data: &Path, log: Option<std::sync::Arc<std::sync::Mutex<String>>>) -> (Child, String, String) {
+fn serve_logging(data: &Path, log: Option<std::sync::Arc<std::sync::Mutex<String>>>) -> (Served, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_idnode"))
         .args(["serve", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", data.to_str().unwrap()])
         .env("RUST_LOG", "debug")
@@ -34,6 +52,7 @@ fn serve_logging(data: &Path, log: Option<std::sync::Arc<std::sync::Mutex<String
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let child = Served(child);
     let field =
         |line: &str, name: &str| line.split(name).nth(1).map(|rest| rest.split_whitespace().next().unwrap().to_owned());
     let (mut dns, mut http) = (None, None);
@@ -153,7 +172,6 @@ fn secrets_are_stored_only_as_salted_hashes_and_never_logged_or_returned() {
         responses.push(text);
     }
     server.kill().unwrap();
-    server.wait().unwrap();
     let export = idnode(&["export", "--data", data.to_str().unwrap()]);
     let exported = String::from_utf8_lossy(&export.stdout).into_owned();
     assert!(exported.contains("$argon2id$"), "the hash is what is stored: {exported}");
@@ -199,7 +217,6 @@ fn every_acknowledged_write_survives_a_sigkill() {
         workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
     });
     server.kill().unwrap(); // SIGKILL: no shutdown, no flush
-    server.wait().unwrap();
     assert_eq!(acknowledged.len(), 200);
     let (mut server, _, http) = serve_logging(&data, None);
     for id in &acknowledged {
@@ -208,7 +225,6 @@ fn every_acknowledged_write_survives_a_sigkill() {
         assert!(text.contains(&format!("https://example.com/{id}")), "{text}");
     }
     server.kill().unwrap();
-    server.wait().unwrap();
 }
 
 #[test]
@@ -276,7 +292,6 @@ fn import_says_clearly_when_a_server_holds_the_data() {
     std::fs::write(&file, line("88.1/X", "https://x")).unwrap();
     let out = idnode(&["import", file.to_str().unwrap(), "--data", data.to_str().unwrap()]);
     server.kill().unwrap();
-    server.wait().unwrap();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("is in use by another idnode process"), "{}", stderr(&out));
 }
@@ -313,7 +328,6 @@ fn imported_identifiers_resolve_before_and_after_a_hard_kill() {
         assert!(!missing.status.success());
         assert!(stderr(&missing).contains("Non-Existent Domain"), "{}", stderr(&missing));
         server.kill().unwrap(); // SIGKILL: no clean shutdown
-        server.wait().unwrap();
     }
 }
 
@@ -388,7 +402,6 @@ fn operators_work_through_the_cli_within_their_prefixes() {
     let gone = ops(&["id", "get", "88.100.5/PUMP-1"]);
     assert!(stderr(&gone).contains("HTTP 404"), "{}", stderr(&gone));
     server.kill().unwrap();
-    server.wait().unwrap();
 }
 
 #[test]
