@@ -4,8 +4,9 @@
 
 use std::io::Write;
 
+use super::authoritative::zone::{self, Zone, ZoneConfig};
 use super::mapping::{self, presentation};
-use super::zone::ZoneConfig;
+use super::wire::QueryName;
 use crate::identifier::Identifier;
 use crate::record::unix_now;
 use crate::registry::Registry;
@@ -38,19 +39,17 @@ pub fn write(registry: &Registry, zone: &ZoneConfig, serial: u32, mut out: impl 
         }
     }
     let now = unix_now();
+    // The zone decides which names it holds, as it does for queries.
+    let zones = [Zone::new(zone.clone())];
+    let national_apex = zones[0].national_apex();
+    let mut wire_name = QueryName::default();
     let mut count = 0;
     registry.for_each(|record| {
         let Ok(id) = Identifier::parse(&record.identifier) else { return Ok(()) };
-        let in_zone = zone.prefix.is_empty()
-            || id.prefix() == zone.prefix
-            || id.prefix().starts_with(&format!("{}.", zone.prefix));
-        let Some(name) = mapping::identifier_name(
-            &id,
-            &zone.apex.trim_to(zone.apex.num_labels() as usize - prefix_labels(&zone.prefix)),
-        ) else {
+        let Some(name) = mapping::identifier_name(&id, &national_apex) else {
             return Ok(());
         };
-        if !in_zone {
+        if !wire_name.read(&zone::wire_of(&name)) || zone::holding(&zones, &wire_name).is_none() {
             return Ok(());
         }
         let owner = presentation(&name);
@@ -67,10 +66,6 @@ pub fn write(registry: &Registry, zone: &ZoneConfig, serial: u32, mut out: impl 
     })?;
     out.flush()?;
     Ok(count)
-}
-
-fn prefix_labels(prefix: &str) -> usize {
-    if prefix.is_empty() { 0 } else { prefix.split('.').count() }
 }
 
 /// A character-string in presentation form: quoted, `"` and `\` escaped, and bytes outside

@@ -16,7 +16,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{DnsHandler, MAX_MESSAGE, answer, start_recursion};
+use super::{DnsHandler, answer};
+use crate::dns::framing::MAX_MESSAGE;
 use crate::dns::rrl::{self, Action, Rrl};
 use crate::dns::{Scratch, Transport, Verdict};
 
@@ -80,17 +81,17 @@ pub(super) fn worker<H: DnsHandler>(
                 }
                 Verdict::Drop => {}
                 // A recursive node's miss waits on other servers: never on this worker. At the
-                // cap of resolutions in flight it is dropped here, before any task exists.
-                Verdict::Recurse => {
+                // cap of resolutions in flight the front end dropped it, before any task existed.
+                Verdict::Defer(pending) => {
                     let Some(peer) = batch.peer(i) else { continue };
-                    let Some(resolution) = start_recursion(&**frontend, query, Transport::Udp) else { continue };
                     let (socket, token, rrl) = (socket.clone(), token.clone(), rrl.cloned());
                     tracker.spawn_on(
                         async move {
                             tokio::select! {
                                 _ = token.cancelled() => {}
-                                mut response = resolution => {
-                                    let action = rrl.map_or(Action::Send, |r| r.check(peer.ip(), &response, std::time::Instant::now()));
+                                mut response = pending.resolve() => {
+                                    let now = std::time::Instant::now();
+                                    let action = rrl.map_or(Action::Send, |r| r.check(peer.ip(), &response, now));
                                     match action {
                                         Action::Send => {}
                                         Action::Slip => rrl::truncate(&mut response),
@@ -283,10 +284,6 @@ mod tests {
             out.clear();
             out.extend_from_slice(request);
             Verdict::Respond
-        }
-
-        fn recurse(&self, _: &[u8], _: Transport) -> Option<impl Future<Output = Vec<u8>> + Send + 'static> {
-            None::<std::future::Ready<Vec<u8>>>
         }
     }
 
