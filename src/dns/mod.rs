@@ -252,3 +252,86 @@ impl Frontend {
         edns.map(|e| OptOut { udp_size: self.max_udp_payload, extended_rcode: 0, dnssec_ok: e.dnssec_ok })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::RecordType;
+
+    use super::*;
+
+    fn request(name: &str, qtype: RecordType, id: u16) -> Vec<u8> {
+        let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
+        msg.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+        msg.set_edns(Edns::new());
+        msg.to_vec().unwrap()
+    }
+
+    fn frontend(dir: &tempfile::TempDir) -> Frontend {
+        let registry = Arc::new(Registry::open(dir.path()).unwrap());
+        let zones = zone_config(&crate::config::DnsConfig::default()).unwrap();
+        Frontend::new(zones, registry, 1 << 20, 1232)
+    }
+
+    fn recursor(max_in_flight: usize) -> Recursor {
+        let r = crate::config::RecursiveConfig::default();
+        Recursor::new(recursive::RecursorConfig {
+            roots: vec!["127.0.0.1:9".parse().unwrap()],
+            port: 53,
+            timeout: std::time::Duration::from_secs(1),
+            max_referrals: r.max_referrals,
+            cache_bytes: 1 << 16,
+            max_in_flight,
+            budget: std::time::Duration::from_secs(1),
+            max_ttl: r.max_ttl,
+            max_negative_ttl: r.max_negative_ttl,
+        })
+    }
+
+    #[test]
+    fn a_recursive_miss_is_deferred_with_the_question_parsed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let frontend = frontend(&dir).with_recursor(recursor(1));
+        let request = request("ABC-1._id.1.100.88.ID.example.", RecordType::TXT, 4242);
+        let (mut scratch, mut out) = (Scratch::default(), Vec::new());
+        let verdict = frontend.handle(&request, Transport::Udp, &mut scratch, &mut out);
+        let Verdict::Defer(pending) = verdict else { panic!("{verdict:?}: not deferred") };
+        assert_eq!(pending.name().wire(), b"\x05abc-1\x03_id\x011\x03100\x0288\x02id\x07example\x00");
+        let query = pending.query();
+        assert_eq!((query.id, query.qtype, query.qclass), (4242, u16::from(RecordType::TXT), CLASS_IN));
+        assert!(query.edns.is_some());
+        assert!(out.is_empty(), "nothing written for a deferred query");
+        assert_eq!(frontend.recursor_stats().unwrap().in_flight, 1, "the job holds its place");
+        let again = frontend.handle(&request, Transport::Udp, &mut scratch, &mut out);
+        assert!(matches!(again, Verdict::Drop), "with every place taken the query is dropped: {again:?}");
+        drop(pending);
+        assert_eq!(frontend.recursor_stats().unwrap().in_flight, 0, "a dropped job gives its place back");
+    }
+
+    #[test]
+    fn a_recursive_node_refuses_outside_the_apex_on_the_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let frontend = frontend(&dir).with_recursor(recursor(1));
+        let mut out = Vec::new();
+        let request = request("example.org.", RecordType::A, 7);
+        let verdict = frontend.handle(&request, Transport::Udp, &mut Scratch::default(), &mut out);
+        assert!(matches!(verdict, Verdict::Respond));
+        let response = Message::from_vec(&out).unwrap();
+        assert_eq!(response.metadata.response_code, hickory_proto::op::ResponseCode::Refused);
+    }
+
+    #[test]
+    fn an_authoritative_query_is_answered_inline() {
+        let dir = tempfile::tempdir().unwrap();
+        let frontend = frontend(&dir);
+        let mut out = Vec::new();
+        let request = request("Nope._id.1.100.88.id.example.", RecordType::TXT, 9);
+        let verdict = frontend.handle(&request, Transport::Udp, &mut Scratch::default(), &mut out);
+        assert!(matches!(verdict, Verdict::Respond), "{verdict:?}");
+        let response = Message::from_vec(&out).unwrap();
+        assert_eq!(response.metadata.id, 9);
+        assert!(response.metadata.authoritative);
+        assert_eq!(response.metadata.response_code, hickory_proto::op::ResponseCode::NXDomain);
+        assert_eq!(response.queries[0].name().to_ascii(), "Nope._id.1.100.88.id.example.", "the question as asked");
+    }
+}
