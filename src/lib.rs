@@ -11,11 +11,14 @@
 //! - [`registry`]: the durable store (redb), keyed by identifier.
 //! - [`cache`]: the bounded, TTL-aware front cache of encoded answers.
 //! - [`auth`]: administrators, secrets (stored hashed) and `HS_ADMIN` permissions.
-//! - [`dns`]: the DNS query pipeline (the only user of hickory-proto): name mapping, wire
-//!   parsing, zone answers and referrals, the recursive role, and a small client.
+//! - [`dns`]: the DNS front end (the only user of hickory-proto): parses a request once and
+//!   dispatches it to the authoritative role (zone answers, referrals, the answer cache) or the
+//!   recursive role; beside it wire parsing, name mapping, TCP framing and the one query
+//!   exchange, the `idnode resolve` client, zone-file export and response rate limiting.
 //! - [`http`]: the Handle.Net JSON API over HTTP (the only user of axum).
 //! - [`node`]: the write path: authorize, commit durably, then invalidate cached answers.
-//! - [`server`]: transport: UDP workers, TCP connections, the HTTP listener, shutdown.
+//! - [`server`]: transport: UDP workers, TCP connections, the HTTP listener, shutdown; spawns
+//!   the deferred jobs the DNS front end hands back.
 //! - [`import`]: JSON Lines import and export; [`demo`]: the demo namespace.
 //! - [`bench`]: `idnode bench`, the load generator and capacity planner.
 //! - [`record::site`]: `HS_SITE` values: where a delegated prefix is served.
@@ -27,12 +30,12 @@
 //!            │ request bytes
 //!            ▼
 //!  dns::Frontend::handle ── malformed ──> FORMERR / NOTIMP / drop
-//!            │ lower-cased name
-//!            ▼
+//!            │ parsed once: lower-cased name ── recursive node ──> dns::recursive
+//!            ▼                                  (cached: answer; miss: Defer, server spawns it)
 //!  cache ── hit ──> copy question, patch header, append encoded answer
 //!            │ miss
 //!            ▼
-//!  dns::zone ──> registry (redb) ──> encode, insert in cache
+//!  dns::authoritative::zone ──> registry (redb) ──> encode, insert in cache
 //! ```
 //! Writes go to the registry first (durable), then invalidate the names they touch in the cache.
 //!

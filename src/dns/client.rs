@@ -59,8 +59,9 @@ pub fn resolve(
     let io = |source| ClientError::Io { server, source };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(io)?;
     let via = if tcp { Via::Tcp } else { Via::Udp };
+    // The timer is made inside the runtime: it needs one to exist.
     let reply = runtime
-        .block_on(tokio::time::timeout(timeout, exchange::exchange(server, &mut request, via)))
+        .block_on(async { tokio::time::timeout(timeout, exchange::exchange(server, &mut request, via)).await })
         .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
         .map_err(io)?;
     let (bytes, retried) = (reply.bytes, reply.retried_over_tcp);

@@ -23,7 +23,7 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
 use tokio::net::{TcpStream, UdpSocket};
 
-use super::framing::{self, FrameError, MAX_MESSAGE};
+use super::framing::{self, MAX_MESSAGE};
 
 /// 1232: the EDNS UDP payload we advertise (DNS Flag Day 2020).
 const UDP_PAYLOAD: u16 = 1232;
@@ -93,22 +93,15 @@ pub async fn exchange(server: SocketAddr, request: &mut [u8], via: Via) -> io::R
 
 async fn over_tcp(server: SocketAddr, request: &[u8]) -> io::Result<Vec<u8>> {
     let mut stream = TcpStream::connect(server).await?;
-    framing::write(&mut stream, request, &mut Vec::new(), None).await.map_err(io_error)?;
+    framing::write(&mut stream, request, &mut Vec::new(), None).await?;
     let mut response = Vec::new();
-    if !framing::read(&mut stream, &mut response, MAX_MESSAGE, None).await.map_err(io_error)? {
+    if !framing::read(&mut stream, &mut response, MAX_MESSAGE, None).await? {
         return Err(io::ErrorKind::UnexpectedEof.into());
     }
     if !answers(request, &response) {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "the TCP answer is not for our question"));
     }
     Ok(response)
-}
-
-fn io_error(e: FrameError) -> io::Error {
-    match e {
-        FrameError::Io(e) => e,
-        other => io::Error::new(io::ErrorKind::InvalidData, other),
-    }
 }
 
 /// Whether `response` answers `request`: the same id, QR set, one question, the same question

@@ -29,6 +29,18 @@ pub enum FrameError {
     Io(#[from] io::Error),
 }
 
+/// For callers that speak `io::Error`: their own I/O errors come back as they were.
+impl From<FrameError> for io::Error {
+    fn from(e: FrameError) -> Self {
+        match e {
+            FrameError::Io(e) => e,
+            FrameError::Idle(_) => io::Error::new(io::ErrorKind::TimedOut, e),
+            FrameError::Truncated => io::Error::new(io::ErrorKind::UnexpectedEof, e),
+            FrameError::TooLong { .. } => io::Error::new(io::ErrorKind::InvalidData, e),
+        }
+    }
+}
+
 /// Reads one length-prefixed message into `buf` (resized to exactly the message; a buffer with
 /// the capacity already allocates nothing). `Ok(false)`: the stream ended before another length
 /// prefix, which is how a peer closes between messages. A zero length is an empty message.

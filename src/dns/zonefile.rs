@@ -41,7 +41,8 @@ pub fn write(registry: &Registry, zone: &ZoneConfig, serial: u32, mut out: impl 
     let now = unix_now();
     // The zone decides which names it holds, as it does for queries.
     let zones = [Zone::new(zone.clone())];
-    let national_apex = zones[0].national_apex();
+    // Owner names keep the apex as configured (the zone lower-cases its own copy).
+    let national_apex = zone.apex.trim_to(zone.apex.num_labels() as usize - prefix_labels(&zone.prefix));
     let mut wire_name = QueryName::default();
     let mut count = 0;
     registry.for_each(|record| {
@@ -66,6 +67,10 @@ pub fn write(registry: &Registry, zone: &ZoneConfig, serial: u32, mut out: impl 
     })?;
     out.flush()?;
     Ok(count)
+}
+
+fn prefix_labels(prefix: &str) -> usize {
+    if prefix.is_empty() { 0 } else { prefix.split('.').count() }
 }
 
 /// A character-string in presentation form: quoted, `"` and `\` escaped, and bytes outside

@@ -5,6 +5,9 @@
 //! encoding with hickory-proto of all of an identifier's records, split by type, and NODATA
 //! only when first asked for. Answers are encoded for a question at offset 12, so their name
 //! pointers stay valid behind any query for the same name.
+//!
+//! Also which served zone holds a name ([`holding`], for queries and the zone file alike) and
+//! the zones the settings describe ([`zone_config`]).
 
 use std::net::IpAddr;
 use std::sync::OnceLock;
@@ -128,6 +131,7 @@ pub struct Zone {
 }
 
 impl Zone {
+    /// The zone `config` describes, its apex lower-cased: names are compared in wire form.
     pub fn new(mut config: ZoneConfig) -> Self {
         config.apex = config.apex.to_lowercase();
         config.apex.set_fqdn(true);
@@ -138,7 +142,7 @@ impl Zone {
         Self { config, apex_wire, apex_labels, prefix_labels, nameserver_wires }
     }
 
-    /// The national apex, under which every identifier has its name.
+    /// The national apex in lower-case wire form: the zone's apex without its prefix labels.
     pub fn national_apex_wire(&self) -> &[u8] {
         let mut at = 0;
         for _ in 0..self.prefix_labels {
@@ -151,6 +155,7 @@ impl Zone {
         &self.config.prefix
     }
 
+    /// The national apex, under which every identifier has its name.
     pub fn national_apex(&self) -> Name {
         self.config.apex.trim_to(self.apex_labels - self.prefix_labels)
     }
@@ -522,4 +527,31 @@ fn name_of_labels<'a>(labels: impl Iterator<Item = &'a [u8]>) -> Result<Name, An
     let mut name = Name::from_labels(labels).map_err(bad)?;
     name.set_fqdn(true);
     Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(text: &str) -> QueryName {
+        let mut name = QueryName::default();
+        assert!(name.read(&wire_of(&Name::from_ascii(text).unwrap())));
+        name
+    }
+
+    #[test]
+    fn the_deepest_zone_holding_a_name_answers_for_it() {
+        let dns = crate::config::DnsConfig {
+            zones: vec![String::new(), "88.105".into()],
+            ..crate::config::DnsConfig::default()
+        };
+        let zones: Vec<Zone> = zone_config(&dns).unwrap().into_iter().map(Zone::new).collect();
+        let held = |text: &str| holding(&zones, &name(text)).map(|(z, own)| (z.prefix().to_owned(), own));
+        assert_eq!(held("a._id.105.88.ID.example."), Some(("88.105".into(), 2)), "the deeper zone, any case");
+        assert_eq!(held("105.88.id.example."), Some(("88.105".into(), 0)), "its apex");
+        assert_eq!(held("a._id.1050.88.id.example."), Some((String::new(), 4)), "a label, not a string prefix");
+        assert_eq!(held("id.example."), Some((String::new(), 0)));
+        assert_eq!(held("example."), None);
+        assert_eq!(held("a.example.org."), None);
+    }
 }

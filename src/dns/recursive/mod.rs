@@ -3,11 +3,10 @@
 //! caching answers, negative answers, delegations and failures.
 //!
 //! ```text
-//! Frontend::handle ── cached: answer, NXDOMAIN/NODATA, or a remembered failure ──> on the worker
-//!        │ miss: Verdict::Recurse
-//!        ▼
-//! Frontend::recurse ── max_in_flight queries already admitted ──> dropped, no task
-//!        │ an Admission; the transport spawns the rest
+//! Frontend::handle parses once ──> Recursor::answer (pending)
+//!        ├─ cached: answer, NXDOMAIN/NODATA, or a remembered failure ──> Respond, on the worker
+//!        ├─ miss, max_in_flight queries already admitted ──> Drop, no task
+//!        │ miss: an Admission ──> Verdict::Defer(Pending); the transport spawns Pending::resolve
 //!        ▼
 //! Recursor::resolve ── the same question in flight ──> wait for its outcome (inflight)
 //!        │ leads
