@@ -68,8 +68,8 @@ fn answer<H: DnsHandler>(
     match std::panic::catch_unwind(AssertUnwindSafe(|| handler.handle(request, transport, scratch, out))) {
         Ok(verdict) => verdict,
         Err(_) => {
-            let shown = &request[..request.len().min(512)];
-            tracing::error!(request = %hex::encode(shown), "answering a query panicked; it was dropped, serving goes on");
+            let shown = hex::encode(&request[..request.len().min(512)]);
+            tracing::error!(request = %shown, "answering a query panicked; it was dropped, serving goes on");
             Verdict::Drop
         }
     }

@@ -78,7 +78,11 @@ pub(super) async fn acceptor<H: DnsHandler>(
 
 /// Serves one connection: `Ok` when the client closed, went idle, or sent a query not worth an
 /// answer.
-async fn connection<H: DnsHandler>(mut stream: TcpStream, handler: &H, idle_timeout: Duration) -> Result<(), FrameError> {
+async fn connection<H: DnsHandler>(
+    mut stream: TcpStream,
+    handler: &H,
+    idle_timeout: Duration,
+) -> Result<(), FrameError> {
     stream.set_nodelay(true)?;
     let idle = Some(idle_timeout);
     let mut request = Vec::with_capacity(MAX_MESSAGE);

@@ -17,8 +17,8 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use tokio::time::Instant;
 
 use super::{Cached, MAX_SERVERS, Recursor};
-use crate::dns::wire::{self, Body};
 use crate::dns::authoritative::zone::wire_of;
+use crate::dns::wire::{self, Body};
 
 /// What a usable response tells the resolution to do next.
 #[derive(Debug)]

@@ -148,4 +148,3 @@ pub fn truncate(response: &mut Vec<u8>) {
 pub(super) fn be16(buf: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*buf.get(at)?, *buf.get(at.checked_add(1)?)?]))
 }
-

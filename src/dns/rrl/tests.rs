@@ -192,11 +192,9 @@ fn referrals_count_per_delegation_and_nodata_per_name() {
     let rrl = rrl(&config(10));
     let t0 = Instant::now();
     let peer = ip("192.0.2.1");
-    let got =
-        tally(&rrl, 100, |i| (peer, referral(&format!("r{i}.child.88.id.example"), "child.88.id.example"), t0));
+    let got = tally(&rrl, 100, |i| (peer, referral(&format!("r{i}.child.88.id.example"), "child.88.id.example"), t0));
     assert_eq!(got[0], 10, "made-up names under one delegation share its bucket");
-    let other =
-        tally(&rrl, 100, |i| (peer, referral(&format!("r{i}.other.88.id.example"), "Other.88.id.example"), t0));
+    let other = tally(&rrl, 100, |i| (peer, referral(&format!("r{i}.other.88.id.example"), "Other.88.id.example"), t0));
     assert_eq!(other[0], 10, "another delegation has its own");
     let soa = record(&wire_name("id.example"), 6, &[0; 22]);
     let nodata = tally(&rrl, 100, |i| {
