@@ -1,10 +1,11 @@
 //! The UDP workers. Each is a long-lived OS thread owning one socket (all bound to the same
 //! address with SO_REUSEPORT, so the kernel spreads clients over them) and its buffers. A worker
 //! receives a batch of queries with one system call (recvmmsg on Linux, blocking until the first
-//! arrives and taking whatever else is queued), answers each synchronously with the
-//! [`Frontend`] into a reused buffer, and sends all answers with one system call (sendmmsg). No
-//! task, no wakeup and no allocation per packet; only a recursive node's cache miss is handed to
-//! the runtime, so that waiting on other servers never holds up the worker.
+//! arrives and taking whatever else is queued), answers each synchronously with the front end
+//! ([`crate::dns::Frontend`]) into a reused buffer, and sends all answers with one system call
+//! (sendmmsg). No task, no wakeup and no allocation per packet; only a recursive node's cache
+//! miss comes back deferred and is spawned on the runtime, so that waiting on other servers
+//! never holds up the worker.
 //!
 //! On other systems the same loop runs with batches of one (recv_from, send_to).
 
