@@ -84,7 +84,7 @@ fn hit(c: &mut Criterion) {
     let fe = frontend(registry, 1 << 20);
     let request = query(&dns_name("88.100.1/ABC-123"), 7);
     let (mut scratch, mut out) = (Scratch::default(), Vec::with_capacity(65535));
-    assert_eq!(fe.handle(&request, Transport::Udp, &mut scratch, &mut out), Verdict::Respond);
+    assert!(matches!(fe.handle(&request, Transport::Udp, &mut scratch, &mut out), Verdict::Respond));
     let mut g = c.benchmark_group("lookup");
     g.throughput(Throughput::Elements(1));
     g.bench_function("hit", |b| {

@@ -12,9 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
+
+use crate::dns::framing;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -215,7 +216,7 @@ async fn client(
 }
 
 /// Sends one query and reads until the answer with its id arrives; returns the answer's length.
-async fn exchange(conn: &mut Conn, query: &[u8], buf: &mut [u8], id: u16) -> std::io::Result<usize> {
+async fn exchange(conn: &mut Conn, query: &[u8], buf: &mut Vec<u8>, id: u16) -> std::io::Result<usize> {
     match conn {
         Conn::Udp(socket) => {
             socket.send(query).await?;
@@ -229,14 +230,11 @@ async fn exchange(conn: &mut Conn, query: &[u8], buf: &mut [u8], id: u16) -> std
         }
         Conn::Tcp(stream) => {
             let mut framed = Vec::with_capacity(query.len() + 2);
-            framed.extend_from_slice(&(query.len() as u16).to_be_bytes());
-            framed.extend_from_slice(query);
-            stream.write_all(&framed).await?;
-            let mut len = [0u8; 2];
-            stream.read_exact(&mut len).await?;
-            let n = usize::from(u16::from_be_bytes(len));
-            stream.read_exact(&mut buf[..n]).await?;
-            Ok(n)
+            framing::write(stream, query, &mut framed, None).await?;
+            if !framing::read(stream, buf, framing::MAX_MESSAGE, None).await? {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            Ok(buf.len())
         }
     }
 }

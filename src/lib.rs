@@ -35,12 +35,12 @@
 //!            │ request bytes
 //!            ▼
 //!  dns::Frontend::handle ── malformed ──> FORMERR / NOTIMP / drop
-//!            │ lower-cased name
-//!            ▼
+//!            │ parsed once: lower-cased name ── recursive node ──> dns::recursive
+//!            ▼                                  (cached: answer; miss: Defer, server spawns it)
 //!  cache ── hit ──> copy question, patch header, append encoded answer
 //!            │ miss
 //!            ▼
-//!  dns::zone ──> registry (redb) ──> encode, insert in cache
+//!  dns::authoritative::zone ──> registry (redb) ──> encode, insert in cache
 //! ```
 //! Writes go to the registry first (durable), then invalidate the names they touch in the cache.
 //!

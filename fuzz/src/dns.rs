@@ -36,7 +36,7 @@ pub fn dns_request(data: &[u8]) {
                 "only a runt or a response is dropped; request {}",
                 crate::hex(data)
             ),
-            Verdict::Recurse => panic!("an authoritative node recursed; request {}", crate::hex(data)),
+            Verdict::Defer(_) => panic!("an authoritative node recursed; request {}", crate::hex(data)),
         }
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::RecordType;
 use idnode::dns::DnsName;
-use idnode::dns::recursor::{MAX_SERVERS, Recursor, RecursorConfig, Step};
+use idnode::dns::recursive::{MAX_SERVERS, Recursor, RecursorConfig, Step};
 use tokio::time::Instant;
 
 /// Caps below any TTL a fuzzer is likely to write, so that clamping is exercised.

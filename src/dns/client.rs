@@ -1,13 +1,14 @@
-//! A small DNS client for `idnode resolve`: one TXT query, over UDP with a TCP retry on TC (or
-//! over TCP at once), and the TXT layout read back into values.
+//! A small DNS client for `idnode resolve`: one TXT query through [`super::exchange`] (over UDP
+//! with a TCP retry on TC, or over TCP at once), and the TXT layout read back into values. Also
+//! builds the TXT queries `idnode bench` sends.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::op::Message;
 use hickory_proto::rr::{Name, RData, RecordType};
 
+use super::exchange::{self, Via};
 use super::mapping;
 use crate::identifier::Identifier;
 
@@ -44,6 +45,8 @@ fn name_for(id: &Identifier, apex: &Name) -> Result<Name, ClientError> {
     mapping::identifier_name(id, apex).ok_or_else(|| ClientError::NameTooLong { identifier: id.to_string() })
 }
 
+/// Asks `server` for the TXT records of `id` under `apex`, within `timeout` in all. Blocking:
+/// it runs the exchange on a runtime of its own, so it must not be called from async code.
 pub fn resolve(
     server: SocketAddr,
     id: &Identifier,
@@ -53,21 +56,15 @@ pub fn resolve(
 ) -> Result<Resolution, ClientError> {
     let name = name_for(id, apex)?;
     let mut request = txt_query(id, apex)?;
-    request[..2].copy_from_slice(&rand_id().to_be_bytes());
     let io = |source| ClientError::Io { server, source };
-    let mut retried = false;
-    let bytes = if tcp {
-        exchange_tcp(server, &request, timeout).map_err(io)?
-    } else {
-        let bytes = exchange_udp(server, &request, timeout).map_err(io)?;
-        // The TC bit: bit 9 of the flags word.
-        if bytes.len() >= 4 && bytes[2] & 0x02 != 0 {
-            retried = true;
-            exchange_tcp(server, &request, timeout).map_err(io)?
-        } else {
-            bytes
-        }
-    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(io)?;
+    let via = if tcp { Via::Tcp } else { Via::Udp };
+    // The timer is made inside the runtime: it needs one to exist.
+    let reply = runtime
+        .block_on(async { tokio::time::timeout(timeout, exchange::exchange(server, &mut request, via)).await })
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+        .map_err(io)?;
+    let (bytes, retried) = (reply.bytes, reply.retried_over_tcp);
     let response = Message::from_vec(&bytes).map_err(|e| ClientError::Malformed { server, reason: e.to_string() })?;
     let values = response
         .answers
@@ -92,46 +89,6 @@ pub fn resolve(
 
 /// A TXT query for `id` under `apex` with EDNS (1232-byte payload), as dig sends it; id 0.
 pub fn txt_query(id: &Identifier, apex: &Name) -> Result<Vec<u8>, ClientError> {
-    let mut msg = Message::new(0, MessageType::Query, OpCode::Query);
-    msg.add_query(Query::query(name_for(id, apex)?, RecordType::TXT));
-    let mut edns = Edns::new();
-    edns.set_max_payload(1232);
-    msg.set_edns(edns);
-    msg.to_vec().map_err(|_| ClientError::NameTooLong { identifier: id.to_string() })
-}
-
-fn exchange_udp(server: SocketAddr, request: &[u8], timeout: Duration) -> std::io::Result<Vec<u8>> {
-    let local = super::recursor::unspecified(server);
-    let socket = UdpSocket::bind(local)?;
-    socket.set_read_timeout(Some(timeout))?;
-    socket.connect(server)?;
-    socket.send(request)?;
-    let mut buf = vec![0; 65535];
-    loop {
-        let n = socket.recv(&mut buf)?;
-        // Ignore anything that is not the answer to our query id.
-        if n >= 2 && buf[..2] == request[..2] {
-            buf.truncate(n);
-            return Ok(buf);
-        }
-    }
-}
-
-fn exchange_tcp(server: SocketAddr, request: &[u8], timeout: Duration) -> std::io::Result<Vec<u8>> {
-    let mut stream = TcpStream::connect_timeout(&server, timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
-    let mut framed = (request.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(request);
-    stream.write_all(&framed)?;
-    let mut len = [0; 2];
-    stream.read_exact(&mut len)?;
-    let mut buf = vec![0; usize::from(u16::from_be_bytes(len))];
-    stream.read_exact(&mut buf)?;
-    Ok(buf)
-}
-
-/// A query id that differs between runs, without pulling in a random number crate.
-fn rand_id() -> u16 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    (nanos ^ std::process::id()) as u16
+    exchange::query(&name_for(id, apex)?, RecordType::TXT.into())
+        .map_err(|_| ClientError::NameTooLong { identifier: id.to_string() })
 }

@@ -22,6 +22,7 @@ pub mod rcode {
 }
 
 /// The question name, lower-cased, in wire form, with where each label starts.
+#[derive(Clone)]
 pub struct QueryName {
     wire: [u8; MAX_NAME],
     len: usize,
@@ -49,6 +50,12 @@ impl QueryName {
     pub fn label(&self, i: usize) -> &[u8] {
         let at = usize::from(self.starts[i]);
         &self.wire[at + 1..at + 1 + usize::from(self.wire[at])]
+    }
+
+    /// Reads an uncompressed name in wire form (`wire` exactly), lower-casing it as [`parse`]
+    /// does a question's; `false` when `wire` is no such name.
+    pub fn read(&mut self, wire: &[u8]) -> bool {
+        read_name(wire, 0, self) == Some(wire.len())
     }
 
     /// Whether the name is `apex` (wire form, lower-case) or below it; then the number of labels

@@ -4,8 +4,9 @@
 
 use std::io::Write;
 
+use super::authoritative::zone::{self, Zone, ZoneConfig};
 use super::mapping::{self, presentation};
-use super::zone::ZoneConfig;
+use super::wire::QueryName;
 use crate::record::unix_now;
 use crate::registry::Registry;
 
@@ -37,19 +38,18 @@ pub fn write(registry: &Registry, zone: &ZoneConfig, serial: u32, mut out: impl 
         }
     }
     let now = unix_now();
+    // The zone decides which names it holds, as it does for queries.
+    let zones = [Zone::new(zone.clone())];
+    // Owner names keep the apex as configured (the zone lower-cases its own copy).
+    let national_apex = zone.apex.trim_to(zone.apex.num_labels() as usize - prefix_labels(&zone.prefix));
+    let mut wire_name = QueryName::default();
     let mut count = 0;
     registry.for_each(|record| -> anyhow::Result<()> {
         let id = &record.identifier;
-        let in_zone = zone.prefix.is_empty()
-            || id.prefix() == zone.prefix
-            || id.prefix().starts_with(&format!("{}.", zone.prefix));
-        let Some(name) = mapping::identifier_name(
-            id,
-            &zone.apex.trim_to(zone.apex.num_labels() as usize - prefix_labels(&zone.prefix)),
-        ) else {
+        let Some(name) = mapping::identifier_name(id, &national_apex) else {
             return Ok(());
         };
-        if !in_zone {
+        if !wire_name.read(&zone::wire_of(&name)) || zone::holding(&zones, &wire_name).is_none() {
             return Ok(());
         }
         let owner = presentation(&name);

@@ -3,11 +3,12 @@
 //! UDP ([`udp`]): one OS thread per worker, each with its own SO_REUSEPORT socket, receiving and
 //! sending in batches and answering synchronously.
 //!
-//! TCP (RFC 7766): a permit is taken before `accept`, so at most `tcp_max_connections` clients
-//! are served at once, and at most `tcp_max_connections_per_source` from one address; each
-//! connection reads length-prefixed queries one after another, answers them in order, and is
-//! closed after `tcp_idle_timeout_secs` without a query or with an answer its client does not
-//! read.
+//! TCP ([`tcp`], RFC 7766): connections capped in all and per client address, length-prefixed
+//! queries answered in order, idle clients cut off.
+//!
+//! Both hand each query to a [`DnsHandler`] and act on its [`Verdict`]: send the response, send
+//! nothing, or spawn the deferred job (a recursive node's cache miss) under the server's task
+//! tracker and cancellation, and send what it returns.
 //!
 //! A panic while answering one query (a bug, never expected) is caught where the transport hands
 //! the query over: it is logged, that query gets no answer, and the worker or connection goes
@@ -25,9 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -37,33 +36,28 @@ use crate::node::Node;
 use crate::registry::Registry;
 
 mod sources;
+mod tcp;
 mod udp;
 
 pub(crate) use sources::Sources;
-
-/// 65535: the largest DNS message (a TCP length prefix is 16 bits).
-const MAX_MESSAGE: usize = 65_535;
+use tcp::TcpLimits;
 
 /// What the DNS transports hand queries to: [`Frontend`] in the node, anything in tests.
 pub trait DnsHandler: Send + Sync + 'static {
-    /// Answers one request into `out`, synchronously.
+    /// Answers one request into `out`, synchronously, or hands back the work to spawn
+    /// ([`Verdict::Defer`]).
     fn handle(&self, request: &[u8], transport: Transport, scratch: &mut Scratch, out: &mut Vec<u8>) -> Verdict;
-    /// Starts answering a request that `handle` sent to recursion: the work to spawn (it owns
-    /// what it needs), or `None` to drop the query (the node is at its cap of resolutions).
-    fn recurse(&self, request: &[u8], transport: Transport) -> Option<impl Future<Output = Vec<u8>> + Send + 'static>;
 }
 
 impl DnsHandler for Frontend {
     fn handle(&self, request: &[u8], transport: Transport, scratch: &mut Scratch, out: &mut Vec<u8>) -> Verdict {
         Frontend::handle(self, request, transport, scratch, out)
     }
-
-    fn recurse(&self, request: &[u8], transport: Transport) -> Option<impl Future<Output = Vec<u8>> + Send + 'static> {
-        Frontend::recurse(self, request, transport)
-    }
 }
 
-/// Calls the handler; a panic in it drops this one query instead of the worker.
+/// Calls the handler; a panic in it drops this one query instead of the worker. (A panic in a
+/// deferred job ends only that job's task: the runtime catches it, and the job's place among
+/// the resolutions in flight is given back as it unwinds.)
 fn answer<H: DnsHandler>(
     handler: &H,
     request: &[u8],
@@ -74,23 +68,11 @@ fn answer<H: DnsHandler>(
     match std::panic::catch_unwind(AssertUnwindSafe(|| handler.handle(request, transport, scratch, out))) {
         Ok(verdict) => verdict,
         Err(_) => {
-            let shown = &request[..request.len().min(512)];
-            tracing::error!(request = %hex::encode(shown), "answering a query panicked; it was dropped, serving goes on");
+            let shown = hex::encode(&request[..request.len().min(512)]);
+            tracing::error!(request = %shown, "answering a query panicked; it was dropped, serving goes on");
             Verdict::Drop
         }
     }
-}
-
-/// Calls the handler's `recurse`; a panic in it drops this one query, like one in `handle`.
-fn start_recursion<H: DnsHandler>(
-    handler: &H,
-    request: &[u8],
-    transport: Transport,
-) -> Option<impl Future<Output = Vec<u8>> + Send + 'static> {
-    std::panic::catch_unwind(AssertUnwindSafe(|| handler.recurse(request, transport))).unwrap_or_else(|_| {
-        tracing::error!("starting a recursion panicked; the query was dropped, serving goes on");
-        None
-    })
 }
 
 /// The node and the DNS front end that `config` describes over `registry`, wired together: the
@@ -101,7 +83,7 @@ pub fn assemble(
 ) -> Result<(Arc<Node>, Arc<Frontend>), crate::config::ConfigError> {
     let frontend = Arc::new(Frontend::from_config(config, registry.clone())?);
     let mut node = Node::new(registry, config.dns.zones.clone());
-    node.subscribe(frontend.clone());
+    node.subscribe(frontend.authoritative().clone());
     Ok((Arc::new(node), frontend))
 }
 
@@ -114,13 +96,6 @@ pub struct Server {
     tcp_limits: TcpLimits,
     /// Response rate limiting for UDP; `None` when `dns.rrl.responses_per_second` is 0.
     rrl: Option<Arc<crate::dns::rrl::Rrl>>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct TcpLimits {
-    max_connections: usize,
-    per_source: usize,
-    idle_timeout: Duration,
 }
 
 impl Server {
@@ -176,7 +151,7 @@ impl Server {
             .collect::<Result<_, _>>()
             .context("cannot start the UDP workers")?;
         let http = tracker.spawn(crate::http::serve(self.http, self.node, token.clone()));
-        tracker.spawn(tcp_acceptor(self.tcp, frontend, self.tcp_limits, tracker.clone(), token.clone()));
+        tracker.spawn(tcp::acceptor(self.tcp, frontend, self.tcp_limits, tracker.clone(), token.clone()));
         shutdown.await;
         token.cancel();
         // The workers notice within one receive timeout.
@@ -185,99 +160,5 @@ impl Server {
         tracker.wait().await;
         http.await.context("HTTP server failed")?;
         Ok(())
-    }
-}
-
-async fn tcp_acceptor<H: DnsHandler>(
-    listener: TcpListener,
-    handler: Arc<H>,
-    limits: TcpLimits,
-    tracker: TaskTracker,
-    token: CancellationToken,
-) {
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let sources = Sources::default();
-    loop {
-        let permit = tokio::select! {
-            _ = token.cancelled() => return,
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return, // closed: never, the semaphore lives here
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            _ = token.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(r) => r,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "TCP accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let (handler, token, sources) = (handler.clone(), token.clone(), sources.clone());
-        tracker.spawn(async move {
-            let Some(_slot) = sources.take(peer.ip(), limits.per_source) else {
-                tracing::debug!(%peer, "TCP connection refused: too many from this address");
-                drop(permit);
-                return;
-            };
-            tokio::select! {
-                _ = token.cancelled() => {}
-                r = tcp_connection(stream, &*handler, limits.idle_timeout) => {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, %peer, "TCP connection ended");
-                    }
-                }
-            }
-            drop(permit);
-        });
-    }
-}
-
-async fn tcp_connection<H: DnsHandler>(
-    mut stream: TcpStream,
-    handler: &H,
-    idle_timeout: Duration,
-) -> std::io::Result<()> {
-    stream.set_nodelay(true)?;
-    let mut buf = vec![0u8; MAX_MESSAGE];
-    let mut out = Vec::with_capacity(MAX_MESSAGE);
-    let mut framed = Vec::with_capacity(MAX_MESSAGE + 2);
-    let mut scratch = Scratch::default();
-    loop {
-        let mut len = [0u8; 2];
-        match tokio::time::timeout(idle_timeout, stream.read_exact(&mut len)).await {
-            Err(_) => return Ok(()), // idle
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-            Ok(r) => r?,
-        };
-        let len = usize::from(u16::from_be_bytes(len));
-        // A client that sends a length and then stalls is cut off like an idle one.
-        match tokio::time::timeout(idle_timeout, stream.read_exact(&mut buf[..len])).await {
-            Err(_) => return Ok(()),
-            Ok(r) => r?,
-        };
-        match answer(handler, &buf[..len], Transport::Tcp, &mut scratch, &mut out) {
-            Verdict::Respond => {}
-            // RFC 7766 allows closing on a message that is not worth an answer.
-            Verdict::Drop => return Ok(()),
-            Verdict::Recurse => match start_recursion(handler, &buf[..len], Transport::Tcp) {
-                Some(resolution) => out = resolution.await,
-                // At the cap of resolutions in flight: closed, like a query not worth an answer.
-                None => return Ok(()),
-            },
-        }
-        let Ok(out_len) = u16::try_from(out.len()) else { return Ok(()) };
-        framed.clear();
-        framed.extend_from_slice(&out_len.to_be_bytes());
-        framed.extend_from_slice(&out);
-        // A client that does not read its answers holds a slot no longer than an idle one.
-        match tokio::time::timeout(idle_timeout, stream.write_all(&framed)).await {
-            Err(_) => return Ok(()),
-            Ok(r) => r?,
-        }
     }
 }

@@ -1,10 +1,11 @@
 //! The UDP workers. Each is a long-lived OS thread owning one socket (all bound to the same
 //! address with SO_REUSEPORT, so the kernel spreads clients over them) and its buffers. A worker
 //! receives a batch of queries with one system call (recvmmsg on Linux, blocking until the first
-//! arrives and taking whatever else is queued), answers each synchronously with the
-//! [`Frontend`] into a reused buffer, and sends all answers with one system call (sendmmsg). No
-//! task, no wakeup and no allocation per packet; only a recursive node's cache miss is handed to
-//! the runtime, so that waiting on other servers never holds up the worker.
+//! arrives and taking whatever else is queued), answers each synchronously with the front end
+//! ([`crate::dns::Frontend`]) into a reused buffer, and sends all answers with one system call
+//! (sendmmsg). No task, no wakeup and no allocation per packet; only a recursive node's cache
+//! miss comes back deferred and is spawned on the runtime, so that waiting on other servers
+//! never holds up the worker.
 //!
 //! On other systems the same loop runs with batches of one (recv_from, send_to).
 
@@ -16,7 +17,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{DnsHandler, MAX_MESSAGE, answer, start_recursion};
+use super::{DnsHandler, answer};
+use crate::dns::framing::MAX_MESSAGE;
 use crate::dns::rrl::{self, Action, Rrl};
 use crate::dns::{Scratch, Transport, Verdict};
 
@@ -80,17 +82,17 @@ pub(super) fn worker<H: DnsHandler>(
                 }
                 Verdict::Drop => {}
                 // A recursive node's miss waits on other servers: never on this worker. At the
-                // cap of resolutions in flight it is dropped here, before any task exists.
-                Verdict::Recurse => {
+                // cap of resolutions in flight the front end dropped it, before any task existed.
+                Verdict::Defer(pending) => {
                     let Some(peer) = batch.peer(i) else { continue };
-                    let Some(resolution) = start_recursion(&**frontend, query, Transport::Udp) else { continue };
                     let (socket, token, rrl) = (socket.clone(), token.clone(), rrl.cloned());
                     tracker.spawn_on(
                         async move {
                             tokio::select! {
                                 _ = token.cancelled() => {}
-                                mut response = resolution => {
-                                    let action = rrl.map_or(Action::Send, |r| r.check(peer.ip(), &response, std::time::Instant::now()));
+                                mut response = pending.resolve() => {
+                                    let now = std::time::Instant::now();
+                                    let action = rrl.map_or(Action::Send, |r| r.check(peer.ip(), &response, now));
                                     match action {
                                         Action::Send => {}
                                         Action::Slip => rrl::truncate(&mut response),
@@ -283,10 +285,6 @@ mod tests {
             out.clear();
             out.extend_from_slice(request);
             Verdict::Respond
-        }
-
-        fn recurse(&self, _: &[u8], _: Transport) -> Option<impl Future<Output = Vec<u8>> + Send + 'static> {
-            None::<std::future::Ready<Vec<u8>>>
         }
     }
 

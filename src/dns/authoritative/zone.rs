@@ -1,10 +1,13 @@
-//! The zone: what the node answers for a name below its apex, on a cache miss.
+//! A zone: what the node answers for a name below its apex, on a cache miss.
 //!
 //! It reads the registry once per miss and builds every answer the name can get (TXT, URI, ANY,
 //! and NODATA or NXDOMAIN for the rest) into an [`AnswerSet`] that the front cache keeps: one
 //! encoding with hickory-proto of all of an identifier's records, split by type, and NODATA
 //! only when first asked for. Answers are encoded for a question at offset 12, so their name
 //! pointers stay valid behind any query for the same name.
+//!
+//! Also which served zone holds a name ([`holding`], for queries and the zone file alike) and
+//! the zones the settings describe ([`zone_config`]).
 
 use std::net::IpAddr;
 use std::sync::OnceLock;
@@ -14,8 +17,8 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::{A, AAAA, NS, NULL, SOA, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
-use super::mapping::{self, NameKind};
-use super::wire::{self, Body, QueryName, rcode};
+use crate::dns::mapping::{self, NameKind};
+use crate::dns::wire::{self, Body, QueryName, rcode};
 use crate::record::site::Site;
 use crate::registry::{Registry, RegistryError, Snapshot};
 
@@ -128,6 +131,7 @@ pub struct Zone {
 }
 
 impl Zone {
+    /// The zone `config` describes, its apex lower-cased: names are compared in wire form.
     pub fn new(mut config: ZoneConfig) -> Self {
         config.apex = config.apex.to_lowercase();
         config.apex.set_fqdn(true);
@@ -138,7 +142,7 @@ impl Zone {
         Self { config, apex_wire, apex_labels, prefix_labels, nameserver_wires }
     }
 
-    /// The national apex, under which every identifier has its name.
+    /// The national apex in lower-case wire form: the zone's apex without its prefix labels.
     pub fn national_apex_wire(&self) -> &[u8] {
         let mut at = 0;
         for _ in 0..self.prefix_labels {
@@ -151,6 +155,7 @@ impl Zone {
         &self.config.prefix
     }
 
+    /// The national apex, under which every identifier has its name.
     pub fn national_apex(&self) -> Name {
         self.config.apex.trim_to(self.apex_labels - self.prefix_labels)
     }
@@ -422,6 +427,77 @@ impl Zone {
     }
 }
 
+/// The zone among `zones` that holds `name`, and how many labels the name has left of that
+/// zone's apex: the deepest zone whose apex is the name or above it, since a zone's names below
+/// another served zone's apex are that zone's. The one place that decides which zone answers,
+/// for queries and for the zone file alike.
+pub fn holding<'z>(zones: &'z [Zone], name: &QueryName) -> Option<(&'z Zone, usize)> {
+    zones
+        .iter()
+        .filter_map(|z| name.labels_below(z.apex_wire(), z.apex_labels()).map(|own| (z, own)))
+        .min_by_key(|(_, own)| *own)
+}
+
+/// Turns the DNS settings into the node's zones, one per configured prefix, filling in the
+/// defaults that depend on each zone's apex.
+pub fn zone_config(dns: &crate::config::DnsConfig) -> Result<Vec<ZoneConfig>, crate::config::ConfigError> {
+    use crate::config::ConfigError;
+    let mut national = Name::from_ascii(&dns.apex)
+        .map_err(|e| ConfigError::BadApex { apex: dns.apex.clone(), reason: e.to_string() })?;
+    national.set_fqdn(true);
+    let bad_apex = |reason: String| ConfigError::BadApex { apex: dns.apex.clone(), reason };
+    if dns.zones.is_empty() {
+        return Err(ConfigError::BadZone { zone: String::new(), reason: "a node serves at least one zone".into() });
+    }
+    dns.zones
+        .iter()
+        .map(|prefix| {
+            if !prefix.is_empty() {
+                crate::identifier::check_prefix(prefix)
+                    .map_err(|e| ConfigError::BadZone { zone: prefix.clone(), reason: e.to_string() })?;
+            }
+            let mut apex = national.clone();
+            for label in mapping::prefix_labels(prefix).collect::<Vec<_>>().into_iter().rev().filter(|l| !l.is_empty())
+            {
+                apex = apex
+                    .prepend_label(
+                        hickory_proto::rr::Label::from_raw_bytes(&label).map_err(|e| bad_apex(e.to_string()))?,
+                    )
+                    .map_err(|e| bad_apex(e.to_string()))?;
+            }
+            let relative = |text: &str| -> Result<Name, String> {
+                let name = Name::from_ascii(text).map_err(|e| e.to_string())?;
+                if name.is_fqdn() { Ok(name) } else { name.append_domain(&apex).map_err(|e| e.to_string()) }
+            };
+            let hostmaster = relative(dns.hostmaster.as_deref().unwrap_or("hostmaster")).map_err(bad_apex)?;
+            let nameservers = if dns.nameservers.is_empty() {
+                vec![(relative("ns1").map_err(bad_apex)?, vec![dns.listen.ip()])]
+            } else {
+                dns.nameservers
+                    .iter()
+                    .map(|ns| {
+                        let name = relative(&ns.name)
+                            .map_err(|reason| ConfigError::BadNameServer { name: ns.name.clone(), reason })?;
+                        Ok((name, ns.addresses.clone()))
+                    })
+                    .collect::<Result<_, ConfigError>>()?
+            };
+            Ok(ZoneConfig {
+                prefix: prefix.clone(),
+                apex,
+                hostmaster,
+                nameservers,
+                ttl: dns.ttl,
+                refresh: dns.refresh,
+                retry: dns.retry,
+                expire: dns.expire,
+                negative_ttl: dns.negative_ttl,
+                referral_ttl: dns.referral_ttl,
+            })
+        })
+        .collect()
+}
+
 fn glue_for(glue: &[Record], t: RecordType) -> (u16, Vec<Record>) {
     (t.into(), glue.iter().filter(|r| r.record_type() == t).cloned().collect())
 }
@@ -441,7 +517,7 @@ pub fn wire_of(name: &Name) -> Vec<u8> {
     out
 }
 
-pub(super) fn name_of(qname: &QueryName) -> Result<Name, AnswerError> {
+pub(in crate::dns) fn name_of(qname: &QueryName) -> Result<Name, AnswerError> {
     name_of_labels((0..qname.label_count()).map(|i| qname.label(i)))
 }
 
@@ -451,4 +527,31 @@ fn name_of_labels<'a>(labels: impl Iterator<Item = &'a [u8]>) -> Result<Name, An
     let mut name = Name::from_labels(labels).map_err(bad)?;
     name.set_fqdn(true);
     Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(text: &str) -> QueryName {
+        let mut name = QueryName::default();
+        assert!(name.read(&wire_of(&Name::from_ascii(text).unwrap())));
+        name
+    }
+
+    #[test]
+    fn the_deepest_zone_holding_a_name_answers_for_it() {
+        let dns = crate::config::DnsConfig {
+            zones: vec![String::new(), "88.105".into()],
+            ..crate::config::DnsConfig::default()
+        };
+        let zones: Vec<Zone> = zone_config(&dns).unwrap().into_iter().map(Zone::new).collect();
+        let held = |text: &str| holding(&zones, &name(text)).map(|(z, own)| (z.prefix().to_owned(), own));
+        assert_eq!(held("a._id.105.88.ID.example."), Some(("88.105".into(), 2)), "the deeper zone, any case");
+        assert_eq!(held("105.88.id.example."), Some(("88.105".into(), 0)), "its apex");
+        assert_eq!(held("a._id.1050.88.id.example."), Some((String::new(), 4)), "a label, not a string prefix");
+        assert_eq!(held("id.example."), Some((String::new(), 0)));
+        assert_eq!(held("example."), None);
+        assert_eq!(held("a.example.org."), None);
+    }
 }

@@ -3,11 +3,10 @@
 //! caching answers, negative answers, delegations and failures.
 //!
 //! ```text
-//! Frontend::handle ── cached: answer, NXDOMAIN/NODATA, or a remembered failure ──> on the worker
-//!        │ miss: Verdict::Recurse
-//!        ▼
-//! Frontend::recurse ── max_in_flight queries already admitted ──> dropped, no task
-//!        │ an Admission; the transport spawns the rest
+//! Frontend::handle parses once ──> Recursor::answer (pending)
+//!        ├─ cached: answer, NXDOMAIN/NODATA, or a remembered failure ──> Respond, on the worker
+//!        ├─ miss, max_in_flight queries already admitted ──> Drop, no task
+//!        │ miss: an Admission ──> Verdict::Defer(Pending); the transport spawns Pending::resolve
 //!        ▼
 //! Recursor::resolve ── the same question in flight ──> wait for its outcome (inflight)
 //!        │ leads
@@ -27,8 +26,8 @@
 //! caches' share of `[cache] size_mb`.
 
 mod digest;
-mod exchange;
 mod inflight;
+mod pending;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,13 +36,14 @@ use std::time::Duration;
 use hickory_proto::rr::Name;
 use tokio::time::Instant;
 
+use super::authoritative::zone::{name_of, wire_of};
+use super::exchange::{self, Via};
 use super::wire::{self, Body, QueryName, rcode};
-use super::zone::{name_of, wire_of};
 use crate::cache::{Cache, CacheStats, Entry, Weigh};
 pub use digest::{Broken, Delegation, Step};
-pub(super) use exchange::unspecified;
 pub use inflight::Admission;
 use inflight::{InFlight, Join};
+pub use pending::Pending;
 
 /// 13: the most addresses kept from one referral's glue, as many as the root zone has servers
 /// (the most whose referral fitted 512 bytes, RFC 1035). BIND looks up at most 20 NS of one set
@@ -294,10 +294,18 @@ impl Recursor {
     /// times out, fails, or answers REFUSED, SERVFAIL, NOTIMP, FORMERR or a lame referral is
     /// passed over.
     async fn ask(&self, servers: &[SocketAddr], zone: &Name, qname: &Name, qtype: u16) -> Result<Step, Failure> {
+        let mut request = match exchange::query(qname, qtype) {
+            Ok(request) => request,
+            Err(e) => {
+                tracing::debug!(%qname, error = %e, "cannot write the query");
+                return Err(Failure::Unreachable { zone: zone.to_ascii() });
+            }
+        };
         for server in servers {
-            let exchange = tokio::time::timeout(self.config.timeout, exchange::exchange(*server, qname, qtype));
+            let exchange =
+                tokio::time::timeout(self.config.timeout, exchange::exchange(*server, &mut request, Via::Udp));
             let response = match exchange.await.unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())) {
-                Ok(response) => response,
+                Ok(reply) => reply.bytes,
                 Err(e) => {
                     tracing::debug!(%server, error = %e, "asking the next server");
                     continue;

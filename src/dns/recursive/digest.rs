@@ -17,8 +17,8 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use tokio::time::Instant;
 
 use super::{Cached, MAX_SERVERS, Recursor};
+use crate::dns::authoritative::zone::wire_of;
 use crate::dns::wire::{self, Body};
-use crate::dns::zone::wire_of;
 
 /// What a usable response tells the resolution to do next.
 #[derive(Debug)]
@@ -183,7 +183,7 @@ mod tests {
     use hickory_proto::rr::rdata::{A, NS, TXT};
 
     use super::*;
-    use crate::dns::recursor::RecursorConfig;
+    use crate::dns::recursive::RecursorConfig;
 
     fn recursor() -> Recursor {
         Recursor::new(RecursorConfig {

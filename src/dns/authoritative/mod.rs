@@ -1,0 +1,193 @@
+//! The authoritative role: answers for the zones the node serves, from the front cache or, on
+//! a miss, from the registry through [`zone::Zone::answer`]; and the node's write hook that
+//! drops the cached answers a write changed.
+//!
+//! ```text
+//! Question (parsed once by the front end), the zone holding it
+//!        │
+//!        ▼
+//! cache.get(lower-case name) ──hit──────────────────────┐
+//!        │ miss                                         │
+//!        ▼                                              ▼
+//! zone.answer(registry) ──> fill cache ──> AnswerSet.select(qtype) ──> wire::write_response
+//! ```
+//!
+//! A hit allocates nothing: it copies the question, patches the header and appends the
+//! pre-encoded answer bytes.
+
+pub mod zone;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::wire::{self, Body, QueryName, rcode};
+use super::{Question, mapping};
+use crate::cache::{Cache, CacheStats, Entry};
+use crate::registry::Registry;
+use zone::{AnswerSet, Zone, ZoneConfig};
+
+/// 1 s: the shortest time an answer stays in the front cache, whatever its TTL.
+const MIN_CACHE_TIME: Duration = Duration::from_secs(1);
+
+pub struct Authoritative {
+    /// The zones this node is authoritative for; a query goes to the deepest one holding it.
+    zones: Vec<Zone>,
+    registry: Arc<Registry>,
+    cache: Cache<AnswerSet>,
+    servfail: Body,
+    /// Bumped by every committed write before it drops cached answers. A miss that read the
+    /// registry before a write may insert its answer after the write dropped the name; it sees
+    /// the generation moved and drops its own insert, so no stale answer outlives the write.
+    generation: AtomicU64,
+}
+
+impl Authoritative {
+    /// The role for `zones` (at least one; [`zone::zone_config`] makes them from the settings),
+    /// with a front cache of `cache_bytes`.
+    pub fn new(zones: Vec<ZoneConfig>, registry: Arc<Registry>, cache_bytes: u64) -> Self {
+        assert!(!zones.is_empty(), "a node serves at least one zone");
+        Self {
+            zones: zones.into_iter().map(Zone::new).collect(),
+            registry,
+            cache: Cache::new(cache_bytes),
+            servfail: Body { rcode: rcode::SERVFAIL, authoritative: false, ..Body::empty() },
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    pub fn zones(&self) -> &[Zone] {
+        &self.zones
+    }
+
+    /// The zone that holds `name`, and the name's labels left of its apex; `None` outside them.
+    pub fn holding(&self, name: &QueryName) -> Option<(&Zone, usize)> {
+        zone::holding(&self.zones, name)
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// Answers `question`, whose name `zone` holds `own` labels below its apex, into `out`.
+    pub(in crate::dns) fn answer(&self, question: &Question<'_>, zone: &Zone, own: usize, out: &mut Vec<u8>) {
+        let name = question.name;
+        let now = Instant::now();
+        let entry = match self.cache.get(name.wire(), now) {
+            Some(entry) => entry,
+            None => {
+                // SeqCst on both sides: see `generation`.
+                let generation = self.generation.load(Ordering::SeqCst);
+                match zone.answer(name, own, &self.registry, crate::record::unix_now()) {
+                    Ok((set, ttl)) => self.fill(name.wire(), generation, set, ttl, now),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot answer from the registry; answering SERVFAIL");
+                        question.respond(&self.servfail, out);
+                        return;
+                    }
+                }
+            }
+        };
+        question.respond(entry.value.select(question.query.qtype, zone), out);
+    }
+
+    /// Caches an answer built from a registry read that began at `generation`; if a write
+    /// committed since, the entry is dropped again (the answer still serves this one query).
+    fn fill(&self, key: &[u8], generation: u64, set: AnswerSet, ttl: Duration, now: Instant) -> Arc<Entry<AnswerSet>> {
+        // A zero TTL would make every query a registry read; the entry is dropped on any write
+        // anyway, and clients still see the value's own TTL.
+        let entry = self.cache.insert(key, set, ttl.max(MIN_CACHE_TIME), now);
+        if self.generation.load(Ordering::SeqCst) != generation {
+            self.cache.remove(key);
+        }
+        entry
+    }
+}
+
+/// Writes drop the cached answers they changed, after they are durable and before they are
+/// acknowledged: the identifier's name and its ancestors (whose NXDOMAIN/NODATA may change), and
+/// for a changed delegation every name at or below the delegated prefix.
+impl crate::node::Subscriber for Authoritative {
+    fn changed(&self, change: &crate::node::Changed) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let apex = self.zones[0].national_apex_wire();
+        for id in &change.identifiers {
+            for name in mapping::affected_names(id, apex) {
+                self.cache.remove(&name);
+            }
+        }
+        for prefix in &change.delegations {
+            let cut = mapping::prefix_name(prefix, apex);
+            self.cache.retain(|name| !mapping::is_at_or_below(name, &cut));
+        }
+    }
+
+    /// A referral names the delegated servers `ns1.<cut>` .. `nsN.<cut>`: each must be a DNS
+    /// name, or every query below the cut would get SERVFAIL.
+    fn check_delegation(&self, prefix: &str, record: &crate::record::Record) -> Result<(), String> {
+        let servers: usize = crate::record::site::sites_in(record).iter().map(|site| site.servers.len()).sum();
+        let cut = mapping::prefix_name(prefix, self.zones[0].national_apex_wire());
+        let longest = cut.len() + 1 + format!("ns{servers}").len();
+        if longest > wire::MAX_NAME {
+            return Err(format!(
+                "its DNS name and the name of its server ns{servers} would take {longest} bytes; DNS allows {}",
+                wire::MAX_NAME
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::{Name, RecordType};
+
+    use super::*;
+    use crate::auth::Admin;
+    use crate::dns::{Scratch, Transport, Verdict};
+    use crate::record::Value;
+
+    #[test]
+    fn a_miss_that_read_before_a_write_does_not_cache_its_stale_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Arc::new(Registry::open(dir.path()).unwrap());
+        let (node, frontend) = crate::server::assemble(&crate::config::Config::default(), registry.clone()).unwrap();
+        let id = crate::identifier::Identifier::parse("88.100.1/RACE").unwrap();
+        let put = |url: &str| node.put(&Admin::node(), &id, vec![Value::new(1, "URL", url, 0)], &Default::default());
+        put("https://old").unwrap();
+        let mut msg = Message::new(7, MessageType::Query, OpCode::Query);
+        msg.add_query(Query::query(Name::from_ascii("race._id.1.100.88.id.example.").unwrap(), RecordType::TXT));
+        let request = msg.to_vec().unwrap();
+        let mut name = QueryName::default();
+        wire::parse(&request, &mut name).unwrap();
+        let authoritative = frontend.authoritative();
+        let (zone, own) = authoritative.holding(&name).unwrap();
+        let now = Instant::now();
+        // The miss reads the registry, then the write commits and drops the name, then the
+        // miss caches what it read: exactly the interleaving of the race.
+        let generation = authoritative.generation.load(Ordering::SeqCst);
+        let (stale, ttl) = zone.answer(&name, own, &registry, 0).unwrap();
+        put("https://new").unwrap();
+        authoritative.fill(name.wire(), generation, stale, ttl, now);
+        let mut out = Vec::new();
+        let verdict = frontend.handle(&request, Transport::Udp, &mut Scratch::default(), &mut out);
+        assert!(matches!(verdict, Verdict::Respond));
+        let answer = Message::from_vec(&out).unwrap();
+        let data: Vec<Vec<u8>> = answer
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                hickory_proto::rr::RData::TXT(t) => t.txt_data.get(2).map(|d| d.to_vec()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(data, [b"https://new".to_vec()], "the write's data, not what the miss read before it");
+    }
+}

@@ -1,0 +1,112 @@
+//! DNS over TCP (RFC 7766). A permit is taken before `accept`, so at most
+//! `tcp_max_connections` clients are served at once, and at most
+//! `tcp_max_connections_per_source` from one address; each connection reads length-prefixed
+//! queries ([`crate::dns::framing`]) one after another, answers them in order, and is closed
+//! after `tcp_idle_timeout_secs` without a query or with an answer its client does not read.
+//!
+//! A deferred answer (a recursive node's cache miss) is awaited on the connection's own task:
+//! answers go out in order, and the connection counts against the caps while it waits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{DnsHandler, Sources, answer};
+use crate::dns::framing::{self, FrameError, MAX_MESSAGE};
+use crate::dns::{Scratch, Transport, Verdict};
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct TcpLimits {
+    pub(super) max_connections: usize,
+    pub(super) per_source: usize,
+    pub(super) idle_timeout: Duration,
+}
+
+/// Accepts connections until `token` is cancelled, each on a task of `tracker`.
+pub(super) async fn acceptor<H: DnsHandler>(
+    listener: TcpListener,
+    handler: Arc<H>,
+    limits: TcpLimits,
+    tracker: TaskTracker,
+    token: CancellationToken,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let sources = Sources::default();
+    loop {
+        let permit = tokio::select! {
+            _ = token.cancelled() => return,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return, // closed: never, the semaphore lives here
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = token.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(r) => r,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "TCP accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let (handler, token, sources) = (handler.clone(), token.clone(), sources.clone());
+        tracker.spawn(async move {
+            let Some(_slot) = sources.take(peer.ip(), limits.per_source) else {
+                tracing::debug!(%peer, "TCP connection refused: too many from this address");
+                drop(permit);
+                return;
+            };
+            tokio::select! {
+                _ = token.cancelled() => {}
+                r = connection(stream, &*handler, limits.idle_timeout) => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, %peer, "TCP connection ended");
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Serves one connection: `Ok` when the client closed, went idle, or sent a query not worth an
+/// answer.
+async fn connection<H: DnsHandler>(
+    mut stream: TcpStream,
+    handler: &H,
+    idle_timeout: Duration,
+) -> Result<(), FrameError> {
+    stream.set_nodelay(true)?;
+    let idle = Some(idle_timeout);
+    let mut request = Vec::with_capacity(MAX_MESSAGE);
+    let mut out = Vec::with_capacity(MAX_MESSAGE);
+    let mut framed = Vec::with_capacity(MAX_MESSAGE + 2);
+    let mut scratch = Scratch::default();
+    loop {
+        match framing::read(&mut stream, &mut request, MAX_MESSAGE, idle).await {
+            Ok(true) => {}
+            Ok(false) | Err(FrameError::Idle(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        match answer(handler, &request, Transport::Tcp, &mut scratch, &mut out) {
+            Verdict::Respond => {}
+            // RFC 7766 allows closing on a message that is not worth an answer; a recursive node
+            // at its cap of resolutions in flight drops the query the same way.
+            Verdict::Drop => return Ok(()),
+            Verdict::Defer(pending) => out = pending.resolve().await,
+        }
+        // A client that does not read its answers holds a slot no longer than an idle one.
+        match framing::write(&mut stream, &out, &mut framed, idle).await {
+            Ok(()) => {}
+            Err(FrameError::Idle(_) | FrameError::TooLong { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
