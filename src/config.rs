@@ -158,7 +158,7 @@ pub struct DnsConfig {
     /// within five minutes.
     pub referral_ttl: u32,
     /// Response rate limiting over UDP (see [`crate::dns::rrl`]).
-    pub rrl: crate::dns::rrl::RrlConfig,
+    pub rrl: RrlConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -216,7 +216,7 @@ impl Default for DnsConfig {
             retry: 600,
             expire: 1_209_600,
             referral_ttl: 300,
-            rrl: crate::dns::rrl::RrlConfig::default(),
+            rrl: RrlConfig::default(),
         }
     }
 }
@@ -252,6 +252,57 @@ impl Config {
         match self.dns.udp_workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
+        }
+    }
+}
+
+/// Response rate limiting over UDP (`[dns.rrl]`), applied by `crate::dns::rrl`: per client
+/// network, a token bucket refilled at `responses_per_second`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RrlConfig {
+    /// Responses per second allowed per bucket; 0 turns RRL off. 200: NSD's default
+    /// `rrl-ratelimit` (BIND and Knot have no default; their documentation's examples use 5 to
+    /// 20, which suits a caching-resolver population; an identifier zone answers busy resolvers
+    /// that ask for many names, so the gentler NSD figure is used).
+    pub responses_per_second: u32,
+    /// 1 in `slip` limited responses is sent truncated (TC) instead of dropped; 0 drops all, 1
+    /// truncates all. 2: NSD's `rrl-slip` and BIND's `slip` default (Knot's is 1), so a real
+    /// client gets a TC answer on its first or second try.
+    pub slip: u32,
+    /// Seconds of rate a bucket can save up as burst credit: a bucket holds at most
+    /// `responses_per_second * window_secs` tokens. 4: Knot's bucket capacity (`RRL_CAPACITY`,
+    /// 4 s). BIND's `window` (15 s) is a different thing, how long a flooder's debt is
+    /// remembered; as burst credit 15 s would let a quiet attacker fire 15 seconds' worth of
+    /// answers at once.
+    pub window_secs: u32,
+    /// Client networks share a bucket: IPv4 /24 (BIND, Knot, NSD), so that an attacker cannot
+    /// escape the limit by forging neighbouring addresses of the victim.
+    pub ipv4_prefix_len: u8,
+    /// IPv6 /56 (BIND and Knot; NSD uses /64): a site is typically given a /56 or /48.
+    pub ipv6_prefix_len: u8,
+    /// Networks never limited, as "ADDR/LEN" strings, e.g. "127.0.0.0/8", "::1/128" (a bare
+    /// address means that one address; host bits beyond LEN are ignored). Default: loopback
+    /// only, so local tools and benchmarks are not limited; a forged loopback source cannot
+    /// come in from outside.
+    pub exempt: Vec<String>,
+    /// Buckets in the table, a power of two. Fixed size: memory is bounded (about 40 bytes a
+    /// bucket) whatever the traffic. 65,536 (2.5 MiB): smaller than Knot (393,241) and NSD
+    /// (1,000,000), which serve far more distinct clients; a collision only makes two keys
+    /// take turns in one bucket, which resets it (as in Knot), so a busier node should raise it.
+    pub table_size: usize,
+}
+
+impl Default for RrlConfig {
+    fn default() -> Self {
+        Self {
+            responses_per_second: 200,
+            slip: 2,
+            window_secs: 4,
+            ipv4_prefix_len: 24,
+            ipv6_prefix_len: 56,
+            exempt: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            table_size: 1 << 16,
         }
     }
 }

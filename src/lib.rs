@@ -70,3 +70,4 @@ pub mod record;
 pub mod registry;
 pub mod secret;
 pub mod server;
+mod sources;

@@ -151,7 +151,7 @@ impl HttpListener {
     pub async fn serve(self, router: Router, token: CancellationToken) {
         let Self { tcp, tls, limits } = self;
         let permits = Arc::new(Semaphore::new(limits.max_connections));
-        let sources = crate::server::Sources::default();
+        let sources = crate::sources::Sources::default();
         let tracker = TaskTracker::new();
         loop {
             let permit = tokio::select! {

@@ -35,11 +35,9 @@ use crate::dns::{Frontend, Scratch, Transport, Verdict};
 use crate::node::Node;
 use crate::registry::Registry;
 
-mod sources;
 mod tcp;
 mod udp;
 
-pub(crate) use sources::Sources;
 use tcp::TcpLimits;
 
 /// What the DNS transports hand queries to: [`Frontend`] in the node, anything in tests.

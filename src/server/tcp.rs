@@ -15,9 +15,10 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{DnsHandler, Sources, answer};
+use super::{DnsHandler, answer};
 use crate::dns::framing::{self, FrameError, MAX_MESSAGE};
 use crate::dns::{Scratch, Transport, Verdict};
+use crate::sources::Sources;
 
 #[derive(Debug, Clone, Copy)]
 pub(super) struct TcpLimits {

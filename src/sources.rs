@@ -1,5 +1,5 @@
-//! Connections per client address, shared by the TCP transports (DNS over TCP, HTTP), so one
-//! address cannot take every connection slot.
+//! Connections per client address, shared by the two TCP listeners (DNS over TCP in
+//! [`crate::server`], HTTP in [`crate::http`]), so one address cannot take every connection slot.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
