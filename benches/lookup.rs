@@ -133,9 +133,9 @@ fn udp(c: &mut Criterion) {
     config.dns.udp_workers = 1;
     let registry = Arc::new(Registry::open(&config.data_dir).unwrap());
     idnode::demo::load(&registry).unwrap();
-    let (node, frontend) = idnode::server::assemble(&config, registry).unwrap();
+
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let server = runtime.block_on(Server::bind(&config, node, frontend)).unwrap();
+    let server = runtime.block_on(Server::start(&config, registry)).unwrap();
     let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     client.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     client.connect(server.local_addr()).unwrap();

@@ -17,14 +17,14 @@ pub fn run(config: Config, load_demo: bool) -> anyhow::Result<()> {
         let report = demo::load(&registry)?;
         tracing::info!(records = report.records, "loaded the demo namespace");
     }
-    let (node, frontend) = crate::server::assemble(&config, registry.clone())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let server = runtime.block_on(Server::start(&config, registry.clone()))?;
+    let frontend = server.frontend().clone();
     if frontend.is_recursive() {
         let roots = &config.recursive.roots;
         tracing::info!(?roots, "recursive node: resolving names under the apex from the top-level nodes");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let server = Server::bind(&config, node, frontend.clone()).await?;
         let (addr, http) = (server.local_addr(), server.http_addr());
         tracing::info!(%http, "serving the Handle.Net JSON API over HTTP");
         let zones: Vec<String> = frontend.zone_apexes().iter().map(ToString::to_string).collect();

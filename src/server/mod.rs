@@ -25,7 +25,6 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -74,7 +73,8 @@ fn answer<H: DnsHandler>(
 }
 
 /// The node and the DNS front end that `config` describes over `registry`, wired together: the
-/// front end's cache subscribes to the node's writes.
+/// front end's cache subscribes to the node's writes. [`Server::start`] binds them to sockets;
+/// this half alone serves tests and fuzz targets that need no socket.
 pub fn assemble(
     config: &Config,
     registry: Arc<Registry>,
@@ -85,6 +85,24 @@ pub fn assemble(
     Ok((Arc::new(node), frontend))
 }
 
+/// Why a node could not start or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Rrl(#[from] crate::dns::rrl::RrlError),
+    #[error(transparent)]
+    Http(#[from] crate::http::ListenError),
+    #[error("cannot listen on {transport} {addr}: {source}")]
+    Bind { transport: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error("cannot start the UDP workers: {0}")]
+    Workers(std::io::Error),
+    #[error("a transport task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// A node bound to its sockets, ready to [`serve`](Server::serve).
 pub struct Server {
     node: Arc<Node>,
     frontend: Arc<Frontend>,
@@ -97,16 +115,20 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds every socket now, so that the caller learns the address (port 0 works) and a busy
-    /// port is an error before anything is served.
-    pub async fn bind(config: &Config, node: Arc<Node>, frontend: Arc<Frontend>) -> anyhow::Result<Self> {
+    /// The one way from a configuration to a running node (`idnode serve` and the test
+    /// harness): assembles the node and its front ends over `registry`, then binds every socket
+    /// now, so that the caller learns the addresses (port 0 works) and a busy port is an error
+    /// before anything is served.
+    pub async fn start(config: &Config, registry: Arc<Registry>) -> Result<Self, ServerError> {
+        let (node, frontend) = assemble(config, registry)?;
         let addr = config.dns.listen;
-        let tcp = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on TCP {addr}"))?;
+        let bind_error = |transport, addr| move |source| ServerError::Bind { transport, addr, source };
+        let tcp = TcpListener::bind(addr).await.map_err(bind_error("TCP", addr))?;
         // UDP takes the port TCP got, so port 0 gives one port for both.
-        let addr = tcp.local_addr()?;
+        let addr = tcp.local_addr().map_err(bind_error("TCP", addr))?;
         let udp = (0..config.udp_workers())
-            .map(|_| udp::bind(addr).with_context(|| format!("cannot listen on UDP {addr}")))
-            .collect::<anyhow::Result<_>>()?;
+            .map(|_| udp::bind(addr).map_err(bind_error("UDP", addr)))
+            .collect::<Result<_, _>>()?;
         let http = crate::http::HttpListener::bind(&config.http).await?;
         let tcp_limits = TcpLimits {
             max_connections: config.dns.tcp_max_connections.max(1),
@@ -115,6 +137,16 @@ impl Server {
         };
         let rrl = crate::dns::rrl::Rrl::new(&config.dns.rrl)?.map(Arc::new);
         Ok(Self { node, frontend, udp, tcp, http, tcp_limits, rrl })
+    }
+
+    /// The node core: the writes and reads every front end goes through.
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// The DNS front end (its cache and recursor statistics).
+    pub fn frontend(&self) -> &Arc<Frontend> {
+        &self.frontend
     }
 
     /// The DNS address (UDP and TCP).
@@ -129,7 +161,7 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then drains every task.
-    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
         let frontend = self.frontend;
@@ -147,7 +179,7 @@ impl Server {
                     .spawn(move || udp::worker(socket, &frontend, rrl.as_ref(), &tracker, &token, &runtime))
             })
             .collect::<Result<_, _>>()
-            .context("cannot start the UDP workers")?;
+            .map_err(ServerError::Workers)?;
         let http = tracker.spawn(crate::http::serve(self.http, self.node, token.clone()));
         tracker.spawn(tcp::acceptor(self.tcp, frontend, self.tcp_limits, tracker.clone(), token.clone()));
         shutdown.await;
@@ -156,7 +188,7 @@ impl Server {
         tokio::task::spawn_blocking(move || workers.into_iter().for_each(|w| drop(w.join()))).await?;
         tracker.close();
         tracker.wait().await;
-        http.await.context("HTTP server failed")?;
+        http.await?;
         Ok(())
     }
 }

@@ -298,7 +298,6 @@ async fn tls_configuration_errors_name_the_field_or_the_file() {
     config.http.listen = "127.0.0.1:0".parse().unwrap();
     config.http.tls_cert = Some(cert);
     let registry = Arc::new(idnode::registry::Registry::open(dir.path()).unwrap());
-    let (node, frontend) = idnode::server::assemble(&config, registry).unwrap();
-    let err = idnode::server::Server::bind(&config, node, frontend).await.err().expect("cert without key");
+    let err = idnode::server::Server::start(&config, registry).await.err().expect("cert without key");
     assert!(format!("{err:#}").contains("http.tls_key"), "{err:#}");
 }

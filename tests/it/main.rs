@@ -30,7 +30,7 @@ pub struct TestNode {
     pub node: Arc<Node>,
     pub registry: Arc<Registry>,
     shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
+    task: Option<JoinHandle<Result<(), idnode::server::ServerError>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -47,8 +47,8 @@ pub async fn start_server_with(adjust: impl FnOnce(&mut Config)) -> TestNode {
     adjust(&mut config);
     let registry = Arc::new(Registry::open(&config.data_dir).unwrap());
     idnode::demo::load(&registry).unwrap();
-    let (node, frontend) = idnode::server::assemble(&config, registry.clone()).unwrap();
-    let server = Server::bind(&config, node.clone(), frontend.clone()).await.unwrap();
+    let server = Server::start(&config, registry.clone()).await.unwrap();
+    let (node, frontend) = (server.node().clone(), server.frontend().clone());
     let addr = server.local_addr();
     let http = server.http_addr();
     let (tx, rx) = oneshot::channel::<()>();

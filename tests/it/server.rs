@@ -30,8 +30,7 @@ async fn a_busy_port_is_an_error_at_bind_time() {
     config.dns.listen = taken;
     let dir = tempfile::tempdir().unwrap();
     let registry = std::sync::Arc::new(idnode::registry::Registry::open(dir.path()).unwrap());
-    let (second, frontend) = idnode::server::assemble(&config, registry).unwrap();
-    let err = idnode::server::Server::bind(&config, second, frontend).await.err().expect("port in use");
+    let err = idnode::server::Server::start(&config, registry).await.err().expect("port in use");
     assert!(format!("{err:#}").contains(&format!("cannot listen on TCP {taken}")), "{err:#}");
     node.stop().await;
 }
