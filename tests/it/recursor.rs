@@ -35,11 +35,26 @@ impl Upstream {
         delay: Duration,
         behaviour: impl Fn(&Message) -> Option<Message> + Send + Sync + 'static,
     ) -> Self {
-        Self::start_on(format!("{ip}:0").parse().unwrap(), delay, Arc::new(behaviour)).await
+        // TCP on the port UDP got: a truncated answer is asked again there. Another test may
+        // hold that TCP port already, so try a few UDP ports.
+        for _ in 0..50 {
+            let udp = UdpSocket::bind(format!("{ip}:0")).await.unwrap();
+            if let Ok(tcp) = TcpListener::bind(udp.local_addr().unwrap()).await {
+                return Self::serve(udp, Some(tcp), delay, Arc::new(behaviour));
+            }
+        }
+        panic!("no port on {ip} free for both UDP and TCP");
     }
 
+    /// A server on `addr` exactly (UDP, and TCP when that port is free for it too).
     async fn start_on(addr: SocketAddr, delay: Duration, behaviour: Arc<Behaviour>) -> Self {
-        let udp = Arc::new(UdpSocket::bind(addr).await.unwrap());
+        let udp = UdpSocket::bind(addr).await.unwrap();
+        let tcp = TcpListener::bind(udp.local_addr().unwrap()).await.ok();
+        Self::serve(udp, tcp, delay, behaviour)
+    }
+
+    fn serve(udp: UdpSocket, tcp: Option<TcpListener>, delay: Duration, behaviour: Arc<Behaviour>) -> Self {
+        let udp = Arc::new(udp);
         let addr = udp.local_addr().unwrap();
         let queries = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
@@ -63,7 +78,7 @@ impl Upstream {
                 });
             }
         }));
-        if let Ok(tcp) = TcpListener::bind(addr).await {
+        if let Some(tcp) = tcp {
             let (count, reply) = (queries.clone(), behaviour);
             tasks.push(tokio::spawn(async move {
                 while let Ok((mut stream, _)) = tcp.accept().await {
