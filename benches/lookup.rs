@@ -69,7 +69,8 @@ fn bench_registry(count: u64) -> Arc<Registry> {
 }
 
 fn frontend(registry: Arc<Registry>, cache_bytes: u64) -> Frontend {
-    Frontend::new(zone_config(&DnsConfig::default()).unwrap(), registry, cache_bytes, 1232)
+    let dns = DnsConfig::default();
+    Frontend::new(zone_config(&dns, &dns.zones()).unwrap(), registry, cache_bytes, 1232)
 }
 
 fn dns_name(id: &str) -> String {

@@ -197,6 +197,13 @@ impl Default for Config {
     }
 }
 
+impl DnsConfig {
+    /// The zones the node serves, as the one value its core and every front end use.
+    pub fn zones(&self) -> crate::node::Zones {
+        crate::node::Zones::new(self.zones.clone())
+    }
+}
+
 impl Default for DnsConfig {
     fn default() -> Self {
         Self {
@@ -332,7 +339,7 @@ mod tests {
         for name in ["top", "secondary", "recursive"] {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("docker/{name}.toml"));
             let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-            crate::dns::zone_config(&config.dns).unwrap_or_else(|e| panic!("{name}: {e}"));
+            crate::dns::zone_config(&config.dns, &config.dns.zones()).unwrap_or_else(|e| panic!("{name}: {e}"));
             let public = !config.http.listen.ip().is_loopback();
             assert!(!public || config.http.tls_cert.is_some() && config.http.tls_key.is_some(), "{name}");
             assert!(config.dns.rrl.responses_per_second > 0, "{name}: RRL is on");

@@ -63,7 +63,7 @@ pub fn export(config: &Config, output: Option<&Path>, zone_file: bool) -> anyhow
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
     let count = if zone_file {
-        let zone = dns::zone_config(&config.dns)?.remove(0);
+        let zone = dns::zone_config(&config.dns, &config.dns.zones())?.remove(0);
         dns::zonefile::write(&registry, &zone, registry.serial(), out)?
     } else {
         import::export(&registry, out)?
@@ -77,7 +77,7 @@ pub fn export(config: &Config, output: Option<&Path>, zone_file: bool) -> anyhow
 pub fn admin_init(config: &Config, prefix: &str, secret_file: Option<&Path>) -> anyhow::Result<()> {
     identifier::check_prefix(prefix).with_context(|| format!("--prefix {prefix}"))?;
     let id = Identifier::from_parts(identifier::PREFIX_AUTHORITY, prefix)?;
-    let node = Node::new(Arc::new(Registry::open(&config.data_dir)?), config.dns.zones.clone());
+    let node = Node::new(Arc::new(Registry::open(&config.data_dir)?), config.dns.zones());
     let (secret, generated) = match secret_file {
         Some(path) => (super::first_line(path)?, false),
         None => (crate::secret::generate_secret(), true),

@@ -127,10 +127,11 @@ impl Frontend {
     /// `recursive.roots` is set.
     pub fn from_config(
         config: &crate::config::Config,
+        zones: &crate::node::Zones,
         registry: Arc<Registry>,
     ) -> Result<Self, crate::config::ConfigError> {
-        let frontend =
-            Self::new(zone_config(&config.dns)?, registry, config.cache.max_bytes(), config.dns.max_udp_payload);
+        let zones = zone_config(&config.dns, zones)?;
+        let frontend = Self::new(zones, registry, config.cache.max_bytes(), config.dns.max_udp_payload);
         let r = &config.recursive;
         if r.roots.is_empty() {
             return Ok(frontend);
@@ -269,7 +270,10 @@ mod tests {
 
     fn frontend(dir: &tempfile::TempDir) -> Frontend {
         let registry = Arc::new(Registry::open(dir.path()).unwrap());
-        let zones = zone_config(&crate::config::DnsConfig::default()).unwrap();
+        let zones = {
+            let dns = crate::config::DnsConfig::default();
+            zone_config(&dns, &dns.zones()).unwrap()
+        };
         Frontend::new(zones, registry, 1 << 20, 1232)
     }
 

@@ -8,12 +8,21 @@ use super::authoritative::zone::{self, Zone, ZoneConfig};
 use super::mapping::{self, presentation};
 use super::wire::QueryName;
 use crate::record::unix_now;
-use crate::registry::Registry;
+use crate::registry::{Registry, RegistryError};
+
+/// Why a zone file could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ZoneFileError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("writing the zone file: {0}")]
+    Io(#[from] std::io::Error),
+}
 
 /// Writes the zone for `zone` (SOA, NS, glue, then every identifier's public values as TXT and
 /// URI records); returns how many identifiers it holds. Identifiers whose names exceed 255
 /// bytes have no DNS name and are skipped, as the node skips them.
-pub fn write(registry: &Registry, zone: &ZoneConfig, serial: u32, mut out: impl Write) -> anyhow::Result<u64> {
+pub fn write(registry: &Registry, zone: &ZoneConfig, serial: u32, mut out: impl Write) -> Result<u64, ZoneFileError> {
     let apex = presentation(&zone.apex);
     writeln!(out, "$ORIGIN {apex}")?;
     writeln!(out, "$TTL {}", zone.ttl)?;
@@ -44,7 +53,7 @@ pub fn write(registry: &Registry, zone: &ZoneConfig, serial: u32, mut out: impl 
     let national_apex = zone.apex.trim_to(zone.apex.num_labels() as usize - prefix_labels(&zone.prefix));
     let mut wire_name = QueryName::default();
     let mut count = 0;
-    registry.for_each(|record| -> anyhow::Result<()> {
+    registry.for_each(|record| -> Result<(), ZoneFileError> {
         let id = &record.identifier;
         let Some(name) = mapping::identifier_name(id, &national_apex) else {
             return Ok(());

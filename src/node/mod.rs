@@ -175,11 +175,10 @@ pub struct Node {
 
 impl Node {
     /// A node serving `zones` (prefixes, `""` for the whole namespace) from `registry`.
-    pub fn new(registry: Arc<Registry>, zones: Vec<String>) -> Self {
+    pub fn new(registry: Arc<Registry>, zones: Zones) -> Self {
         // Half the cores for Argon2 at most: the DNS workers keep the other half under a flood
         // of authenticated requests.
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let zones = Zones::new(zones);
         Self { registry, zones, auth: auth::Authenticator::new(cores.div_ceil(2)), subscribers: Vec::new() }
     }
 

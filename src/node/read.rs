@@ -170,7 +170,8 @@ mod tests {
     /// a public URL, a private note and a secret key.
     fn node() -> (tempfile::TempDir, Node) {
         let dir = tempfile::tempdir().unwrap();
-        let node = Node::new(Arc::new(Registry::open(dir.path()).unwrap()), vec![String::new()]);
+        let node =
+            Node::new(Arc::new(Registry::open(dir.path()).unwrap()), crate::node::Zones::new(vec![String::new()]));
         let put = |id: &str, values| {
             node.put(&Admin::node(), &Identifier::parse(id).unwrap(), values, &PutOptions::default()).unwrap()
         };

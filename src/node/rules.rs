@@ -233,7 +233,8 @@ mod tests {
     /// identifier 88.100/X administered by 88.100's operator.
     fn node() -> (tempfile::TempDir, Node) {
         let dir = tempfile::tempdir().unwrap();
-        let node = Node::new(Arc::new(Registry::open(dir.path()).unwrap()), vec![String::new()]);
+        let node =
+            Node::new(Arc::new(Registry::open(dir.path()).unwrap()), crate::node::Zones::new(vec![String::new()]));
         for prefix in ["88.100", "88.200"] {
             let id = Identifier::parse(&format!("0.NA/{prefix}")).unwrap();
             let values = prefix_admin_values((300, id.as_str()), Some("s"), 0);

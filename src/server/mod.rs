@@ -79,8 +79,8 @@ pub fn assemble(
     config: &Config,
     registry: Arc<Registry>,
 ) -> Result<(Arc<Node>, Arc<Frontend>), crate::config::ConfigError> {
-    let frontend = Arc::new(Frontend::from_config(config, registry.clone())?);
-    let mut node = Node::new(registry, config.dns.zones.clone());
+    let mut node = Node::new(registry.clone(), config.dns.zones());
+    let frontend = Arc::new(Frontend::from_config(config, node.zones(), registry)?);
     node.subscribe(frontend.authoritative().clone());
     Ok((Arc::new(node), frontend))
 }

@@ -65,7 +65,10 @@ fn cache_hits_allocate_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let registry = Arc::new(Registry::open(dir.path()).unwrap());
     idnode::demo::load(&registry).unwrap();
-    let zone = zone_config(&idnode::config::DnsConfig::default()).unwrap();
+    let zone = {
+        let dns = idnode::config::DnsConfig::default();
+        zone_config(&dns, &dns.zones()).unwrap()
+    };
     let frontend = Frontend::new(zone, registry, 1 << 20, 1232);
     let mut scratch = Scratch::default();
     let mut out = Vec::with_capacity(65535);
@@ -116,7 +119,10 @@ fn a_recursive_miss_allocates_no_64k_buffer() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let registry = Arc::new(Registry::open(dir.path()).unwrap());
-    let zone = zone_config(&idnode::config::DnsConfig::default()).unwrap();
+    let zone = {
+        let dns = idnode::config::DnsConfig::default();
+        zone_config(&dns, &dns.zones()).unwrap()
+    };
     let r = idnode::config::RecursiveConfig::default();
     let frontend = Frontend::new(zone, registry, 1 << 16, 1232).with_recursor(Recursor::new(RecursorConfig {
         roots: vec![root],

@@ -410,7 +410,8 @@ fn the_example_configs_for_each_role_load() {
     for role in ["top", "secondary", "recursive"] {
         let path = docker.join(format!("{role}.toml"));
         let config = idnode::config::Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let zones = idnode::dns::zone_config(&config.dns).unwrap_or_else(|e| panic!("{role}: {e}"));
+        let zones =
+            idnode::dns::zone_config(&config.dns, &config.dns.zones()).unwrap_or_else(|e| panic!("{role}: {e}"));
         match role {
             "secondary" => assert_eq!(zones[0].apex.to_ascii(), "101.88.id.example."),
             "recursive" => assert!(!config.recursive.roots.is_empty()),

@@ -440,16 +440,20 @@ pub fn holding<'z>(zones: &'z [Zone], name: &QueryName) -> Option<(&'z Zone, usi
 
 /// Turns the DNS settings into the node's zones, one per configured prefix, filling in the
 /// defaults that depend on each zone's apex.
-pub fn zone_config(dns: &crate::config::DnsConfig) -> Result<Vec<ZoneConfig>, crate::config::ConfigError> {
+pub fn zone_config(
+    dns: &crate::config::DnsConfig,
+    zones: &crate::node::Zones,
+) -> Result<Vec<ZoneConfig>, crate::config::ConfigError> {
     use crate::config::ConfigError;
     let mut national = Name::from_ascii(&dns.apex)
         .map_err(|e| ConfigError::BadApex { apex: dns.apex.clone(), reason: e.to_string() })?;
     national.set_fqdn(true);
     let bad_apex = |reason: String| ConfigError::BadApex { apex: dns.apex.clone(), reason };
-    if dns.zones.is_empty() {
+    if zones.prefixes().is_empty() {
         return Err(ConfigError::BadZone { zone: String::new(), reason: "a node serves at least one zone".into() });
     }
-    dns.zones
+    zones
+        .prefixes()
         .iter()
         .map(|prefix| {
             if !prefix.is_empty() {
@@ -545,7 +549,7 @@ mod tests {
             zones: vec![String::new(), "88.105".into()],
             ..crate::config::DnsConfig::default()
         };
-        let zones: Vec<Zone> = zone_config(&dns).unwrap().into_iter().map(Zone::new).collect();
+        let zones: Vec<Zone> = zone_config(&dns, &dns.zones()).unwrap().into_iter().map(Zone::new).collect();
         let held = |text: &str| holding(&zones, &name(text)).map(|(z, own)| (z.prefix().to_owned(), own));
         assert_eq!(held("a._id.105.88.ID.example."), Some(("88.105".into(), 2)), "the deeper zone, any case");
         assert_eq!(held("105.88.id.example."), Some(("88.105".into(), 0)), "its apex");
