@@ -5,44 +5,79 @@
 //! the node hierarchy build on the same registry and cache.
 //!
 //! # Layout
+//! Three layers that never blur: transports move bytes, front ends translate one protocol into
+//! calls on the node core, the core decides against the registry.
+//!
+//! Value model (no I/O):
 //! - [`identifier`]: `PREFIX/SUFFIX` syntax, validation, the case-folded registry key, and
 //!   prefix-record naming (`0.NA/88.100` is the record of `88.100`).
-//! - [`record`]: the Handle value model and its stored (postcard) form.
-//! - [`record::json`]: the Handle.Net JSON shape of values, for files and the HTTP API.
-//! - [`record::admin`]: the `HS_ADMIN` and `HS_VLIST` binary layouts.
+//! - [`record`]: the Handle value model and its stored (postcard) form; beside it the codecs of
+//!   the values the node interprets: [`record::admin`] (`HS_ADMIN`, `HS_VLIST`),
+//!   [`record::site`] (`HS_SITE`), and [`record::json`] (the Handle.Net JSON shape).
 //! - [`code`]: Handle response codes, which every core answer and error names.
-//! - [`secret`]: `HS_SECKEY` values, sealed as salted Argon2id hashes before they are stored.
-//! - [`registry`]: the durable store (redb), keyed by identifier: one transactional write
-//!   primitive and a bulk-load variant for import.
+//!
+//! Storage:
+//! - [`registry`]: the durable store (redb): one transactional write primitive, a bulk variant
+//!   for import, snapshots and listings. It refuses an unsealed secret.
+//! - [`secret`]: `HS_SECKEY` values sealed as salted Argon2id hashes before they are stored.
 //! - [`cache`]: the bounded, TTL-aware front cache of encoded answers.
-//! - [`auth`]: administrators, the authenticator (bounded secret checks) and `HS_ADMIN`
-//!   permissions.
-//! - [`dns`]: the DNS query pipeline (the only user of hickory-proto): name mapping, wire
-//!   parsing, zone answers and referrals, the recursive role, and a small client.
-//! - [`http`]: the Handle.Net JSON API over HTTP (the only user of axum).
-//! - [`node`]: the protocol-neutral core: resolve and list with read rights, the served
-//!   [`node::Zones`] and their delegations, and the write path (authorize inside the write
-//!   transaction, commit durably, then invalidate cached answers).
-//! - [`server`]: transport: UDP workers, TCP connections, the HTTP listener, shutdown.
-//! - [`import`]: JSON Lines import and export; [`demo`]: the demo namespace.
-//! - [`bench`]: `idnode bench`, the load generator and capacity planner.
-//! - [`record::site`]: `HS_SITE` values: where a delegated prefix is served.
+//!
+//! The node core (protocol-neutral; imports no front end):
+//! - [`node`]: resolve and list under the read rules, put, delete and batch decided by one
+//!   function inside the write transaction (`node::rules`), the served [`node::Zones`] and
+//!   their delegations, and the [`node::Subscriber`] hook the front ends' caches hang on.
+//! - [`auth`]: administrators, `HS_ADMIN` permissions, the authenticator (bounded secret
+//!   checks, throttling); `Admin::node()` is the trusted in-process principal that `admin init`,
+//!   the demo and the tests write as.
+//!
+//! Front ends:
+//! - [`dns`]: parses a query once, then the authoritative role (zone answers, referrals, the
+//!   answer cache) or the recursive role; the one query exchange and TCP framing, the `idnode
+//!   resolve` client, zone-file export, response rate limiting. The only user of hickory-proto.
+//! - [`http`]: the Handle.Net JSON API (handlers that translate requests into node calls, the
+//!   one code-to-status table, the listener with its limits and TLS). The only user of axum.
+//!
+//! Transport and assembly:
+//! - [`server`]: [`server::Server::start`], the one way from a [`config::Config`] to a bound
+//!   node; UDP workers, TCP connections, the HTTP listener's task, shutdown.
 //! - [`config`]: the TOML configuration and its defaults.
 //!
-//! # Request pipeline
+//! Around the node: [`cli`] (the subcommands' bodies; `main.rs` only parses and dispatches),
+//! [`import`](mod@import) (JSON Lines import and export), [`demo`] (the demo namespace), [`bench`](mod@bench) (`idnode
+//! bench`, the load generator and capacity planner).
+//!
+//! # The path of a DNS query
 //! ```text
-//!  UDP worker / TCP connection         (server: bytes in, bytes out)
+//!  server::udp worker (recvmmsg batch) / server::tcp connection (dns::framing)
 //!            │ request bytes
 //!            ▼
-//!  dns::Frontend::handle ── malformed ──> FORMERR / NOTIMP / drop
-//!            │ parsed once: lower-cased name ── recursive node ──> dns::recursive
-//!            ▼                                  (cached: answer; miss: Defer, server spawns it)
-//!  cache ── hit ──> copy question, patch header, append encoded answer
+//!  dns::Frontend::handle ── wire::parse once ── malformed ──> FORMERR / NOTIMP / drop
+//!            │ Question (lower-cased name)    ── outside every zone ──> REFUSED
+//!            ├──────────── recursive node ──> recursive::Recursor: cached ──> Respond
+//!            ▼                                miss ──> Verdict::Defer(Pending): spawned
+//!  dns::authoritative: cache ── hit ──> copy question, patch header, append encoded answer
 //!            │ miss
 //!            ▼
-//!  dns::authoritative::zone ──> registry (redb) ──> encode, insert in cache
+//!  authoritative::zone ──> registry snapshot (redb) ──> answer / referral at a delegation
+//!            │                                           (node::Zones) ──> encode, cache
+//!            ▼
+//!  Verdict::Respond ──> the worker sends (RRL first, over UDP)
 //! ```
-//! Writes go to the registry first (durable), then invalidate the names they touch in the cache.
+//!
+//! # The path of a write
+//! ```text
+//!  http::listener (limits, TLS) ──> http::handles::put: parse, authenticate (Argon2, blocking
+//!            │                      pool), read the body only then
+//!            ▼
+//!  node::Node::put / delete / batch ──> seal new secrets (outside the transaction)
+//!            ▼
+//!  registry::Registry::transact ── for each op: node::rules::apply decides on what the
+//!            │                     transaction sees (HS_ADMIN rights, prefixes), then writes
+//!            ▼ durable commit
+//!  node::Subscriber::changed ──> dns::authoritative drops the stale cached answers
+//!            ▼
+//!  audit log ──> the front end maps the outcome (or the error's code) to its reply
+//! ```
 //!
 //! # Glossary
 //! - **identifier**: `PREFIX/SUFFIX`, e.g. `88.100.1/ABC-123`; matched ignoring ASCII case.

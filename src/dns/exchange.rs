@@ -1,6 +1,6 @@
 //! One query to one server, for every DNS client in the crate: the recursor asking upstream
 //! servers and `idnode resolve`. Over UDP, then over TCP when the answer is truncated; or over
-//! TCP at once. The query gets a fresh random id here ([`random_id`], the crate's one query-id
+//! TCP at once. The query gets a fresh random id here (`random_id`, the crate's one query-id
 //! generator), and only a response with that id and the same question counts.
 //!
 //! Every exchange binds a UDP socket of its own, so the kernel gives each query a fresh

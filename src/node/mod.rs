@@ -2,10 +2,10 @@
 //! now, the Handle protocol next): resolve, list, put, delete, batch, each answered with a value
 //! or an error that names its Handle response code ([`crate::code::ResponseCode`]).
 //!
-//! Reads ([`read`]) decide what a caller may see (public values, or with ReadValue the private
+//! Reads (`read`) decide what a caller may see (public values, or with ReadValue the private
 //! ones too; secret keys never) and refer exactly where DNS refers: below a delegation inside a
 //! zone this node serves ([`Zones`]). A write is a list of [`Op`]s applied in one registry
-//! transaction: each is decided by [`rules::apply`] against what the transaction sees, including
+//! transaction: each is decided by `rules::apply` against what the transaction sees, including
 //! the batch's own earlier changes, so nothing can change between the check and the write. The
 //! transaction commits durably, and only then are the subscribers told what changed
 //! ([`Subscriber`]): the front ends' caches drop what the write made stale before the write is

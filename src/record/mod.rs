@@ -188,7 +188,7 @@ impl Record {
         Ok(Self { identifier: identifier.clone(), values })
     }
 
-    /// The stored form: [`FORMAT_VERSION`], then the record in postcard.
+    /// The stored form: `FORMAT_VERSION`, then the record in postcard.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![FORMAT_VERSION];
         // Serialising owned Strings, Vecs and integers into a Vec cannot fail.

@@ -1,9 +1,9 @@
 //! Transport: the DNS sockets and their workers. Bytes in, bytes out; no records here.
 //!
-//! UDP ([`udp`]): one OS thread per worker, each with its own SO_REUSEPORT socket, receiving and
+//! UDP (`udp`): one OS thread per worker, each with its own SO_REUSEPORT socket, receiving and
 //! sending in batches and answering synchronously.
 //!
-//! TCP ([`tcp`], RFC 7766): connections capped in all and per client address, length-prefixed
+//! TCP (`tcp`, RFC 7766): connections capped in all and per client address, length-prefixed
 //! queries answered in order, idle clients cut off.
 //!
 //! Both hand each query to a [`DnsHandler`] and act on its [`Verdict`]: send the response, send
