@@ -227,9 +227,8 @@ mod tests {
     use crate::identifier::Identifier;
 
     fn line(id: &str) -> String {
-        format!(
-            r#"{{"handle":"{id}","values":[{{"index":1,"type":"URL","data":{{"format":"string","value":"https://x/{id}"}}}}]}}"#
-        )
+        let value = format!(r#"{{"index":1,"type":"URL","data":{{"format":"string","value":"https://x/{id}"}}}}"#);
+        format!(r#"{{"handle":"{id}","values":[{value}]}}"#)
     }
 
     #[test]

@@ -117,9 +117,9 @@ pub(crate) fn verify_secret_in(stored: &str, secret: &str, memory: &mut [Block])
     let Ok(salt) = salt.decode_b64(&mut salt_bytes) else { return false };
     // server_hash admitted only Argon2id v19 with the default parameters: Argon2::default().
     let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
-    Argon2::default().hash_password_into_with_memory(secret.as_bytes(), salt, &mut out, memory).is_ok()
-        // Output's comparison takes constant time.
-        && argon2::password_hash::Output::new(&out).is_ok_and(|out| out == expected)
+    let hashed = Argon2::default().hash_password_into_with_memory(secret.as_bytes(), salt, &mut out, memory);
+    // Output's comparison takes constant time.
+    hashed.is_ok() && argon2::password_hash::Output::new(&out).is_ok_and(|out| out == expected)
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@
 //!
 //! Registry reads, secret checks (Argon2, deliberately slow) and durable writes run on the
 //! blocking pool, never on the runtime's workers. A write's body is read only after its sender
-//! authenticated, within a limit (1 MiB for one identifier, 64 MiB for a batch). This module is the only one that imports
-//! axum; what a write means lives in [`crate::node`].
+//! authenticated, within a limit (1 MiB for one identifier, 64 MiB for a batch). This module is
+//! the only one that imports axum; what a request means lives in [`crate::node`].
 
 pub mod client;
 mod handles;

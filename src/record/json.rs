@@ -286,8 +286,10 @@ mod tests {
     fn reads_the_handle_net_shape() {
         let r = parse(
             r#"{"handle":"88.100.1/A","values":[
-                {"index":1,"type":"URL","data":{"format":"string","value":"https://x"},"ttl":600,"timestamp":"2026-01-01T00:00:00Z"},
-                {"index":100,"type":"HS_ADMIN","data":{"format":"admin","value":{"handle":"0.NA/88.100.1","index":"200","permissions":"011111110011"}}},
+                {"index":1,"type":"URL","data":{"format":"string","value":"https://x"},"ttl":600,
+                 "timestamp":"2026-01-01T00:00:00Z"},
+                {"index":100,"type":"HS_ADMIN","data":{"format":"admin",
+                 "value":{"handle":"0.NA/88.100.1","index":"200","permissions":"011111110011"}}},
                 {"index":2,"type":"BLOB","data":{"format":"base64","value":"AAEC"},"publicRead":false},
                 {"index":3,"type":"HEX","data":{"format":"hex","value":"ff00"},"ttlType":1,"ttl":1900000000},
                 {"index":4,"type":"NOTE","data":"plain"}]}"#,
@@ -308,7 +310,8 @@ mod tests {
     fn export_then_import_is_lossless() {
         let r = parse(
             r#"{"handle":"88.100.1/A","values":[
-                {"index":100,"type":"HS_ADMIN","data":{"format":"admin","value":{"handle":"0.NA/88","index":300,"permissions":"111111111111"}}},
+                {"index":100,"type":"HS_ADMIN","data":{"format":"admin",
+                 "value":{"handle":"0.NA/88","index":300,"permissions":"111111111111"}}},
                 {"index":200,"type":"HS_VLIST","data":{"format":"vlist","value":[{"handle":"0.NA/88","index":300}]}},
                 {"index":2,"type":"BIN","data":{"format":"hex","value":"fffe"},"publicRead":false,"publicWrite":true,
                  "references":[{"identifier":"88/b","index":1}]}]}"#,

@@ -157,7 +157,8 @@ pub enum RecordError {
     #[error("the type of value {index} is {len} bytes long; at most {max} are allowed")]
     TypeTooLong { index: u32, len: usize, max: usize },
     #[error(
-        "the values weigh {size} bytes (data and type, plus {VALUE_OVERHEAD} a value); at most {max} are allowed per identifier"
+        "the values weigh {size} bytes (data and type, plus {VALUE_OVERHEAD} a value); \
+         at most {max} are allowed per identifier"
     )]
     TooLarge { size: usize, max: usize },
     #[error("stored record has format version {found}; this build reads version {FORMAT_VERSION}")]

@@ -234,8 +234,11 @@ mod tests {
 
     pub(crate) fn sample() -> Site {
         serde_json::from_str(
-            r#"{"serialNumber":3,"attributes":[{"name":"dns-port","value":"5353"},{"name":"desc","value":"secondary node 105"}],
-                "servers":[{"serverId":1,"address":"127.0.0.15","interfaces":[{"query":true,"admin":true,"protocol":"TCP","port":2641},{"protocol":"HTTP","port":8000}]},
+            r#"{"serialNumber":3,
+                "attributes":[{"name":"dns-port","value":"5353"},{"name":"desc","value":"secondary node 105"}],
+                "servers":[{"serverId":1,"address":"127.0.0.15","interfaces":[
+                    {"query":true,"admin":true,"protocol":"TCP","port":2641},
+                    {"protocol":"HTTP","port":8000}]},
                            {"serverId":2,"address":"::1"}]}"#,
         )
         .unwrap()

@@ -13,9 +13,8 @@ fn stderr(out: &Output) -> String {
 }
 
 fn line(id: &str, url: &str) -> String {
-    format!(
-        r#"{{"handle":"{id}","values":[{{"index":1,"type":"URL","data":{{"format":"string","value":"{url}"}}}},{{"index":2,"type":"EMAIL","data":"ops@example.com"}}]}}"#
-    )
+    let url = format!(r#"{{"index":1,"type":"URL","data":{{"format":"string","value":"{url}"}}}}"#);
+    format!(r#"{{"handle":"{id}","values":[{url},{{"index":2,"type":"EMAIL","data":"ops@example.com"}}]}}"#)
 }
 
 /// A running `idnode serve`, killed when dropped: a failing test leaves no server behind (one
@@ -147,7 +146,8 @@ fn secrets_are_stored_only_as_salted_hashes_and_never_logged_or_returned() {
     let api = format!("{http}/api/handles");
     let top_auth = basic("300:0.NA/88", top);
     let body = format!(
-        r#"{{"values":[{{"index":100,"type":"HS_ADMIN","data":{{"format":"admin","value":{{"handle":"0.NA/88.100","index":300,"permissions":"111111111111"}}}}}},
+        r#"{{"values":[{{"index":100,"type":"HS_ADMIN","data":{{"format":"admin",
+            "value":{{"handle":"0.NA/88.100","index":300,"permissions":"111111111111"}}}}}},
         {{"index":300,"type":"HS_SECKEY","data":"{operator}","publicRead":false}}]}}"#
     );
     let mut responses = Vec::new();

@@ -16,9 +16,11 @@ const PUMP: &str = "pump-9._id.105.88.id.example.";
 /// Registers at `parent` that prefix 88.105 is served at `address`, DNS port `port`.
 fn delegate(parent: &TestNode, address: &str, port: u16) {
     let line = format!(
-        r#"{{"handle":"0.NA/88.105","values":[{{"index":1,"type":"HS_SITE","data":{{"format":"site","value":{{
+        r#"{{"handle":"0.NA/88.105","values":[
+            {{"index":1,"type":"HS_SITE","data":{{"format":"site","value":{{
             "attributes":[{{"name":"dns-port","value":"{port}"}}],
-            "servers":[{{"serverId":1,"address":"{address}","interfaces":[{{"protocol":"HTTP","port":8000}}]}}]}}}}}}]}}"#
+            "servers":[{{"serverId":1,"address":"{address}",
+                "interfaces":[{{"protocol":"HTTP","port":8000}}]}}]}}}}}}]}}"#
     );
     let record = serde_json::from_str::<JsonRecord>(&line).unwrap().into_record(0).unwrap();
     parent.node.put(&Admin::node(), &record.identifier, record.values, &Default::default()).unwrap();

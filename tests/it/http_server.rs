@@ -96,7 +96,8 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
 async fn start_stalled_write(node: &crate::TestNode, s: &mut BufReader<TcpStream>) {
     let auth = crate::hardening::top_admin(node, "top-secret");
     let head = format!(
-        "PUT /api/handles/88.100.1/SLOW HTTP/1.1\r\nHost: idnode\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\n"
+        "PUT /api/handles/88.100.1/SLOW HTTP/1.1\r\nHost: idnode\r\nAuthorization: {auth}\r\n\
+         Content-Type: application/json\r\n"
     );
     s.get_mut().write_all(format!("{head}Content-Length: 100\r\n\r\n{{\"values\":").as_bytes()).await.unwrap();
 }
