@@ -306,3 +306,37 @@ impl From<RegistryError> for BatchError {
         BatchError { position: 0, error: e.into() }
     }
 }
+
+/// What the unit tests of the core's parts share: a node serving everything with two operators.
+#[cfg(test)]
+mod testing {
+    use std::sync::Arc;
+
+    use super::{Node, PutOptions, Zones};
+    use crate::auth::{Admin, Credentials, prefix_admin_values};
+    use crate::identifier::Identifier;
+    use crate::record::Value;
+    use crate::registry::Registry;
+
+    /// A node serving everything, whose registry holds the operators `300:0.NA/88.100` and
+    /// `300:0.NA/88.200` (secret "s") and `88.100/X` with `values`.
+    pub(super) fn node_with(values: Vec<Value>) -> (tempfile::TempDir, Node) {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::new(Arc::new(Registry::open(dir.path()).unwrap()), Zones::new(vec![String::new()]));
+        let put = |id: &str, values| {
+            node.put(&Admin::node(), &Identifier::parse(id).unwrap(), values, &PutOptions::default()).unwrap()
+        };
+        for prefix in ["88.100", "88.200"] {
+            let record = format!("0.NA/{prefix}");
+            put(&record, prefix_admin_values((300, &record), Some("s"), 0));
+        }
+        put("88.100/X", values);
+        (dir, node)
+    }
+
+    /// The operator of `prefix`, authenticated.
+    pub(super) fn login(node: &Node, prefix: &str) -> Admin {
+        let admin = Identifier::parse(&format!("0.NA/{prefix}")).unwrap();
+        node.authenticate(&Credentials { index: 300, admin, secret: "s".into() }, None).unwrap()
+    }
+}

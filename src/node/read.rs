@@ -156,38 +156,21 @@ impl Node {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::super::PutOptions;
+    use super::super::testing::login;
     use super::*;
-    use crate::auth::{ALL_PERMISSIONS, Credentials, prefix_admin_values};
+    use crate::auth::ALL_PERMISSIONS;
     use crate::record::admin::encode_admin;
     use crate::record::site::Site;
     use crate::record::{Permissions, Value};
-    use crate::registry::Registry;
 
-    /// A node serving everything, with the operator of 88.100 (secret "s") and 88.100/X holding
-    /// a public URL, a private note and a secret key.
+    /// `88.100/X` holds a public URL, a private note, a secret key and its HS_ADMIN.
     fn node() -> (tempfile::TempDir, Node) {
-        let dir = tempfile::tempdir().unwrap();
-        let node =
-            Node::new(Arc::new(Registry::open(dir.path()).unwrap()), crate::node::Zones::new(vec![String::new()]));
-        let put = |id: &str, values| {
-            node.put(&Admin::node(), &Identifier::parse(id).unwrap(), values, &PutOptions::default()).unwrap()
-        };
-        put("0.NA/88.100", prefix_admin_values((300, "0.NA/88.100"), Some("s"), 0));
-        put("0.NA/88.200", prefix_admin_values((300, "0.NA/88.200"), Some("s"), 0));
         let mut note = Value::new(2, "NOTE", "private", 0);
         note.permissions = Permissions::new(true, true, false, false);
         let key = Value::new(300, types::SECRET_KEY, "k", 0);
         let admin = Value::new(100, types::ADMIN, encode_admin(ALL_PERMISSIONS, "0.NA/88.100", 300), 0);
-        put("88.100/X", vec![Value::new(1, "URL", "https://x", 0), note, key, admin]);
-        (dir, node)
-    }
-
-    fn login(node: &Node, prefix: &str) -> Admin {
-        let admin = Identifier::parse(&format!("0.NA/{prefix}")).unwrap();
-        node.authenticate(&Credentials { index: 300, admin, secret: "s".into() }, None).unwrap()
+        super::super::testing::node_with(vec![Value::new(1, "URL", "https://x", 0), note, key, admin])
     }
 
     fn indexes(node: &Node, principal: Option<&Admin>, filter: &ReadFilter) -> (Vec<u32>, ResponseCode) {

@@ -221,35 +221,17 @@ fn changed(old: &Value, new: &Value) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
+    use super::super::testing::login;
     use super::super::{Node, PutOptions};
     use super::*;
-    use crate::auth::{ALL_PERMISSIONS, Credentials, prefix_admin_values};
+    use crate::auth::ALL_PERMISSIONS;
     use crate::record::admin::encode_admin;
-    use crate::registry::Registry;
 
-    /// A node whose registry holds the operators of 88.100 and 88.200 (secret "s") and an
-    /// identifier 88.100/X administered by 88.100's operator.
+    /// `88.100/X` is administered by 88.100's operator.
     fn node() -> (tempfile::TempDir, Node) {
-        let dir = tempfile::tempdir().unwrap();
-        let node =
-            Node::new(Arc::new(Registry::open(dir.path()).unwrap()), crate::node::Zones::new(vec![String::new()]));
-        for prefix in ["88.100", "88.200"] {
-            let id = Identifier::parse(&format!("0.NA/{prefix}")).unwrap();
-            let values = prefix_admin_values((300, id.as_str()), Some("s"), 0);
-            node.put(&Admin::node(), &id, values, &PutOptions::default()).unwrap();
-        }
         let admin = Value::new(100, types::ADMIN, encode_admin(ALL_PERMISSIONS, "0.NA/88.100", 300), 0);
         let url = Value::new(1, "URL", b"https://example.com/x".to_vec(), 0);
-        let id = Identifier::parse("88.100/X").unwrap();
-        node.put(&Admin::node(), &id, vec![admin, url], &PutOptions::default()).unwrap();
-        (dir, node)
-    }
-
-    fn login(node: &Node, prefix: &str) -> Admin {
-        let admin = Identifier::parse(&format!("0.NA/{prefix}")).unwrap();
-        node.authenticate(&Credentials { index: 300, admin, secret: "s".into() }, None).unwrap()
+        super::super::testing::node_with(vec![admin, url])
     }
 
     fn current(node: &Node) -> Vec<Value> {
