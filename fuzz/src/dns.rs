@@ -14,9 +14,9 @@ use idnode::config::{Config, NameServer};
 use idnode::dns::{Frontend, Scratch, Transport, Verdict};
 use idnode::identifier::Identifier;
 use idnode::node::{Node, WriteError};
+use idnode::record::site::{Attribute, Server, Site};
 use idnode::record::{MAX_RECORD_SIZE, Permissions, Ttl, VALUE_OVERHEAD, Value};
 use idnode::registry::Registry;
-use idnode::record::site::{Attribute, Server, Site};
 
 /// The smallest front cache (1 MiB): with ~30 KB answers among the seeds, fuzzing evicts and
 /// misses as well as hits.

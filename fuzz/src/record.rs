@@ -6,8 +6,8 @@
 //! sites for a referral, lay it out as DNS records) must not panic on one either.
 
 use idnode::dns::mapping;
-use idnode::record::json::JsonRecord;
 use idnode::record::Record;
+use idnode::record::json::JsonRecord;
 
 pub fn record_decode(data: &[u8]) {
     let Ok(record) = Record::decode(data) else { return };
