@@ -346,3 +346,29 @@ async fn below_a_delegation_prefix_records_are_referred_and_identifiers_are_not_
     assert_eq!((r.code, values(&r.body).1.len()), (1, 1), "the delegation record itself is served");
     node.stop().await;
 }
+
+#[tokio::test]
+async fn tcp_clients_are_capped_per_address_and_cut_off_when_idle() {
+    let node = crate::start_server_with(|c| {
+        c.handle.tcp_idle_timeout_secs = 1;
+        c.handle.tcp_max_connections_per_source = 1;
+    })
+    .await;
+    let mut first = TcpStream::connect(node.handle).await.unwrap();
+    first.write_all(&request(41, TYPICAL_FLAGS, &resolution("88.100.1/ABC-123", &[], &[]))).await.unwrap();
+    assert_eq!(read_response(&mut first).await.code, 1);
+    let mut second = TcpStream::connect(node.handle).await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_millis(500), second.read_to_end(&mut rest))
+        .await
+        .expect("a second connection from one address is closed at once")
+        .unwrap();
+    assert!(rest.is_empty());
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(3), first.read_to_end(&mut rest))
+        .await
+        .expect("an idle client is cut off")
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(500), "{:?}", started.elapsed());
+    node.stop().await;
+}
