@@ -17,11 +17,16 @@ pub enum ResponseCode {
     ServerTooBusy = 3,
     /// The request is malformed: bad parameters, a body that is no request, too large.
     ProtocolError = 4,
+    /// The protocol operation is not built (the Handle protocol's opcodes beyond resolution).
+    OperationNotSupported = 5,
     HandleNotFound = 100,
     HandleAlreadyExists = 101,
     InvalidHandle = 102,
     ValuesNotFound = 200,
     InvalidValue = 202,
+    /// The identifier is not served here (CNRI's RC_SERVER_NOT_RESP): its prefix lives on
+    /// another node.
+    ServerNotResponsible = 301,
     /// The identifier's prefix is served by another node: the answer says which.
     PrefixReferral = 303,
     InvalidAdmin = 400,
@@ -57,6 +62,8 @@ mod tests {
     fn codes_are_the_protocols_numbers() {
         assert_eq!(ResponseCode::Success.number(), 1);
         assert_eq!(ResponseCode::PrefixReferral.number(), 303);
+        assert_eq!(ResponseCode::OperationNotSupported.number(), 5);
+        assert_eq!(ResponseCode::ServerNotResponsible.number(), 301);
         assert_eq!(ResponseCode::AuthenticationFailed.number(), 403);
         assert_eq!(serde_json::to_string(&ResponseCode::ValuesNotFound).unwrap(), "200");
     }

@@ -15,8 +15,42 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub dns: DnsConfig,
     pub http: HttpConfig,
+    pub handle: HandleConfig,
     pub cache: CacheConfig,
     pub recursive: RecursiveConfig,
+}
+
+/// The Handle protocol listener (`crate::handle` over `crate::server`'s sockets): TCP and UDP
+/// on one address.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HandleConfig {
+    /// false: no Handle protocol sockets.
+    pub enabled: bool,
+    /// TCP and UDP address. 2641: the Handle.Net servers' port (CNRI `hdl-setup-server`).
+    pub listen: SocketAddr,
+    /// 1024: simultaneous TCP clients before `accept` waits for a free slot (as
+    /// `dns.tcp_max_connections`).
+    pub tcp_max_connections: usize,
+    /// 64: simultaneous TCP clients from one address, as for DNS: the national SDKs keep a
+    /// small pool of persistent connections each, and one host cannot take all 1024.
+    pub tcp_max_connections_per_source: usize,
+    /// 60: seconds a TCP client may stay idle, or take to send a message or read an answer.
+    /// CNRI's client waits 60 s for an answer (`tcp_timeout`); the national SDKs keep pooled
+    /// connections alive with a resolution of `0` when idle.
+    pub tcp_idle_timeout_secs: u64,
+}
+
+impl Default for HandleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: "127.0.0.1:2641".parse().expect("literal address"),
+            tcp_max_connections: 1024,
+            tcp_max_connections_per_source: 64,
+            tcp_idle_timeout_secs: 60,
+        }
+    }
 }
 
 /// The recursive role: with `roots` set, the node resolves names under the apex for clients by
@@ -191,6 +225,7 @@ impl Default for Config {
             data_dir: PathBuf::from("idnode-data"),
             dns: DnsConfig::default(),
             http: HttpConfig::default(),
+            handle: HandleConfig::default(),
             cache: CacheConfig::default(),
             recursive: RecursiveConfig::default(),
         }
@@ -323,6 +358,7 @@ mod tests {
         let c: Config = toml::from_str("").unwrap();
         assert_eq!(c.dns.listen.port(), 5300);
         assert_eq!(c.dns.max_udp_payload, 1232);
+        assert_eq!((c.handle.enabled, c.handle.listen.port(), c.handle.tcp_idle_timeout_secs), (true, 2641, 60));
         let c: Config = toml::from_str("[dns]\napex = \"id.example.cn.\"\n[cache]\nsize_mb = 10").unwrap();
         assert_eq!((c.dns.apex.as_str(), c.cache.max_bytes()), ("id.example.cn.", 10 << 20));
         let r = &c.recursive;

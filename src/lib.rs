@@ -1,8 +1,8 @@
 //! idnode: an identifier resolution server for the industrial internet.
 //!
 //! A node stores identifiers (`88.100.1/ABC-123`) with their values in the Handle value model
-//! and answers for them over DNS; the HTTP (Handle.Net JSON) and Handle binary interfaces and
-//! the node hierarchy build on the same registry and cache.
+//! and answers for them over DNS, the HTTP (Handle.Net JSON) API and the Handle binary protocol;
+//! the node hierarchy builds on the same registry and cache.
 //!
 //! # Layout
 //! Three layers that never blur: transports move bytes, front ends translate one protocol into
@@ -36,10 +36,14 @@
 //!   resolve` client, zone-file export, response rate limiting. The only user of hickory-proto.
 //! - [`http`]: the Handle.Net JSON API (handlers that translate requests into node calls, the
 //!   one code-to-status table, the listener with its limits and TLS). The only user of axum.
+//! - [`handle`]: the Handle binary protocol (RFC 3652 as CNRI's Handle.Net 9.x speaks it): the
+//!   message layer (envelope, header, request digests, UDP chunks) and anonymous resolution
+//!   through the node core; every other opcode is answered OPERATION_NOT_SUPPORTED.
 //!
 //! Transport and assembly:
 //! - [`server`]: [`server::Server::start`], the one way from a [`config::Config`] to a bound
-//!   node; UDP workers, TCP connections, the HTTP listener's task, shutdown.
+//!   node; UDP workers, TCP connections, the HTTP listener's task, the Handle protocol's TCP
+//!   and UDP sockets, shutdown.
 //! - [`config`]: the TOML configuration and its defaults.
 //!
 //! Around the node: [`cli`] (the subcommands' bodies; `main.rs` only parses and dispatches),
@@ -97,6 +101,7 @@ pub mod code;
 pub mod config;
 pub mod demo;
 pub mod dns;
+pub mod handle;
 pub mod http;
 pub mod identifier;
 pub mod import;

@@ -41,6 +41,9 @@ enum Command {
         /// HTTP address of the Handle.Net JSON API [default: 127.0.0.1:8000].
         #[arg(long)]
         http: Option<SocketAddr>,
+        /// Handle protocol address for UDP and TCP [default: 127.0.0.1:2641].
+        #[arg(long)]
+        handle: Option<SocketAddr>,
         /// A prefix this node is authoritative for (repeatable) [default: the whole namespace].
         #[arg(long = "zone", value_name = "PREFIX")]
         zones: Vec<String>,
@@ -215,10 +218,11 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { settings, dns, http, zones, roots, demo } => {
+        Command::Serve { settings, dns, http, handle, zones, roots, demo } => {
             let mut config = settings.load()?;
             config.dns.listen = dns.unwrap_or(config.dns.listen);
             config.http.listen = http.unwrap_or(config.http.listen);
+            config.handle.listen = handle.unwrap_or(config.handle.listen);
             if !zones.is_empty() {
                 config.dns.zones = zones;
             }

@@ -12,12 +12,14 @@
 //! 3. A seed corpus in `corpus/NAME/` (the replay test refuses an empty one).
 
 mod dns;
+mod handle;
 mod http;
 mod json;
 mod record;
 mod recursor;
 
 pub use dns::dns_request;
+pub use handle::handle_request;
 pub use http::http_params;
 pub use json::json_value;
 pub use record::record_decode;
@@ -33,6 +35,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("record_decode", record_decode),
     ("http_params", http_params),
     ("recursor_response", recursor_response),
+    ("handle_request", handle_request),
 ];
 
 /// Bytes as hex, for assert messages that must let a failure be reproduced.

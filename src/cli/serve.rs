@@ -27,6 +27,9 @@ pub fn run(config: Config, load_demo: bool) -> anyhow::Result<()> {
     runtime.block_on(async {
         let (addr, http) = (server.local_addr(), server.http_addr());
         tracing::info!(%http, "serving the Handle.Net JSON API over HTTP");
+        if let Some(handle) = server.handle_addr() {
+            tracing::info!(%handle, "serving the Handle protocol (resolution) over UDP and TCP");
+        }
         let zones: Vec<String> = frontend.zone_apexes().iter().map(ToString::to_string).collect();
         let (identifiers, data, workers) = (registry.len()?, config.data_dir.display(), config.udp_workers());
         tracing::info!(%addr, ?zones, identifiers, %data, workers, "serving DNS over UDP and TCP");

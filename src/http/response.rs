@@ -42,6 +42,8 @@ pub(super) fn status(code: ResponseCode, detail: Detail) -> StatusCode {
         ResponseCode::HandleNotFound => StatusCode::NOT_FOUND,
         ResponseCode::HandleAlreadyExists => StatusCode::CONFLICT,
         ResponseCode::PrefixReferral => StatusCode::MULTIPLE_CHOICES,
+        ResponseCode::OperationNotSupported => StatusCode::NOT_IMPLEMENTED,
+        ResponseCode::ServerNotResponsible => StatusCode::MISDIRECTED_REQUEST,
         ResponseCode::InvalidAdmin | ResponseCode::InsufficientPermissions | ResponseCode::AuthenticationFailed => {
             StatusCode::FORBIDDEN
         }

@@ -16,6 +16,9 @@
 //!
 //! HTTP: the Handle.Net API of [`crate::http`] on its own listener.
 //!
+//! Handle protocol (`handle`): the binary protocol of [`crate::handle`] over TCP and UDP on one
+//! address, with its own connection caps and idle timeout.
+//!
 //! Shutdown: [`Server::serve`] runs until its `shutdown` future completes, then cancels every
 //! worker and connection and waits for them, so the ports can be bound again at once.
 
@@ -34,6 +37,7 @@ use crate::dns::{Frontend, Scratch, Transport, Verdict};
 use crate::node::Node;
 use crate::registry::Registry;
 
+mod handle;
 mod tcp;
 mod udp;
 
@@ -102,6 +106,29 @@ pub enum ServerError {
     Task(#[from] tokio::task::JoinError),
 }
 
+/// The Handle protocol's TCP listener and UDP socket (on the same port) and its TCP limits.
+struct HandleSockets {
+    tcp: TcpListener,
+    udp: std::net::UdpSocket,
+    limits: TcpLimits,
+}
+
+impl HandleSockets {
+    async fn bind(config: &crate::config::HandleConfig) -> Result<Self, ServerError> {
+        let addr = config.listen;
+        let bind_error = |transport, addr| move |source| ServerError::Bind { transport, addr, source };
+        let tcp = TcpListener::bind(addr).await.map_err(bind_error("Handle TCP", addr))?;
+        let addr = tcp.local_addr().map_err(bind_error("Handle TCP", addr))?;
+        let udp = handle::bind_udp(addr).map_err(bind_error("Handle UDP", addr))?;
+        let limits = TcpLimits {
+            max_connections: config.tcp_max_connections.max(1),
+            per_source: config.tcp_max_connections_per_source.max(1),
+            idle_timeout: Duration::from_secs(config.tcp_idle_timeout_secs.max(1)),
+        };
+        Ok(Self { tcp, udp, limits })
+    }
+}
+
 /// A node bound to its sockets, ready to [`serve`](Server::serve).
 pub struct Server {
     node: Arc<Node>,
@@ -110,6 +137,8 @@ pub struct Server {
     tcp: TcpListener,
     http: crate::http::HttpListener,
     tcp_limits: TcpLimits,
+    /// The Handle protocol's sockets, unless `handle.enabled` is false.
+    handle: Option<HandleSockets>,
     /// Response rate limiting for UDP; `None` when `dns.rrl.responses_per_second` is 0.
     rrl: Option<Arc<crate::dns::rrl::Rrl>>,
 }
@@ -135,8 +164,12 @@ impl Server {
             per_source: config.dns.tcp_max_connections_per_source.max(1),
             idle_timeout: Duration::from_secs(config.dns.tcp_idle_timeout_secs.max(1)),
         };
+        let handle = match config.handle.enabled {
+            true => Some(HandleSockets::bind(&config.handle).await?),
+            false => None,
+        };
         let rrl = crate::dns::rrl::Rrl::new(&config.dns.rrl)?.map(Arc::new);
-        Ok(Self { node, frontend, udp, tcp, http, tcp_limits, rrl })
+        Ok(Self { node, frontend, udp, tcp, http, tcp_limits, handle, rrl })
     }
 
     /// The node core: the writes and reads every front end goes through.
@@ -160,13 +193,18 @@ impl Server {
         self.http.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
+    /// The Handle protocol's address (TCP and UDP); `None` when `handle.enabled` is false.
+    pub fn handle_addr(&self) -> Option<SocketAddr> {
+        self.handle.as_ref().and_then(|h| h.tcp.local_addr().ok())
+    }
+
     /// Serves until `shutdown` completes, then drains every task.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
         let frontend = self.frontend;
         let runtime = tokio::runtime::Handle::current();
-        let workers: Vec<_> = self
+        let mut workers: Vec<_> = self
             .udp
             .into_iter()
             .enumerate()
@@ -180,6 +218,16 @@ impl Server {
             })
             .collect::<Result<_, _>>()
             .map_err(ServerError::Workers)?;
+        if let Some(handle) = self.handle {
+            let frontend = Arc::new(crate::handle::Frontend::new(self.node.clone()));
+            let (udp_frontend, udp_token) = (frontend.clone(), token.clone());
+            let worker = std::thread::Builder::new()
+                .name("handle-udp".into())
+                .spawn(move || handle::udp_worker(handle.udp, &udp_frontend, &udp_token))
+                .map_err(ServerError::Workers)?;
+            workers.push(worker);
+            tracker.spawn(handle::acceptor(handle.tcp, frontend, handle.limits, tracker.clone(), token.clone()));
+        }
         let http = tracker.spawn(crate::http::serve(self.http, self.node, token.clone()));
         tracker.spawn(tcp::acceptor(self.tcp, frontend, self.tcp_limits, tracker.clone(), token.clone()));
         shutdown.await;

@@ -4,6 +4,7 @@ mod alloc;
 mod bench;
 mod cli;
 mod dns;
+mod handle;
 mod hardening;
 mod hierarchy;
 mod http_server;
@@ -26,6 +27,8 @@ use tokio::task::JoinHandle;
 pub struct TestNode {
     pub addr: SocketAddr,
     pub http: SocketAddr,
+    /// The Handle protocol's address (TCP and UDP).
+    pub handle: SocketAddr,
     pub frontend: Arc<Frontend>,
     pub node: Arc<Node>,
     pub registry: Arc<Registry>,
@@ -43,6 +46,7 @@ pub async fn start_server_with(adjust: impl FnOnce(&mut Config)) -> TestNode {
     let mut config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
     config.dns.listen = "127.0.0.1:0".parse().unwrap();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.handle.listen = "127.0.0.1:0".parse().unwrap();
     config.dns.udp_workers = 2;
     adjust(&mut config);
     let registry = Arc::new(Registry::open(&config.data_dir).unwrap());
@@ -51,11 +55,13 @@ pub async fn start_server_with(adjust: impl FnOnce(&mut Config)) -> TestNode {
     let (node, frontend) = (server.node().clone(), server.frontend().clone());
     let addr = server.local_addr();
     let http = server.http_addr();
+    // A test that switches the Handle protocol off gets the unspecified address.
+    let handle = server.handle_addr().unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(server.serve(async move {
         let _ = rx.await;
     }));
-    TestNode { addr, http, frontend, node, registry, shutdown: Some(tx), task: Some(task), _dir: dir }
+    TestNode { addr, http, handle, frontend, node, registry, shutdown: Some(tx), task: Some(task), _dir: dir }
 }
 
 impl TestNode {

@@ -1,0 +1,278 @@
+//! The Handle protocol front end (RFC 3652, as CNRI's Handle.Net 9.x speaks it; see
+//! docs/handle-protocol.md): a request message in, a response message out, translated into
+//! calls on the node core. A sibling of [`crate::dns`] and [`crate::http`]; the sockets are in
+//! [`crate::server`].
+//!
+//! ```text
+//!  server::handle (TCP connection / UDP socket) ── envelope + message bytes
+//!            ▼
+//!  Frontend::answer ── a response (not a request) ──> drop
+//!            │        ── undecodable, compressed, encrypted ──> PROTOCOL_ERROR
+//!            ├── RESOLUTION ──> Node::resolve (anonymous, public values) ──> values / 100 /
+//!            │                  200 / 102 / referral (303 for prefix records, else 301)
+//!            └── any other opcode ──> OPERATION_NOT_SUPPORTED
+//! ```
+//!
+//! This slice resolves only, anonymously: it returns public values whatever the request's
+//! public-only flag says (a non-public value needs an authenticated administrator, which the
+//! challenge-response of a later slice provides). Credentials on requests are ignored.
+
+pub mod message;
+
+use std::sync::Arc;
+
+use crate::code::ResponseCode;
+use crate::identifier::Identifier;
+use crate::node::{Node, ReadFilter, Resolution};
+use crate::record::{Permissions, Ttl, Value};
+use message::{Envelope, Reader, Request, Version, WireError, write_bytes, write_u32};
+
+/// What the transport does with an incoming message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send the message written into `out` behind this envelope.
+    Respond(Envelope),
+    /// Send nothing (a response sent to the node, which it must not answer); over TCP, close.
+    Drop,
+}
+
+/// The Handle front end over a node.
+pub struct Frontend {
+    node: Arc<Node>,
+}
+
+impl Frontend {
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+
+    /// Answers the message `message` that followed `envelope` (already decoded and bounded),
+    /// writing the response message into `out`. `now` is Unix time in seconds.
+    pub fn answer(&self, envelope: &Envelope, message: &[u8], now: u32, out: &mut Vec<u8>) -> Verdict {
+        let request = match Request::decode(*envelope, message) {
+            Ok(r) => r,
+            Err(e) => return Verdict::Respond(message::protocol_error(envelope, now, &e.to_string(), out)),
+        };
+        // Answering a response could start a loop between two servers.
+        if request.header.response_code != 0 {
+            return Verdict::Drop;
+        }
+        let version = envelope.suggested.min(message::MAX_VERSION);
+        let envelope = match request.header.opcode {
+            message::opcode::RESOLUTION => self.resolution(&request, version, now, out),
+            op => {
+                error(&request, ResponseCode::OperationNotSupported, &format!("opcode {op} is not supported"), now, out)
+            }
+        };
+        Verdict::Respond(envelope)
+    }
+
+    /// Answers one UDP datagram: an envelope and the whole message. A message spread over
+    /// several datagrams is refused with PROTOCOL_ERROR (reassembly is not built); a datagram
+    /// too short for an envelope, or whose envelope announces more than
+    /// [`message::MAX_MESSAGE_LEN`], is dropped.
+    pub fn answer_datagram(&self, datagram: &[u8], now: u32, out: &mut Vec<u8>) -> Verdict {
+        let Ok(envelope) = Envelope::decode(datagram) else { return Verdict::Drop };
+        let rest = &datagram[message::ENVELOPE_LEN..];
+        let len = envelope.message_length as usize;
+        if envelope.flags & message::ENV_TRUNCATED != 0 || envelope.message_id != 0 || rest.len() < len {
+            let text = "a request spread over several datagrams is not supported; use TCP";
+            return Verdict::Respond(message::protocol_error(&envelope, now, text, out));
+        }
+        self.answer(&envelope, &rest[..len], now, out)
+    }
+
+    fn resolution(&self, request: &Request<'_>, version: Version, now: u32, out: &mut Vec<u8>) -> Envelope {
+        let Ok(Query { handle, indexes, types }) = Query::decode(request.body) else {
+            return error(request, ResponseCode::ProtocolError, "the resolution request is malformed", now, out);
+        };
+        let Some(id) = identifier(handle) else {
+            return error(request, ResponseCode::InvalidHandle, "the handle is not a valid identifier", now, out);
+        };
+        // Filtering by type and index follows CNRI below, not the core's filter (which wants
+        // both to match); the core applies the read rules.
+        let filter = ReadFilter { public_only: true, ..ReadFilter::default() };
+        let record = match self.node.resolve(None, &id, &filter) {
+            Ok(Resolution::Found(found)) => found.record,
+            Ok(Resolution::Referral(delegation)) => return referral(request, version, &id, &delegation, now, out),
+            Err(e) => return error(request, e.code(), &e.to_string(), now, out),
+        };
+        let selected: Vec<&Value> = record.values.iter().filter(|v| selects(v, &indexes, &types)).collect();
+        if selected.is_empty() {
+            return error(request, ResponseCode::ValuesNotFound, "no value matches", now, out);
+        }
+        request.respond(wire_code(ResponseCode::Success, version), now, out, |out| {
+            write_bytes(out, handle);
+            write_u32(out, selected.len() as u32);
+            selected.iter().for_each(|v| write_value(out, v, &v.kind));
+        })
+    }
+}
+
+/// The body of a RESOLUTION request: handle, index list, type list. Bytes after them are
+/// ignored, as CNRI's decoder ignores them.
+struct Query<'a> {
+    handle: &'a [u8],
+    indexes: Vec<u32>,
+    types: Vec<&'a [u8]>,
+}
+
+impl<'a> Query<'a> {
+    fn decode(body: &'a [u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(body);
+        Ok(Self { handle: r.bytes()?, indexes: r.u32_array()?, types: r.bytes_array()? })
+    }
+}
+
+/// The identifier a handle names; a handle without a slash is a prefix (`88.100` is
+/// `0.NA/88.100`, as CNRI's server reads it).
+fn identifier(handle: &[u8]) -> Option<Identifier> {
+    let text = std::str::from_utf8(handle).ok()?;
+    if text.contains('/') { Identifier::parse(text).ok() } else { Identifier::prefix_record(text).ok() }
+}
+
+/// CNRI's selection: a value is returned when its index is listed or its type matches, and all
+/// are when both lists are empty. A type matches ignoring ASCII case; a requested type ending in
+/// `.` also matches the types below it (`URL.` matches `URL` and `URL.mirror`).
+fn selects(value: &Value, indexes: &[u32], types: &[&[u8]]) -> bool {
+    if indexes.is_empty() && types.is_empty() {
+        return true;
+    }
+    let kind = value.kind.as_bytes();
+    indexes.contains(&value.index)
+        || types.iter().any(|t| match t.strip_suffix(b".") {
+            Some(base) => {
+                kind.eq_ignore_ascii_case(base) || (kind.len() >= t.len() && kind[..t.len()].eq_ignore_ascii_case(t))
+            }
+            None => kind.eq_ignore_ascii_case(t),
+        })
+}
+
+/// The number a response code travels as in `version`: a prefix referral is SERVER_BACKUP (7)
+/// and INVALID_VALUE is VALUE_ALREADY_EXISTS (201) to clients before 2.5, as CNRI sends them.
+fn wire_code(code: ResponseCode, version: Version) -> u32 {
+    match code {
+        ResponseCode::PrefixReferral if version < Version::new(2, 5) => 7,
+        ResponseCode::InvalidValue if version < Version::new(2, 5) => 201,
+        code => code.number(),
+    }
+}
+
+/// A response with `code` and an error body (the request digest when asked for, then the
+/// message as UTF-8).
+fn error(request: &Request<'_>, code: ResponseCode, text: &str, now: u32, out: &mut Vec<u8>) -> Envelope {
+    let version = request.envelope.suggested.min(message::MAX_VERSION);
+    request.respond(wire_code(code, version), now, out, |out| write_bytes(out, text.as_bytes()))
+}
+
+/// The answer for an identifier at or below a delegation. For a prefix record
+/// (`0.NA/88.100.5.1`) it is CNRI's prefix referral: PREFIX_REFERRAL with an empty handle and
+/// the delegation's public `HS_SITE` and `HS_SERV` values typed `HS_SITE.PREFIX` and
+/// `HS_SERV.PREFIX`, which CNRI's client follows. Any other identifier gets SERVER_NOT_RESP
+/// (301), CNRI's answer for a handle not homed at the server: its clients find the right node
+/// through the prefix record, which the top-level node answers.
+fn referral(
+    request: &Request<'_>,
+    version: Version,
+    id: &Identifier,
+    delegation: &crate::record::Record,
+    now: u32,
+    out: &mut Vec<u8>,
+) -> Envelope {
+    let delegated = delegation.identifier.as_str();
+    if id.record_prefix().is_none() || version < Version::new(2, 5) {
+        let text = format!("{id} is served by the node named in {delegated}");
+        let code = if id.record_prefix().is_some() {
+            ResponseCode::PrefixReferral
+        } else {
+            ResponseCode::ServerNotResponsible
+        };
+        return error(request, code, &text, now, out);
+    }
+    let referred: Vec<(&Value, String)> = delegation
+        .values
+        .iter()
+        .filter(|v| v.is_public())
+        .filter_map(|v| {
+            let kind = ["HS_SITE", "HS_SERV"].into_iter().find(|k| v.is_type(k))?;
+            Some((v, format!("{kind}.PREFIX")))
+        })
+        .collect();
+    request.respond(wire_code(ResponseCode::PrefixReferral, version), now, out, |out| {
+        write_bytes(out, b"");
+        write_u32(out, referred.len() as u32);
+        referred.iter().for_each(|(v, kind)| write_value(out, v, kind));
+    })
+}
+
+/// A HandleValue: index, timestamp, TTL type and TTL, permissions, type, data, references.
+fn write_value(out: &mut Vec<u8>, value: &Value, kind: &str) {
+    let clamp = |t: i64| u32::try_from(t.max(0)).unwrap_or(u32::MAX);
+    write_u32(out, value.index);
+    write_u32(out, clamp(value.timestamp));
+    match value.ttl {
+        Ttl::Relative(s) => {
+            out.push(0);
+            write_u32(out, s);
+        }
+        Ttl::Absolute(t) => {
+            out.push(1);
+            write_u32(out, clamp(t));
+        }
+    }
+    let p = value.permissions;
+    let bit = |on: u8, wire: u8| if p.has(on) { wire } else { 0 };
+    out.push(
+        bit(Permissions::ADMIN_READ, 0x08)
+            | bit(Permissions::ADMIN_WRITE, 0x04)
+            | bit(Permissions::PUBLIC_READ, 0x02)
+            | bit(Permissions::PUBLIC_WRITE, 0x01),
+    );
+    write_bytes(out, kind.as_bytes());
+    write_bytes(out, &value.data);
+    write_u32(out, value.references.len() as u32);
+    for r in &value.references {
+        write_bytes(out, r.identifier.as_bytes());
+        write_u32(out, r.index);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_is_cnri_s_union_with_dotted_type_prefixes() {
+        let url = Value::new(1, "URL", "x", 0);
+        let mirror = Value::new(2, "url.mirror", "x", 0);
+        let email = Value::new(3, "EMAIL", "x", 0);
+        let picked = |indexes: &[u32], types: &[&[u8]]| -> Vec<u32> {
+            [&url, &mirror, &email].into_iter().filter(|v| selects(v, indexes, types)).map(|v| v.index).collect()
+        };
+        assert_eq!(picked(&[], &[]), [1, 2, 3]);
+        assert_eq!(picked(&[], &[b"url"]), [1]);
+        assert_eq!(picked(&[], &[b"URL."]), [1, 2]);
+        assert_eq!(picked(&[3], &[b"URL"]), [1, 3], "index or type");
+        assert_eq!(picked(&[9], &[b"UR"]), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn values_encode_as_cnri_writes_them() {
+        // The notes' example: 1 URL https://example.org/, timestamp 0x65000000.
+        let v = Value::new(1, "URL", "https://example.org/", 0x6500_0000);
+        let mut out = Vec::new();
+        write_value(&mut out, &v, &v.kind);
+        let expected = ["00000001", "65000000", "00", "00015180", "0e", "00000003", "55524c", "00000014"].concat()
+            + "68747470733a2f2f6578616d706c652e6f72672f00000000";
+        assert_eq!(hex::encode(&out), expected);
+        assert_eq!(out.len(), 49);
+    }
+
+    #[test]
+    fn old_clients_get_old_codes() {
+        assert_eq!(wire_code(ResponseCode::PrefixReferral, Version::new(2, 4)), 7);
+        assert_eq!(wire_code(ResponseCode::PrefixReferral, Version::new(2, 5)), 303);
+        assert_eq!(wire_code(ResponseCode::InvalidValue, Version::new(2, 3)), 201);
+        assert_eq!(wire_code(ResponseCode::OperationNotSupported, Version::new(2, 11)), 5);
+    }
+}

@@ -1,0 +1,173 @@
+//! Handle protocol sockets (RFC 3652 section 3; docs/handle-protocol.md): TCP and UDP on one
+//! address, answered by [`crate::handle::Frontend`].
+//!
+//! TCP: a permit is taken before `accept` (at most `handle.tcp_max_connections` clients, at
+//! most `tcp_max_connections_per_source` from one address); a connection reads envelope and
+//! message, answers, and reads the next, in order (CNRI's client sends one message per
+//! connection, the national SDKs keep connections open). An envelope that announces more than
+//! 262,144 bytes, a message cut short, a response sent to the node, and a client idle, slow to
+//! send or slow to read for `tcp_idle_timeout_secs` all close the connection.
+//!
+//! UDP: one OS thread owns the socket and its buffers, receives a datagram, answers it
+//! synchronously and sends the answer in numbered 492-byte chunks when it exceeds one 512-byte
+//! datagram. A request spread over several datagrams gets PROTOCOL_ERROR (clients retry over
+//! TCP).
+
+use std::net::{SocketAddr, UdpSocket};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::tcp::TcpLimits;
+use crate::handle::message::{ENVELOPE_LEN, Envelope, MAX_MESSAGE_LEN, udp_datagrams};
+use crate::handle::{Frontend, Verdict};
+use crate::sources::Sources;
+
+/// 100 ms: how long the UDP thread blocks in receive before it looks whether to stop.
+const STOP_CHECK: Duration = Duration::from_millis(100);
+/// 65,535: the largest UDP datagram; a bigger one is cut by the kernel and then refused.
+const MAX_DATAGRAM: usize = 65_535;
+
+/// Unix time in whole seconds, for response expirations.
+fn now() -> u32 {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    u32::try_from(secs).unwrap_or(u32::MAX)
+}
+
+/// Calls the front end; a panic (a bug, never expected) drops this one message.
+fn answer(frontend: &Frontend, f: impl FnOnce(&Frontend) -> Verdict) -> Verdict {
+    std::panic::catch_unwind(AssertUnwindSafe(|| f(frontend))).unwrap_or_else(|_| {
+        tracing::error!("answering a Handle message panicked; it was dropped, serving goes on");
+        Verdict::Drop
+    })
+}
+
+//------------ UDP -----------------------------------------------------------------------------
+
+pub(super) fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = UdpSocket::bind(addr)?;
+    socket.set_read_timeout(Some(STOP_CHECK))?;
+    Ok(socket)
+}
+
+/// Receives and answers datagrams until `token` is cancelled.
+pub(super) fn udp_worker(socket: UdpSocket, frontend: &Frontend, token: &CancellationToken) {
+    let mut datagram = vec![0u8; MAX_DATAGRAM];
+    let mut out = Vec::with_capacity(MAX_MESSAGE_LEN);
+    let mut chunk = Vec::with_capacity(512);
+    while !token.is_cancelled() {
+        let (len, peer) = match socket.recv_from(&mut datagram) {
+            Ok(r) => r,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(e) => {
+                tracing::debug!(error = %e, "Handle UDP receive failed");
+                continue;
+            }
+        };
+        let request = &datagram[..len];
+        if let Verdict::Respond(envelope) = answer(frontend, |f| f.answer_datagram(request, now(), &mut out)) {
+            udp_datagrams(&envelope, &out, &mut chunk, |d| {
+                if let Err(e) = socket.send_to(d, peer) {
+                    tracing::debug!(error = %e, %peer, "Handle UDP send failed");
+                }
+            });
+        }
+    }
+}
+
+//------------ TCP -----------------------------------------------------------------------------
+
+/// Accepts connections until `token` is cancelled, each on a task of `tracker`.
+pub(super) async fn acceptor(
+    listener: TcpListener,
+    frontend: Arc<Frontend>,
+    limits: TcpLimits,
+    tracker: TaskTracker,
+    token: CancellationToken,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let sources = Sources::default();
+    loop {
+        let permit = tokio::select! {
+            _ = token.cancelled() => return,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return, // closed: never, the semaphore lives here
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = token.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Handle TCP accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let (frontend, token, sources) = (frontend.clone(), token.clone(), sources.clone());
+        tracker.spawn(async move {
+            let Some(_slot) = sources.take(peer.ip(), limits.per_source) else {
+                tracing::debug!(%peer, "Handle TCP connection refused: too many from this address");
+                return;
+            };
+            tokio::select! {
+                _ = token.cancelled() => {}
+                r = connection(stream, &frontend, limits.idle_timeout) => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, %peer, "Handle TCP connection ended");
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Serves one connection until the client closes it, goes idle or sends what closes it.
+async fn connection(mut stream: TcpStream, frontend: &Frontend, idle: Duration) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut head = [0u8; ENVELOPE_LEN];
+    let mut message = Vec::new();
+    let mut out = Vec::new();
+    let mut framed = Vec::new();
+    loop {
+        // The first byte may be waited for as long as the idle timeout; the whole envelope too.
+        match tokio::time::timeout(idle, stream.read_exact(&mut head)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Ok(()),
+        }
+        let Ok(envelope) = Envelope::decode(&head) else {
+            return Ok(()); // longer than any message may be: nothing worth reading
+        };
+        // The buffer grows with the bytes that arrive, never ahead of them from the length
+        // field, and never past MAX_MESSAGE_LEN (checked by the envelope's decoding).
+        let len = envelope.message_length as usize;
+        message.clear();
+        match tokio::time::timeout(idle, (&mut stream).take(len as u64).read_to_end(&mut message)).await {
+            Ok(Ok(n)) if n == len => {}
+            Ok(Ok(_)) => return Ok(()), // the client closed mid-message
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Ok(()),
+        }
+        let Verdict::Respond(response) = answer(frontend, |f| f.answer(&envelope, &message, now(), &mut out)) else {
+            return Ok(());
+        };
+        framed.clear();
+        response.encode(&mut framed);
+        framed.extend_from_slice(&out);
+        match tokio::time::timeout(idle, stream.write_all(&framed)).await {
+            Ok(r) => r?,
+            Err(_) => return Ok(()), // a client that does not read holds a slot no longer
+        }
+    }
+}

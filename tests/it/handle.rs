@@ -1,0 +1,374 @@
+//! The Handle protocol over real sockets. Requests are written byte by byte from the protocol's
+//! layouts (docs/handle-protocol.md), and responses read the same way, without the node's codec.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use idnode::auth::Admin;
+use idnode::identifier::Identifier;
+use idnode::node::PutOptions;
+use idnode::record::Value;
+use sha1::Digest;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+use crate::start_server;
+
+const RD: u32 = 0x0080_0000;
+const TYPICAL_FLAGS: u32 = 0x1900_0000; // REC | CA | PO, what CNRI's client sends
+
+//------------ A test-side client ------------------------------------------------------------
+
+fn u32s(out: &mut Vec<u8>, n: u32) {
+    out.extend_from_slice(&n.to_be_bytes());
+}
+
+fn bytes(out: &mut Vec<u8>, b: &[u8]) {
+    u32s(out, b.len() as u32);
+    out.extend_from_slice(b);
+}
+
+fn resolution(handle: &str, indexes: &[u32], types: &[&str]) -> Vec<u8> {
+    let mut body = Vec::new();
+    bytes(&mut body, handle.as_bytes());
+    u32s(&mut body, indexes.len() as u32);
+    indexes.iter().for_each(|i| u32s(&mut body, *i));
+    u32s(&mut body, types.len() as u32);
+    types.iter().for_each(|t| bytes(&mut body, t.as_bytes()));
+    body
+}
+
+/// Header (24 bytes) + body + empty credential.
+fn message(opcode: u32, flags: u32, body: &[u8]) -> Vec<u8> {
+    let mut m = Vec::new();
+    for n in [opcode, 0, flags] {
+        u32s(&mut m, n);
+    }
+    m.extend_from_slice(&[0, 1, 0, 0]); // site serial, recursion count, reserved
+    u32s(&mut m, 0); // expiration
+    bytes(&mut m, body);
+    u32s(&mut m, 0);
+    m
+}
+
+/// Envelope (20 bytes) + message. `suggested` (major, minor); (0, 0) for none.
+fn envelope(version: (u8, u8), suggested: (u8, u8), request_id: u32, message: &[u8]) -> Vec<u8> {
+    let mut e = vec![version.0, version.1, suggested.0, suggested.1];
+    for n in [0, request_id, 0, message.len() as u32] {
+        u32s(&mut e, n);
+    }
+    e.extend_from_slice(message);
+    e
+}
+
+fn request(request_id: u32, flags: u32, body: &[u8]) -> Vec<u8> {
+    envelope((2, 10), (2, 11), request_id, &message(1, flags, body))
+}
+
+#[derive(Debug)]
+struct Response {
+    version: (u8, u8),
+    suggested: (u8, u8),
+    request_id: u32,
+    opcode: u32,
+    code: u32,
+    flags: u32,
+    expiration: u32,
+    body: Vec<u8>,
+}
+
+fn be(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+/// Reads an envelope and its whole message.
+fn parse(envelope: &[u8], message: &[u8]) -> Response {
+    assert_eq!(be(envelope, 16) as usize, message.len());
+    let body_len = be(message, 20) as usize;
+    assert_eq!(message.len(), 24 + body_len + 4, "header, body, credential length");
+    assert_eq!(be(message, 24 + body_len), 0, "no credential");
+    Response {
+        version: (envelope[0], envelope[1]),
+        suggested: (envelope[2] & 3, envelope[3]),
+        request_id: be(envelope, 8),
+        opcode: be(message, 0),
+        code: be(message, 4),
+        flags: be(message, 8),
+        expiration: be(message, 16),
+        body: message[24..24 + body_len].to_vec(),
+    }
+}
+
+async fn read_response(stream: &mut TcpStream) -> Response {
+    let mut head = [0u8; 20];
+    tokio::time::timeout(Duration::from_secs(3), stream.read_exact(&mut head)).await.unwrap().unwrap();
+    let mut message = vec![0u8; be(&head, 16) as usize];
+    stream.read_exact(&mut message).await.unwrap();
+    parse(&head, &message)
+}
+
+async fn tcp(addr: SocketAddr, request: &[u8]) -> Response {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    read_response(&mut stream).await
+}
+
+/// Sends one datagram and reassembles the answer from its numbered chunks; also returns the
+/// datagrams' sizes and whether each had TC set.
+async fn udp(addr: SocketAddr, request: &[u8]) -> (Response, Vec<(usize, bool)>) {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.send_to(request, addr).await.unwrap();
+    let mut chunks: Vec<Option<Vec<u8>>> = Vec::new();
+    let mut head;
+    let mut sizes = Vec::new();
+    loop {
+        let mut buf = [0u8; 2048];
+        let n = tokio::time::timeout(Duration::from_secs(3), socket.recv(&mut buf)).await.unwrap().unwrap();
+        let d = &buf[..n];
+        sizes.push((n, d[2] & 0x20 != 0));
+        let total = be(d, 16) as usize;
+        let count = total.div_ceil(492).max(1);
+        chunks.resize(count, None);
+        chunks[be(d, 12) as usize] = Some(d[20..].to_vec());
+        head = d[..20].to_vec();
+        if chunks.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    let message: Vec<u8> = chunks.into_iter().flatten().flatten().collect();
+    (parse(&head, &message), sizes)
+}
+
+/// (index, type, data, permissions byte) of each HandleValue in a resolution body.
+fn values(body: &[u8]) -> (String, Vec<(u32, String, String, u8)>) {
+    let mut at = 0;
+    let mut read = |n: usize| {
+        let b = &body[at..at + n];
+        at += n;
+        b.to_vec()
+    };
+    let string = |read: &mut dyn FnMut(usize) -> Vec<u8>| {
+        let len = be(&read(4), 0) as usize;
+        String::from_utf8_lossy(&read(len)).into_owned()
+    };
+    let handle = string(&mut read);
+    let n = be(&read(4), 0);
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let index = be(&read(4), 0);
+        read(4 + 1 + 4); // timestamp, ttl type, ttl
+        let perms = read(1)[0];
+        let kind = string(&mut read);
+        let data = string(&mut read);
+        assert_eq!(be(&read(4), 0), 0, "no references");
+        out.push((index, kind, data, perms));
+    }
+    assert_eq!(at, body.len(), "nothing after the values");
+    (handle, out)
+}
+
+fn now() -> u32 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as u32
+}
+
+//------------ Tests ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_demo_identifier_resolves_over_tcp_and_udp_as_over_http() {
+    let node = start_server().await;
+    let addr = node.handle;
+    let url = format!("http://{}/api/handles/88.100.1/ABC-123", node.http);
+    let json: serde_json::Value =
+        tokio::task::spawn_blocking(move || ureq::get(&url).call().unwrap().body_mut().read_json().unwrap())
+            .await
+            .unwrap();
+    let http: Vec<(u32, String, String)> = json["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let data = v["data"]["value"].as_str().unwrap().to_owned();
+            (v["index"].as_u64().unwrap() as u32, v["type"].as_str().unwrap().to_owned(), data)
+        })
+        .collect();
+    assert_eq!(http.len(), 3, "{json}");
+    let req = request(0x0102_0304, TYPICAL_FLAGS, &resolution("88.100.1/abc-123", &[], &[]));
+    let (over_udp, sizes) = udp(addr, &req).await;
+    assert_eq!(sizes.len(), 1);
+    for r in [tcp(addr, &req).await, over_udp] {
+        assert_eq!((r.opcode, r.code, r.request_id), (1, 1, 0x0102_0304), "{r:?}");
+        assert_eq!((r.version, r.suggested), ((2, 11), (2, 11)));
+        assert!(r.expiration > now() + 43_000, "expires in 12 h");
+        let (handle, vals) = values(&r.body);
+        assert_eq!(handle, "88.100.1/abc-123", "the handle as asked");
+        let got: Vec<(u32, String, String)> = vals.iter().map(|(i, t, d, _)| (*i, t.clone(), d.clone())).collect();
+        assert_eq!(got, http, "the public values, as the HTTP API gives them");
+        assert!(vals.iter().all(|v| v.3 == 0x0e), "admin read+write, public read");
+    }
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn filters_not_found_and_unsupported_opcodes() {
+    let node = start_server().await;
+    let addr = node.handle;
+    let resolve = |indexes: &'static [u32], types: &'static [&'static str], handle: &'static str| {
+        let req = request(9, TYPICAL_FLAGS, &resolution(handle, indexes, types));
+        async move { tcp(addr, &req).await }
+    };
+    let indexes = |r: &Response| values(&r.body).1.iter().map(|v| v.0).collect::<Vec<_>>();
+    let r = resolve(&[], &["email"], "88.100.1/ABC-123").await;
+    assert_eq!((r.code, indexes(&r)), (1, vec![2]));
+    let r = resolve(&[3], &["URL"], "88.100.1/ABC-123").await;
+    assert_eq!((r.code, indexes(&r)), (1, vec![1, 3]), "index or type");
+    let r = resolve(&[], &["NOPE"], "88.100.1/ABC-123").await;
+    assert_eq!(r.code, 200, "VALUES_NOT_FOUND");
+    let r = resolve(&[50], &[], "88.100.1/ABC-123").await;
+    assert_eq!(r.code, 200, "a private value is not shown to an anonymous client");
+    let r = resolve(&[], &[], "88.100.1/NONE").await;
+    assert_eq!(r.code, 100, "HANDLE_NOT_FOUND");
+    let r = resolve(&[], &[], "88.1 00/X").await;
+    assert_eq!(r.code, 102, "INVALID_HANDLE");
+    let (len, text) = (be(&r.body, 0) as usize, &r.body[4..]);
+    assert_eq!(len, text.len(), "an error body is one message");
+    for opcode in [2, 100, 400, 2001] {
+        let r = tcp(addr, &envelope((2, 10), (2, 11), 5, &message(opcode, 0, b""))).await;
+        assert_eq!((r.opcode, r.code, r.request_id), (opcode, 5, 5), "OPERATION_NOT_SUPPORTED");
+    }
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn versions_and_request_digests() {
+    let node = start_server().await;
+    let addr = node.handle;
+    let body = resolution("88.100.1/ABC-123", &[1], &[]);
+    let r = tcp(addr, &envelope((2, 3), (2, 11), 1, &message(1, TYPICAL_FLAGS, &body))).await;
+    assert_eq!((r.version, r.suggested), ((2, 11), (2, 11)), "a 2.3 request suggesting 2.11");
+    let r = tcp(addr, &envelope((2, 5), (0, 0), 1, &message(1, TYPICAL_FLAGS, &body))).await;
+    assert_eq!((r.version, r.suggested), ((2, 5), (2, 11)), "no suggestion: the request's own version");
+    assert_eq!(r.flags & RD, 0, "no digest unasked");
+    // The digest covers the request's header and body as sent: 24 + body bytes.
+    let m = message(1, TYPICAL_FLAGS | RD, &body);
+    let signed = &m[..24 + body.len()];
+    for (version, code, digest) in
+        [((2, 11), 3u8, sha2::Sha256::digest(signed).to_vec()), ((2, 5), 2u8, sha1::Sha1::digest(signed).to_vec())]
+    {
+        let r = tcp(addr, &envelope(version, version, 77, &m)).await;
+        assert_eq!((r.version, r.code, r.request_id), (version, 1, 77));
+        assert_ne!(r.flags & RD, 0);
+        assert_eq!(r.body[0], code);
+        assert_eq!(&r.body[1..1 + digest.len()], &digest[..], "digest of {version:?}");
+        let (handle, vals) = values(&r.body[1 + digest.len()..]);
+        assert_eq!((handle.as_str(), vals.len()), ("88.100.1/ABC-123", 1));
+    }
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn several_messages_on_one_connection_and_hostile_ones() {
+    let node = start_server().await;
+    let addr = node.handle;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    for id in 1..=3 {
+        stream.write_all(&request(id, TYPICAL_FLAGS, &resolution("88.100.1/ABC-123", &[], &[]))).await.unwrap();
+        let r = read_response(&mut stream).await;
+        assert_eq!((r.request_id, r.code), (id, 1));
+    }
+    // Body length beyond the message, a huge array count, a truncated header: PROTOCOL_ERROR,
+    // and the connection goes on.
+    let mut beyond = message(1, 0, &resolution("88.100.1/ABC-123", &[], &[]));
+    beyond[20..24].copy_from_slice(&1000u32.to_be_bytes());
+    let mut huge = Vec::new();
+    bytes(&mut huge, b"88.100.1/ABC-123");
+    u32s(&mut huge, u32::MAX);
+    for (id, m) in [(10, beyond), (11, message(1, 0, &huge)), (12, vec![0, 0, 0, 1, 0])] {
+        stream.write_all(&envelope((2, 10), (2, 11), id, &m)).await.unwrap();
+        let r = read_response(&mut stream).await;
+        assert_eq!((r.request_id, r.code), (id, 4), "PROTOCOL_ERROR");
+    }
+    // An envelope announcing more than 262,144 bytes closes the connection.
+    stream.write_all(&envelope((2, 10), (2, 11), 13, &[])[..16]).await.unwrap();
+    stream.write_all(&262_145u32.to_be_bytes()).await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut rest)).await.unwrap().unwrap();
+    assert!(rest.is_empty());
+    // A truncated envelope, then the client goes away: the node serves on.
+    let mut half = TcpStream::connect(addr).await.unwrap();
+    half.write_all(&[2, 10, 2]).await.unwrap();
+    drop(half);
+    let (r, _) = udp(addr, &envelope((2, 10), (2, 11), 14, &[0; 10])).await;
+    assert_eq!((r.request_id, r.code), (14, 4), "a runt message over UDP");
+    let partial = envelope((2, 10), (2, 11), 15, &message(1, 0, &resolution("88.100.1/ABC-123", &[], &[])));
+    let (r, _) = udp(addr, &partial[..partial.len() - 3]).await;
+    assert_eq!((r.request_id, r.code), (15, 4), "a request spread over datagrams");
+    let r = tcp(addr, &request(16, TYPICAL_FLAGS, &resolution("88.100.1/ABC-123", &[], &[]))).await;
+    assert_eq!((r.request_id, r.code), (16, 1));
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_large_answer_over_udp_comes_in_numbered_chunks() {
+    let node = start_server().await;
+    let id = Identifier::parse("88.100.1/BIG").unwrap();
+    let big: Vec<Value> =
+        (1..=10).map(|i| Value::new(i, "URL", format!("https://example.com/{}", "x".repeat(200)), 0)).collect();
+    node.node.put(&Admin::node(), &id, big, &PutOptions::default()).unwrap();
+    let req = request(21, TYPICAL_FLAGS, &resolution("88.100.1/BIG", &[], &[]));
+    let (r, sizes) = udp(node.handle, &req).await;
+    assert_eq!((r.request_id, r.code), (21, 1));
+    assert_eq!(values(&r.body).1.len(), 10);
+    assert!(sizes.len() > 1, "{sizes:?}");
+    let (last, full) = sizes.split_last().unwrap();
+    assert!(full.iter().all(|&(n, tc)| n == 512 && tc), "{sizes:?}");
+    assert!(last.0 <= 512 && last.1, "{sizes:?}");
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn below_a_delegation_prefix_records_are_referred_and_identifiers_are_not_served_here() {
+    let node = start_server().await;
+    let site: idnode::record::site::Site =
+        serde_json::from_str(r#"{"servers":[{"serverId":1,"address":"192.0.2.1"}]}"#).unwrap();
+    let delegation = Identifier::parse("0.NA/88.100.5").unwrap();
+    let sites = vec![Value::new(1, "HS_SITE", site.encode(), 0)];
+    node.node.put(&Admin::node(), &delegation, sites, &PutOptions::default()).unwrap();
+    let r = tcp(node.handle, &request(31, TYPICAL_FLAGS, &resolution("0.NA/88.100.5.1", &[], &[]))).await;
+    assert_eq!(r.code, 303, "PREFIX_REFERRAL");
+    let (handle, vals) = values(&r.body);
+    assert_eq!(handle, "", "CNRI's referral names no handle");
+    assert_eq!(vals.iter().map(|v| (v.0, v.1.as_str())).collect::<Vec<_>>(), [(1, "HS_SITE.PREFIX")]);
+    let r = tcp(node.handle, &request(32, TYPICAL_FLAGS, &resolution("88.100.5/X", &[], &[]))).await;
+    assert_eq!(r.code, 301, "SERVER_NOT_RESP");
+    let old = envelope((2, 4), (0, 0), 33, &message(1, TYPICAL_FLAGS, &resolution("0.NA/88.100.5.1", &[], &[])));
+    assert_eq!(tcp(node.handle, &old).await.code, 7, "a prefix referral before 2.5");
+    let r = tcp(node.handle, &request(34, TYPICAL_FLAGS, &resolution("0.NA/88.100.5", &[], &["HS_SITE"]))).await;
+    assert_eq!((r.code, values(&r.body).1.len()), (1, 1), "the delegation record itself is served");
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn tcp_clients_are_capped_per_address_and_cut_off_when_idle() {
+    let node = crate::start_server_with(|c| {
+        c.handle.tcp_idle_timeout_secs = 1;
+        c.handle.tcp_max_connections_per_source = 1;
+    })
+    .await;
+    let mut first = TcpStream::connect(node.handle).await.unwrap();
+    first.write_all(&request(41, TYPICAL_FLAGS, &resolution("88.100.1/ABC-123", &[], &[]))).await.unwrap();
+    assert_eq!(read_response(&mut first).await.code, 1);
+    let mut second = TcpStream::connect(node.handle).await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_millis(500), second.read_to_end(&mut rest))
+        .await
+        .expect("a second connection from one address is closed at once")
+        .unwrap();
+    assert!(rest.is_empty());
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(3), first.read_to_end(&mut rest))
+        .await
+        .expect("an idle client is cut off")
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(500), "{:?}", started.elapsed());
+    node.stop().await;
+}
