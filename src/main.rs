@@ -79,15 +79,18 @@ enum Command {
     /// Resolve an identifier over DNS and print its values.
     Resolve {
         identifier: String,
-        /// The node to ask.
-        #[arg(long, default_value = "127.0.0.1:5300")]
-        server: SocketAddr,
+        /// The node to ask [default: 127.0.0.1:5300 for DNS, 127.0.0.1:2641 for Handle].
+        #[arg(long)]
+        server: Option<SocketAddr>,
         /// Ask over TCP instead of UDP.
         #[arg(long)]
         tcp: bool,
-        /// The node's apex zone.
+        /// The node's apex zone (DNS).
         #[arg(long, default_value = "id.example.")]
         apex: String,
+        /// The protocol to ask in.
+        #[arg(long, value_enum, default_value_t = probe::Protocol::Dns)]
+        protocol: probe::Protocol,
     },
     /// Identifiers on a running node, through its HTTP API.
     Id {
@@ -238,7 +241,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin { command: AdminCommand::Init { prefix, secret_file, settings } } => {
             data::admin_init(&settings.load()?, &prefix, secret_file.as_deref())
         }
-        Command::Resolve { identifier, server, tcp, apex } => probe::resolve(&identifier, server, tcp, &apex),
+        Command::Resolve { identifier, server, tcp, apex, protocol } => {
+            probe::resolve(&identifier, protocol, server, tcp, &apex)
+        }
         Command::DnsName { identifier, apex } => probe::dns_name(&identifier, &apex),
         Command::Bench(args) => probe::bench(args),
         Command::Id { command: IdCommand::Get { handle, types, index, json, api } } => {

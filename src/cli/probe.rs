@@ -17,9 +17,28 @@ pub fn parse_apex(apex: &str) -> anyhow::Result<DnsName> {
     DnsName::from_ascii(apex).with_context(|| format!("--apex {apex:?} is not a domain name"))
 }
 
-/// `idnode resolve`: asks `server` for `identifier` under `apex` and prints its public values.
-pub fn resolve(identifier: &str, server: SocketAddr, tcp: bool, apex: &str) -> anyhow::Result<()> {
+/// The protocol `idnode resolve` asks in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    Dns,
+    /// The Handle protocol (RFC 3652).
+    Handle,
+}
+
+/// `idnode resolve`: asks `server` (the protocol's default port on 127.0.0.1 when `None`) for
+/// `identifier` and prints its public values.
+pub fn resolve(
+    identifier: &str,
+    protocol: Protocol,
+    server: Option<SocketAddr>,
+    tcp: bool,
+    apex: &str,
+) -> anyhow::Result<()> {
     let id = Identifier::parse(identifier)?;
+    if protocol == Protocol::Handle {
+        return resolve_handle(&id, server.unwrap_or(([127, 0, 0, 1], 2641).into()), tcp);
+    }
+    let server = server.unwrap_or(([127, 0, 0, 1], 5300).into());
     let r = client::resolve(server, &id, &parse_apex(apex)?, tcp, Duration::from_secs(3))?;
     let mut out = std::io::stdout().lock();
     let retried = if r.retried_over_tcp { ", truncated over UDP, retried over TCP" } else { "" };
@@ -29,6 +48,22 @@ pub fn resolve(identifier: &str, server: SocketAddr, tcp: bool, apex: &str) -> a
     }
     if r.values.is_empty() {
         anyhow::bail!("{id} exists but has no public values");
+    }
+    for (index, kind, data) in r.values {
+        writeln!(out, "{index:>6}  {kind:<12}  {}", String::from_utf8_lossy(&data))?;
+    }
+    Ok(())
+}
+
+/// `idnode resolve --protocol handle`: one anonymous RESOLUTION, over TCP when `tcp`.
+fn resolve_handle(id: &Identifier, server: SocketAddr, tcp: bool) -> anyhow::Result<()> {
+    let r = crate::handle::client::resolve(server, id, tcp, Duration::from_secs(3))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{id} (Handle protocol {}.{}, {})", r.version.0, r.version.1, if tcp { "TCP" } else { "UDP" })?;
+    match r.code {
+        1 => {}
+        303 => writeln!(out, "referred elsewhere (303 PREFIX_REFERRAL); the sites to ask:")?,
+        code => anyhow::bail!("{id}: response code {code} from {server}: {}", r.message.unwrap_or_default()),
     }
     for (index, kind, data) in r.values {
         writeln!(out, "{index:>6}  {kind:<12}  {}", String::from_utf8_lossy(&data))?;

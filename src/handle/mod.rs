@@ -17,6 +17,7 @@
 //! public-only flag says (a non-public value needs an authenticated administrator, which the
 //! challenge-response of a later slice provides). Credentials on requests are ignored.
 
+pub mod client;
 pub mod message;
 
 use std::sync::Arc;

@@ -372,3 +372,43 @@ async fn tcp_clients_are_capped_per_address_and_cut_off_when_idle() {
     assert!(started.elapsed() >= Duration::from_millis(500), "{:?}", started.elapsed());
     node.stop().await;
 }
+
+#[tokio::test]
+async fn idnode_resolve_asks_over_the_handle_protocol_on_tcp_and_udp() {
+    let node = start_server().await;
+    let id = Identifier::parse("88.100.1/BIG").unwrap();
+    // Over UDP this answer needs several datagrams, which the client reassembles.
+    let big: Vec<Value> =
+        (1..=10).map(|i| Value::new(i, "URL", format!("https://example.com/{i}/{}", "x".repeat(200)), 0)).collect();
+    node.node.put(&Admin::node(), &id, big, &PutOptions::default()).unwrap();
+    let server = node.handle.to_string();
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_idnode")).args(&args).output().unwrap()
+        })
+    };
+    for transport in [None, Some("--tcp")] {
+        let mut args: Vec<String> = ["resolve", "88.100.1/ABC-123", "--protocol", "handle", "--server", &server]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(transport.map(str::to_owned));
+        let out = run(args.clone()).await.unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{args:?}: {text} {}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains("Handle protocol 2.11"), "{text}");
+        assert!(text.contains("https://example.com/products/ABC-123"), "{text}");
+
+        args[1] = "88.100.1/BIG".into();
+        let out = run(args.clone()).await.unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(text.lines().filter(|l| l.contains("https://example.com/")).count(), 10, "{text}");
+
+        args[1] = "88.100.1/NONE".into();
+        let out = run(args).await.unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("response code 100"), "{out:?}");
+    }
+    node.stop().await;
+}
