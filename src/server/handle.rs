@@ -20,14 +20,12 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::tcp::TcpLimits;
 use crate::handle::message::{ENVELOPE_LEN, Envelope, MAX_MESSAGE_LEN, udp_datagrams};
 use crate::handle::{Frontend, Verdict};
-use crate::sources::Sources;
 
 /// 100 ms: how long the UDP thread blocks in receive before it looks whether to stop.
 const STOP_CHECK: Duration = Duration::from_millis(100);
@@ -83,7 +81,7 @@ pub(super) fn udp_worker(socket: UdpSocket, frontend: &Frontend, token: &Cancell
 
 //------------ TCP -----------------------------------------------------------------------------
 
-/// Accepts connections until `token` is cancelled, each on a task of `tracker`.
+/// Accepts Handle protocol connections until `token` is cancelled (see [`super::tcp::accept`]).
 pub(super) async fn acceptor(
     listener: TcpListener,
     frontend: Arc<Frontend>,
@@ -91,44 +89,15 @@ pub(super) async fn acceptor(
     tracker: TaskTracker,
     token: CancellationToken,
 ) {
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let sources = Sources::default();
-    loop {
-        let permit = tokio::select! {
-            _ = token.cancelled() => return,
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return, // closed: never, the semaphore lives here
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            _ = token.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(error = %e, "Handle TCP accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let (frontend, token, sources) = (frontend.clone(), token.clone(), sources.clone());
-        tracker.spawn(async move {
-            let Some(_slot) = sources.take(peer.ip(), limits.per_source) else {
-                tracing::debug!(%peer, "Handle TCP connection refused: too many from this address");
-                return;
-            };
-            tokio::select! {
-                _ = token.cancelled() => {}
-                r = connection(stream, &frontend, limits.idle_timeout) => {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, %peer, "Handle TCP connection ended");
-                    }
-                }
+    super::tcp::accept(listener, limits, tracker, token, "Handle", |stream, peer| {
+        let frontend = frontend.clone();
+        async move {
+            if let Err(e) = connection(stream, &frontend, limits.idle_timeout).await {
+                tracing::debug!(error = %e, %peer, "Handle TCP connection ended");
             }
-            drop(permit);
-        });
-    }
+        }
+    })
+    .await
 }
 
 /// Serves one connection until the client closes it, goes idle or sends what closes it.

@@ -7,6 +7,8 @@
 //! A deferred answer (a recursive node's cache miss) is awaited on the connection's own task:
 //! answers go out in order, and the connection counts against the caps while it waits.
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,14 +29,21 @@ pub(super) struct TcpLimits {
     pub(super) idle_timeout: Duration,
 }
 
-/// Accepts connections until `token` is cancelled, each on a task of `tracker`.
-pub(super) async fn acceptor<H: DnsHandler>(
+/// Accepts connections until `token` is cancelled, each served by `serve` on a task of
+/// `tracker` within the caps of `limits` (a permit taken before `accept`, a slot per client
+/// address): the one accept loop of the DNS and the Handle protocol listeners. `what` names the
+/// listener in logs.
+pub(super) async fn accept<F, Fut>(
     listener: TcpListener,
-    handler: Arc<H>,
     limits: TcpLimits,
     tracker: TaskTracker,
     token: CancellationToken,
-) {
+    what: &'static str,
+    serve: F,
+) where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let sources = Sources::default();
     loop {
@@ -51,30 +60,44 @@ pub(super) async fn acceptor<H: DnsHandler>(
                 Ok(r) => r,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "TCP accept failed");
+                    tracing::warn!(error = %e, "{what} TCP accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
         };
-        let (handler, token, sources) = (handler.clone(), token.clone(), sources.clone());
+        let Some(slot) = sources.take(peer.ip(), limits.per_source) else {
+            tracing::debug!(%peer, "{what} TCP connection refused: too many from this address");
+            continue;
+        };
+        let (connection, token) = (serve(stream, peer), token.clone());
         tracker.spawn(async move {
-            let Some(_slot) = sources.take(peer.ip(), limits.per_source) else {
-                tracing::debug!(%peer, "TCP connection refused: too many from this address");
-                drop(permit);
-                return;
-            };
             tokio::select! {
                 _ = token.cancelled() => {}
-                r = connection(stream, &*handler, limits.idle_timeout) => {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, %peer, "TCP connection ended");
-                    }
-                }
+                () = connection => {}
             }
-            drop(permit);
+            drop((slot, permit));
         });
     }
+}
+
+/// Accepts DNS connections until `token` is cancelled (see [`accept`]).
+pub(super) async fn acceptor<H: DnsHandler>(
+    listener: TcpListener,
+    handler: Arc<H>,
+    limits: TcpLimits,
+    tracker: TaskTracker,
+    token: CancellationToken,
+) {
+    accept(listener, limits, tracker, token, "DNS", |stream, peer| {
+        let handler = handler.clone();
+        async move {
+            if let Err(e) = connection(stream, &*handler, limits.idle_timeout).await {
+                tracing::debug!(error = %e, %peer, "TCP connection ended");
+            }
+        }
+    })
+    .await
 }
 
 /// Serves one connection: `Ok` when the client closed, went idle, or sent a query not worth an
