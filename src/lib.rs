@@ -44,6 +44,8 @@
 //! - [`server`]: [`server::Server::start`], the one way from a [`config::Config`] to a bound
 //!   node; UDP workers, TCP connections, the HTTP listener's task, the Handle protocol's TCP
 //!   and UDP sockets, shutdown.
+//! - `accept`: the accept loop every TCP listener (DNS, Handle, HTTP) shares: a connection
+//!   permit before `accept`, slots per client address.
 //! - [`config`]: the TOML configuration and its defaults.
 //!
 //! Around the node: [`cli`] (the subcommands' bodies; `main.rs` only parses and dispatches),
@@ -93,6 +95,7 @@
 //! - **delegation**: a parent node handing a sub-prefix to a child node.
 //! - **referral**: an answer that points a client at the node responsible for a prefix.
 
+mod accept;
 pub mod auth;
 pub mod bench;
 pub mod cache;
@@ -110,4 +113,3 @@ pub mod record;
 pub mod registry;
 pub mod secret;
 pub mod server;
-mod sources;

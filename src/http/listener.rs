@@ -56,6 +56,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::response;
+use crate::accept::{Caps, accept};
 use crate::code::ResponseCode;
 use crate::config::HttpConfig;
 
@@ -66,10 +67,6 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// 1 s: after shutdown begins, how long a connection without a request in flight may take to
 /// flush what it has written and close; a client still sending a request head is then cut off.
 pub const FLUSH_GRACE: Duration = Duration::from_secs(1);
-
-/// 50 ms: the pause after a failed `accept` (out of file descriptors and the like), so that the
-/// loop backs off instead of spinning.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListenError {
@@ -150,39 +147,14 @@ impl HttpListener {
     /// connection finish and returns.
     pub async fn serve(self, router: Router, token: CancellationToken) {
         let Self { tcp, tls, limits } = self;
-        let permits = Arc::new(Semaphore::new(limits.max_connections));
-        let sources = crate::sources::Sources::default();
         let tracker = TaskTracker::new();
-        loop {
-            let permit = tokio::select! {
-                _ = token.cancelled() => break,
-                p = permits.clone().acquire_owned() => match p {
-                    Ok(p) => p,
-                    Err(_) => break, // never closed
-                },
-            };
-            let (stream, peer) = tokio::select! {
-                _ = token.cancelled() => break,
-                r = tcp.accept() => match r {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "HTTP accept failed");
-                        tokio::time::sleep(ACCEPT_BACKOFF).await;
-                        continue;
-                    }
-                },
-            };
-            let Some(slot) = sources.take(peer.ip(), limits.per_source) else {
-                tracing::debug!(%peer, "HTTP connection closed: too many from this address");
-                drop(stream);
-                continue;
-            };
+        let caps = Caps { max_connections: limits.max_connections, per_source: limits.per_source };
+        accept(&tcp, caps, &tracker, &token, "HTTP", |stream, peer| {
             let (router, tls, token) = (router.clone(), tls.clone(), token.clone());
-            tracker.spawn(async move {
-                connection(stream, peer, router, tls, limits, &token).await;
-                drop((slot, permit));
-            });
-        }
+            // The connection watches the token itself: it finishes its request and closes.
+            async move { connection(stream, peer, router, tls, limits, &token).await }
+        })
+        .await;
         drop(tcp);
         tracker.close();
         tracker.wait().await;

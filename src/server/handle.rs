@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::tcp::TcpLimits;
+use crate::accept::{Caps, accept};
 use crate::handle::message::{ENVELOPE_LEN, Envelope, MAX_MESSAGE_LEN, udp_datagrams};
 use crate::handle::{Frontend, Verdict};
 
@@ -81,7 +82,7 @@ pub(super) fn udp_worker(socket: UdpSocket, frontend: &Frontend, token: &Cancell
 
 //------------ TCP -----------------------------------------------------------------------------
 
-/// Accepts Handle protocol connections until `token` is cancelled (see [`super::tcp::accept`]).
+/// Accepts Handle protocol connections until `token` is cancelled (see [`crate::accept`]).
 pub(super) async fn acceptor(
     listener: TcpListener,
     frontend: Arc<Frontend>,
@@ -89,11 +90,17 @@ pub(super) async fn acceptor(
     tracker: TaskTracker,
     token: CancellationToken,
 ) {
-    super::tcp::accept(listener, limits, tracker, token, "Handle", |stream, peer| {
-        let frontend = frontend.clone();
+    let caps = Caps { max_connections: limits.max_connections, per_source: limits.per_source };
+    accept(&listener, caps, &tracker, &token, "Handle TCP", |stream, peer| {
+        let (frontend, token) = (frontend.clone(), token.clone());
         async move {
-            if let Err(e) = connection(stream, &frontend, limits.idle_timeout).await {
-                tracing::debug!(error = %e, %peer, "Handle TCP connection ended");
+            tokio::select! {
+                _ = token.cancelled() => {}
+                r = connection(stream, &frontend, limits.idle_timeout) => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, %peer, "Handle TCP connection ended");
+                    }
+                }
             }
         }
     })

@@ -7,20 +7,17 @@
 //! A deferred answer (a recursive node's cache miss) is awaited on the connection's own task:
 //! answers go out in order, and the connection counts against the caps while it waits.
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{DnsHandler, answer};
+use crate::accept::{Caps, accept};
 use crate::dns::framing::{self, FrameError, MAX_MESSAGE};
 use crate::dns::{Scratch, Transport, Verdict};
-use crate::sources::Sources;
 
 #[derive(Debug, Clone, Copy)]
 pub(super) struct TcpLimits {
@@ -29,59 +26,7 @@ pub(super) struct TcpLimits {
     pub(super) idle_timeout: Duration,
 }
 
-/// Accepts connections until `token` is cancelled, each served by `serve` on a task of
-/// `tracker` within the caps of `limits` (a permit taken before `accept`, a slot per client
-/// address): the one accept loop of the DNS and the Handle protocol listeners. `what` names the
-/// listener in logs.
-pub(super) async fn accept<F, Fut>(
-    listener: TcpListener,
-    limits: TcpLimits,
-    tracker: TaskTracker,
-    token: CancellationToken,
-    what: &'static str,
-    serve: F,
-) where
-    F: Fn(TcpStream, SocketAddr) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let sources = Sources::default();
-    loop {
-        let permit = tokio::select! {
-            _ = token.cancelled() => return,
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return, // closed: never, the semaphore lives here
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            _ = token.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(r) => r,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "{what} TCP accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let Some(slot) = sources.take(peer.ip(), limits.per_source) else {
-            tracing::debug!(%peer, "{what} TCP connection refused: too many from this address");
-            continue;
-        };
-        let (connection, token) = (serve(stream, peer), token.clone());
-        tracker.spawn(async move {
-            tokio::select! {
-                _ = token.cancelled() => {}
-                () = connection => {}
-            }
-            drop((slot, permit));
-        });
-    }
-}
-
-/// Accepts DNS connections until `token` is cancelled (see [`accept`]).
+/// Accepts DNS connections until `token` is cancelled (see [`crate::accept`]).
 pub(super) async fn acceptor<H: DnsHandler>(
     listener: TcpListener,
     handler: Arc<H>,
@@ -89,11 +34,17 @@ pub(super) async fn acceptor<H: DnsHandler>(
     tracker: TaskTracker,
     token: CancellationToken,
 ) {
-    accept(listener, limits, tracker, token, "DNS", |stream, peer| {
-        let handler = handler.clone();
+    let caps = Caps { max_connections: limits.max_connections, per_source: limits.per_source };
+    accept(&listener, caps, &tracker, &token, "DNS TCP", |stream, peer| {
+        let (handler, token) = (handler.clone(), token.clone());
         async move {
-            if let Err(e) = connection(stream, &*handler, limits.idle_timeout).await {
-                tracing::debug!(error = %e, %peer, "TCP connection ended");
+            tokio::select! {
+                _ = token.cancelled() => {}
+                r = connection(stream, &*handler, limits.idle_timeout) => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, %peer, "TCP connection ended");
+                    }
+                }
             }
         }
     })
