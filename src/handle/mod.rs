@@ -25,7 +25,7 @@ use std::sync::Arc;
 use crate::code::ResponseCode;
 use crate::identifier::Identifier;
 use crate::node::{Node, ReadFilter, Resolution};
-use crate::record::{Permissions, Ttl, Value};
+use crate::record::{Permissions, Ttl, Value, types};
 use message::{Envelope, Reader, Request, Version, WireError, write_bytes, write_u32};
 
 /// What the transport does with an incoming message.
@@ -195,7 +195,7 @@ fn referral(
         .iter()
         .filter(|v| v.is_public())
         .filter_map(|v| {
-            let kind = ["HS_SITE", "HS_SERV"].into_iter().find(|k| v.is_type(k))?;
+            let kind = [types::SITE, types::SERV].into_iter().find(|k| v.is_type(k))?;
             Some((v, format!("{kind}.PREFIX")))
         })
         .collect();

@@ -35,6 +35,8 @@ pub mod types {
     pub const SECRET_KEY: &str = "HS_SECKEY";
     pub const VLIST: &str = "HS_VLIST";
     pub const SITE: &str = "HS_SITE";
+    /// A service handle: the identifier whose `HS_SITE` values serve a prefix (Handle referrals).
+    pub const SERV: &str = "HS_SERV";
 }
 
 /// An identifier and its values, in the case the identifier was registered.
