@@ -23,6 +23,8 @@ pub enum ResponseCode {
     HandleAlreadyExists = 101,
     InvalidHandle = 102,
     ValuesNotFound = 200,
+    /// A value to add is already at its index.
+    ValueAlreadyExists = 201,
     InvalidValue = 202,
     /// The identifier is not served here (CNRI's RC_SERVER_NOT_RESP): its prefix lives on
     /// another node.
@@ -33,6 +35,8 @@ pub enum ResponseCode {
     InsufficientPermissions = 401,
     AuthenticationNeeded = 402,
     AuthenticationFailed = 403,
+    /// The answer names a challenge the node does not hold (never issued, answered, or expired).
+    AuthenticationTimeout = 405,
 }
 
 impl ResponseCode {

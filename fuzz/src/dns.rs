@@ -78,7 +78,7 @@ fn fixture() -> &'static Fixture {
         ];
         config.cache.size_mb = CACHE_MB;
         let registry = Arc::new(Registry::open(&config.data_dir).expect("a registry"));
-        let (node, frontend) = idnode::server::assemble(&config, registry.clone()).expect("the node");
+        let (node, frontend) = idnode::server::assemble(&config, registry.clone(), None).expect("the node");
         for (id, values) in hostile_records() {
             let id = Identifier::parse(&id).unwrap_or_else(|e| panic!("seed {id}: {e}"));
             match node.put(&Admin::node(), &id, values.clone(), &Default::default()) {

@@ -1,7 +1,8 @@
 //! `handle_request`: any bytes as a Handle protocol request, through the front end the sockets
 //! call: as one UDP datagram (`handle::Frontend::answer_datagram`) and, when the bytes start
 //! with an envelope, as a TCP message (`handle::Frontend::answer`), over the demo namespace, a
-//! delegation and a record with ten values.
+//! delegation and a record with ten values. Administration requests are challenged, and answers
+//! to challenges checked (none passes: the fuzzer holds no key).
 //!
 //! Every answer must be one the node may send: the request id echoed, a version no higher
 //! than 2.11 with 2.11 suggested, the announced length the message's, a header whose body length
@@ -13,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 use idnode::auth::Admin;
 use idnode::config::Config;
 use idnode::handle::message::{ENVELOPE_LEN, Envelope, HEADER_LEN, MAX_MESSAGE_LEN, MAX_VERSION};
-use idnode::handle::{Frontend, Verdict};
+use idnode::handle::{Connection, Frontend, Verdict};
 use idnode::identifier::Identifier;
 use idnode::record::Value;
 use idnode::registry::Registry;
@@ -24,7 +25,8 @@ const NOW: u32 = 1_800_000_000;
 pub fn handle_request(data: &[u8]) {
     let frontend = fixture();
     let mut out = Vec::new();
-    match frontend.answer_datagram(data, NOW, &mut out) {
+    let mut conn = Connection::default();
+    match frontend.answer_datagram(data, NOW, &mut conn, &mut out) {
         Verdict::Respond(envelope) => check(data, &envelope, &out),
         Verdict::Drop => assert!(
             Envelope::decode(data).is_err() || responds(data),
@@ -35,7 +37,7 @@ pub fn handle_request(data: &[u8]) {
     if let Ok(envelope) = Envelope::decode(data) {
         let rest = &data[ENVELOPE_LEN..];
         let message = &rest[..rest.len().min(envelope.message_length as usize)];
-        match frontend.answer(&envelope, message, NOW, &mut out) {
+        match frontend.answer(&envelope, message, NOW, &mut conn, &mut out) {
             Verdict::Respond(response) => check(data, &response, &out),
             Verdict::Drop => assert!(responds(data), "only a response is dropped; request {}", crate::hex(data)),
         }
@@ -67,7 +69,9 @@ fn fixture() -> &'static Frontend {
         let config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
         let registry = Arc::new(Registry::open(&config.data_dir).expect("a registry"));
         idnode::demo::load(&registry).expect("the demo namespace");
-        let (node, _dns) = idnode::server::assemble(&config, registry).expect("the node");
+        // A seal key, so that answers to challenges reach the secret-key check.
+        let seal_key = idnode::secret::SealKey::load_or_create(dir.path()).expect("a seal key");
+        let (node, _dns) = idnode::server::assemble(&config, registry, Some(Arc::new(seal_key))).expect("the node");
         let put = |id: &str, values: Vec<Value>| {
             let id = Identifier::parse(id).expect("an identifier");
             node.put(&Admin::node(), &id, values, &Default::default()).expect("a seed record");

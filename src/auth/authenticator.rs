@@ -11,7 +11,8 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::{Block, Params};
 
 use super::{Admin, AuthError, Credentials};
-use crate::record::{Record, types};
+use crate::identifier::Identifier;
+use crate::record::{Record, Value, types};
 use crate::registry::Registry;
 use crate::secret::{generate_secret, hash_secret, verify_secret_in};
 
@@ -90,6 +91,52 @@ impl Authenticator {
             _ => {
                 self.throttle.failed(&throttle_keys, now);
                 Err(failed())
+            }
+        }
+    }
+}
+
+impl Authenticator {
+    /// Checks a proof of the administrator `index:admin` that another protocol computed from its
+    /// key (the Handle protocol's answer to a challenge), within the same bounds as a secret:
+    /// the backoff per source and user, and a slot among the concurrent checks. `proves` is
+    /// asked about each value of type `kind` at `index`, or with `index` 0 about every value of
+    /// that type (Handle.Net's "any index"); the first that it accepts names the administrator.
+    pub fn prove(
+        &self,
+        registry: &Registry,
+        admin: &Identifier,
+        index: u32,
+        kind: &str,
+        source: Option<IpAddr>,
+        proves: impl Fn(&Record, &Value) -> bool,
+    ) -> Result<Admin, AuthError> {
+        let user = format!("{index}:{admin}");
+        let throttle_keys = [source.map(ThrottleKey::source), Some(ThrottleKey::User((admin.key(), index)))];
+        let now = Instant::now();
+        if let Some(wait) = self.throttle.blocked(&throttle_keys, now) {
+            return Err(AuthError::Throttled { retry_after: wait.as_secs().max(1) });
+        }
+        let record = registry.get(admin)?;
+        let proven = {
+            let _slot = self.checks.acquire(CHECK_WAIT).ok_or(AuthError::Busy)?;
+            record.as_ref().and_then(|record| {
+                record
+                    .values
+                    .iter()
+                    .filter(|v| v.is_type(kind) && (index == 0 || v.index == index))
+                    .find(|v| proves(record, v))
+                    .map(|v| Admin::checked(v.index, &record.identifier))
+            })
+        };
+        match proven {
+            Some(proven) => {
+                self.throttle.succeeded(&ThrottleKey::User((admin.key(), index)));
+                Ok(proven)
+            }
+            None => {
+                self.throttle.failed(&throttle_keys, now);
+                Err(AuthError::Failed { user })
             }
         }
     }
@@ -285,8 +332,9 @@ mod tests {
     use crate::secret::seal_new_secrets;
 
     fn record(id: &str, mut values: Vec<Value>) -> Record {
-        seal_new_secrets(&mut values).unwrap();
-        Record::new(&Identifier::parse(id).unwrap(), values).unwrap()
+        let id = Identifier::parse(id).unwrap();
+        seal_new_secrets(&id, &mut values, None).unwrap();
+        Record::new(&id, values).unwrap()
     }
 
     /// Stores `records` as they are, through the registry's one write primitive.

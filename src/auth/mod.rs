@@ -230,8 +230,9 @@ mod tests {
     use crate::secret::seal_new_secrets;
 
     fn record(id: &str, mut values: Vec<Value>) -> Record {
-        seal_new_secrets(&mut values).unwrap();
-        Record::new(&Identifier::parse(id).unwrap(), values).unwrap()
+        let id = Identifier::parse(id).unwrap();
+        seal_new_secrets(&id, &mut values, None).unwrap();
+        Record::new(&id, values).unwrap()
     }
 
     fn admin_value(bits: u16, handle: &str, index: u32) -> Value {

@@ -77,7 +77,8 @@ pub fn export(config: &Config, output: Option<&Path>, zone_file: bool) -> anyhow
 pub fn admin_init(config: &Config, prefix: &str, secret_file: Option<&Path>) -> anyhow::Result<()> {
     identifier::check_prefix(prefix).with_context(|| format!("--prefix {prefix}"))?;
     let id = Identifier::from_parts(identifier::PREFIX_AUTHORITY, prefix)?;
-    let node = Node::new(Arc::new(Registry::open(&config.data_dir)?), config.dns.zones());
+    let mut node = Node::new(Arc::new(Registry::open(&config.data_dir)?), config.dns.zones());
+    node.set_seal_key(Arc::new(crate::secret::SealKey::load_or_create(&config.data_dir)?));
     let (secret, generated) = match secret_file {
         Some(path) => (super::first_line(path)?, false),
         None => (crate::secret::generate_secret(), true),
@@ -95,7 +96,11 @@ pub fn admin_init(config: &Config, prefix: &str, secret_file: Option<&Path>) -> 
     writeln!(out, "administrator 300:{id} created with every right under {prefix}")?;
     if generated {
         writeln!(out, "secret: {secret}")?;
-        writeln!(out, "(shown once; the node stores only its salted hash)")?;
+        writeln!(
+            out,
+            "(shown once; the node stores its salted hash and a copy sealed with {})",
+            crate::secret::SealKey::FILE
+        )?;
     }
     Ok(())
 }

@@ -55,6 +55,16 @@ pub mod op_flags {
 pub mod opcode {
     pub const RESOLUTION: u32 = 1;
     pub const GET_SITE_INFO: u32 = 2;
+    pub const CREATE_HANDLE: u32 = 100;
+    pub const DELETE_HANDLE: u32 = 101;
+    pub const ADD_VALUE: u32 = 102;
+    pub const REMOVE_VALUE: u32 = 103;
+    pub const MODIFY_VALUE: u32 = 104;
+    pub const LIST_HANDLES: u32 = 105;
+    pub const RESPONSE_TO_CHALLENGE: u32 = 200;
+    /// The national identifier system's login (its SDKs send it on a new connection, answer
+    /// the challenge, and send every later request on that connection unchallenged).
+    pub const LOGIN_ID_SYSTEM: u32 = 2001;
 }
 
 /// A protocol version, `major.minor`; compared as a pair.
@@ -285,6 +295,18 @@ pub fn write_digest(out: &mut Vec<u8>, version: Version, signed: &[u8]) {
     } else {
         out.push(3);
         out.extend_from_slice(&Sha256::digest(signed));
+    }
+}
+
+/// The raw request digest of `signed` in `version` (no code byte): what a client signs, with
+/// the challenge's nonce, to answer it.
+pub fn request_digest(version: Version, signed: &[u8]) -> Vec<u8> {
+    if version < Version::new(2, 1) {
+        Md5::digest(signed).to_vec()
+    } else if version < Version::new(2, 7) {
+        Sha1::digest(signed).to_vec()
+    } else {
+        Sha256::digest(signed).to_vec()
     }
 }
 

@@ -8,25 +8,33 @@
 //!            ▼
 //!  Frontend::answer ── a response (not a request) ──> drop
 //!            │        ── undecodable, compressed, encrypted ──> PROTOCOL_ERROR
-//!            ├── RESOLUTION ──> Node::resolve (anonymous, public values) ──> values / 100 /
-//!            │                  200 / 102 / referral (303 for prefix records, else 301)
+//!            ├── RESOLUTION ──> Node::resolve ──> values / 100 / 200 / 102 / referral (303 for
+//!            │                  prefix records, else 301); public-only clear and values
+//!            │                  withheld ──> challenge
+//!            ├── CREATE / DELETE / ADD / REMOVE / MODIFY, LOGIN (2001)
+//!            │        ──> auth: challenge (402, nonce, digest), request kept
+//!            ├── RESPONSE_TO_CHALLENGE ──> proof: secret (sealed copy) or public key
+//!            │        ──> admin: the kept request through Node as that administrator
 //!            └── any other opcode ──> OPERATION_NOT_SUPPORTED
 //! ```
 //!
-//! This slice resolves only, anonymously: it returns public values whatever the request's
-//! public-only flag says (a non-public value needs an authenticated administrator, which the
-//! challenge-response of a later slice provides). Credentials on requests are ignored.
+//! Credentials sections on requests are not verified, and responses are not signed.
 
+mod admin;
+mod auth;
 pub mod client;
 pub mod message;
+mod proof;
 
 use std::sync::Arc;
 
+use crate::auth::Admin;
 use crate::code::ResponseCode;
 use crate::identifier::Identifier;
 use crate::node::{Node, ReadFilter, Resolution};
 use crate::record::{Permissions, Ttl, Value, types};
-use message::{Envelope, Reader, Request, Version, WireError, write_bytes, write_u32};
+pub use admin::Connection;
+use message::{Envelope, Reader, Request, Version, WireError, op_flags, opcode, write_bytes, write_u32};
 
 /// What the transport does with an incoming message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,16 +48,34 @@ pub enum Verdict {
 /// The Handle front end over a node.
 pub struct Frontend {
     node: Arc<Node>,
+    /// Requests waiting for the answers to their challenges.
+    challenges: auth::Challenges,
 }
 
 impl Frontend {
     pub fn new(node: Arc<Node>) -> Self {
-        Self { node }
+        Self { node, challenges: auth::Challenges::default() }
     }
 
-    /// Answers the message `message` that followed `envelope` (already decoded and bounded),
-    /// writing the response message into `out`. `now` is Unix time in seconds.
-    pub fn answer(&self, envelope: &Envelope, message: &[u8], now: u32, out: &mut Vec<u8>) -> Verdict {
+    /// Whether answering `message` may block: checking a proof (PBKDF2, a signature) or a
+    /// durable write. Transports run such messages off their event loop; a message too short
+    /// to tell is cheap (it gets PROTOCOL_ERROR).
+    pub fn may_block(message: &[u8]) -> bool {
+        let op = message.get(..4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        admin::is_administration(op) || op == opcode::RESPONSE_TO_CHALLENGE
+    }
+
+    /// Answers the message `message` that followed `envelope` (already decoded and bounded) on
+    /// the connection `conn`, writing the response message into `out`. `now` is Unix time in
+    /// seconds.
+    pub fn answer(
+        &self,
+        envelope: &Envelope,
+        message: &[u8],
+        now: u32,
+        conn: &mut Connection,
+        out: &mut Vec<u8>,
+    ) -> Verdict {
         let request = match Request::decode(*envelope, message) {
             Ok(r) => r,
             Err(e) => return Verdict::Respond(message::protocol_error(envelope, now, &e.to_string(), out)),
@@ -58,9 +84,10 @@ impl Frontend {
         if request.header.response_code != 0 {
             return Verdict::Drop;
         }
-        let version = envelope.suggested.min(message::MAX_VERSION);
         let envelope = match request.header.opcode {
-            message::opcode::RESOLUTION => self.resolution(&request, version, now, out),
+            opcode::RESOLUTION => self.resolution(&request, conn.login(), message, now, out),
+            opcode::RESPONSE_TO_CHALLENGE => self.answer_challenge(&request, now, conn, out),
+            op if admin::is_administration(op) => self.administer(&request, message, now, conn, out),
             op => {
                 error(&request, ResponseCode::OperationNotSupported, &format!("opcode {op} is not supported"), now, out)
             }
@@ -69,10 +96,12 @@ impl Frontend {
     }
 
     /// Answers one UDP datagram: an envelope and the whole message. A message spread over
-    /// several datagrams is refused with PROTOCOL_ERROR (reassembly is not built); a datagram
-    /// too short for an envelope, or whose envelope announces more than
+    /// several datagrams is refused with PROTOCOL_ERROR (reassembly is not built), and so is
+    /// one that [may block](Self::may_block) (administration, answers to challenges: the one
+    /// UDP thread must not wait on a proof or a disk; CNRI's sites offer UDP for queries only);
+    /// a datagram too short for an envelope, or whose envelope announces more than
     /// [`message::MAX_MESSAGE_LEN`], is dropped.
-    pub fn answer_datagram(&self, datagram: &[u8], now: u32, out: &mut Vec<u8>) -> Verdict {
+    pub fn answer_datagram(&self, datagram: &[u8], now: u32, conn: &mut Connection, out: &mut Vec<u8>) -> Verdict {
         let Ok(envelope) = Envelope::decode(datagram) else { return Verdict::Drop };
         let rest = &datagram[message::ENVELOPE_LEN..];
         let len = envelope.message_length as usize;
@@ -80,10 +109,28 @@ impl Frontend {
             let text = "a request spread over several datagrams is not supported; use TCP";
             return Verdict::Respond(message::protocol_error(&envelope, now, text, out));
         }
-        self.answer(&envelope, &rest[..len], now, out)
+        let message = &rest[..len];
+        if Self::may_block(message) {
+            let text = "administration and answers to challenges are served over TCP only";
+            return Verdict::Respond(message::protocol_error(&envelope, now, text, out));
+        }
+        self.answer(&envelope, message, now, conn, out)
     }
 
-    fn resolution(&self, request: &Request<'_>, version: Version, now: u32, out: &mut Vec<u8>) -> Envelope {
+    /// A RESOLUTION for `principal` (`None`: anonymous). With public-only clear, an anonymous
+    /// request for a record holding values it may not read is challenged (its whole message is
+    /// `message`), as CNRI's server does.
+    fn resolution(
+        &self,
+        request: &Request<'_>,
+        principal: Option<&Admin>,
+        message: &[u8],
+        now: u32,
+        out: &mut Vec<u8>,
+    ) -> Envelope {
+        let version = request.envelope.suggested.min(message::MAX_VERSION);
+        let public_only = request.header.op_flags & op_flags::PUBLIC_ONLY != 0;
+        let principal = principal.filter(|_| !public_only);
         let Ok(Query { handle, indexes, types }) = Query::decode(request.body) else {
             return error(request, ResponseCode::ProtocolError, "the resolution request is malformed", now, out);
         };
@@ -92,8 +139,11 @@ impl Frontend {
         };
         // Filtering by type and index follows CNRI below, not the core's filter (which wants
         // both to match); the core applies the read rules.
-        let filter = ReadFilter { public_only: true, ..ReadFilter::default() };
-        let record = match self.node.resolve(None, &id, &filter) {
+        let filter = ReadFilter { public_only: principal.is_none(), ..ReadFilter::default() };
+        let record = match self.node.resolve(principal, &id, &filter) {
+            Ok(Resolution::Found(found)) if found.withheld && principal.is_none() && !public_only => {
+                return self.challenge(request, message, now, out);
+            }
             Ok(Resolution::Found(found)) => found.record,
             Ok(Resolution::Referral(delegation)) => return referral(request, version, &id, &delegation, now, out),
             Err(e) => return error(request, e.code(), &e.to_string(), now, out),

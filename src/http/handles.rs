@@ -255,6 +255,7 @@ async fn put_inner(node: Arc<Node>, handle: String, query: Option<String>, incom
         let options = PutOptions {
             no_overwrite: p.mint || !p.overwrite,
             only_indexes: (!p.indexes.is_empty()).then_some(p.indexes),
+            change: None,
         };
         match node.put(&admin, &id, values, &options) {
             Ok(Applied::Created) => Ok(Reply::success(id.as_str(), Detail::Created)),
@@ -408,7 +409,7 @@ fn batch_op(item: BatchItem, now: i64) -> Result<Op> {
         "put" => {
             let values = item.values.into_iter().map(|v| v.into_value(now)).collect::<std::result::Result<_, _>>();
             let values = values.map_err(|e| error(ResponseCode::InvalidValue, Some(&item.handle), e))?;
-            let options = PutOptions { no_overwrite: !item.overwrite, only_indexes: None };
+            let options = PutOptions { no_overwrite: !item.overwrite, only_indexes: None, change: None };
             Ok(Op::Put { id, values, options })
         }
         "delete" => Ok(Op::Delete { id, indexes: None }),

@@ -40,14 +40,14 @@ pub(super) fn status(code: ResponseCode, detail: Detail) -> StatusCode {
         | ResponseCode::ValuesNotFound
         | ResponseCode::InvalidValue => StatusCode::BAD_REQUEST,
         ResponseCode::HandleNotFound => StatusCode::NOT_FOUND,
-        ResponseCode::HandleAlreadyExists => StatusCode::CONFLICT,
+        ResponseCode::HandleAlreadyExists | ResponseCode::ValueAlreadyExists => StatusCode::CONFLICT,
         ResponseCode::PrefixReferral => StatusCode::MULTIPLE_CHOICES,
         ResponseCode::OperationNotSupported => StatusCode::NOT_IMPLEMENTED,
         ResponseCode::ServerNotResponsible => StatusCode::MISDIRECTED_REQUEST,
         ResponseCode::InvalidAdmin | ResponseCode::InsufficientPermissions | ResponseCode::AuthenticationFailed => {
             StatusCode::FORBIDDEN
         }
-        ResponseCode::AuthenticationNeeded => StatusCode::UNAUTHORIZED,
+        ResponseCode::AuthenticationNeeded | ResponseCode::AuthenticationTimeout => StatusCode::UNAUTHORIZED,
     }
 }
 

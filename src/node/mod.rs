@@ -27,8 +27,8 @@ use crate::auth::{self, Admin};
 use crate::code::ResponseCode;
 use crate::identifier::Identifier;
 use crate::record::{Record, RecordError, Value, types, unix_now};
-use crate::registry::{Applied, MAX_BATCH, Registry, RegistryError};
-use crate::secret::{self, SecretError};
+use crate::registry::{Applied, MAX_BATCH, Reader as _, Registry, RegistryError};
+use crate::secret::{self, SealKey, SecretError};
 
 pub use self::read::{Found, Listing, Page, ReadError, ReadFilter, Resolution};
 pub use self::zones::Zones;
@@ -41,6 +41,8 @@ pub enum WriteError {
     AlreadyExists { identifier: String },
     #[error("{identifier} has no values at indexes {indexes:?}")]
     ValuesNotFound { identifier: String, indexes: Vec<u32> },
+    #[error("{identifier} already has values at indexes {indexes:?}")]
+    ValuesExist { identifier: String, indexes: Vec<u32> },
     #[error("{user} may not {action} {identifier}")]
     Forbidden { user: String, action: &'static str, identifier: String },
     #[error("{0}")]
@@ -68,6 +70,7 @@ impl WriteError {
             Self::NotFound { .. } => ResponseCode::HandleNotFound,
             Self::AlreadyExists { .. } | Self::CaseConflict { .. } => ResponseCode::HandleAlreadyExists,
             Self::ValuesNotFound { .. } => ResponseCode::ValuesNotFound,
+            Self::ValuesExist { .. } => ResponseCode::ValueAlreadyExists,
             Self::Forbidden { .. } => ResponseCode::InsufficientPermissions,
             Self::InvalidValue(_) | Self::InvalidSecret(_) | Self::TooManySecrets { .. } | Self::Undelegable { .. } => {
                 ResponseCode::InvalidValue
@@ -96,6 +99,18 @@ pub struct PutOptions {
     pub no_overwrite: bool,
     /// Change only the values at these indexes, keeping the others.
     pub only_indexes: Option<Vec<u32>>,
+    /// Change only the values given, of an identifier that must exist: each index must be free
+    /// (add) or taken (modify). The Handle protocol's ADD_VALUE and MODIFY_VALUE.
+    pub change: Option<ValueChange>,
+}
+
+/// What a [`PutOptions::change`] does to the values at the indexes it gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueChange {
+    /// Add them: no value may be at those indexes yet.
+    Add,
+    /// Replace them: a value must be at each of those indexes.
+    Modify,
 }
 
 /// One write.
@@ -171,6 +186,9 @@ pub struct Node {
     zones: Zones,
     auth: auth::Authenticator,
     subscribers: Vec<Arc<dyn Subscriber>>,
+    /// Seals a copy of each new secret for the Handle protocol's challenge-response (see
+    /// [`crate::secret`]); without it secrets are stored as hashes only.
+    seal_key: Option<Arc<SealKey>>,
 }
 
 impl Node {
@@ -179,7 +197,18 @@ impl Node {
         // Half the cores for Argon2 at most: the DNS workers keep the other half under a flood
         // of authenticated requests.
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self { registry, zones, auth: auth::Authenticator::new(cores.div_ceil(2)), subscribers: Vec::new() }
+        let auth = auth::Authenticator::new(cores.div_ceil(2));
+        Self { registry, zones, auth, subscribers: Vec::new(), seal_key: None }
+    }
+
+    /// Seals a copy of every secret written from now on with `key`.
+    pub fn set_seal_key(&mut self, key: Arc<SealKey>) {
+        self.seal_key = Some(key);
+    }
+
+    /// The seal key, for the front ends that check answers computed from a secret.
+    pub fn seal_key(&self) -> Option<&SealKey> {
+        self.seal_key.as_deref()
     }
 
     /// Adds a subscriber to every later write.
@@ -204,7 +233,57 @@ impl Node {
         credentials: &auth::Credentials,
         source: Option<std::net::IpAddr>,
     ) -> Result<Admin, auth::AuthError> {
-        self.auth.authenticate(&self.registry, credentials, source)
+        let admin = self.auth.authenticate(&self.registry, credentials, source)?;
+        if let Some(key) = &self.seal_key {
+            self.add_sealed_copy(key, credentials);
+        }
+        Ok(admin)
+    }
+
+    /// Checks a proof that `index:admin` holds a key of type `kind` (see
+    /// [`auth::Authenticator::prove`]): the Handle protocol's answer to a challenge.
+    pub fn prove(
+        &self,
+        admin: &Identifier,
+        index: u32,
+        kind: &str,
+        source: Option<std::net::IpAddr>,
+        proves: impl Fn(&Record, &Value) -> bool,
+    ) -> Result<Admin, auth::AuthError> {
+        self.auth.prove(&self.registry, admin, index, kind, source, proves)
+    }
+
+    /// After `credentials` passed: if their secret is stored as a hash alone (written before the
+    /// node had a seal key), adds the sealed copy the Handle protocol needs. This is the only
+    /// moment the node holds the secret. A failure is logged and changes nothing.
+    fn add_sealed_copy(&self, key: &SealKey, credentials: &auth::Credentials) {
+        let id = &credentials.admin;
+        let is_bare = |v: &Value| {
+            v.index == credentials.index && v.is_type(types::SECRET_KEY) && !secret::has_sealed_copy(&v.data)
+        };
+        let bare = self.registry.get(id).ok().flatten().is_some_and(|r| r.values.iter().any(is_bare));
+        if !bare {
+            return;
+        }
+        let sealed = self.registry.transact(|txn| {
+            let Some(mut record) = txn.get(id.key().as_bytes())? else { return Ok::<_, RegistryError>(false) };
+            let Some(value) = record.values.iter_mut().find(|v| is_bare(v)) else { return Ok(false) };
+            let Ok(stored) = std::str::from_utf8(&value.data) else { return Ok(false) };
+            let secret = credentials.secret.as_bytes();
+            value.data = secret::with_sealed_copy(stored, key, &record.identifier, value.index, secret).into_bytes();
+            txn.put(&record, false)?;
+            Ok(true)
+        });
+        match sealed {
+            Ok(true) => {
+                let changed = Changed { identifiers: vec![id.clone()], ..Changed::default() };
+                self.subscribers.iter().for_each(|s| s.changed(&changed));
+                let user = format!("{}:{id}", credentials.index);
+                tracing::info!(target: "audit", %user, "secret sealed for the Handle protocol");
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not add the sealed copy of a secret"),
+        }
     }
 
     /// Creates or replaces `id` with `values` as `admin`; returns whether it was created or
@@ -272,8 +351,9 @@ impl Node {
             return Err(BatchError { position: 0, error: WriteError::TooManySecrets { count: secrets } });
         }
         for (position, op) in ops.iter_mut().enumerate() {
-            if let Op::Put { values, .. } = op {
-                secret::seal_new_secrets(values).map_err(|e| BatchError { position, error: e.into() })?;
+            if let Op::Put { id, values, .. } = op {
+                secret::seal_new_secrets(id, values, self.seal_key.as_deref())
+                    .map_err(|e| BatchError { position, error: e.into() })?;
             }
         }
         let now = unix_now();
@@ -338,5 +418,33 @@ mod testing {
     pub(super) fn login(node: &Node, prefix: &str) -> Admin {
         let admin = Identifier::parse(&format!("0.NA/{prefix}")).unwrap();
         node.authenticate(&Credentials { index: 300, admin, secret: "s".into() }, None).unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::testing::{login, node_with};
+    use crate::identifier::Identifier;
+    use crate::record::types;
+    use crate::secret::{SealKey, has_sealed_copy};
+
+    #[test]
+    fn a_secret_stored_before_the_seal_key_gets_its_sealed_copy_at_the_next_login() {
+        let (_dir, mut node) = node_with(Vec::new());
+        let owner = Identifier::parse("0.NA/88.100").unwrap();
+        let stored = |node: &super::Node| {
+            let record = node.registry().get(&owner).unwrap().unwrap();
+            record.values.into_iter().find(|v| v.is_type(types::SECRET_KEY)).unwrap().data
+        };
+        assert!(!has_sealed_copy(&stored(&node)), "written without a key");
+        let key = Arc::new(SealKey::random());
+        node.set_seal_key(key.clone());
+        login(&node, "88.100");
+        let sealed = stored(&node);
+        assert_eq!(key.unseal(&owner, 300, &sealed).as_deref(), Some(&b"s"[..]));
+        login(&node, "88.100");
+        assert_eq!(stored(&node), sealed, "sealed once");
     }
 }

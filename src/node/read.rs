@@ -48,6 +48,9 @@ pub struct Found {
     pub record: Record,
     /// The filter asked for some values only.
     narrowed: bool,
+    /// Values the filter selects were left out because the caller may not read them (secret
+    /// keys, never returned, do not count).
+    pub withheld: bool,
 }
 
 impl Found {
@@ -119,13 +122,16 @@ impl Node {
             Some(admin) if !filter.public_only => rules::allowed(&snapshot, admin, &record, Permission::ReadValue)?,
             _ => false,
         };
+        let mut withheld = false;
         record.values.retain(|v| {
-            !v.is_type(types::SECRET_KEY)
-                && (v.is_public() || private_too)
+            let selected = !v.is_type(types::SECRET_KEY)
                 && (filter.types.is_empty() || filter.types.iter().any(|t| t.eq_ignore_ascii_case(&v.kind)))
-                && (filter.indexes.is_empty() || filter.indexes.contains(&v.index))
+                && (filter.indexes.is_empty() || filter.indexes.contains(&v.index));
+            let readable = v.is_public() || private_too;
+            withheld |= selected && !readable;
+            selected && readable
         });
-        Ok(Resolution::Found(Found { record, narrowed: filter.narrows() }))
+        Ok(Resolution::Found(Found { record, narrowed: filter.narrows(), withheld }))
     }
 
     /// A page of the identifiers registered under `prefix` (not its sub-prefixes) with their

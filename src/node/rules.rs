@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::{Delegation, Op, WriteError};
+use super::{Delegation, Op, ValueChange, WriteError};
 use crate::auth::{Admin, Permission};
 use crate::identifier::{Identifier, check_prefix, parent_prefix};
 use crate::record::{Record, Value, types};
@@ -25,6 +25,9 @@ pub(super) fn apply(
     match op {
         Op::Put { id, values, options } => {
             let Some(old) = txn.get(id.key().as_bytes())? else {
+                if options.change.is_some() {
+                    return Err(WriteError::NotFound { identifier: id.to_string() });
+                }
                 check_create(txn, admin, id)?;
                 let record = Record::new(id, stamp(values.clone(), now))?;
                 let applied = txn.put(&record, true)?;
@@ -33,7 +36,15 @@ pub(super) fn apply(
             if options.no_overwrite {
                 return Err(WriteError::AlreadyExists { identifier: old.identifier.to_string() });
             }
-            let new_values = merge(&old, values.clone(), options.only_indexes.as_deref(), now);
+            let given: Vec<u32> = values.iter().map(|v| v.index).collect();
+            let only = match options.change {
+                Some(change) => {
+                    check_indexes(&old, &given, change)?;
+                    Some(given.as_slice())
+                }
+                None => options.only_indexes.as_deref(),
+            };
+            let new_values = merge(&old, values.clone(), only, now);
             for (permission, action) in required_permissions(&old, &new_values) {
                 check(txn, admin, &old, permission, action)?;
             }
@@ -62,6 +73,30 @@ pub(super) fn apply(
             let record = Record { identifier: old.identifier.clone(), values: kept };
             let applied = txn.put(&record, false)?;
             Ok((applied, delegation_change(Some(&old), Some(&record))))
+        }
+    }
+}
+
+/// Refuses to add at an index that is taken, or to modify at one that is free.
+fn check_indexes(old: &Record, indexes: &[u32], change: ValueChange) -> Result<(), WriteError> {
+    let taken = |i: &u32| old.values.iter().any(|v| v.index == *i);
+    let identifier = || old.identifier.to_string();
+    match change {
+        ValueChange::Add => {
+            let clash: Vec<u32> = indexes.iter().copied().filter(taken).collect();
+            if clash.is_empty() {
+                Ok(())
+            } else {
+                Err(WriteError::ValuesExist { identifier: identifier(), indexes: clash })
+            }
+        }
+        ValueChange::Modify => {
+            let missing: Vec<u32> = indexes.iter().copied().filter(|i| !taken(i)).collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(WriteError::ValuesNotFound { identifier: identifier(), indexes: missing })
+            }
         }
     }
 }

@@ -33,6 +33,8 @@ pub const VALUE_OVERHEAD: usize = 64;
 pub mod types {
     pub const ADMIN: &str = "HS_ADMIN";
     pub const SECRET_KEY: &str = "HS_SECKEY";
+    /// An administrator's public key, in Handle's key encoding.
+    pub const PUBKEY: &str = "HS_PUBKEY";
     pub const VLIST: &str = "HS_VLIST";
     pub const SITE: &str = "HS_SITE";
     /// A service handle: the identifier whose `HS_SITE` values serve a prefix (Handle referrals).

@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 use super::tcp::TcpLimits;
 use crate::accept::{Caps, accept};
 use crate::handle::message::{ENVELOPE_LEN, Envelope, MAX_MESSAGE_LEN, udp_datagrams};
-use crate::handle::{Frontend, Verdict};
+use crate::handle::{Connection, Frontend, Verdict};
 
 /// 100 ms: how long the UDP thread blocks in receive before it looks whether to stop.
 const STOP_CHECK: Duration = Duration::from_millis(100);
@@ -70,7 +70,9 @@ pub(super) fn udp_worker(socket: UdpSocket, frontend: &Frontend, token: &Cancell
             }
         };
         let request = &datagram[..len];
-        if let Verdict::Respond(envelope) = answer(frontend, |f| f.answer_datagram(request, now(), &mut out)) {
+        let mut conn = Connection::new(Some(peer.ip()));
+        if let Verdict::Respond(envelope) = answer(frontend, |f| f.answer_datagram(request, now(), &mut conn, &mut out))
+        {
             udp_datagrams(&envelope, &out, &mut chunk, |d| {
                 if let Err(e) = socket.send_to(d, peer) {
                     tracing::debug!(error = %e, %peer, "Handle UDP send failed");
@@ -96,7 +98,7 @@ pub(super) async fn acceptor(
         async move {
             tokio::select! {
                 _ = token.cancelled() => {}
-                r = connection(stream, &frontend, limits.idle_timeout) => {
+                r = connection(stream, peer, frontend, limits.idle_timeout) => {
                     if let Err(e) = r {
                         tracing::debug!(error = %e, %peer, "Handle TCP connection ended");
                     }
@@ -108,11 +110,17 @@ pub(super) async fn acceptor(
 }
 
 /// Serves one connection until the client closes it, goes idle or sends what closes it.
-async fn connection(mut stream: TcpStream, frontend: &Frontend, idle: Duration) -> std::io::Result<()> {
+async fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    frontend: Arc<Frontend>,
+    idle: Duration,
+) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let mut head = [0u8; ENVELOPE_LEN];
     let mut message = Vec::new();
     let mut out = Vec::new();
+    let mut conn = Connection::new(Some(peer.ip()));
     let mut framed = Vec::new();
     loop {
         // The first byte may be waited for as long as the idle timeout; the whole envelope too.
@@ -135,7 +143,24 @@ async fn connection(mut stream: TcpStream, frontend: &Frontend, idle: Duration) 
             Ok(Err(e)) => return Err(e),
             Err(_) => return Ok(()),
         }
-        let Verdict::Respond(response) = answer(frontend, |f| f.answer(&envelope, &message, now(), &mut out)) else {
+        let verdict = if Frontend::may_block(&message) {
+            // A proof to check or a durable write: on the blocking pool, the state moving along.
+            let frontend = frontend.clone();
+            let (moved_message, mut moved_out, mut moved_conn) =
+                (std::mem::take(&mut message), std::mem::take(&mut out), conn.clone());
+            let (verdict, m, o, c) = tokio::task::spawn_blocking(move || {
+                let verdict =
+                    answer(&frontend, |f| f.answer(&envelope, &moved_message, now(), &mut moved_conn, &mut moved_out));
+                (verdict, moved_message, moved_out, moved_conn)
+            })
+            .await
+            .map_err(std::io::Error::other)?;
+            (message, out, conn) = (m, o, c);
+            verdict
+        } else {
+            answer(&frontend, |f| f.answer(&envelope, &message, now(), &mut conn, &mut out))
+        };
+        let Verdict::Respond(response) = verdict else {
             return Ok(());
         };
         framed.clear();

@@ -36,6 +36,7 @@ use crate::config::Config;
 use crate::dns::{Frontend, Scratch, Transport, Verdict};
 use crate::node::Node;
 use crate::registry::Registry;
+use crate::secret::SealKey;
 
 mod handle;
 mod tcp;
@@ -76,14 +77,18 @@ fn answer<H: DnsHandler>(
     }
 }
 
-/// The node and the DNS front end that `config` describes over `registry`, wired together: the
-/// front end's cache subscribes to the node's writes. [`Server::start`] binds them to sockets;
+/// The node and the DNS front end that `config` describes over `registry` (sealing new secrets
+/// with `seal_key`), wired together: the front end's cache subscribes to the node's writes. [`Server::start`] binds them to sockets;
 /// this half alone serves tests and fuzz targets that need no socket.
 pub fn assemble(
     config: &Config,
     registry: Arc<Registry>,
+    seal_key: Option<Arc<SealKey>>,
 ) -> Result<(Arc<Node>, Arc<Frontend>), crate::config::ConfigError> {
     let mut node = Node::new(registry.clone(), config.dns.zones());
+    if let Some(key) = seal_key {
+        node.set_seal_key(key);
+    }
     let frontend = Arc::new(Frontend::from_config(config, node.zones(), registry)?);
     node.subscribe(frontend.authoritative().clone());
     Ok((Arc::new(node), frontend))
@@ -96,6 +101,8 @@ pub enum ServerError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Rrl(#[from] crate::dns::rrl::RrlError),
+    #[error("the seal key for secrets: {0}")]
+    SealKey(#[from] crate::secret::SealKeyError),
     #[error(transparent)]
     Http(#[from] crate::http::ListenError),
     #[error("cannot listen on {transport} {addr}: {source}")]
@@ -149,7 +156,8 @@ impl Server {
     /// now, so that the caller learns the addresses (port 0 works) and a busy port is an error
     /// before anything is served.
     pub async fn start(config: &Config, registry: Arc<Registry>) -> Result<Self, ServerError> {
-        let (node, frontend) = assemble(config, registry)?;
+        let seal_key = SealKey::load_or_create(&config.data_dir)?;
+        let (node, frontend) = assemble(config, registry, Some(Arc::new(seal_key)))?;
         let addr = config.dns.listen;
         let bind_error = |transport, addr| move |source| ServerError::Bind { transport, addr, source };
         let tcp = TcpListener::bind(addr).await.map_err(bind_error("TCP", addr))?;

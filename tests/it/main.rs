@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod dns;
 mod handle;
+mod handle_admin;
 mod hardening;
 mod hierarchy;
 mod http_server;

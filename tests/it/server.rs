@@ -26,9 +26,9 @@ async fn every_port_can_be_bound_again_after_shutdown() {
 async fn a_busy_port_is_an_error_at_bind_time() {
     let node = start_server().await;
     let taken = node.addr;
-    let mut config = idnode::config::Config::default();
-    config.dns.listen = taken;
     let dir = tempfile::tempdir().unwrap();
+    let mut config = idnode::config::Config { data_dir: dir.path().to_owned(), ..Default::default() };
+    config.dns.listen = taken;
     let registry = std::sync::Arc::new(idnode::registry::Registry::open(dir.path()).unwrap());
     let err = idnode::server::Server::start(&config, registry).await.err().expect("port in use");
     assert!(format!("{err:#}").contains(&format!("cannot listen on TCP {taken}")), "{err:#}");

@@ -158,7 +158,8 @@ mod tests {
     fn a_miss_that_read_before_a_write_does_not_cache_its_stale_answer() {
         let dir = tempfile::tempdir().unwrap();
         let registry = Arc::new(Registry::open(dir.path()).unwrap());
-        let (node, frontend) = crate::server::assemble(&crate::config::Config::default(), registry.clone()).unwrap();
+        let (node, frontend) =
+            crate::server::assemble(&crate::config::Config::default(), registry.clone(), None).unwrap();
         let id = crate::identifier::Identifier::parse("88.100.1/RACE").unwrap();
         let put = |url: &str| node.put(&Admin::node(), &id, vec![Value::new(1, "URL", url, 0)], &Default::default());
         put("https://old").unwrap();

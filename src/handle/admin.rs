@@ -1,0 +1,301 @@
+//! Administration over the Handle protocol: the requests that need an administrator (creating
+//! and deleting identifiers, adding, removing and modifying values, reading non-public values,
+//! the national system's login), each challenged ([`super::auth`]) and then run through the node
+//! core with the same rights as over HTTP.
+//!
+//! | opcode | node core call |
+//! | --- | --- |
+//! | CREATE_HANDLE (100) | `Node::put`, refusing an existing identifier unless the request sets overwrite |
+//! | DELETE_HANDLE (101) | `Node::delete` |
+//! | ADD_VALUE (102) | `Node::put` with [`ValueChange::Add`]: each index must be free |
+//! | REMOVE_VALUE (103) | `Node::delete` of those indexes |
+//! | MODIFY_VALUE (104) | `Node::put` with [`ValueChange::Modify`]: each index must be taken |
+//! | RESOLUTION (1), public-only clear | `Node::resolve` as the administrator |
+//! | LOGIN_ID_SYSTEM (2001) | none: the connection is logged in as the administrator |
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use super::auth::{Answer, Pending};
+use super::message::{self, Envelope, Reader, Request, WireError, op_flags, opcode, write_bytes};
+use super::proof::{PublicKey, secret_answer_matches};
+use super::{Frontend, error, identifier};
+use crate::auth::Admin;
+use crate::code::ResponseCode;
+use crate::identifier::Identifier;
+use crate::node::{PutOptions, ValueChange};
+use crate::record::{Permissions, Reference, Ttl, Value, types};
+
+/// What the node knows of the client a message came from.
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
+    /// The client's address (failed proofs back off per address).
+    pub source: Option<IpAddr>,
+    /// The administrator the connection logged in as (LOGIN_ID_SYSTEM): its later requests
+    /// run as that administrator without a challenge, as the national SDKs expect.
+    login: Option<Admin>,
+}
+
+impl Connection {
+    pub fn new(source: Option<IpAddr>) -> Self {
+        Self { source, login: None }
+    }
+
+    /// The administrator this connection logged in as, if any.
+    pub fn login(&self) -> Option<&Admin> {
+        self.login.as_ref()
+    }
+}
+
+/// Whether `opcode` names a request that always needs an administrator.
+pub(super) fn is_administration(opcode: u32) -> bool {
+    matches!(
+        opcode,
+        opcode::CREATE_HANDLE
+            | opcode::DELETE_HANDLE
+            | opcode::ADD_VALUE
+            | opcode::REMOVE_VALUE
+            | opcode::MODIFY_VALUE
+            | opcode::LOGIN_ID_SYSTEM
+    )
+}
+
+impl Frontend {
+    /// Runs `request` (whose whole message is `message`) as the connection's administrator, or
+    /// challenges the client for one.
+    pub(super) fn administer(
+        &self,
+        request: &Request<'_>,
+        message: &[u8],
+        now: u32,
+        conn: &mut Connection,
+        out: &mut Vec<u8>,
+    ) -> Envelope {
+        // A malformed request is refused before anyone is asked to prove anything.
+        if let Err(text) = Body::decode(request.header.opcode, request.body) {
+            return error(request, ResponseCode::ProtocolError, &text, now, out);
+        }
+        match conn.login.clone() {
+            Some(admin) if request.header.opcode != opcode::LOGIN_ID_SYSTEM => self.run_as(&admin, request, now, out),
+            _ => self.challenge(request, message, now, out),
+        }
+    }
+
+    /// AUTHENTICATION_NEEDED: keeps the request and sends the nonce and the request's digest,
+    /// the envelope's session id naming the challenge.
+    pub(super) fn challenge(&self, request: &Request<'_>, message: &[u8], now: u32, out: &mut Vec<u8>) -> Envelope {
+        let version = request.envelope.suggested.min(message::MAX_VERSION);
+        let digest = message::request_digest(version, request.signed);
+        let (id, nonce) = self.challenges.issue(&request.envelope, message, digest, Instant::now());
+        // A challenge always carries the digest.
+        let mut asked = *request;
+        asked.header.op_flags |= op_flags::RETURN_DIGEST;
+        let mut envelope = asked.respond(ResponseCode::AuthenticationNeeded.number(), now, out, |out| {
+            write_bytes(out, &nonce);
+        });
+        envelope.session_id = id;
+        envelope
+    }
+
+    /// A RESPONSE_TO_CHALLENGE: checks the proof, then answers the kept request as the
+    /// administrator proven (with the kept request's opcode and this message's request id).
+    pub(super) fn answer_challenge(
+        &self,
+        request: &Request<'_>,
+        now: u32,
+        conn: &mut Connection,
+        out: &mut Vec<u8>,
+    ) -> Envelope {
+        let Some(pending) = self.challenges.take(request.envelope.session_id, Instant::now()) else {
+            let text = "no such challenge: it was never sent, already answered, or is older than 60 s";
+            return error(request, ResponseCode::AuthenticationTimeout, text, now, out);
+        };
+        let Ok(answer) = Answer::decode(request.body) else {
+            return error(request, ResponseCode::ProtocolError, "the answer to the challenge is malformed", now, out);
+        };
+        let envelope = Envelope { request_id: request.envelope.request_id, ..pending.envelope };
+        let original = match Request::decode(envelope, &pending.message) {
+            Ok(original) => original,
+            Err(e) => return error(request, ResponseCode::ProtocolError, &e.to_string(), now, out),
+        };
+        match self.prove(&answer, &pending, conn.source) {
+            Ok(admin) if original.header.opcode == opcode::LOGIN_ID_SYSTEM => {
+                tracing::info!(target: "audit", user = %admin.user(), "logged in over the Handle protocol");
+                conn.login = Some(admin);
+                original.respond(ResponseCode::Success.number(), now, out, |_| {})
+            }
+            Ok(admin) => self.run_as(&admin, &original, now, out),
+            Err((code, text)) => error(&original, code, &text, now, out),
+        }
+    }
+
+    /// The administrator `answer` proves, checked against the keys the registry holds for it.
+    fn prove(
+        &self,
+        answer: &Answer<'_>,
+        pending: &Pending,
+        source: Option<IpAddr>,
+    ) -> Result<Admin, (ResponseCode, String)> {
+        let admin = std::str::from_utf8(answer.admin)
+            .ok()
+            .and_then(|a| Identifier::parse(a).ok())
+            .ok_or((ResponseCode::InvalidAdmin, "the administrator is not a valid identifier".to_owned()))?;
+        let signed = pending.signed();
+        let result = match answer.kind {
+            b"HS_SECKEY" => {
+                let Some(key) = self.node.seal_key() else {
+                    let text = "this node checks no secret keys over the Handle protocol: it has no seal key";
+                    return Err((ResponseCode::AuthenticationFailed, text.to_owned()));
+                };
+                self.node.prove(&admin, answer.index, types::SECRET_KEY, source, |record, value| {
+                    key.unseal(&record.identifier, value.index, &value.data)
+                        .is_some_and(|secret| secret_answer_matches(&secret, &signed, answer.proof))
+                })
+            }
+            b"HS_PUBKEY" => self.node.prove(&admin, answer.index, types::PUBKEY, source, |_, value| {
+                PublicKey::decode(&value.data).is_some_and(|key| key.answer_matches(&signed, answer.proof))
+            }),
+            _ => {
+                return Err((
+                    ResponseCode::AuthenticationFailed,
+                    "the key type is not HS_SECKEY or HS_PUBKEY".to_owned(),
+                ));
+            }
+        };
+        result.map_err(|e| (e.code(), e.to_string()))
+    }
+
+    /// Runs `request` as `admin`.
+    fn run_as(&self, admin: &Admin, request: &Request<'_>, now: u32, out: &mut Vec<u8>) -> Envelope {
+        let body = match Body::decode(request.header.opcode, request.body) {
+            Ok(body) => body,
+            Err(text) => return error(request, ResponseCode::ProtocolError, &text, now, out),
+        };
+        if request.header.opcode == opcode::RESOLUTION {
+            return self.resolution(request, Some(admin), &[], now, out);
+        }
+        let Some(id) = identifier(body.handle) else {
+            return error(request, ResponseCode::InvalidHandle, "the handle is not a valid identifier", now, out);
+        };
+        let put = |values: Vec<Value>, options: PutOptions| self.node.put(admin, &id, values, &options).map(drop);
+        let result = match request.header.opcode {
+            opcode::CREATE_HANDLE => {
+                let no_overwrite = request.header.op_flags & op_flags::OVERWRITE == 0;
+                put(body.values, PutOptions { no_overwrite, ..PutOptions::default() })
+            }
+            opcode::DELETE_HANDLE => self.node.delete(admin, &id, None).map(drop),
+            opcode::ADD_VALUE => {
+                put(body.values, PutOptions { change: Some(ValueChange::Add), ..PutOptions::default() })
+            }
+            opcode::MODIFY_VALUE => {
+                put(body.values, PutOptions { change: Some(ValueChange::Modify), ..PutOptions::default() })
+            }
+            opcode::REMOVE_VALUE => self.node.delete(admin, &id, Some(&body.indexes)).map(drop),
+            op => return error(request, ResponseCode::OperationNotSupported, &format!("opcode {op}"), now, out),
+        };
+        match result {
+            // CNRI's server returns the created handle; the other operations answer with no body.
+            Ok(()) if request.header.opcode == opcode::CREATE_HANDLE => {
+                request.respond(ResponseCode::Success.number(), now, out, |out| write_bytes(out, body.handle))
+            }
+            Ok(()) => request.respond(ResponseCode::Success.number(), now, out, |_| {}),
+            Err(e) => error(request, e.code(), &e.to_string(), now, out),
+        }
+    }
+}
+
+/// The body of an administration request: the handle, then values (create, add, modify) or
+/// indexes (remove); LOGIN_ID_SYSTEM's identity and index read as a handle.
+struct Body<'a> {
+    handle: &'a [u8],
+    values: Vec<Value>,
+    indexes: Vec<u32>,
+}
+
+impl<'a> Body<'a> {
+    fn decode(op: u32, body: &'a [u8]) -> Result<Self, String> {
+        let mut r = Reader::new(body);
+        let handle = r.bytes().map_err(|e| e.to_string())?;
+        let (mut values, mut indexes) = (Vec::new(), Vec::new());
+        match op {
+            opcode::CREATE_HANDLE | opcode::ADD_VALUE | opcode::MODIFY_VALUE => {
+                let count = r.u32().map_err(|e| e.to_string())? as usize;
+                // Each value takes at least 26 bytes: no count beyond what the body could hold.
+                if count > r.left() / 26 + 1 || count > crate::record::MAX_VALUES {
+                    return Err(format!("{count} values cannot be in this request"));
+                }
+                for _ in 0..count {
+                    values.push(decode_value(&mut r)?);
+                }
+            }
+            opcode::REMOVE_VALUE => indexes = r.u32_array().map_err(|e| e.to_string())?,
+            opcode::LOGIN_ID_SYSTEM => {
+                r.u32().map_err(|e| e.to_string())?;
+            }
+            _ => {}
+        }
+        Ok(Self { handle, values, indexes })
+    }
+}
+
+/// A HandleValue as CNRI encodes it: index, timestamp, TTL type and TTL, permissions, type,
+/// data, references. The timestamp is the node's to set and is ignored.
+fn decode_value(r: &mut Reader<'_>) -> Result<Value, String> {
+    let wire = |e: WireError| e.to_string();
+    let index = r.u32().map_err(wire)?;
+    let _timestamp = r.u32().map_err(wire)?;
+    let ttl = match (r.u8().map_err(wire)?, r.u32().map_err(wire)?) {
+        (0, seconds) => Ttl::Relative(seconds),
+        (1, at) => Ttl::Absolute(i64::from(at)),
+        (kind, _) => return Err(format!("value {index}: TTL type {kind} is neither 0 nor 1")),
+    };
+    let bits = r.u8().map_err(wire)?;
+    let kind = std::str::from_utf8(r.bytes().map_err(wire)?)
+        .map_err(|_| format!("value {index}: the type is not UTF-8"))?
+        .to_owned();
+    let data = r.bytes().map_err(wire)?.to_vec();
+    let count = r.u32().map_err(wire)? as usize;
+    if count > r.left() / 8 {
+        return Err(format!("value {index}: {count} references cannot be in this request"));
+    }
+    let mut references = Vec::with_capacity(count);
+    for _ in 0..count {
+        let identifier = std::str::from_utf8(r.bytes().map_err(wire)?)
+            .map_err(|_| format!("value {index}: a reference is not UTF-8"))?
+            .to_owned();
+        references.push(Reference { identifier, index: r.u32().map_err(wire)? });
+    }
+    let permissions = Permissions::new(bits & 0x08 != 0, bits & 0x04 != 0, bits & 0x02 != 0, bits & 0x01 != 0);
+    Ok(Value { index, kind, data, ttl, timestamp: 0, permissions, references })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_decode_as_the_resolution_encodes_them() {
+        let mut v = Value::new(7, "URL", "https://example.org/", 0);
+        v.references.push(Reference { identifier: "88.100/X".into(), index: 1 });
+        v.ttl = Ttl::Absolute(1_900_000_000);
+        let mut wire = Vec::new();
+        super::super::write_value(&mut wire, &v, &v.kind);
+        let decoded = decode_value(&mut Reader::new(&wire)).unwrap();
+        assert_eq!(decoded, v);
+    }
+
+    #[test]
+    fn hostile_counts_are_refused_before_allocating() {
+        let mut body = Vec::new();
+        write_bytes(&mut body, b"88.100/X");
+        body.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert!(Body::decode(opcode::CREATE_HANDLE, &body).is_err());
+        let mut value = Vec::new();
+        super::super::write_value(&mut value, &Value::new(1, "URL", "x", 0), "URL");
+        let n = value.len();
+        value[n - 4..].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(decode_value(&mut Reader::new(&value)).is_err(), "reference count");
+        value[8] = 9;
+        assert!(decode_value(&mut Reader::new(&value)).is_err(), "TTL type");
+    }
+}

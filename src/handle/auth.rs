@@ -1,0 +1,184 @@
+//! Challenge-response authentication, as CNRI's 9.x server runs it (docs/handle-protocol.md,
+//! "Authentication").
+//!
+//! A request that needs an administrator is not run: the node keeps it, and answers
+//! AUTHENTICATION_NEEDED with a random 16-byte nonce and the request's digest, the envelope's
+//! session id naming the challenge. The client answers (RESPONSE_TO_CHALLENGE, on any
+//! connection: CNRI's client opens a new one) with the challenge id, the administrator
+//! (`index:identifier`, index 0 for any key of that type) and a proof computed over nonce and
+//! digest ([`super::proof`]). The node checks the proof through the core's authenticator, which
+//! bounds failures per source and user, and then runs the kept request as that administrator,
+//! answering with its opcode and the answer's request id.
+//!
+//! Challenges are bounded: at most [`MAX_PENDING`] kept, holding at most [`MAX_PENDING_BYTES`]
+//! of requests, each for [`CHALLENGE_TTL`]; the oldest goes first. A challenge is answered once.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::rand_core::{OsRng, RngCore as _};
+
+use super::message::{Envelope, Reader, WireError};
+
+/// 60 s: how long a challenge waits for its answer (CNRI's `max_auth_time` as hdl-setup-server
+/// writes it).
+pub(super) const CHALLENGE_TTL: Duration = Duration::from_secs(60);
+/// 4,096: challenges kept at once. Honest clients answer within a round trip; a flood of
+/// requests without answers pushes out only the oldest.
+pub(super) const MAX_PENDING: usize = 4096;
+/// 16 MiB: bytes of kept requests at once (a request may be up to 256 KiB).
+pub(super) const MAX_PENDING_BYTES: usize = 16 << 20;
+
+/// A request kept until its challenge is answered.
+pub(super) struct Pending {
+    pub(super) nonce: [u8; 16],
+    /// The request digest the challenge carried, without its code byte.
+    pub(super) digest: Vec<u8>,
+    pub(super) envelope: Envelope,
+    /// The request message as received.
+    pub(super) message: Vec<u8>,
+}
+
+impl Pending {
+    /// What the client's proof covers: nonce, then digest.
+    pub(super) fn signed(&self) -> Vec<u8> {
+        [&self.nonce[..], &self.digest].concat()
+    }
+}
+
+/// The challenges waiting for their answers.
+#[derive(Default)]
+pub(super) struct Challenges {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    by_id: HashMap<u32, (Pending, Instant)>,
+    /// Challenge ids, oldest first.
+    order: VecDeque<u32>,
+    bytes: usize,
+}
+
+impl Inner {
+    fn remove(&mut self, id: u32) -> Option<(Pending, Instant)> {
+        let removed = self.by_id.remove(&id)?;
+        self.bytes -= removed.0.message.len();
+        Some(removed)
+    }
+}
+
+impl Challenges {
+    /// Keeps the request (`envelope`, `message`) whose digest is `digest`; returns the
+    /// challenge's id (never 0) and nonce.
+    pub(super) fn issue(&self, envelope: &Envelope, message: &[u8], digest: Vec<u8>, now: Instant) -> (u32, [u8; 16]) {
+        let mut nonce = [0u8; 16];
+        OsRng.fill_bytes(&mut nonce);
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(&oldest) = inner.order.front() {
+            let expired = inner.by_id.get(&oldest).is_none_or(|(_, at)| now.duration_since(*at) > CHALLENGE_TTL);
+            let full = inner.by_id.len() >= MAX_PENDING || inner.bytes + message.len() > MAX_PENDING_BYTES;
+            if !expired && !full {
+                break;
+            }
+            inner.order.pop_front();
+            inner.remove(oldest);
+        }
+        // Answered challenges leave their ids behind in `order`; drop them before they add up.
+        if inner.order.len() >= 2 * MAX_PENDING {
+            let Inner { by_id, order, .. } = &mut *inner;
+            order.retain(|id| by_id.contains_key(id));
+        }
+        let id = loop {
+            let id = OsRng.next_u32();
+            if id != 0 && !inner.by_id.contains_key(&id) {
+                break id;
+            }
+        };
+        let pending = Pending { nonce, digest, envelope: *envelope, message: message.to_vec() };
+        inner.bytes += message.len();
+        inner.by_id.insert(id, (pending, now));
+        inner.order.push_back(id);
+        (id, nonce)
+    }
+
+    /// The request challenge `id` kept, once: `None` when there is no such challenge or it
+    /// expired.
+    pub(super) fn take(&self, id: u32, now: Instant) -> Option<Pending> {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (pending, at) = inner.remove(id)?;
+        // Its id stays in `order` until it reaches the front, where a missing entry is skipped.
+        (now.duration_since(at) <= CHALLENGE_TTL).then_some(pending)
+    }
+
+    /// How many challenges are kept.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).by_id.len()
+    }
+}
+
+/// The body of a RESPONSE_TO_CHALLENGE: key type, administrator identifier and index, proof.
+pub(super) struct Answer<'a> {
+    pub(super) kind: &'a [u8],
+    pub(super) admin: &'a [u8],
+    pub(super) index: u32,
+    pub(super) proof: &'a [u8],
+}
+
+impl<'a> Answer<'a> {
+    pub(super) fn decode(body: &'a [u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(body);
+        Ok(Self { kind: r.bytes()?, admin: r.bytes()?, index: r.u32()?, proof: r.bytes()? })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handle::message::Version;
+
+    fn envelope() -> Envelope {
+        Envelope {
+            version: Version::new(2, 11),
+            suggested: Version::new(2, 11),
+            flags: 0,
+            session_id: 0,
+            request_id: 7,
+            message_id: 0,
+            message_length: 0,
+        }
+    }
+
+    #[test]
+    fn a_challenge_is_answered_once_and_within_its_time() {
+        let challenges = Challenges::default();
+        let t0 = Instant::now();
+        let (id, nonce) = challenges.issue(&envelope(), b"request", vec![1, 2], t0);
+        assert_ne!(id, 0);
+        let (other, other_nonce) = challenges.issue(&envelope(), b"request", vec![1, 2], t0);
+        assert_ne!((id, nonce), (other, other_nonce), "random ids and nonces");
+        let pending = challenges.take(id, t0).expect("kept");
+        assert_eq!((pending.message.as_slice(), pending.signed()), (&b"request"[..], [&nonce[..], &[1, 2]].concat()));
+        assert!(challenges.take(id, t0).is_none(), "once");
+        assert!(challenges.take(other, t0 + CHALLENGE_TTL + Duration::from_secs(1)).is_none(), "expired");
+    }
+
+    #[test]
+    fn a_flood_of_unanswered_challenges_stays_bounded() {
+        let challenges = Challenges::default();
+        let t0 = Instant::now();
+        let first = challenges.issue(&envelope(), b"r", vec![], t0).0;
+        for _ in 0..MAX_PENDING + 10 {
+            challenges.issue(&envelope(), b"r", vec![], t0);
+        }
+        assert_eq!(challenges.len(), MAX_PENDING);
+        assert!(challenges.take(first, t0).is_none(), "the oldest went first");
+        let big = vec![0u8; 1 << 20];
+        for _ in 0..40 {
+            challenges.issue(&envelope(), &big, vec![], t0);
+        }
+        assert!(challenges.inner.lock().unwrap().bytes <= MAX_PENDING_BYTES);
+    }
+}
