@@ -10,6 +10,7 @@
 //! | ADD_VALUE (102) | `Node::put` with [`ValueChange::Add`]: each index must be free |
 //! | REMOVE_VALUE (103) | `Node::delete` of those indexes |
 //! | MODIFY_VALUE (104) | `Node::put` with [`ValueChange::Modify`]: each index must be taken |
+//! | LIST_HANDLES (105), LIST_DERIVED_PREFIXES (106) | `Node::list`, `Node::list_prefixes`, a page a message |
 //! | RESOLUTION (1), public-only clear | `Node::resolve` as the administrator |
 //! | LOGIN_ID_SYSTEM (2001) | none: the connection is logged in as the administrator |
 
@@ -23,7 +24,7 @@ use super::{Frontend, error, identifier};
 use crate::auth::Admin;
 use crate::code::ResponseCode;
 use crate::identifier::Identifier;
-use crate::node::{PutOptions, ValueChange};
+use crate::node::{Page, PutOptions, ValueChange};
 use crate::record::{Permissions, Reference, Ttl, Value, types};
 
 /// What the node knows of the client a message came from.
@@ -34,17 +35,44 @@ pub struct Connection {
     /// The administrator the connection logged in as (LOGIN_ID_SYSTEM): its later requests
     /// run as that administrator without a challenge, as the national SDKs expect.
     login: Option<Admin>,
+    /// A listing whose first message was just written and whose next ones the transport must
+    /// send ([`Frontend::next_page`]).
+    listing: Option<Listing>,
 }
 
 impl Connection {
     pub fn new(source: Option<IpAddr>) -> Self {
-        Self { source, login: None }
+        Self { source, login: None, listing: None }
     }
 
     /// The administrator this connection logged in as, if any.
     pub fn login(&self) -> Option<&Admin> {
         self.login.as_ref()
     }
+
+    /// The listing to go on with after the message just written, if any.
+    pub fn take_listing(&mut self) -> Option<Listing> {
+        self.listing.take()
+    }
+}
+
+/// 500: names per message of a listing (CNRI's server sends 50; more per message costs fewer
+/// round trips, and 500 names of at most 255 bytes stay far below the message limit).
+const NAMES_PER_MESSAGE: usize = 500;
+
+/// A listing in progress (LIST_HANDLES, LIST_DERIVED_PREFIXES): one message per page, each
+/// but the last with the continuous flag, as CNRI's client reads them until one without it.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    envelope: Envelope,
+    /// The request message, decoded again for each page.
+    message: Vec<u8>,
+    admin: Admin,
+    prefix: String,
+    /// The last name sent (identifier listings go on after it).
+    after: Option<String>,
+    /// Pages sent (derived prefix listings go on by page).
+    page: usize,
 }
 
 /// Whether `opcode` names a request that always needs an administrator.
@@ -56,6 +84,8 @@ pub(super) fn is_administration(opcode: u32) -> bool {
             | opcode::ADD_VALUE
             | opcode::REMOVE_VALUE
             | opcode::MODIFY_VALUE
+            | opcode::LIST_HANDLES
+            | opcode::LIST_DERIVED_PREFIXES
             | opcode::LOGIN_ID_SYSTEM
     )
 }
@@ -76,7 +106,9 @@ impl Frontend {
             return error(request, ResponseCode::ProtocolError, &text, now, out);
         }
         match conn.login.clone() {
-            Some(admin) if request.header.opcode != opcode::LOGIN_ID_SYSTEM => self.run_as(&admin, request, now, out),
+            Some(admin) if request.header.opcode != opcode::LOGIN_ID_SYSTEM => {
+                self.run_as(&admin, request, message, now, conn, out)
+            }
             _ => self.challenge(request, message, now, out),
         }
     }
@@ -124,7 +156,7 @@ impl Frontend {
                 conn.login = Some(admin);
                 original.respond(ResponseCode::Success.number(), now, out, |_| {})
             }
-            Ok(admin) => self.run_as(&admin, &original, now, out),
+            Ok(admin) => self.run_as(&admin, &original, &pending.message, now, conn, out),
             Err((code, text)) => error(&original, code, &text, now, out),
         }
     }
@@ -165,8 +197,16 @@ impl Frontend {
         result.map_err(|e| (e.code(), e.to_string()))
     }
 
-    /// Runs `request` as `admin`.
-    fn run_as(&self, admin: &Admin, request: &Request<'_>, now: u32, out: &mut Vec<u8>) -> Envelope {
+    /// Runs `request` (whose whole message is `message`) as `admin`.
+    fn run_as(
+        &self,
+        admin: &Admin,
+        request: &Request<'_>,
+        message: &[u8],
+        now: u32,
+        conn: &mut Connection,
+        out: &mut Vec<u8>,
+    ) -> Envelope {
         let body = match Body::decode(request.header.opcode, request.body) {
             Ok(body) => body,
             Err(text) => return error(request, ResponseCode::ProtocolError, &text, now, out),
@@ -177,6 +217,19 @@ impl Frontend {
         let Some(id) = identifier(body.handle) else {
             return error(request, ResponseCode::InvalidHandle, "the handle is not a valid identifier", now, out);
         };
+        if matches!(request.header.opcode, opcode::LIST_HANDLES | opcode::LIST_DERIVED_PREFIXES) {
+            let Some(prefix) = id.record_prefix() else {
+                return error(request, ResponseCode::InvalidHandle, "a listing names a prefix (0.NA/PREFIX)", now, out);
+            };
+            let envelope = request.envelope;
+            let (admin, prefix, message) = (admin.clone(), prefix.to_owned(), message.to_vec());
+            let mut listing = Listing { envelope, message, admin, prefix, after: None, page: 0 };
+            let first = self.next_page(&mut listing, now, out);
+            if first.1 {
+                conn.listing = Some(listing);
+            }
+            return first.0;
+        }
         let put = |values: Vec<Value>, options: PutOptions| self.node.put(admin, &id, values, &options).map(drop);
         let result = match request.header.opcode {
             opcode::CREATE_HANDLE => {
@@ -201,6 +254,47 @@ impl Frontend {
             Ok(()) => request.respond(ResponseCode::Success.number(), now, out, |_| {}),
             Err(e) => error(request, e.code(), &e.to_string(), now, out),
         }
+    }
+}
+
+impl Frontend {
+    /// Writes the next message of `listing` into `out`: its envelope, and whether more follow
+    /// (then the transport calls again). A refusal (no ListHandles right) is the only message.
+    pub fn next_page(&self, listing: &mut Listing, now: u32, out: &mut Vec<u8>) -> (Envelope, bool) {
+        let request = match Request::decode(listing.envelope, &listing.message) {
+            Ok(request) => request,
+            Err(e) => return (message::protocol_error(&listing.envelope, now, &e.to_string(), out), false),
+        };
+        let derived = request.header.opcode == opcode::LIST_DERIVED_PREFIXES;
+        // Identifiers go on after the last name sent (one seek however deep); derived prefixes,
+        // few, by page number.
+        let names = match derived {
+            true => {
+                let page = Page { number: listing.page, size: NAMES_PER_MESSAGE, after: None };
+                self.node.list_prefixes(&listing.admin, &listing.prefix, &page)
+            }
+            false => {
+                let page = Page { number: 0, size: NAMES_PER_MESSAGE, after: listing.after.take() };
+                self.node.list(&listing.admin, &listing.prefix, &page)
+            }
+        };
+        let names = match names {
+            Ok(listed) => listed.names,
+            Err(e) => return (error(&request, e.code(), &e.to_string(), now, out), false),
+        };
+        let more = names.len() == NAMES_PER_MESSAGE;
+        let mut page = request;
+        page.header.op_flags &= !op_flags::CONTINUOUS;
+        if more {
+            page.header.op_flags |= op_flags::CONTINUOUS;
+        }
+        let envelope = page.respond(ResponseCode::Success.number(), now, out, |out| {
+            message::write_u32(out, names.len() as u32);
+            names.iter().for_each(|n| write_bytes(out, n.as_bytes()));
+        });
+        listing.page += 1;
+        listing.after = names.last().cloned();
+        (envelope, more)
     }
 }
 

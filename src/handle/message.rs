@@ -61,6 +61,8 @@ pub mod opcode {
     pub const REMOVE_VALUE: u32 = 103;
     pub const MODIFY_VALUE: u32 = 104;
     pub const LIST_HANDLES: u32 = 105;
+    /// RFC 3652's LIST_NA (the DO-IRP's LIST_DERIVED_PREFIXES); CNRI's 9.x client does not send it.
+    pub const LIST_DERIVED_PREFIXES: u32 = 106;
     pub const RESPONSE_TO_CHALLENGE: u32 = 200;
     /// The national identifier system's login (its SDKs send it on a new connection, answer
     /// the challenge, and send every later request on that connection unchallenged).

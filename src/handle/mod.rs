@@ -11,7 +11,7 @@
 //!            ├── RESOLUTION ──> Node::resolve ──> values / 100 / 200 / 102 / referral (303 for
 //!            │                  prefix records, else 301); public-only clear and values
 //!            │                  withheld ──> challenge
-//!            ├── CREATE / DELETE / ADD / REMOVE / MODIFY, LOGIN (2001)
+//!            ├── CREATE / DELETE / ADD / REMOVE / MODIFY / LIST, LOGIN (2001)
 //!            │        ──> auth: challenge (402, nonce, digest), request kept
 //!            ├── RESPONSE_TO_CHALLENGE ──> proof: secret (sealed copy) or public key
 //!            │        ──> admin: the kept request through Node as that administrator
@@ -33,7 +33,7 @@ use crate::code::ResponseCode;
 use crate::identifier::Identifier;
 use crate::node::{Node, ReadFilter, Resolution};
 use crate::record::{Permissions, Ttl, Value, types};
-pub use admin::Connection;
+pub use admin::{Connection, Listing};
 use message::{Envelope, Reader, Request, Version, WireError, op_flags, opcode, write_bytes, write_u32};
 
 /// What the transport does with an incoming message.

@@ -160,15 +160,25 @@ async fn connection(
         } else {
             answer(&frontend, |f| f.answer(&envelope, &message, now(), &mut conn, &mut out))
         };
-        let Verdict::Respond(response) = verdict else {
+        let Verdict::Respond(mut response) = verdict else {
             return Ok(());
         };
-        framed.clear();
-        response.encode(&mut framed);
-        framed.extend_from_slice(&out);
-        match tokio::time::timeout(idle, stream.write_all(&framed)).await {
-            Ok(r) => r?,
-            Err(_) => return Ok(()), // a client that does not read holds a slot no longer
+        // A listing goes on, one page a message, while the client reads.
+        let mut listing = conn.take_listing();
+        loop {
+            framed.clear();
+            response.encode(&mut framed);
+            framed.extend_from_slice(&out);
+            match tokio::time::timeout(idle, stream.write_all(&framed)).await {
+                Ok(r) => r?,
+                Err(_) => return Ok(()), // a client that does not read holds a slot no longer
+            }
+            let Some(next) = listing.as_mut() else { break };
+            let (envelope, more) = frontend.next_page(next, now(), &mut out);
+            response = envelope;
+            if !more {
+                listing = None;
+            }
         }
     }
 }

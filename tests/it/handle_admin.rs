@@ -313,3 +313,66 @@ async fn non_public_values_are_read_after_a_challenge_when_public_only_is_clear(
     assert_eq!(once(addr, &Out::new(1, 31, resolution("88.100/Q"))).await.code, 1);
     node.stop().await;
 }
+
+/// Reads one response from `stream`, with the flags of its header.
+async fn read(stream: &mut TcpStream) -> (In, u32) {
+    let mut head = [0u8; 20];
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut head)).await.unwrap().unwrap();
+    let mut m = vec![0u8; word(&head, 16) as usize];
+    stream.read_exact(&mut m).await.unwrap();
+    let body = m[24..24 + word(&m, 20) as usize].to_vec();
+    (In { session: word(&head, 4), request: word(&head, 8), opcode: word(&m, 0), code: word(&m, 4), body }, word(&m, 8))
+}
+
+#[tokio::test]
+async fn an_operator_lists_a_prefix_in_messages_of_500_names() {
+    let node = operator_node().await;
+    let addr = node.handle;
+    let ops = (0..1200)
+        .map(|i| idnode::node::Op::Put {
+            id: Identifier::parse(&format!("88.100.9/ITEM-{i:04}")).unwrap(),
+            values: vec![Value::new(1, "URL", "x", 0)],
+            options: PutOptions::default(),
+        })
+        .collect();
+    node.node.batch(&Admin::node(), ops).unwrap();
+
+    let list = Out::new(105, 40, handle_only("0.NA/88.100.9"));
+    let challenge = once(addr, &list).await;
+    assert_eq!((challenge.opcode, challenge.code), (105, 402));
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let proof = secret_proof(b"s3cret", &challenge);
+    let reply = answer("HS_SECKEY", "0.NA/88.100", 300, &proof, &challenge, 41);
+    stream.write_all(&reply.bytes()).await.unwrap();
+    let mut names = Vec::new();
+    let mut counts = Vec::new();
+    loop {
+        let (page, flags) = read(&mut stream).await;
+        assert_eq!((page.opcode, page.code, page.request), (105, 1, 41), "{page:?}");
+        let n = word(&page.body, 0) as usize;
+        counts.push(n);
+        let mut at = 4;
+        for _ in 0..n {
+            let len = word(&page.body, at) as usize;
+            names.push(String::from_utf8(page.body[at + 4..at + 4 + len].to_vec()).unwrap());
+            at += 4 + len;
+        }
+        if flags & 0x0400_0000 == 0 {
+            break;
+        }
+    }
+    assert_eq!(counts, [500, 500, 200], "the continuous flag on all but the last");
+    assert_eq!(names.first().map(String::as_str), Some("88.100.9/ITEM-0000"));
+    assert_eq!(names.len(), 1200);
+    names.dedup();
+    assert_eq!(names.len(), 1200, "no name twice across pages");
+
+    // Derived prefixes of 88.100: the demo's 88.100.1; 88.100.9 has no prefix record.
+    let derived = as_operator(addr, &Out::new(106, 42, handle_only("88.100")), b"s3cret").await;
+    assert_eq!(derived.code, 1, "{derived:?}");
+    assert!(String::from_utf8_lossy(&derived.body).contains("88.100.1"));
+    // The operator of 88.100 may not list 88.200.
+    let foreign = as_operator(addr, &Out::new(105, 43, handle_only("0.NA/88.200")), b"s3cret").await;
+    assert_eq!(foreign.code, 401);
+    node.stop().await;
+}
