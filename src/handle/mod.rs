@@ -10,7 +10,10 @@
 //!            │        ── undecodable, compressed, encrypted ──> PROTOCOL_ERROR
 //!            ├── RESOLUTION ──> Node::resolve (anonymous, public values) ──> values / 100 /
 //!            │                  200 / 102 / referral (303 for prefix records, else 301)
+//!            ├── GET_SITE_INFO ──> the node's own HS_SITE (site_info)
 //!            └── any other opcode ──> OPERATION_NOT_SUPPORTED
+//!            ▼
+//!  credential::certify ── CT set and a server key ──> HS_SIGNED credential
 //! ```
 //!
 //! This slice resolves only, anonymously: it returns public values whatever the request's
@@ -18,7 +21,10 @@
 //! challenge-response of a later slice provides). Credentials on requests are ignored.
 
 pub mod client;
+pub mod credential;
+pub mod key;
 pub mod message;
+pub mod site_info;
 
 use std::sync::Arc;
 
@@ -40,11 +46,18 @@ pub enum Verdict {
 /// The Handle front end over a node.
 pub struct Frontend {
     node: Arc<Node>,
+    /// The node's own site and server key (GET_SITE_INFO, certified responses).
+    site: site_info::OwnSite,
 }
 
 impl Frontend {
     pub fn new(node: Arc<Node>) -> Self {
-        Self { node }
+        Self { node, site: site_info::OwnSite::default() }
+    }
+
+    /// The front end publishing `site` and signing with its key.
+    pub fn with_site(self, site: site_info::OwnSite) -> Self {
+        Self { site, ..self }
     }
 
     /// Answers the message `message` that followed `envelope` (already decoded and bounded),
@@ -61,11 +74,12 @@ impl Frontend {
         let version = envelope.suggested.min(message::MAX_VERSION);
         let envelope = match request.header.opcode {
             message::opcode::RESOLUTION => self.resolution(&request, version, now, out),
+            message::opcode::GET_SITE_INFO => self.site.answer(&request, now, out),
             op => {
                 error(&request, ResponseCode::OperationNotSupported, &format!("opcode {op} is not supported"), now, out)
             }
         };
-        Verdict::Respond(envelope)
+        Verdict::Respond(credential::certify(self.site.key(), &request, envelope, out))
     }
 
     /// Answers one UDP datagram: an envelope and the whole message. A message spread over
