@@ -111,7 +111,7 @@ impl OwnSite {
 
     /// The site's `HS_SITE` bytes, or why there are none.
     pub fn record(&self) -> Result<&[u8], &SiteError> {
-        self.record.as_deref().map_err(|e| e)
+        self.record.as_deref()
     }
 
     /// The server key, when the node has one.

@@ -284,14 +284,21 @@ mod public_key_json {
         e: String,
     }
 
+    /// A typed value, fields in CNRI's order.
+    #[derive(Serialize)]
+    struct Typed<T> {
+        format: &'static str,
+        value: T,
+    }
+
     pub(super) fn serialize<S: Serializer>(key: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        let value = match super::decode_rsa_pubkey(key) {
-            Some((e, n)) => serde_json::json!({"format": "key", "value": Jwk {
-                kty: "RSA".into(), n: URL_SAFE_NO_PAD.encode(n), e: URL_SAFE_NO_PAD.encode(e),
-            }}),
-            None => serde_json::json!({"format": "base64", "value": STANDARD.encode(key)}),
-        };
-        value.serialize(s)
+        match super::decode_rsa_pubkey(key) {
+            Some((e, n)) => {
+                let jwk = Jwk { kty: "RSA".into(), n: URL_SAFE_NO_PAD.encode(n), e: URL_SAFE_NO_PAD.encode(e) };
+                Typed { format: "key", value: jwk }.serialize(s)
+            }
+            None => Typed { format: "base64", value: STANDARD.encode(key) }.serialize(s),
+        }
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
@@ -422,7 +429,8 @@ mod tests {
         let back: Site = serde_json::from_value(json).unwrap();
         assert_eq!(back, site);
         assert_eq!(Site::decode(&site.encode()), Some(site));
-        let bad = r#"{"servers":[{"serverId":1,"address":"192.0.2.1","publicKey":{"format":"key","value":{"kty":"EC","n":"","e":""}}}]}"#;
+        let bad = r#"{"servers":[{"serverId":1,"address":"192.0.2.1",
+                                  "publicKey":{"format":"key","value":{"kty":"EC","n":"","e":""}}}]}"#;
         assert!(serde_json::from_str::<Site>(bad).unwrap_err().to_string().contains("EC"));
     }
 
