@@ -235,10 +235,11 @@ pub fn sites_in(record: &crate::record::Record) -> Vec<Site> {
     record.values.iter().filter(|v| v.is_type(types::SITE)).filter_map(|v| Site::decode(&v.data)).collect()
 }
 
-/// `HS_PUBKEY` data for an RSA key: `bytes "RSA_PUB_KEY"`, `u16 0`, `bytes e`, `bytes n`
-/// (CNRI's `Util.getBytesFromPublicKey`). The integers are written as Java's
-/// `BigInteger.toByteArray()` writes them (a leading zero byte when the top bit is set), so the
-/// bytes are CNRI's; readers accept either form.
+/// `HS_PUBKEY` data for an RSA key: `bytes "RSA_PUB_KEY"`, `u16 0`, `bytes e`, `bytes n`, and
+/// 4 zero bytes: CNRI's `Util.getBytesFromPublicKey` sizes its buffer for four length fields
+/// and writes three, and its reader ignores what follows the modulus. The integers are written
+/// as Java's `BigInteger.toByteArray()` writes them (a leading zero byte when the top bit is
+/// set). So the bytes are CNRI's, byte for byte (checked by conformance/handle-java).
 pub fn encode_rsa_pubkey(e: &[u8], n: &[u8]) -> Vec<u8> {
     let java = |b: &[u8]| -> Vec<u8> {
         let b = &b[b.iter().take_while(|&&x| x == 0).count().min(b.len().saturating_sub(1))..];
@@ -249,11 +250,13 @@ pub fn encode_rsa_pubkey(e: &[u8], n: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&0u16.to_be_bytes());
     put_bytes(&mut out, &java(e));
     put_bytes(&mut out, &java(n));
+    out.extend_from_slice(&[0; 4]);
     out
 }
 
 /// The exponent and modulus of `HS_PUBKEY` data holding an RSA key, leading zeros removed;
-/// `None` for any other key type or malformed data.
+/// `None` for any other key type or malformed data. Bytes after the modulus are ignored, as
+/// CNRI's `Util.getPublicKeyFromBytes` ignores them.
 pub fn decode_rsa_pubkey(data: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     let mut r = Reader(data);
     if r.bytes()? != RSA_PUB_KEY {
@@ -262,7 +265,7 @@ pub fn decode_rsa_pubkey(data: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     r.u16()?;
     let strip = |b: &[u8]| b[b.iter().take_while(|&&x| x == 0).count()..].to_vec();
     let (e, n) = (strip(r.bytes()?), strip(r.bytes()?));
-    (r.0.is_empty() && !e.is_empty() && !n.is_empty()).then_some((e, n))
+    (!e.is_empty() && !n.is_empty()).then_some((e, n))
 }
 
 const RSA_PUB_KEY: &[u8] = b"RSA_PUB_KEY";
@@ -407,14 +410,20 @@ mod tests {
     #[test]
     fn public_keys_travel_as_hs_pubkey_and_as_cnri_json() {
         let data = encode_rsa_pubkey(&[1, 0, 1], &[0x00, 0xc3, 0x01]);
-        let expected =
-            "0000000b".to_owned() + &hex::encode("RSA_PUB_KEY") + "0000" + "00000003010001" + "0000000300c301";
+        let expected = "0000000b".to_owned()
+            + &hex::encode("RSA_PUB_KEY")
+            + "0000"
+            + "00000003010001"
+            + "0000000300c301"
+            + "00000000";
         assert_eq!(hex::encode(&data), expected);
         assert_eq!(decode_rsa_pubkey(&data), Some((vec![1, 0, 1], vec![0xc3, 0x01])));
-        for cut in 0..data.len() {
+        let modulus_end = data.len() - 4;
+        for cut in 0..modulus_end {
             assert_eq!(decode_rsa_pubkey(&data[..cut]), None);
         }
-        assert_eq!(decode_rsa_pubkey(&[data.as_slice(), &[0]].concat()), None, "trailing byte");
+        assert!(decode_rsa_pubkey(&data[..modulus_end]).is_some(), "without CNRI's 4 unused bytes");
+        assert!(decode_rsa_pubkey(b"\0\0\0\x0bDSA_PUB_KEY\0\0").is_none(), "not RSA");
 
         let mut site = sample();
         site.servers[0].public_key = data.clone();
