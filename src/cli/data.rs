@@ -125,7 +125,9 @@ pub fn site_info(config: &Config, binary: Option<&Path>) -> anyhow::Result<()> {
         );
     }
     let handle = &config.handle;
-    let site = site_info::build(handle, handle.listen, Some(config.http.listen), key.as_ref())?;
+    let tls = config.http.tls_cert.is_some() && config.http.tls_key.is_some();
+    let http = site_info::HttpListener { addr: config.http.listen, tls };
+    let site = site_info::build(handle, handle.listen, Some(http), key.as_ref())?;
     match binary {
         Some(path) => {
             let bytes = site.encode();

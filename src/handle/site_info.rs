@@ -6,8 +6,10 @@
 //! The site has one server (id 1), primary (the node is primary for what it serves), in
 //! protocol version 2.11 (what CNRI 9.x's `hdl-setup-server` writes), at the Handle listener's
 //! address or `[handle] public_address`, with the server's public key and three interfaces:
-//! TCP admin and query, UDP query, HTTP query (the JSON API, when its listener is on the same
-//! address). The binary layout is [`crate::record::site`]'s, the one codec for sites.
+//! TCP admin and query, UDP query, HTTP (or HTTPS with TLS) query: the node's HTTP listener,
+//! when it is on the same address, whose JSON API Handle.Net's HTTP interface also serves
+//! (idnode does not take Handle messages over HTTP; CNRI's client uses UDP and TCP first). The
+//! binary layout is [`crate::record::site`]'s, the one codec for sites.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -42,12 +44,20 @@ pub enum SiteError {
     Invalid(String),
 }
 
+/// The node's HTTP listener as its site publishes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpListener {
+    pub addr: SocketAddr,
+    /// Whether it speaks HTTPS (`[http] tls_cert` and `tls_key` set).
+    pub tls: bool,
+}
+
 /// The site of a node whose Handle listener is `handle` (its bound address: port 0 in the
 /// config means the port it got), whose HTTP listener is `http`, with `key` when it has one.
 pub fn build(
     config: &HandleConfig,
     handle: SocketAddr,
-    http: Option<SocketAddr>,
+    http: Option<HttpListener>,
     key: Option<&ServerKey>,
 ) -> Result<Site, SiteError> {
     let address = config.public_address.unwrap_or(handle.ip());
@@ -66,8 +76,8 @@ pub fn build(
     };
     let mut interfaces = vec![interface(true, "TCP", handle.port()), interface(false, "UDP", handle.port())];
     // One server has one address: the JSON API is published only when it listens there too.
-    if let Some(http) = http.filter(|h| h.ip() == handle.ip() || h.ip().is_unspecified()) {
-        interfaces.push(interface(false, "HTTP", http.port()));
+    if let Some(http) = http.filter(|h| h.addr.ip() == handle.ip() || h.addr.ip().is_unspecified()) {
+        interfaces.push(interface(false, if http.tls { "HTTPS" } else { "HTTP" }, http.addr.port()));
     }
     let site = Site {
         version: 1,
@@ -146,11 +156,15 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn http(s: &str) -> Option<HttpListener> {
+        Some(HttpListener { addr: addr(s), tls: false })
+    }
+
     #[test]
     fn the_site_is_one_primary_server_with_cnri_s_interfaces_and_the_key() {
         let config = HandleConfig { site_serial: 7, ..HandleConfig::default() };
         let key = test_key();
-        let site = build(&config, addr("127.0.0.1:2641"), Some(addr("127.0.0.1:8000")), Some(key)).unwrap();
+        let site = build(&config, addr("127.0.0.1:2641"), http("127.0.0.1:8000"), Some(key)).unwrap();
         assert_eq!((site.protocol_version.as_str(), site.serial_number, site.primary_site), ("2.11", 7, true));
         let server = &site.servers[0];
         assert_eq!((server.server_id, server.address), (1, "127.0.0.1".parse().unwrap()));
@@ -168,11 +182,17 @@ mod tests {
         let err = build(&config, addr("0.0.0.0:2641"), None, None).unwrap_err();
         assert!(err.to_string().contains("public_address"), "{err}");
         let public = HandleConfig { public_address: Some("192.0.2.7".parse().unwrap()), ..HandleConfig::default() };
-        let site = build(&public, addr("0.0.0.0:2641"), Some(addr("0.0.0.0:8000")), None).unwrap();
+        let site = build(&public, addr("0.0.0.0:2641"), http("0.0.0.0:8000"), None).unwrap();
         assert_eq!(site.servers[0].address, "192.0.2.7".parse::<IpAddr>().unwrap());
         assert_eq!(site.servers[0].interfaces.len(), 3);
         assert!(site.servers[0].public_key.is_empty(), "no key: an empty key, which clients accept");
-        let elsewhere = build(&config, addr("127.0.0.1:2641"), Some(addr("127.0.0.2:8000")), None).unwrap();
+        let elsewhere = build(&config, addr("127.0.0.1:2641"), http("127.0.0.2:8000"), None).unwrap();
+        let tls = Some(HttpListener { addr: addr("127.0.0.1:8443"), tls: true });
+        let https = build(&config, addr("127.0.0.1:2641"), tls, None).unwrap();
+        assert_eq!(
+            (https.servers[0].interfaces[2].protocol.as_str(), https.servers[0].interfaces[2].port),
+            ("HTTPS", 8443)
+        );
         assert_eq!(elsewhere.servers[0].interfaces.len(), 2, "HTTP on another address is not this server's");
         let v6 = build(&config, addr("[::1]:2641"), None, None).unwrap_err();
         assert!(matches!(v6, SiteError::Invalid(_)), "::1 reads as IPv4 in a site: {v6}");

@@ -108,6 +108,8 @@ pub enum ServerError {
     ServerKey(#[from] crate::handle::key::KeyError),
 }
 
+use crate::handle::{key::ServerKey, site_info};
+
 /// The Handle protocol's TCP listener and UDP socket (on the same port) and its TCP limits.
 struct HandleSockets {
     tcp: TcpListener,
@@ -121,8 +123,7 @@ impl HandleSockets {
     /// Binds the sockets and builds the site from the addresses they got. The server key is
     /// read from the data directory: a missing key is a warning (no key in the site, unsigned
     /// responses), a file that is not a key an error.
-    async fn bind(config: &Config, http: Option<SocketAddr>) -> Result<Self, ServerError> {
-        use crate::handle::{key::ServerKey, site_info};
+    async fn bind(config: &Config, http: Option<site_info::HttpListener>) -> Result<Self, ServerError> {
         let key = ServerKey::load(&config.data_dir)?.map(Arc::new);
         if key.is_none() {
             let path = ServerKey::path(&config.data_dir);
@@ -187,7 +188,11 @@ impl Server {
             idle_timeout: Duration::from_secs(config.dns.tcp_idle_timeout_secs.max(1)),
         };
         let handle = match config.handle.enabled {
-            true => Some(HandleSockets::bind(config, http.local_addr().ok()).await?),
+            true => {
+                let tls = config.http.tls_cert.is_some() && config.http.tls_key.is_some();
+                let http = http.local_addr().ok().map(|addr| site_info::HttpListener { addr, tls });
+                Some(HandleSockets::bind(config, http).await?)
+            }
             false => None,
         };
         let rrl = crate::dns::rrl::Rrl::new(&config.dns.rrl)?.map(Arc::new);
