@@ -39,6 +39,16 @@ pub struct HandleConfig {
     /// CNRI's client waits 60 s for an answer (`tcp_timeout`); the national SDKs keep pooled
     /// connections alive with a resolution of `0` when idle.
     pub tcp_idle_timeout_secs: u64,
+    /// The address a Handle client should use to reach this node, published in the node's own
+    /// site (GET_SITE_INFO, `idnode admin site-info`). Needed when `listen` is unspecified
+    /// (0.0.0.0 or ::), which means nothing to a client; otherwise `listen`'s address is
+    /// published. The ports are always `listen`'s and `[http] listen`'s.
+    pub public_address: Option<IpAddr>,
+    /// 1: the site's serial number. CNRI's client compares it with the serial in response
+    /// headers to notice a changed site; raise it when the published address or key changes.
+    pub site_serial: u16,
+    /// "idnode": the site's `desc` attribute, which CNRI's tools show.
+    pub site_description: String,
 }
 
 impl Default for HandleConfig {
@@ -49,6 +59,9 @@ impl Default for HandleConfig {
             tcp_max_connections: 1024,
             tcp_max_connections_per_source: 64,
             tcp_idle_timeout_secs: 60,
+            public_address: None,
+            site_serial: 1,
+            site_description: "idnode".into(),
         }
     }
 }

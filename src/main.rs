@@ -200,6 +200,18 @@ enum AdminCommand {
         #[command(flatten)]
         settings: Settings,
     },
+    /// Print the node's Handle site (GET_SITE_INFO) as CNRI's siteinfo.json, or write siteinfo.bin,
+    /// for a Handle client that uses the node as its root.
+    SiteInfo {
+        /// Print siteinfo.json (the default).
+        #[arg(long, conflicts_with = "binary")]
+        json: bool,
+        /// Write the binary siteinfo.bin to this file instead.
+        #[arg(long, value_name = "FILE")]
+        binary: Option<PathBuf>,
+        #[command(flatten)]
+        settings: Settings,
+    },
 }
 
 fn main() -> ExitCode {
@@ -240,6 +252,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Admin { command: AdminCommand::Init { prefix, secret_file, settings } } => {
             data::admin_init(&settings.load()?, &prefix, secret_file.as_deref())
+        }
+        Command::Admin { command: AdminCommand::SiteInfo { json: _, binary, settings } } => {
+            data::site_info(&settings.load()?, binary.as_deref())
         }
         Command::Resolve { identifier, server, tcp, apex, protocol } => {
             probe::resolve(&identifier, protocol, server, tcp, &apex)

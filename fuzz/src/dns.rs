@@ -193,11 +193,17 @@ fn site(addresses: &[&str]) -> Vec<u8> {
         serial_number: 1,
         primary_site: true,
         multi_primary: false,
+        hash_option: 2,
         attributes: vec![Attribute { name: "dns-port".into(), value: "5300".into() }],
         servers: addresses
             .iter()
             .zip(1..)
-            .map(|(a, server_id)| Server { server_id, address: a.parse().expect("an address"), interfaces: vec![] })
+            .map(|(a, server_id)| Server {
+                server_id,
+                address: a.parse().expect("an address"),
+                public_key: vec![],
+                interfaces: vec![],
+            })
             .collect(),
     }
     .encode()

@@ -1,5 +1,5 @@
 //! Commands on the data directory, run while no server holds it: `import`, `export`,
-//! `admin init`. Writes go through [`Node`] as the trusted in-process principal, or through the
+//! `admin init`, `admin site-info`. Writes go through [`Node`] as the trusted in-process principal, or through the
 //! registry's bulk import, so they obey the same rules as a write over the API.
 
 use std::io::{BufReader, BufWriter, Write};
@@ -11,6 +11,8 @@ use anyhow::Context as _;
 
 use crate::auth::{self, Admin};
 use crate::config::Config;
+use crate::handle::key::ServerKey;
+use crate::handle::site_info;
 use crate::identifier::{self, Identifier};
 use crate::node::{Node, PutOptions, WriteError};
 use crate::registry::Registry;
@@ -73,12 +75,22 @@ pub fn export(config: &Config, output: Option<&Path>, zone_file: bool) -> anyhow
 }
 
 /// `idnode admin init`: creates `300:0.NA/PREFIX` with every right under `prefix`, its secret
-/// read from the first line of `secret_file` or generated and printed once.
+/// read from the first line of `secret_file` or generated and printed once; and the Handle
+/// server key, unless the data directory has one.
 pub fn admin_init(config: &Config, prefix: &str, secret_file: Option<&Path>) -> anyhow::Result<()> {
     identifier::check_prefix(prefix).with_context(|| format!("--prefix {prefix}"))?;
     let id = Identifier::from_parts(identifier::PREFIX_AUTHORITY, prefix)?;
     let mut node = Node::new(Arc::new(Registry::open(&config.data_dir)?), config.dns.zones());
     node.set_seal_key(Arc::new(crate::secret::SealKey::load_or_create(&config.data_dir)?));
+    // The key first: it is independent of the administrator, and a node initialised before
+    // keys existed gets one by running the command again.
+    let (_, created) = ServerKey::load_or_create(&config.data_dir)?;
+    let key_path = ServerKey::path(&config.data_dir);
+    let key_line = match created {
+        true => format!("Handle server key created: {} (RSA 2048, readable by its owner only)", key_path.display()),
+        false => format!("Handle server key kept: {}", key_path.display()),
+    };
+    writeln!(std::io::stdout().lock(), "{key_line}")?;
     let (secret, generated) = match secret_file {
         Some(path) => (super::first_line(path)?, false),
         None => (crate::secret::generate_secret(), true),
@@ -101,6 +113,37 @@ pub fn admin_init(config: &Config, prefix: &str, secret_file: Option<&Path>) -> 
             "(shown once; the node stores its salted hash and a copy sealed with {})",
             crate::secret::SealKey::FILE
         )?;
+    }
+    Ok(())
+}
+
+/// `idnode admin site-info`: the node's own site as CNRI's `siteinfo.json` on standard output,
+/// or with `binary` as `siteinfo.bin` in that file, built as `idnode serve` builds it from the
+/// config and the server key, so a Handle client can use the node as its root.
+pub fn site_info(config: &Config, binary: Option<&Path>) -> anyhow::Result<()> {
+    let key = ServerKey::load(&config.data_dir)?;
+    if key.is_none() {
+        eprintln!(
+            "warning: no Handle server key in {}: the site publishes none, so clients cannot verify \
+             certified answers; `idnode admin init` creates it",
+            config.data_dir.display()
+        );
+    }
+    let handle = &config.handle;
+    let tls = config.http.tls_cert.is_some() && config.http.tls_key.is_some();
+    let http = site_info::HttpListener { addr: config.http.listen, tls };
+    let site = site_info::build(handle, handle.listen, Some(http), key.as_ref())?;
+    match binary {
+        Some(path) => {
+            let bytes = site.encode();
+            std::fs::write(path, &bytes).with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("wrote {} ({} bytes)", path.display(), bytes.len());
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &site)?;
+            writeln!(out)?;
+        }
     }
     Ok(())
 }

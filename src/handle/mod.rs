@@ -15,16 +15,23 @@
 //!            │        ──> auth: challenge (402, nonce, digest), request kept
 //!            ├── RESPONSE_TO_CHALLENGE ──> proof: secret (sealed copy) or public key
 //!            │        ──> admin: the kept request through Node as that administrator
+//!            ├── GET_SITE_INFO ──> the node's own HS_SITE (site_info)
 //!            └── any other opcode ──> OPERATION_NOT_SUPPORTED
+//!            ▼
+//!  credential::certify ── CT set and a server key ──> HS_SIGNED credential
 //! ```
 //!
-//! Credentials sections on requests are not verified, and responses are not signed.
+//! Credential sections on requests are not verified; responses are signed when asked (CT) and
+//! the node has a server key.
 
 mod admin;
 mod auth;
 pub mod client;
+pub mod credential;
+pub mod key;
 pub mod message;
 mod proof;
+pub mod site_info;
 
 use std::sync::Arc;
 
@@ -50,11 +57,18 @@ pub struct Frontend {
     node: Arc<Node>,
     /// Requests waiting for the answers to their challenges.
     challenges: auth::Challenges,
+    /// The node's own site and server key (GET_SITE_INFO, certified responses).
+    site: site_info::OwnSite,
 }
 
 impl Frontend {
     pub fn new(node: Arc<Node>) -> Self {
-        Self { node, challenges: auth::Challenges::default() }
+        Self { node, challenges: auth::Challenges::default(), site: site_info::OwnSite::default() }
+    }
+
+    /// The front end publishing `site` and signing with its key.
+    pub fn with_site(self, site: site_info::OwnSite) -> Self {
+        Self { site, ..self }
     }
 
     /// Whether answering `message` may block: checking a proof (PBKDF2, a signature) or a
@@ -88,11 +102,12 @@ impl Frontend {
             opcode::RESOLUTION => self.resolution(&request, conn.login(), message, now, out),
             opcode::RESPONSE_TO_CHALLENGE => self.answer_challenge(&request, now, conn, out),
             op if admin::is_administration(op) => self.administer(&request, message, now, conn, out),
+            opcode::GET_SITE_INFO => self.site.answer(&request, now, out),
             op => {
                 error(&request, ResponseCode::OperationNotSupported, &format!("opcode {op} is not supported"), now, out)
             }
         };
-        Verdict::Respond(envelope)
+        Verdict::Respond(credential::certify(self.site.key(), &request, envelope, out))
     }
 
     /// Answers one UDP datagram: an envelope and the whole message. A message spread over

@@ -335,12 +335,14 @@ mod tests {
             serial_number: 1,
             primary_site: true,
             multi_primary: false,
+            hash_option: 2,
             attributes: vec![],
             servers,
         };
-        let server = crate::record::site::Server { server_id: 1, address: [192, 0, 2, 1].into(), interfaces: vec![] };
+        let address = [192, 0, 2, 1].into();
+        let server = crate::record::site::Server { server_id: 1, address, public_key: vec![], interfaces: vec![] };
         let mut foreign = site(vec![server]).encode();
-        foreign[7] = 1; // a hash option, which the JSON form does not hold
+        foreign.splice(8..12, [0, 0, 0, 1, b'x']); // a hash filter, which the JSON form does not hold
         let record = Record::new(
             &id,
             vec![

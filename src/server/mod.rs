@@ -111,17 +111,36 @@ pub enum ServerError {
     Workers(std::io::Error),
     #[error("a transport task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    ServerKey(#[from] crate::handle::key::KeyError),
 }
+
+use crate::handle::{key::ServerKey, site_info};
 
 /// The Handle protocol's TCP listener and UDP socket (on the same port) and its TCP limits.
 struct HandleSockets {
     tcp: TcpListener,
     udp: std::net::UdpSocket,
     limits: TcpLimits,
+    /// The node's own site, built for the bound address, and the server key.
+    site: crate::handle::site_info::OwnSite,
 }
 
 impl HandleSockets {
-    async fn bind(config: &crate::config::HandleConfig) -> Result<Self, ServerError> {
+    /// Binds the sockets and builds the site from the addresses they got. The server key is
+    /// read from the data directory: a missing key is a warning (no key in the site, unsigned
+    /// responses), a file that is not a key an error.
+    async fn bind(config: &Config, http: Option<site_info::HttpListener>) -> Result<Self, ServerError> {
+        let key = ServerKey::load(&config.data_dir)?.map(Arc::new);
+        if key.is_none() {
+            let path = ServerKey::path(&config.data_dir);
+            tracing::warn!(
+                key = %path.display(),
+                "no Handle server key: the site publishes none and certified requests are answered \
+                 unsigned; `idnode admin init` creates it"
+            );
+        }
+        let config = &config.handle;
         let addr = config.listen;
         let bind_error = |transport, addr| move |source| ServerError::Bind { transport, addr, source };
         let tcp = TcpListener::bind(addr).await.map_err(bind_error("Handle TCP", addr))?;
@@ -132,7 +151,11 @@ impl HandleSockets {
             per_source: config.tcp_max_connections_per_source.max(1),
             idle_timeout: Duration::from_secs(config.tcp_idle_timeout_secs.max(1)),
         };
-        Ok(Self { tcp, udp, limits })
+        let site = site_info::build(config, addr, http, key.as_deref());
+        if let Err(e) = &site {
+            tracing::warn!("GET_SITE_INFO is refused: {e}");
+        }
+        Ok(Self { tcp, udp, limits, site: site_info::OwnSite::new(site, key) })
     }
 }
 
@@ -173,7 +196,11 @@ impl Server {
             idle_timeout: Duration::from_secs(config.dns.tcp_idle_timeout_secs.max(1)),
         };
         let handle = match config.handle.enabled {
-            true => Some(HandleSockets::bind(&config.handle).await?),
+            true => {
+                let tls = config.http.tls_cert.is_some() && config.http.tls_key.is_some();
+                let http = http.local_addr().ok().map(|addr| site_info::HttpListener { addr, tls });
+                Some(HandleSockets::bind(config, http).await?)
+            }
             false => None,
         };
         let rrl = crate::dns::rrl::Rrl::new(&config.dns.rrl)?.map(Arc::new);
@@ -227,7 +254,7 @@ impl Server {
             .collect::<Result<_, _>>()
             .map_err(ServerError::Workers)?;
         if let Some(handle) = self.handle {
-            let frontend = Arc::new(crate::handle::Frontend::new(self.node.clone()));
+            let frontend = Arc::new(crate::handle::Frontend::new(self.node.clone()).with_site(handle.site));
             let (udp_frontend, udp_token) = (frontend.clone(), token.clone());
             let worker = std::thread::Builder::new()
                 .name("handle-udp".into())

@@ -231,7 +231,7 @@ async fn filters_not_found_and_unsupported_opcodes() {
     assert_eq!(r.code, 102, "INVALID_HANDLE");
     let (len, text) = (be(&r.body, 0) as usize, &r.body[4..]);
     assert_eq!(len, text.len(), "an error body is one message");
-    for opcode in [2, 400] {
+    for opcode in [3, 400] {
         let r = tcp(addr, &envelope((2, 10), (2, 11), 5, &message(opcode, 0, b""))).await;
         assert_eq!((r.opcode, r.code, r.request_id), (opcode, 5, 5), "OPERATION_NOT_SUPPORTED");
     }
@@ -415,4 +415,176 @@ async fn idnode_resolve_asks_over_the_handle_protocol_on_tcp_and_udp() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("response code 100"), "{out:?}");
     }
     node.stop().await;
+}
+
+//------------ The node's site and certified responses -------------------------------------------
+
+const CT: u32 = 0x4000_0000;
+
+fn get_site_info(request_id: u32, flags: u32) -> Vec<u8> {
+    let mut body = Vec::new();
+    bytes(&mut body, b"/"); // what CNRI's client sends
+    envelope((2, 11), (2, 11), request_id, &message(2, flags, &body))
+}
+
+/// Reads one response over TCP without checking its credential: (envelope, message).
+async fn tcp_raw(addr: SocketAddr, request: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut head = [0u8; 20];
+    tokio::time::timeout(Duration::from_secs(3), stream.read_exact(&mut head)).await.unwrap().unwrap();
+    let mut message = vec![0u8; be(&head, 16) as usize];
+    stream.read_exact(&mut message).await.unwrap();
+    (head.to_vec(), message)
+}
+
+/// Checks the HS_SIGNED credential of a response the way CNRI's client does (version 2.11:
+/// version, suggested version, session id, request id, counter, then header and body) with the
+/// public key the site publishes; returns the response without its credential.
+fn verify_certified(head: &[u8], message: &[u8], hs_pubkey: &[u8]) -> Response {
+    let body_len = be(message, 20) as usize;
+    let signed_end = 24 + body_len;
+    let credential = &message[signed_end + 4..];
+    assert_eq!(be(message, signed_end) as usize, credential.len());
+    let (algorithm, signature) = idnode::handle::credential::signature_of(credential).expect("HS_SIGNED");
+    assert_eq!(algorithm, b"SHA-256");
+    let (e, n) = idnode::record::site::decode_rsa_pubkey(hs_pubkey).expect("an RSA key in the site");
+    let mut signed = vec![head[0], head[1], head[2] & 3, head[3]];
+    signed.extend_from_slice(&head[4..12]); // session id, request id
+    signed.extend_from_slice(&[0; 4]); // session counter
+    signed.extend_from_slice(&message[..signed_end]);
+    let key = ring::signature::RsaPublicKeyComponents { n: &n, e: &e };
+    key.verify(&ring::signature::RSA_PKCS1_2048_8192_SHA256, &signed, signature).expect("a valid signature");
+    let mut unsigned = message[..signed_end].to_vec();
+    unsigned.extend_from_slice(&[0; 4]);
+    let mut head = head.to_vec();
+    head[16..20].copy_from_slice(&(unsigned.len() as u32).to_be_bytes());
+    parse(&head, &unsigned)
+}
+
+#[tokio::test]
+async fn get_site_info_answers_the_node_s_own_site_over_tcp_and_udp() {
+    let node = start_server().await;
+    for r in [tcp(node.handle, &get_site_info(9, 0)).await, udp(node.handle, &get_site_info(9, 0)).await.0] {
+        assert_eq!((r.opcode, r.code, r.request_id), (2, 1, 9), "{r:?}");
+        let site = idnode::record::site::Site::decode(&r.body).expect("the body is one HS_SITE record");
+        assert_eq!((site.protocol_version.as_str(), site.primary_site), ("2.11", true));
+        let server = &site.servers[0];
+        assert_eq!(server.address, node.handle.ip());
+        assert!(server.public_key.is_empty(), "no key file: no key");
+        let ports: Vec<_> = server.interfaces.iter().map(|i| (i.protocol.as_str(), i.admin, i.port)).collect();
+        let (handle, http) = (u32::from(node.handle.port()), u32::from(node.http.port()));
+        assert_eq!(ports, [("TCP", true, handle), ("UDP", false, handle), ("HTTP", false, http)]);
+    }
+    // Asked to certify without a key, the node answers unsigned, as before keys existed.
+    assert_eq!(tcp(node.handle, &get_site_info(10, CT)).await.code, 1);
+    // With RD the record follows the digest.
+    let r = tcp(node.handle, &get_site_info(11, RD)).await;
+    assert_eq!(r.body[0], 3, "SHA-256 digest");
+    assert!(idnode::record::site::Site::decode(&r.body[33..]).is_some());
+    // A body that is not a handle.
+    let hostile = envelope((2, 11), (2, 11), 12, &message(2, 0, &[0xff, 0xff, 0xff, 0xff]));
+    let r = tcp(node.handle, &hostile).await;
+    assert_eq!((r.opcode, r.code), (2, 4), "PROTOCOL_ERROR: {r:?}");
+    let r = udp(node.handle, &envelope((2, 11), (2, 11), 13, &message(2, 0, &[]))).await.0;
+    assert_eq!((r.opcode, r.code), (2, 4), "PROTOCOL_ERROR: {r:?}");
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn with_a_server_key_certified_requests_get_signed_answers() {
+    let node = crate::start_server_with(|config| {
+        idnode::handle::key::ServerKey::load_or_create(&config.data_dir).unwrap();
+    })
+    .await;
+    let site = tcp(node.handle, &get_site_info(1, 0)).await;
+    let site = idnode::record::site::Site::decode(&site.body).unwrap();
+    let hs_pubkey = site.servers[0].public_key.clone();
+    assert!(!hs_pubkey.is_empty(), "the site publishes the key");
+
+    let (head, m) = tcp_raw(node.handle, &get_site_info(2, CT)).await;
+    let r = verify_certified(&head, &m, &hs_pubkey);
+    assert_eq!((r.opcode, r.code, r.request_id), (2, 1, 2));
+    assert_eq!(idnode::record::site::Site::decode(&r.body), Some(site));
+
+    let req = request(3, TYPICAL_FLAGS | CT, &resolution("88.100.1/abc-123", &[], &[]));
+    let (head, m) = tcp_raw(node.handle, &req).await;
+    let r = verify_certified(&head, &m, &hs_pubkey);
+    assert_eq!((r.opcode, r.code, r.request_id), (1, 1, 3));
+    assert_eq!(values(&r.body).1.len(), 3);
+    // Errors are signed too.
+    let req = request(4, CT, &resolution("88.100.1/none", &[], &[]));
+    let (head, m) = tcp_raw(node.handle, &req).await;
+    assert_eq!(verify_certified(&head, &m, &hs_pubkey).code, 100);
+    // A tampered answer does not verify.
+    let (head, mut m) = tcp_raw(node.handle, &get_site_info(5, CT)).await;
+    m[30] ^= 1;
+    let tampered = std::panic::catch_unwind(|| verify_certified(&head, &m, &hs_pubkey));
+    assert!(tampered.is_err());
+    // Uncertified requests stay unsigned (parse() checks the empty credential).
+    assert_eq!(tcp(node.handle, &get_site_info(6, 0)).await.code, 1);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_file_that_is_not_a_key_stops_the_node_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(idnode::handle::key::KEY_FILE), "-----BEGIN PRIVATE KEY-----\nAA==\n").unwrap();
+    let mut config = idnode::config::Config { data_dir: dir.path().to_owned(), ..Default::default() };
+    for listen in [&mut config.dns.listen, &mut config.http.listen, &mut config.handle.listen] {
+        *listen = "127.0.0.1:0".parse().unwrap();
+    }
+    let registry = std::sync::Arc::new(idnode::registry::Registry::open(&config.data_dir).unwrap());
+    let err = idnode::server::Server::start(&config, registry).await.err().expect("a start error");
+    assert!(err.to_string().contains("handle-server.key"), "{err}");
+}
+
+#[test]
+fn admin_init_creates_the_key_and_site_info_prints_cnri_s_siteinfo() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("idnode.toml");
+    let toml = "[handle]\nlisten = \"0.0.0.0:2641\"\npublic_address = \"192.0.2.7\"\nsite_serial = 4\n";
+    std::fs::write(&config, toml).unwrap();
+    let idnode = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--data", data.to_str().unwrap(), "--config", config.to_str().unwrap()]);
+        std::process::Command::new(env!("CARGO_BIN_EXE_idnode")).args(&all).output().unwrap()
+    };
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+
+    let out = idnode(&["admin", "site-info"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("idnode admin init"), "no key yet: {}", text(&out.stderr));
+    let out = idnode(&["admin", "init", "--prefix", "88"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Handle server key created"), "{}", text(&out.stdout));
+
+    let out = idnode(&["admin", "site-info", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["protocolVersion"], "2.11");
+    assert_eq!((json["serialNumber"].as_u64(), json["primarySite"].as_bool()), (Some(4), Some(true)));
+    let server = &json["servers"][0];
+    assert_eq!((server["serverId"].as_u64(), server["address"].as_str()), (Some(1), Some("192.0.2.7")));
+    assert_eq!(
+        (server["publicKey"]["format"].as_str(), server["publicKey"]["value"]["kty"].as_str()),
+        (Some("key"), Some("RSA"))
+    );
+    let site: idnode::record::site::Site = serde_json::from_value(json).unwrap();
+
+    let bin = dir.path().join("siteinfo.bin");
+    let out = idnode(&["admin", "site-info", "--binary", bin.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let bytes = std::fs::read(&bin).unwrap();
+    assert_eq!(bytes, site.encode(), "the JSON and the binary are the same site");
+    assert_eq!(&bytes[..8], &[0, 1, 2, 11, 0, 4, 0x80, 2]);
+
+    let key = data.join(idnode::handle::key::KEY_FILE);
+    let out = idnode(&["admin", "init", "--prefix", "88"]);
+    assert!(text(&out.stdout).contains("Handle server key kept"), "{}", text(&out.stdout));
+    std::fs::write(&key, "not a key").unwrap();
+    let out = idnode(&["admin", "site-info"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("handle-server.key"), "{}", text(&out.stderr));
 }
