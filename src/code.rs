@@ -37,6 +37,12 @@ pub enum ResponseCode {
     AuthenticationFailed = 403,
     /// The answer names a challenge the node does not hold (never issued, answered, or expired).
     AuthenticationTimeout = 405,
+    /// The request names a session the node does not hold (never set up, ended, or expired).
+    SessionTimeout = 500,
+    SessionFailed = 501,
+    InvalidSessionSetup = 504,
+    /// A session request was replayed (its counter was seen).
+    SessionMessageRejected = 505,
 }
 
 impl ResponseCode {

@@ -112,6 +112,13 @@ impl Admin {
         Self { key: identifier.key(), index, identifier: identifier.to_string(), trusted: false }
     }
 
+    /// The administrator `index:identifier` as if its secret had passed, for tests of what
+    /// follows authentication.
+    #[cfg(test)]
+    pub(crate) fn for_tests(index: u32, identifier: &str) -> Self {
+        Self::checked(index, &Identifier::parse(identifier).expect("a valid identifier"))
+    }
+
     /// The node itself: what `idnode admin init`, the demo loader and tests write as. It holds
     /// every right and exists only in process; no request can become it.
     pub fn node() -> Self {

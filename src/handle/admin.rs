@@ -20,6 +20,7 @@ use std::time::Instant;
 use super::auth::{Answer, Pending};
 use super::message::{self, Envelope, Reader, Request, WireError, op_flags, opcode, write_bytes};
 use super::proof::{PublicKey, secret_answer_matches};
+use super::session::InSession;
 use super::{Frontend, error, identifier};
 use crate::auth::Admin;
 use crate::code::ResponseCode;
@@ -38,16 +39,34 @@ pub struct Connection {
     /// A listing whose first message was just written and whose next ones the transport must
     /// send ([`Frontend::next_page`]).
     listing: Option<Listing>,
+    /// The session the message being answered belongs to (checked by its MAC), if any.
+    session: Option<InSession>,
 }
 
 impl Connection {
     pub fn new(source: Option<IpAddr>) -> Self {
-        Self { source, login: None, listing: None }
+        Self { source, login: None, listing: None, session: None }
     }
 
     /// The administrator this connection logged in as, if any.
     pub fn login(&self) -> Option<&Admin> {
         self.login.as_ref()
+    }
+
+    /// Who the message being answered comes from: the administrator the connection logged in
+    /// as, or the one its session authenticated as.
+    pub(super) fn principal(&self) -> Option<&Admin> {
+        self.login.as_ref().or(self.session.as_ref().and_then(|s| s.admin.as_ref()))
+    }
+
+    /// The session of the message being answered, if it was signed in one.
+    pub(super) fn session_id(&self) -> Option<u32> {
+        self.session.as_ref().map(|s| s.id)
+    }
+
+    /// Sets the session of the message being answered.
+    pub(super) fn enter(&mut self, session: Option<InSession>) {
+        self.session = session;
     }
 
     /// The listing to go on with after the message just written, if any.
@@ -105,20 +124,28 @@ impl Frontend {
         if let Err(text) = Body::decode(request.header.opcode, request.body) {
             return error(request, ResponseCode::ProtocolError, &text, now, out);
         }
-        match conn.login.clone() {
+        match conn.principal().cloned() {
             Some(admin) if request.header.opcode != opcode::LOGIN_ID_SYSTEM => {
                 self.run_as(&admin, request, message, now, conn, out)
             }
-            _ => self.challenge(request, message, now, out),
+            _ => self.challenge(request, message, conn, now, out),
         }
     }
 
     /// AUTHENTICATION_NEEDED: keeps the request and sends the nonce and the request's digest,
-    /// the envelope's session id naming the challenge.
-    pub(super) fn challenge(&self, request: &Request<'_>, message: &[u8], now: u32, out: &mut Vec<u8>) -> Envelope {
+    /// the envelope's session id naming the challenge (inside a session, the session's id).
+    pub(super) fn challenge(
+        &self,
+        request: &Request<'_>,
+        message: &[u8],
+        conn: &Connection,
+        now: u32,
+        out: &mut Vec<u8>,
+    ) -> Envelope {
         let version = request.envelope.suggested.min(message::MAX_VERSION);
         let digest = message::request_digest(version, request.signed);
-        let (id, nonce) = self.challenges.issue(&request.envelope, message, digest, Instant::now());
+        let session = conn.session.as_ref().map(|s| s.id);
+        let (id, nonce) = self.challenges.issue(&request.envelope, message, digest, session, Instant::now());
         // A challenge always carries the digest.
         let mut asked = *request;
         asked.header.op_flags |= op_flags::RETURN_DIGEST;
@@ -151,6 +178,10 @@ impl Frontend {
             Err(e) => return error(request, ResponseCode::ProtocolError, &e.to_string(), now, out),
         };
         match self.prove(&answer, &pending, conn.source) {
+            Ok(admin) if pending.session.is_some_and(|id| self.sessions.authenticate(id, &admin).is_err()) => {
+                let text = "the answer is not from the identity the session was set up for";
+                error(&original, ResponseCode::AuthenticationFailed, text, now, out)
+            }
             Ok(admin) if original.header.opcode == opcode::LOGIN_ID_SYSTEM => {
                 tracing::info!(target: "audit", user = %admin.user(), "logged in over the Handle protocol");
                 conn.login = Some(admin);
@@ -212,7 +243,7 @@ impl Frontend {
             Err(text) => return error(request, ResponseCode::ProtocolError, &text, now, out),
         };
         if request.header.opcode == opcode::RESOLUTION {
-            return self.resolution(request, Some(admin), &[], now, out);
+            return self.resolution(request, Some(admin), &[], conn, now, out);
         }
         let Some(id) = identifier(body.handle) else {
             return error(request, ResponseCode::InvalidHandle, "the handle is not a valid identifier", now, out);

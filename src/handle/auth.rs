@@ -38,6 +38,8 @@ pub(super) struct Pending {
     pub(super) envelope: Envelope,
     /// The request message as received.
     pub(super) message: Vec<u8>,
+    /// The session the challenge was sent in (its id is the session's).
+    pub(super) session: Option<u32>,
 }
 
 impl Pending {
@@ -71,8 +73,16 @@ impl Inner {
 
 impl Challenges {
     /// Keeps the request (`envelope`, `message`) whose digest is `digest`; returns the
-    /// challenge's id (never 0) and nonce.
-    pub(super) fn issue(&self, envelope: &Envelope, message: &[u8], digest: Vec<u8>, now: Instant) -> (u32, [u8; 16]) {
+    /// challenge's id and nonce. The id is `fixed` (a session's id: a challenge inside a
+    /// session is named by it) or random, never 0.
+    pub(super) fn issue(
+        &self,
+        envelope: &Envelope,
+        message: &[u8],
+        digest: Vec<u8>,
+        fixed: Option<u32>,
+        now: Instant,
+    ) -> (u32, [u8; 16]) {
         let mut nonce = [0u8; 16];
         OsRng.fill_bytes(&mut nonce);
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -90,13 +100,19 @@ impl Challenges {
             let Inner { by_id, order, .. } = &mut *inner;
             order.retain(|id| by_id.contains_key(id));
         }
-        let id = loop {
-            let id = OsRng.next_u32();
-            if id != 0 && !inner.by_id.contains_key(&id) {
-                break id;
+        let id = match fixed {
+            Some(id) => {
+                inner.remove(id);
+                id
             }
+            None => loop {
+                let id = OsRng.next_u32();
+                if id != 0 && !inner.by_id.contains_key(&id) {
+                    break id;
+                }
+            },
         };
-        let pending = Pending { nonce, digest, envelope: *envelope, message: message.to_vec() };
+        let pending = Pending { nonce, digest, envelope: *envelope, message: message.to_vec(), session: fixed };
         inner.bytes += message.len();
         inner.by_id.insert(id, (pending, now));
         inner.order.push_back(id);
@@ -155,9 +171,9 @@ mod tests {
     fn a_challenge_is_answered_once_and_within_its_time() {
         let challenges = Challenges::default();
         let t0 = Instant::now();
-        let (id, nonce) = challenges.issue(&envelope(), b"request", vec![1, 2], t0);
+        let (id, nonce) = challenges.issue(&envelope(), b"request", vec![1, 2], None, t0);
         assert_ne!(id, 0);
-        let (other, other_nonce) = challenges.issue(&envelope(), b"request", vec![1, 2], t0);
+        let (other, other_nonce) = challenges.issue(&envelope(), b"request", vec![1, 2], None, t0);
         assert_ne!((id, nonce), (other, other_nonce), "random ids and nonces");
         let pending = challenges.take(id, t0).expect("kept");
         assert_eq!((pending.message.as_slice(), pending.signed()), (&b"request"[..], [&nonce[..], &[1, 2]].concat()));
@@ -169,15 +185,15 @@ mod tests {
     fn a_flood_of_unanswered_challenges_stays_bounded() {
         let challenges = Challenges::default();
         let t0 = Instant::now();
-        let first = challenges.issue(&envelope(), b"r", vec![], t0).0;
+        let first = challenges.issue(&envelope(), b"r", vec![], None, t0).0;
         for _ in 0..MAX_PENDING + 10 {
-            challenges.issue(&envelope(), b"r", vec![], t0);
+            challenges.issue(&envelope(), b"r", vec![], None, t0);
         }
         assert_eq!(challenges.len(), MAX_PENDING);
         assert!(challenges.take(first, t0).is_none(), "the oldest went first");
         let big = vec![0u8; 1 << 20];
         for _ in 0..40 {
-            challenges.issue(&envelope(), &big, vec![], t0);
+            challenges.issue(&envelope(), &big, vec![], None, t0);
         }
         assert!(challenges.inner.lock().unwrap().bytes <= MAX_PENDING_BYTES);
     }

@@ -31,6 +31,7 @@ pub mod credential;
 pub mod key;
 pub mod message;
 mod proof;
+mod session;
 pub mod site_info;
 
 use std::sync::Arc;
@@ -59,11 +60,14 @@ pub struct Frontend {
     challenges: auth::Challenges,
     /// The node's own site and server key (GET_SITE_INFO, certified responses).
     site: site_info::OwnSite,
+    /// Sessions set up by clients (SESSION_SETUP).
+    sessions: session::Sessions,
 }
 
 impl Frontend {
     pub fn new(node: Arc<Node>) -> Self {
-        Self { node, challenges: auth::Challenges::default(), site: site_info::OwnSite::default() }
+        let (challenges, sessions) = (auth::Challenges::default(), session::Sessions::default());
+        Self { node, challenges, site: site_info::OwnSite::default(), sessions }
     }
 
     /// The front end publishing `site` and signing with its key.
@@ -76,7 +80,7 @@ impl Frontend {
     /// to tell is cheap (it gets PROTOCOL_ERROR).
     pub fn may_block(message: &[u8]) -> bool {
         let op = message.get(..4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-        admin::is_administration(op) || op == opcode::RESPONSE_TO_CHALLENGE
+        admin::is_administration(op) || matches!(op, opcode::RESPONSE_TO_CHALLENGE | opcode::SESSION_SETUP)
     }
 
     /// Answers the message `message` that followed `envelope` (already decoded and bounded) on
@@ -98,8 +102,19 @@ impl Frontend {
         if request.header.response_code != 0 {
             return Verdict::Drop;
         }
+        match self.sessions.check(&request, std::time::Instant::now()) {
+            None => conn.enter(None),
+            Some(Ok(session)) => conn.enter(Some(session)),
+            Some(Err((code, text))) => {
+                conn.enter(None);
+                let envelope = error(&request, code, text, now, out);
+                return Verdict::Respond(credential::certify(self.site.key(), &request, envelope, out));
+            }
+        }
         let envelope = match request.header.opcode {
-            opcode::RESOLUTION => self.resolution(&request, conn.login(), message, now, out),
+            opcode::RESOLUTION => self.resolution(&request, conn.principal(), message, conn, now, out),
+            opcode::SESSION_SETUP => self.session_setup(&request, now, out),
+            opcode::SESSION_TERMINATE => self.session_end(&request, conn, now, out),
             opcode::RESPONSE_TO_CHALLENGE => self.answer_challenge(&request, now, conn, out),
             op if admin::is_administration(op) => self.administer(&request, message, now, conn, out),
             opcode::GET_SITE_INFO => self.site.answer(&request, now, out),
@@ -140,6 +155,7 @@ impl Frontend {
         request: &Request<'_>,
         principal: Option<&Admin>,
         message: &[u8],
+        conn: &Connection,
         now: u32,
         out: &mut Vec<u8>,
     ) -> Envelope {
@@ -157,7 +173,7 @@ impl Frontend {
         let filter = ReadFilter { public_only: principal.is_none(), ..ReadFilter::default() };
         let record = match self.node.resolve(principal, &id, &filter) {
             Ok(Resolution::Found(found)) if found.withheld && principal.is_none() && !public_only => {
-                return self.challenge(request, message, now, out);
+                return self.challenge(request, message, conn, now, out);
             }
             Ok(Resolution::Found(found)) => found.record,
             Ok(Resolution::Referral(delegation)) => return referral(request, version, &id, &delegation, now, out),

@@ -47,7 +47,12 @@ pub(super) fn status(code: ResponseCode, detail: Detail) -> StatusCode {
         ResponseCode::InvalidAdmin | ResponseCode::InsufficientPermissions | ResponseCode::AuthenticationFailed => {
             StatusCode::FORBIDDEN
         }
-        ResponseCode::AuthenticationNeeded | ResponseCode::AuthenticationTimeout => StatusCode::UNAUTHORIZED,
+        ResponseCode::AuthenticationNeeded
+        | ResponseCode::AuthenticationTimeout
+        | ResponseCode::SessionTimeout
+        | ResponseCode::SessionFailed
+        | ResponseCode::InvalidSessionSetup
+        | ResponseCode::SessionMessageRejected => StatusCode::UNAUTHORIZED,
     }
 }
 

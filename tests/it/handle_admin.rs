@@ -167,7 +167,11 @@ async fn as_operator(addr: SocketAddr, out: &Out, secret: &[u8]) -> In {
 }
 
 async fn operator_node() -> TestNode {
-    let node = start_server().await;
+    operator_on(start_server().await)
+}
+
+/// `node` with the operator `300:0.NA/88.100` (secret "s3cret").
+fn operator_on(node: TestNode) -> TestNode {
     let id = Identifier::parse("0.NA/88.100").unwrap();
     let values = prefix_admin_values((300, id.as_str()), Some("s3cret"), 0);
     node.node.put(&Admin::node(), &id, values, &PutOptions::default()).unwrap();
@@ -374,5 +378,104 @@ async fn an_operator_lists_a_prefix_in_messages_of_500_names() {
     // The operator of 88.100 may not list 88.200.
     let foreign = as_operator(addr, &Out::new(105, 43, handle_only("0.NA/88.200")), b"s3cret").await;
     assert_eq!(foreign.code, 401);
+    node.stop().await;
+}
+
+/// RFC 2409's 1024-bit MODP group, the size of Java's default Diffie-Hellman parameters.
+const MODP_1024: &str = "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E3404DDEF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7EDEE386BFB5A899FA5AE9F24117C4B1FE649286651ECE65381FFFFFFFFFFFFFFFF";
+
+/// `out` signed in session `session` with `key` and `counter` (an HS_MAC credential, as CNRI's
+/// client writes it from 2.7: HMAC-SHA256 over versions, ids, counter, header and body).
+fn in_session(out: &Out, session: u32, counter: u32, key: &[u8]) -> Vec<u8> {
+    let mut bytes = Out { session, ..Out::new(out.opcode, out.request, out.body.clone()) }.bytes();
+    bytes.truncate(bytes.len() - 4); // the empty credential
+    let signed = &bytes[20..];
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    mac.update(&[2, 10, 2, 11]);
+    for n in [session, out.request, counter] {
+        mac.update(&n.to_be_bytes());
+    }
+    mac.update(signed);
+    let mac = mac.finalize().into_bytes();
+    let mut credential = vec![0, 0, 0, 0, 0, 0, 0, 0];
+    credential.extend_from_slice(&counter.to_be_bytes());
+    string(&mut credential, b"HS_MAC");
+    credential.extend_from_slice(&((4 + 11 + 4 + mac.len()) as u32).to_be_bytes());
+    string(&mut credential, b"HMAC-SHA256");
+    string(&mut credential, &mac);
+    string(&mut bytes, &credential);
+    let length = (bytes.len() - 20) as u32;
+    bytes[16..20].copy_from_slice(&length.to_be_bytes());
+    bytes
+}
+
+async fn send_raw(addr: SocketAddr, bytes: &[u8]) -> In {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    read(&mut stream).await.0
+}
+
+#[tokio::test]
+async fn a_session_is_set_up_authenticated_once_and_ended_as_cnri_s_client_does() {
+    use num_bigint_dig::BigUint;
+    // Sessions need the server key: the setup's answer is signed with it.
+    let node = operator_on(
+        crate::start_server_with(|config| {
+            idnode::handle::key::ServerKey::load_or_create(&config.data_dir).unwrap();
+        })
+        .await,
+    );
+    let addr = node.handle;
+    // SESSION_SETUP, mode 4 (Diffie-Hellman), CT and RD set as CNRI's client sends it.
+    let p = BigUint::parse_bytes(MODP_1024.as_bytes(), 16).unwrap();
+    let x = BigUint::from_bytes_be(b"the client's secret exponent");
+    let y = BigUint::from(2u32).modpow(&x, &p);
+    let mut dh = Vec::new();
+    string(&mut dh, b"DH_PUB_KEY");
+    dh.extend_from_slice(&[0, 0]);
+    for n in [&y, &p, &BigUint::from(2u32)] {
+        string(&mut dh, &[&[0u8][..], &n.to_bytes_be()].concat());
+    }
+    let mut body = vec![0, 4];
+    body.extend_from_slice(&86_400u32.to_be_bytes());
+    string(&mut body, b"0.NA/88.100");
+    body.extend_from_slice(&300u32.to_be_bytes());
+    string(&mut body, &dh);
+    body.extend_from_slice(&[0, 0]);
+    let setup = Out { flags: 0x4080_0000, ..Out::new(400, 50, body) };
+    let response = once(addr, &setup).await;
+    assert_eq!((response.opcode, response.code), (400, 1), "{response:?}");
+    let session = response.session;
+    assert_ne!(session, 0, "the session's id");
+    // Body: digest (code 3 and SHA-256), mode, data (cipher, the node's DH value), 2 zero bytes.
+    let mut at = 33;
+    assert_eq!(&response.body[at..at + 2], &[0, 4]);
+    at += 2;
+    let data = &response.body[at + 4..at + 4 + word(&response.body, at) as usize];
+    assert_eq!(word(data, 0), 3, "AES");
+    let mut r = 4 + 4 + 10 + 2;
+    let theirs = BigUint::from_bytes_be(&data[r + 4..r + 4 + word(data, r) as usize]);
+    r += 4 + word(data, r) as usize;
+    assert_eq!(BigUint::from_bytes_be(&data[r + 4..r + 4 + word(data, r) as usize]), p, "the client's group");
+    let shared = theirs.modpow(&x, &p).to_bytes_be();
+    let key = &shared[..32];
+
+    // The first write of the session is challenged with the session's id, then runs.
+    let create = Out::new(100, 51, with_values("88.100/S", &[value(1, "URL", "s", 0x0e)]));
+    let challenge = send_raw(addr, &in_session(&create, session, 1, key)).await;
+    assert_eq!((challenge.code, challenge.session), (402, session), "{challenge:?}");
+    let proof = secret_proof(b"s3cret", &challenge);
+    let created = once(addr, &answer("HS_SECKEY", "0.NA/88.100", 300, &proof, &challenge, 52)).await;
+    assert_eq!((created.opcode, created.code), (100, 1), "{created:?}");
+    // Later requests of the session run without a challenge, each with a new counter.
+    let delete = Out::new(101, 53, handle_only("88.100/S"));
+    let deleted = send_raw(addr, &in_session(&delete, session, 2, key)).await;
+    assert_eq!((deleted.opcode, deleted.code), (101, 1), "{deleted:?}");
+    assert_eq!(send_raw(addr, &in_session(&delete, session, 2, key)).await.code, 505, "a replay");
+    assert_eq!(send_raw(addr, &in_session(&delete, session, 3, &[0; 32])).await.code, 403, "a forged MAC");
+    // SESSION_TERMINATE ends it; the client then learns to set up another.
+    let end = Out::new(401, 54, handle_only("/"));
+    assert_eq!(send_raw(addr, &in_session(&end, session, 4, key)).await.code, 1);
+    assert_eq!(send_raw(addr, &in_session(&delete, session, 5, key)).await.code, 500, "SESSION_TIMEOUT");
     node.stop().await;
 }
