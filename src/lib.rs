@@ -37,8 +37,9 @@
 //! - [`http`]: the Handle.Net JSON API (handlers that translate requests into node calls, the
 //!   one code-to-status table, the listener with its limits and TLS). The only user of axum.
 //! - [`handle`]: the Handle binary protocol (RFC 3652 as CNRI's Handle.Net 9.x speaks it): the
-//!   message layer (envelope, header, request digests, UDP chunks) and anonymous resolution
-//!   through the node core; every other opcode is answered OPERATION_NOT_SUPPORTED.
+//!   message layer (envelope, header, request digests, UDP chunks), anonymous resolution
+//!   through the node core, the node's own site (GET_SITE_INFO) and the server key that signs
+//!   certified responses; every other opcode is answered OPERATION_NOT_SUPPORTED.
 //!
 //! Transport and assembly:
 //! - [`server`]: [`server::Server::start`], the one way from a [`config::Config`] to a bound

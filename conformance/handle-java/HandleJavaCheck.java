@@ -147,6 +147,20 @@ public class HandleJavaCheck {
             });
         }
 
+        check("resolveHandle through local_info.json, the way CNRI's tools find a server", () -> {
+            // conformance/handle-java/run lists the node's site for the identifier's prefix in
+            // local_info.json of the client configuration (-Dnet.handle.configDir).
+            HandleResolver configured = new HandleResolver();
+            configured.setSessionTracker(null);
+            configured.setCache(null);
+            configured.setCertifiedCache(null);
+            HandleValue[] values = configured.resolveHandle(identifier, null, null);
+            boolean found = false;
+            for (HandleValue v : values) found |= v.getDataAsString().equals(expectedUrl);
+            require(found, "a value " + expectedUrl + " among " + Arrays.toString(values));
+            return values.length + " values";
+        });
+
         check("an unknown identifier is HANDLE_NOT_FOUND", () -> {
             ResolutionRequest req = new ResolutionRequest(Util.encodeString(identifier + "-none"), null, null, null);
             AbstractResponse resp = resolver.sendRequestToSite(req, site[0], Interface.SP_HDL_TCP);

@@ -1,20 +1,23 @@
 //! `handle_request`: any bytes as a Handle protocol request, through the front end the sockets
 //! call: as one UDP datagram (`handle::Frontend::answer_datagram`) and, when the bytes start
 //! with an envelope, as a TCP message (`handle::Frontend::answer`), over the demo namespace, a
-//! delegation and a record with ten values. Administration requests are challenged, and answers
-//! to challenges checked (none passes: the fuzzer holds no key).
+//! delegation and a record with ten values, with the node's own site and a server key (so
+//! GET_SITE_INFO and certified answers are reached). Administration requests are challenged,
+//! and answers to challenges checked (none passes: the fuzzer holds no key).
 //!
 //! Every answer must be one the node may send: the request id echoed, a version no higher
 //! than 2.11 with 2.11 suggested, the announced length the message's, a header whose body length
-//! fits, an expiration in the future, an empty credential, and at most 262,144 bytes. A message
-//! is dropped only when it is a response or no envelope can be read.
+//! fits, an expiration in the future, a credential that is empty or, for a request asking CT, an
+//! HS_SIGNED one, and at most 262,144 bytes. A message is dropped only when it is a response or
+//! no envelope can be read.
 
 use std::sync::{Arc, OnceLock};
 
 use idnode::auth::Admin;
 use idnode::config::Config;
+use idnode::handle::key::ServerKey;
 use idnode::handle::message::{ENVELOPE_LEN, Envelope, HEADER_LEN, MAX_MESSAGE_LEN, MAX_VERSION};
-use idnode::handle::{Connection, Frontend, Verdict};
+use idnode::handle::{Connection, Frontend, Verdict, site_info};
 use idnode::identifier::Identifier;
 use idnode::record::Value;
 use idnode::registry::Registry;
@@ -57,8 +60,16 @@ fn check(request: &[u8], envelope: &Envelope, out: &[u8]) {
     assert_eq!(envelope.request_id.to_be_bytes(), request[8..12], "request id echoed\n{}", shown());
     assert!(envelope.version <= MAX_VERSION && envelope.suggested == MAX_VERSION, "versions\n{}", shown());
     assert_eq!(be(16), NOW + 43_200, "expiration\n{}", shown());
-    assert_eq!(HEADER_LEN + be(20) as usize + 4, out.len(), "body length\n{}", shown());
-    assert_eq!(be(out.len() - 4), 0, "no credential\n{}", shown());
+    let credential_at = HEADER_LEN + be(20) as usize;
+    assert!(credential_at + 4 <= out.len(), "body length\n{}", shown());
+    let credential = &out[credential_at + 4..];
+    assert_eq!(be(credential_at) as usize, credential.len(), "credential length\n{}", shown());
+    if !credential.is_empty() {
+        let certify = request.get(ENVELOPE_LEN + 8).is_some_and(|flags| flags & 0x40 != 0);
+        assert!(certify, "a credential only when asked\n{}", shown());
+        let signature = idnode::handle::credential::signature_of(credential);
+        assert!(signature.is_some_and(|(alg, sig)| alg == b"SHA-256" && sig.len() == 256), "HS_SIGNED\n{}", shown());
+    }
     assert_ne!(be(4), 0, "a response code\n{}", shown());
 }
 
@@ -80,8 +91,11 @@ fn fixture() -> &'static Frontend {
             serde_json::from_str(r#"{"servers":[{"serverId":1,"address":"192.0.2.1"}]}"#).expect("a site");
         put("0.NA/88.100.5", vec![Value::new(1, "HS_SITE", site.encode(), 0)]);
         put("88.100.1/BIG", (1..=10).map(|i| Value::new(i, "URL.mirror", "x".repeat(200), 0)).collect());
+        let (key, _) = ServerKey::load_or_create(dir.path()).expect("a server key");
+        let handle = "192.0.2.1:2641".parse().expect("an address");
+        let site = site_info::build(&config.handle, handle, None, Some(&key));
         // The open database outlives its directory, so no run leaves one behind.
         drop(dir);
-        Frontend::new(node)
+        Frontend::new(node).with_site(site_info::OwnSite::new(site, Some(Arc::new(key))))
     })
 }
