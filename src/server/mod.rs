@@ -83,10 +83,34 @@ pub fn assemble(
     config: &Config,
     registry: Arc<Registry>,
 ) -> Result<(Arc<Node>, Arc<Frontend>), crate::config::ConfigError> {
+    assemble_all(config, registry).map(|a| (a.node, a.dns))
+}
+
+/// The node with every front end that has a cache subscribed to it.
+pub struct Assembled {
+    pub node: Arc<Node>,
+    pub dns: Arc<Frontend>,
+    pub handle: Arc<crate::handle::Frontend>,
+}
+
+/// [`assemble`], with the Handle front end too (its resolution cache, `handle.cache_mb`,
+/// subscribed to the node's writes like the DNS cache).
+pub fn assemble_all(config: &Config, registry: Arc<Registry>) -> Result<Assembled, crate::config::ConfigError> {
     let mut node = Node::new(registry.clone(), config.dns.zones());
-    let frontend = Arc::new(Frontend::from_config(config, node.zones(), registry)?);
-    node.subscribe(frontend.authoritative().clone());
-    Ok((Arc::new(node), frontend))
+    let dns = Arc::new(Frontend::from_config(config, node.zones(), registry)?);
+    node.subscribe(dns.authoritative().clone());
+    let handle_cache =
+        config.handle.cache_bytes().map(|bytes| Arc::new(crate::handle::cache::ResolutionCache::new(bytes)));
+    if let Some(cache) = &handle_cache {
+        node.subscribe(cache.clone());
+    }
+    let node = Arc::new(node);
+    let handle = crate::handle::Frontend::new(node.clone());
+    let handle = Arc::new(match handle_cache {
+        Some(cache) => handle.with_cache(cache),
+        None => handle,
+    });
+    Ok(Assembled { node, dns, handle })
 }
 
 /// Why a node could not start or stopped serving.
@@ -133,6 +157,7 @@ impl HandleSockets {
 pub struct Server {
     node: Arc<Node>,
     frontend: Arc<Frontend>,
+    handle_frontend: Arc<crate::handle::Frontend>,
     udp: Vec<std::net::UdpSocket>,
     tcp: TcpListener,
     http: crate::http::HttpListener,
@@ -149,7 +174,7 @@ impl Server {
     /// now, so that the caller learns the addresses (port 0 works) and a busy port is an error
     /// before anything is served.
     pub async fn start(config: &Config, registry: Arc<Registry>) -> Result<Self, ServerError> {
-        let (node, frontend) = assemble(config, registry)?;
+        let Assembled { node, dns: frontend, handle: handle_frontend } = assemble_all(config, registry)?;
         let addr = config.dns.listen;
         let bind_error = |transport, addr| move |source| ServerError::Bind { transport, addr, source };
         let tcp = TcpListener::bind(addr).await.map_err(bind_error("TCP", addr))?;
@@ -169,7 +194,7 @@ impl Server {
             false => None,
         };
         let rrl = crate::dns::rrl::Rrl::new(&config.dns.rrl)?.map(Arc::new);
-        Ok(Self { node, frontend, udp, tcp, http, tcp_limits, handle, rrl })
+        Ok(Self { node, frontend, handle_frontend, udp, tcp, http, tcp_limits, handle, rrl })
     }
 
     /// The node core: the writes and reads every front end goes through.
@@ -180,6 +205,11 @@ impl Server {
     /// The DNS front end (its cache and recursor statistics).
     pub fn frontend(&self) -> &Arc<Frontend> {
         &self.frontend
+    }
+
+    /// The Handle protocol front end (its cache statistics).
+    pub fn handle_frontend(&self) -> &Arc<crate::handle::Frontend> {
+        &self.handle_frontend
     }
 
     /// The DNS address (UDP and TCP).
@@ -219,7 +249,7 @@ impl Server {
             .collect::<Result<_, _>>()
             .map_err(ServerError::Workers)?;
         if let Some(handle) = self.handle {
-            let frontend = Arc::new(crate::handle::Frontend::new(self.node.clone()));
+            let frontend = self.handle_frontend;
             let (udp_frontend, udp_token) = (frontend.clone(), token.clone());
             let worker = std::thread::Builder::new()
                 .name("handle-udp".into())
