@@ -38,7 +38,8 @@
 //!   one code-to-status table, the listener with its limits and TLS). The only user of axum.
 //! - [`handle`]: the Handle binary protocol (RFC 3652 as CNRI's Handle.Net 9.x speaks it): the
 //!   message layer (envelope, header, request digests, UDP chunks) and anonymous resolution
-//!   through the node core; every other opcode is answered OPERATION_NOT_SUPPORTED.
+//!   through the node core behind a cache of encoded responses; every other opcode is answered
+//!   OPERATION_NOT_SUPPORTED.
 //!
 //! Transport and assembly:
 //! - [`server`]: [`server::Server::start`], the one way from a [`config::Config`] to a bound
@@ -80,7 +81,8 @@
 //!  registry::Registry::transact ── for each op: node::rules::apply decides on what the
 //!            │                     transaction sees (HS_ADMIN rights, prefixes), then writes
 //!            ▼ durable commit
-//!  node::Subscriber::changed ──> dns::authoritative drops the stale cached answers
+//!  node::Subscriber::changed ──> dns::authoritative drops the stale cached answers,
+//!                                 handle::cache the stale cached responses
 //!            ▼
 //!  audit log ──> the front end maps the outcome (or the error's code) to its reply
 //! ```
