@@ -48,6 +48,12 @@ use crate::node::{Changed, Subscriber};
 /// replaces the oldest, so one identifier never holds more than this.
 pub const MAX_VARIANTS: usize = 4;
 
+/// 64: prefixes one write may change before it drops the whole cache instead of what is at or
+/// below each. The walk visits every entry either way; this bounds it to 64 comparisons an
+/// entry, so a batch of 2000 prefix records costs one cheap walk and a refill, not 2000
+/// comparisons an entry. Writes of prefix records are rare and administrative.
+const MAX_CUTS: usize = 64;
+
 /// 3600 s: the longest a cached response lives. Every write through the node drops what it
 /// changed at once, and the cached bytes do not age (the header and its expiration are written
 /// per request), so this only bounds how long an entry could outlive a change the node did
@@ -177,7 +183,11 @@ impl Subscriber for ResolutionCache {
                 None => self.cache.remove(id.key().as_bytes()),
             }
         }
-        if !cuts.is_empty() {
+        if cuts.len() > MAX_CUTS {
+            // A batch of many prefix records: one walk that keeps nothing, not one walk that
+            // tries every prefix on every entry.
+            self.cache.retain(|_| false);
+        } else if !cuts.is_empty() {
             self.cache.retain(|key| !cuts.iter().any(|cut| at_or_below(governing_prefix(key), cut.as_bytes())));
         }
     }
@@ -236,6 +246,10 @@ mod tests {
         assert!(cached("88.100.50/Y", &mut scratch) && cached("88.100.1/B", &mut scratch));
         cache.changed(&Changed { identifiers: vec![], delegations: vec!["88".into()] });
         assert!(!cached("88.100.50/Y", &mut scratch) && !cached("88.100.1/B", &mut scratch));
+        cache.fill(asked(b"77.1/Z", b"q"), (1, b"b"), cache.generation(), now);
+        let many = (0..=MAX_CUTS).map(|i| format!("99.{i}")).collect();
+        cache.changed(&Changed { identifiers: vec![], delegations: many });
+        assert!(!cached("77.1/Z", &mut scratch), "many prefixes at once drop everything");
         // A miss that began before a write fills after it: its entry is dropped.
         let before = cache.generation();
         cache.changed(&Changed { identifiers: vec![id("88.100.1/C")], delegations: vec![] });
