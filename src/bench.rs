@@ -1,10 +1,13 @@
-//! `idnode bench`: the capacity planner. It drives DNS load at any node (UDP or TCP), measures
-//! queries per second, latency percentiles and loss, and projects how long a node takes to serve
-//! a target number of lookups (by default the 2 billion of one city's plan) and how many it
-//! serves a day. It can draw the run as an SVG.
+//! `idnode bench`: the capacity planner. It drives DNS or Handle protocol load at any node (UDP
+//! or TCP), measures queries per second, latency percentiles and loss, and projects how long a
+//! node takes to serve a target number of lookups (by default the 2 billion of one city's plan)
+//! and how many it serves a day. It can draw the run as an SVG.
 //!
 //! Each client keeps one query in flight (closed loop), like `dnsperf -c N -q N`; with a target
-//! rate the clients pace themselves instead. Queries are built once; only their id changes.
+//! rate the clients pace themselves instead. Queries are built once; only their id changes. The
+//! loop is the same for both protocols; [`Wire`] says where a query's id sits, which answer is
+//! whose and what it says. Over TCP each client keeps one connection for the whole run (as
+//! stub resolvers reuse DNS connections and the national SDKs pool Handle connections).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,21 +15,83 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
 
 use crate::dns::framing;
+use crate::handle::message::{ENVELOPE_LEN, HEADER_LEN, UDP_CHUNK};
+
+/// The protocol a run speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// DNS TXT queries: the id is the message's first two bytes, the answer's RCODE says what
+    /// it found.
+    Dns,
+    /// Handle RESOLUTION requests (envelope and message): the id is the envelope's request id,
+    /// the answer's response code says what it found, and over UDP an answer may come in
+    /// several numbered datagrams.
+    Handle,
+}
+
+/// What an answer said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Values (NOERROR; Handle SUCCESS or VALUES_NOT_FOUND, DNS's NODATA).
+    Found,
+    /// NXDOMAIN; HANDLE_NOT_FOUND.
+    NotFound,
+    /// Anything else: SERVFAIL, REFUSED, PROTOCOL_ERROR, a referral...
+    Other,
+}
+
+impl Wire {
+    /// Writes `id` into an encoded query (DNS keeps its low 16 bits).
+    fn set_id(self, query: &mut [u8], id: u32) {
+        match self {
+            Wire::Dns => query[..2].copy_from_slice(&(id as u16).to_be_bytes()),
+            Wire::Handle => query[8..12].copy_from_slice(&id.to_be_bytes()),
+        }
+    }
+
+    /// Whether `response` (a datagram, or a whole TCP message) answers the query with `id`.
+    fn answers(self, response: &[u8], id: u32) -> bool {
+        match self {
+            Wire::Dns => response.len() >= 12 && response[..2] == (id as u16).to_be_bytes(),
+            Wire::Handle => response.len() >= ENVELOPE_LEN && response[8..12] == id.to_be_bytes(),
+        }
+    }
+
+    /// What the first (or only) datagram of an answer says.
+    fn outcome(self, response: &[u8]) -> Outcome {
+        let code = match self {
+            Wire::Dns => response.get(3).map(|b| u32::from(b & 0x0f)),
+            Wire::Handle => response.get(ENVELOPE_LEN + 4..ENVELOPE_LEN + 8).map(|b| be32(b, 0)),
+        };
+        match (self, code) {
+            (Wire::Dns, Some(0)) | (Wire::Handle, Some(1 | 200)) => Outcome::Found,
+            (Wire::Dns, Some(3)) | (Wire::Handle, Some(100)) => Outcome::NotFound,
+            _ => Outcome::Other,
+        }
+    }
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
 
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub server: SocketAddr,
+    pub wire: Wire,
     pub tcp: bool,
     pub duration: Duration,
     pub clients: usize,
     /// Queries per second over all clients; `None`: as fast as answers come back.
     pub rate: Option<f64>,
-    /// Queries for existing identifiers, and for identifiers that do not exist.
+    /// Queries for existing identifiers, and for identifiers that do not exist, in `wire`'s
+    /// encoding ([`queries`]).
     pub hits: Vec<Vec<u8>>,
     pub misses: Vec<Vec<u8>>,
     /// Share of queries drawn from `misses`.
@@ -43,7 +108,8 @@ pub struct Report {
     pub sent: u64,
     pub answered: u64,
     pub lost: u64,
-    pub nxdomain: u64,
+    /// NXDOMAIN, or HANDLE_NOT_FOUND over the Handle protocol.
+    pub not_found: u64,
     pub other_errors: u64,
     /// Latency of answered queries, microseconds.
     pub latency: Histogram<u64>,
@@ -74,7 +140,7 @@ struct ClientStats {
     sent: u64,
     answered: u64,
     lost: u64,
-    nxdomain: u64,
+    not_found: u64,
     other_errors: u64,
     latency: Histogram<u64>,
     per_second: Vec<u64>,
@@ -86,7 +152,7 @@ impl ClientStats {
             sent: 0,
             answered: 0,
             lost: 0,
-            nxdomain: 0,
+            not_found: 0,
             other_errors: 0,
             // 1 us to 60 s at 3 significant digits.
             latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
@@ -94,12 +160,12 @@ impl ClientStats {
         }
     }
 
-    fn answer(&mut self, response: &[u8], took: Duration, second: usize) {
+    fn answer(&mut self, outcome: Outcome, took: Duration, second: usize) {
         self.answered += 1;
-        match response.get(3).map(|b| b & 0x0f) {
-            Some(0) => {}
-            Some(3) => self.nxdomain += 1,
-            _ => self.other_errors += 1,
+        match outcome {
+            Outcome::Found => {}
+            Outcome::NotFound => self.not_found += 1,
+            Outcome::Other => self.other_errors += 1,
         }
         self.latency.saturating_record(took.as_micros().max(1) as u64);
         if self.per_second.len() <= second {
@@ -130,7 +196,7 @@ pub async fn run(plan: Plan, mut progress: impl FnMut(u64, Duration)) -> std::io
         total.sent += stats.sent;
         total.answered += stats.answered;
         total.lost += stats.lost;
-        total.nxdomain += stats.nxdomain;
+        total.not_found += stats.not_found;
         total.other_errors += stats.other_errors;
         total.latency.add(&stats.latency).map_err(std::io::Error::other)?;
         if total.per_second.len() < stats.per_second.len() {
@@ -147,7 +213,7 @@ pub async fn run(plan: Plan, mut progress: impl FnMut(u64, Duration)) -> std::io
         sent: total.sent,
         answered: total.answered,
         lost: total.lost,
-        nxdomain: total.nxdomain,
+        not_found: total.not_found,
         other_errors: total.other_errors,
         latency: total.latency,
         per_second: total.per_second,
@@ -180,7 +246,7 @@ async fn client(
     let mut seed = 0x9e37_79b9_u32 ^ (index as u32).wrapping_mul(0x85eb_ca6b) | 1;
     let mut buf = vec![0u8; 65_535];
     let mut query = Vec::with_capacity(512);
-    let mut id = (index as u16).wrapping_mul(7919);
+    let mut id = (index as u32).wrapping_mul(7919);
     let mut pacing = plan.rate.map(|rate| {
         let mut interval = tokio::time::interval(Duration::from_secs_f64(plan.clients as f64 / rate.max(1e-3)));
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -198,14 +264,14 @@ async fn client(
         query.clear();
         query.extend_from_slice(&pool[(seed as usize / 7) % pool.len()]);
         id = id.wrapping_add(1);
-        query[..2].copy_from_slice(&id.to_be_bytes());
+        plan.wire.set_id(&mut query, id);
         let sent_at = Instant::now();
         stats.sent += 1;
-        let outcome = tokio::time::timeout(plan.timeout, exchange(&mut conn, &query, &mut buf, id)).await;
+        let outcome = tokio::time::timeout(plan.timeout, exchange(&mut conn, plan.wire, &query, &mut buf, id)).await;
         match outcome {
-            Ok(Ok(len)) => {
+            Ok(Ok(outcome)) => {
                 let second = sent_at.saturating_duration_since(start).as_secs() as usize;
-                stats.answer(&buf[..len], sent_at.elapsed(), second);
+                stats.answer(outcome, sent_at.elapsed(), second);
                 answered.fetch_add(1, Ordering::Relaxed);
             }
             Ok(Err(e)) if plan.tcp => return Err(e),
@@ -215,26 +281,53 @@ async fn client(
     Ok(stats)
 }
 
-/// Sends one query and reads until the answer with its id arrives; returns the answer's length.
-async fn exchange(conn: &mut Conn, query: &[u8], buf: &mut Vec<u8>, id: u16) -> std::io::Result<usize> {
+/// Sends one query and reads until the answer with its id arrives (over UDP, every datagram
+/// of it); returns what it said.
+async fn exchange(conn: &mut Conn, wire: Wire, query: &[u8], buf: &mut Vec<u8>, id: u32) -> std::io::Result<Outcome> {
     match conn {
         Conn::Udp(socket) => {
             socket.send(query).await?;
+            let (mut outcome, mut chunks) = (None, 0usize);
             loop {
                 let n = socket.recv(buf).await?;
                 // A late answer to an earlier, lost query is skipped.
-                if n >= 12 && buf[..2] == id.to_be_bytes() {
-                    return Ok(n);
+                if !wire.answers(&buf[..n], id) {
+                    continue;
+                }
+                if wire == Wire::Dns {
+                    return Ok(wire.outcome(&buf[..n]));
+                }
+                // A Handle answer longer than one datagram comes in numbered 492-byte chunks;
+                // its code is in the first.
+                if be32(buf, 12) == 0 {
+                    outcome = Some(wire.outcome(&buf[..n]));
+                }
+                chunks += 1;
+                if let Some(outcome) = outcome.filter(|_| chunks >= (be32(buf, 16) as usize).div_ceil(UDP_CHUNK)) {
+                    return Ok(outcome);
                 }
             }
         }
-        Conn::Tcp(stream) => {
+        Conn::Tcp(stream) if wire == Wire::Dns => {
             let mut framed = Vec::with_capacity(query.len() + 2);
             framing::write(stream, query, &mut framed, None).await?;
             if !framing::read(stream, buf, framing::MAX_MESSAGE, None).await? {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
-            Ok(buf.len())
+            Ok(wire.outcome(buf))
+        }
+        Conn::Tcp(stream) => {
+            stream.write_all(query).await?;
+            stream.read_exact(&mut buf[..ENVELOPE_LEN]).await?;
+            let len = ENVELOPE_LEN + be32(buf, 16) as usize;
+            if len < ENVELOPE_LEN + HEADER_LEN || !wire.answers(buf, id) {
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not the answer to this request"));
+            }
+            if buf.len() < len {
+                buf.resize(len, 0);
+            }
+            stream.read_exact(&mut buf[ENVELOPE_LEN..len]).await?;
+            Ok(wire.outcome(&buf[..len]))
         }
     }
 }
@@ -284,17 +377,22 @@ pub fn plot(report: &Report, title: &str, path: &std::path::Path) -> Result<(), 
 pub enum QueriesError {
     #[error("line {line}: {reason}")]
     Line { line: usize, reason: String },
-    #[error("no identifier that DNS can name")]
+    #[error("no identifier the protocol can ask for")]
     Empty,
 }
 
-/// The queries of a run: a TXT query for each identifier of `text` that DNS can name (JSON
-/// Lines records as `idnode import` reads them, or one identifier a line), and 1000 for
-/// identifiers that do not exist under the first prefix among them: NXDOMAIN, as a mistyped or
-/// unregistered product code gets.
-pub fn queries(text: &str, apex: &crate::dns::DnsName) -> Result<Queries, QueriesError> {
-    use crate::dns::client::txt_query;
+/// The queries of a run in `wire`'s encoding: one for each identifier of `text` (JSON Lines
+/// records as `idnode import` reads them, or one identifier a line) that the protocol can ask
+/// for, and 1000 for identifiers that do not exist under the first prefix among them: NXDOMAIN
+/// or HANDLE_NOT_FOUND, as a mistyped or unregistered product code gets. DNS asks TXT under
+/// `apex`; an identifier too long for a DNS name is served over HTTP and Handle only, and left
+/// out of a DNS run.
+pub fn queries(text: &str, wire: Wire, apex: &crate::dns::DnsName) -> Result<Queries, QueriesError> {
     use crate::identifier::Identifier;
+    let encode = |id: &Identifier| match wire {
+        Wire::Dns => crate::dns::client::txt_query(id, apex).ok(),
+        Wire::Handle => Some(crate::handle::client::request(id, 0)),
+    };
     let mut hits = Vec::new();
     let mut prefix = None;
     for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
@@ -310,10 +408,7 @@ pub fn queries(text: &str, apex: &crate::dns::DnsName) -> Result<Queries, Querie
         if id.record_prefix().is_none() {
             prefix.get_or_insert_with(|| id.prefix().to_owned());
         }
-        // Identifiers too long for DNS are served over HTTP only; they cannot be benched here.
-        if let Ok(query) = txt_query(&id, apex) {
-            hits.push(query);
-        }
+        hits.extend(encode(&id));
     }
     if hits.is_empty() {
         return Err(QueriesError::Empty);
@@ -321,7 +416,7 @@ pub fn queries(text: &str, apex: &crate::dns::DnsName) -> Result<Queries, Querie
     let prefix = prefix.unwrap_or_else(|| "88.100.1".to_owned());
     let misses = (0..1000)
         .filter_map(|i| Identifier::parse(&format!("{prefix}/BENCH-NONE-{i:04}")).ok())
-        .filter_map(|id| txt_query(&id, apex).ok())
+        .filter_map(|id| encode(&id))
         .collect();
     Ok(Queries { hits, misses })
 }
@@ -355,7 +450,7 @@ mod tests {
             sent: 1_000_010,
             answered: 1_000_000,
             lost: 10,
-            nxdomain: 0,
+            not_found: 0,
             other_errors: 0,
             latency,
             per_second: vec![100_000; 10],

@@ -37,9 +37,10 @@
 //! - [`http`]: the Handle.Net JSON API (handlers that translate requests into node calls, the
 //!   one code-to-status table, the listener with its limits and TLS). The only user of axum.
 //! - [`handle`]: the Handle binary protocol (RFC 3652 as CNRI's Handle.Net 9.x speaks it): the
-//!   message layer (envelope, header, request digests, UDP chunks), anonymous resolution
-//!   through the node core, the node's own site (GET_SITE_INFO) and the server key that signs
-//!   certified responses; every other opcode is answered OPERATION_NOT_SUPPORTED.
+//!   message layer (envelope, header, request digests, UDP chunks), resolution through the
+//!   node core behind a cache of encoded responses, authentication by challenge and response,
+//!   sessions, administration, the node's own site (GET_SITE_INFO) and the server key that
+//!   signs certified responses.
 //!
 //! Transport and assembly:
 //! - [`server`]: [`server::Server::start`], the one way from a [`config::Config`] to a bound
@@ -81,7 +82,8 @@
 //!  registry::Registry::transact ── for each op: node::rules::apply decides on what the
 //!            │                     transaction sees (HS_ADMIN rights, prefixes), then writes
 //!            ▼ durable commit
-//!  node::Subscriber::changed ──> dns::authoritative drops the stale cached answers
+//!  node::Subscriber::changed ──> dns::authoritative drops the stale cached answers,
+//!                                 handle::cache the stale cached responses
 //!            ▼
 //!  audit log ──> the front end maps the outcome (or the error's code) to its reply
 //! ```

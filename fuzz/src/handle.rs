@@ -9,7 +9,8 @@
 //! than 2.11 with 2.11 suggested, the announced length the message's, a header whose body length
 //! fits, an expiration in the future, a credential that is empty or, for a request asking CT, an
 //! HS_SIGNED one, and at most 262,144 bytes. A message is dropped only when it is a response or
-//! no envelope can be read.
+//! no envelope can be read. The front end has its resolution cache, and a repeated request must
+//! get the same bytes (from the cache or not).
 
 use std::sync::{Arc, OnceLock};
 
@@ -30,7 +31,17 @@ pub fn handle_request(data: &[u8]) {
     let mut out = Vec::new();
     let mut conn = Connection::default();
     match frontend.answer_datagram(data, NOW, &mut conn, &mut out) {
-        Verdict::Respond(envelope) => check(data, &envelope, &out),
+        Verdict::Respond(envelope) => {
+            check(data, &envelope, &out);
+            // The same request again may be a cache hit: it must be answered byte for byte alike,
+            // unless it set up a session or was challenged (each gets a fresh id and nonce).
+            let mut again = Vec::new();
+            let second = frontend.answer_datagram(data, NOW, &mut Connection::default(), &mut again);
+            if !fresh(&out) {
+                assert_eq!(second, Verdict::Respond(envelope), "request {}", crate::hex(data));
+                assert_eq!(again, out, "a repeat is answered alike; request {}", crate::hex(data));
+            }
+        }
         Verdict::Drop => assert!(
             Envelope::decode(data).is_err() || responds(data),
             "only a runt, an oversized envelope or a response is dropped; request {}",
@@ -45,6 +56,11 @@ pub fn handle_request(data: &[u8]) {
             Verdict::Drop => assert!(responds(data), "only a response is dropped; request {}", crate::hex(data)),
         }
     }
+}
+
+/// Whether the response `out` is new each time: a challenge (a fresh nonce and id).
+fn fresh(out: &[u8]) -> bool {
+    out.get(4..8).is_some_and(|code| code == 402u32.to_be_bytes())
 }
 
 /// Whether the request's header carries a response code (bytes 4..8 of the message).
@@ -82,7 +98,14 @@ fn fixture() -> &'static Frontend {
         idnode::demo::load(&registry).expect("the demo namespace");
         // A seal key, so that answers to challenges reach the secret-key check.
         let seal_key = idnode::secret::SealKey::load_or_create(dir.path()).expect("a seal key");
-        let (node, _dns) = idnode::server::assemble(&config, registry, Some(Arc::new(seal_key))).expect("the node");
+        let (key, _) = ServerKey::load_or_create(dir.path()).expect("a server key");
+        let handle = "192.0.2.1:2641".parse().expect("an address");
+        let site = site_info::build(&config.handle, handle, None, Some(&key));
+        let site = site_info::OwnSite::new(site, Some(Arc::new(key)));
+        // With the resolution cache, as served: repeated inputs are answered from it.
+        let assembled =
+            idnode::server::assemble_all(&config, registry, Some(Arc::new(seal_key)), site).expect("the node");
+        let node = assembled.node;
         let put = |id: &str, values: Vec<Value>| {
             let id = Identifier::parse(id).expect("an identifier");
             node.put(&Admin::node(), &id, values, &Default::default()).expect("a seed record");
@@ -91,11 +114,8 @@ fn fixture() -> &'static Frontend {
             serde_json::from_str(r#"{"servers":[{"serverId":1,"address":"192.0.2.1"}]}"#).expect("a site");
         put("0.NA/88.100.5", vec![Value::new(1, "HS_SITE", site.encode(), 0)]);
         put("88.100.1/BIG", (1..=10).map(|i| Value::new(i, "URL.mirror", "x".repeat(200), 0)).collect());
-        let (key, _) = ServerKey::load_or_create(dir.path()).expect("a server key");
-        let handle = "192.0.2.1:2641".parse().expect("an address");
-        let site = site_info::build(&config.handle, handle, None, Some(&key));
         // The open database outlives its directory, so no run leaves one behind.
         drop(dir);
-        Frontend::new(node).with_site(site_info::OwnSite::new(site, Some(Arc::new(key))))
+        Arc::into_inner(assembled.handle).expect("the only reference")
     })
 }

@@ -1,4 +1,5 @@
-//! DNS clients of a running node: `idnode resolve`, `idnode dns-name` and `idnode bench`.
+//! Clients of a running node: `idnode resolve`, `idnode dns-name` and `idnode bench`, over DNS
+//! or the Handle protocol.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::bench::{self, Plan, Queries};
+use crate::bench::{self, Plan, Queries, Wire};
 use crate::demo;
 use crate::dns::{DnsName, client};
 use crate::identifier::Identifier;
@@ -17,7 +18,7 @@ pub fn parse_apex(apex: &str) -> anyhow::Result<DnsName> {
     DnsName::from_ascii(apex).with_context(|| format!("--apex {apex:?} is not a domain name"))
 }
 
-/// The protocol `idnode resolve` asks in.
+/// The protocol `idnode resolve` and `idnode bench` ask in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Protocol {
     Dns,
@@ -81,10 +82,14 @@ pub fn dns_name(identifier: &str, apex: &str) -> anyhow::Result<()> {
 /// The flags of `idnode bench`.
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// The node to load.
-    #[arg(long, default_value = "127.0.0.1:5300")]
-    server: SocketAddr,
-    /// Query over TCP (one connection per client) instead of UDP.
+    /// The node to load (default: 127.0.0.1:5300 for DNS, 127.0.0.1:2641 for the Handle
+    /// protocol).
+    #[arg(long)]
+    server: Option<SocketAddr>,
+    /// DNS TXT queries, or Handle protocol RESOLUTION requests.
+    #[arg(long, value_enum, default_value_t = Protocol::Dns)]
+    protocol: Protocol,
+    /// Query over TCP (one persistent connection per client) instead of UDP.
     #[arg(long)]
     tcp: bool,
     /// Seconds to run.
@@ -96,7 +101,7 @@ pub struct BenchArgs {
     /// Target queries per second over all clients (default: as fast as the node answers).
     #[arg(long)]
     rate: Option<f64>,
-    /// Share of queries for identifiers that do not exist (NXDOMAIN).
+    /// Share of queries for identifiers that do not exist (NXDOMAIN, HANDLE_NOT_FOUND).
     #[arg(long, default_value_t = 0.1)]
     miss: f64,
     /// Identifiers to query, one per line (or an export file); default: the demo namespace.
@@ -114,7 +119,12 @@ pub struct BenchArgs {
 
 /// `idnode bench`: loads `args.server` and prints queries/s, loss, latency and capacity.
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
-    let BenchArgs { server, tcp, duration, clients, rate, miss, identifiers, apex, target, plot } = args;
+    let BenchArgs { server, protocol, tcp, duration, clients, rate, miss, identifiers, apex, target, plot } = args;
+    let (wire, default_port, not_found) = match protocol {
+        Protocol::Dns => (Wire::Dns, 5300, "NXDOMAIN"),
+        Protocol::Handle => (Wire::Handle, 2641, "HANDLE_NOT_FOUND"),
+    };
+    let server = server.unwrap_or(([127, 0, 0, 1], default_port).into());
     anyhow::ensure!((0.0..=1.0).contains(&miss), "--miss is a share between 0 and 1");
     anyhow::ensure!(clients > 0 && duration > 0, "--clients and --duration must be positive");
     let apex = parse_apex(&apex)?;
@@ -122,11 +132,11 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
         None => demo::DEMO_JSONL.to_owned(),
     };
-    let Queries { hits, misses } = bench::queries(&text, &apex)
+    let Queries { hits, misses } = bench::queries(&text, wire, &apex)
         .with_context(|| identifiers.as_ref().map_or("the demo identifiers".to_owned(), |p| p.display().to_string()))?;
     let timeout = Duration::from_secs(1);
     let (duration_s, duration) = (duration, Duration::from_secs(duration));
-    let plan = Plan { server, tcp, duration, clients, rate, hits, misses, miss_share: miss, timeout };
+    let plan = Plan { server, wire, tcp, duration, clients, rate, hits, misses, miss_share: miss, timeout };
     let style = indicatif::ProgressStyle::with_template("{bar:40} {elapsed}/{len} {msg}")?;
     let bar = indicatif::ProgressBar::new(duration_s).with_style(style);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -137,7 +147,12 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let l = &report.latency;
     let mut out = std::io::stdout().lock();
-    let transport = if tcp { "TCP" } else { "UDP" };
+    let transport = match (protocol, tcp) {
+        (Protocol::Dns, false) => "UDP",
+        (Protocol::Dns, true) => "TCP",
+        (Protocol::Handle, false) => "Handle protocol, UDP",
+        (Protocol::Handle, true) => "Handle protocol, TCP",
+    };
     let nonexistent = miss * 100.0;
     writeln!(
         out,
@@ -145,12 +160,12 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     )?;
     writeln!(
         out,
-        "  answered  {} ({:.0} queries/s); lost {} ({:.3}%); NXDOMAIN {:.1}%; other errors {}",
+        "  answered  {} ({:.0} queries/s); lost {} ({:.3}%); {not_found} {:.1}%; other errors {}",
         report.answered,
         report.qps(),
         report.lost,
         report.loss() * 100.0,
-        report.nxdomain as f64 * 100.0 / report.answered.max(1) as f64,
+        report.not_found as f64 * 100.0 / report.answered.max(1) as f64,
         report.other_errors
     )?;
     let quantile = |q| l.value_at_quantile(q);

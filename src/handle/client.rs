@@ -47,8 +47,9 @@ pub fn resolve(server: SocketAddr, id: &Identifier, tcp: bool, timeout: Duration
     read_answer(&message, request_id)
 }
 
-/// Envelope and message of a RESOLUTION of `id`, all types and indexes, public only.
-fn request(id: &Identifier, request_id: u32) -> Vec<u8> {
+/// Envelope and message of a RESOLUTION of `id`, all types and indexes, public only (what
+/// `idnode bench --protocol handle` sends too, with its own request ids).
+pub fn request(id: &Identifier, request_id: u32) -> Vec<u8> {
     let mut body = Vec::new();
     write_bytes(&mut body, id.as_str().as_bytes());
     write_u32(&mut body, 0); // no index filter

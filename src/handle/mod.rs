@@ -8,9 +8,12 @@
 //!            ▼
 //!  Frontend::answer ── a response (not a request) ──> drop
 //!            │        ── undecodable, compressed, encrypted ──> PROTOCOL_ERROR
-//!            ├── RESOLUTION ──> Node::resolve ──> values / 100 / 200 / 102 / referral (303 for
-//!            │                  prefix records, else 301); public-only clear and values
-//!            │                  withheld ──> challenge
+//!            ├── RESOLUTION ──> cache (anonymous, PO) ──hit──> cached body behind a fresh header
+//!            │                    │ miss
+//!            │                    ▼
+//!            │                  Node::resolve (the rules) ──> values / 100 / 200 / 102 /
+//!            │                  referral (303 for prefix records, else 301) ──> fill the cache
+//!            │                  public-only clear and values withheld ──> challenge
 //!            ├── CREATE / DELETE / ADD / REMOVE / MODIFY / LIST, LOGIN (2001)
 //!            │        ──> auth: challenge (402, nonce, digest), request kept
 //!            ├── RESPONSE_TO_CHALLENGE ──> proof: secret (sealed copy) or public key
@@ -26,6 +29,7 @@
 
 mod admin;
 mod auth;
+pub mod cache;
 pub mod client;
 pub mod credential;
 pub mod key;
@@ -34,6 +38,7 @@ mod proof;
 mod session;
 pub mod site_info;
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use crate::auth::Admin;
@@ -42,6 +47,7 @@ use crate::identifier::Identifier;
 use crate::node::{Node, ReadFilter, Resolution};
 use crate::record::{Permissions, Ttl, Value, types};
 pub use admin::{Connection, Listing};
+use cache::ResolutionCache;
 use message::{Envelope, Reader, Request, Version, WireError, op_flags, opcode, write_bytes, write_u32};
 
 /// What the transport does with an incoming message.
@@ -62,12 +68,26 @@ pub struct Frontend {
     site: site_info::OwnSite,
     /// Sessions set up by clients (SESSION_SETUP).
     sessions: session::Sessions,
+    /// Encoded RESOLUTION responses; `None`: every resolution reads the core.
+    cache: Option<Arc<ResolutionCache>>,
 }
 
 impl Frontend {
+    /// A front end without a cache (see [`with_cache`](Self::with_cache)).
     pub fn new(node: Arc<Node>) -> Self {
         let (challenges, sessions) = (auth::Challenges::default(), session::Sessions::default());
-        Self { node, challenges, site: site_info::OwnSite::default(), sessions }
+        Self { node, challenges, site: site_info::OwnSite::default(), sessions, cache: None }
+    }
+
+    /// Answers anonymous resolutions from `cache`, which must be subscribed to the node's
+    /// writes ([`crate::node::Node::subscribe`]), or it would serve what writes changed.
+    pub fn with_cache(self, cache: Arc<ResolutionCache>) -> Self {
+        Self { cache: Some(cache), ..self }
+    }
+
+    /// The resolution cache's counters, when there is one.
+    pub fn cache_stats(&self) -> Option<crate::cache::CacheStats> {
+        self.cache.as_ref().map(|c| c.stats())
     }
 
     /// The front end publishing `site` and signing with its key.
@@ -147,9 +167,11 @@ impl Frontend {
         self.answer(&envelope, message, now, conn, out)
     }
 
-    /// A RESOLUTION for `principal` (`None`: anonymous). With public-only clear, an anonymous
-    /// request for a record holding values it may not read is challenged (its whole message is
-    /// `message`), as CNRI's server does.
+    /// Answers a RESOLUTION for `principal` (`None`: anonymous): from the cache when the request
+    /// may be ([`cache::cacheable`]: anonymous, public-only, no credential), else from the core,
+    /// filling the cache with what may be reused. With public-only clear, an anonymous request
+    /// for a record holding values it may not read is challenged (its whole message is
+    /// `message`), as CNRI's server does; an authenticated caller never touches the cache.
     fn resolution(
         &self,
         request: &Request<'_>,
@@ -162,47 +184,156 @@ impl Frontend {
         let version = request.envelope.suggested.min(message::MAX_VERSION);
         let public_only = request.header.op_flags & op_flags::PUBLIC_ONLY != 0;
         let principal = principal.filter(|_| !public_only);
-        let Ok(Query { handle, indexes, types }) = Query::decode(request.body) else {
+        let Ok(query) = Query::decode(request.body) else {
             return error(request, ResponseCode::ProtocolError, "the resolution request is malformed", now, out);
         };
+        let cache = self.cache.as_deref().filter(|_| cache::cacheable(request, principal.is_some()));
+        let asked = Asked { query: &query, version, message, conn };
+        let Some(cache) = cache else { return self.resolve(request, principal, &asked, now, out).0 };
+        let clock = tokio::time::Instant::now();
+        let key = cache::Asked { handle: query.handle, query: query.raw, version };
+        if let Some(hit) = cache.get(key, clock, out) {
+            return request.respond(hit.code, now, out, |out| out.extend_from_slice(&hit.body));
+        }
+        let generation = cache.generation();
+        let (envelope, written) = self.resolve(request, principal, &asked, now, out);
+        if let Some(Written { code, body }) = written {
+            cache.fill(key, (code, &out[body]), generation, clock);
+        }
+        envelope
+    }
+
+    /// Resolves through the core; returns the response's envelope and, when it may be cached,
+    /// its code and where its body (after the digest) lies in `out`.
+    fn resolve(
+        &self,
+        request: &Request<'_>,
+        principal: Option<&Admin>,
+        asked: &Asked<'_, '_>,
+        now: u32,
+        out: &mut Vec<u8>,
+    ) -> (Envelope, Option<Written>) {
+        let Asked { query, version, message, conn } = *asked;
+        let handle = query.handle;
         let Some(id) = identifier(handle) else {
-            return error(request, ResponseCode::InvalidHandle, "the handle is not a valid identifier", now, out);
+            let text = "the handle is not a valid identifier";
+            return (error(request, ResponseCode::InvalidHandle, text, now, out), None);
         };
         // Filtering by type and index follows CNRI below, not the core's filter (which wants
         // both to match); the core applies the read rules.
+        let public_only = request.header.op_flags & op_flags::PUBLIC_ONLY != 0;
         let filter = ReadFilter { public_only: principal.is_none(), ..ReadFilter::default() };
         let record = match self.node.resolve(principal, &id, &filter) {
             Ok(Resolution::Found(found)) if found.withheld && principal.is_none() && !public_only => {
-                return self.challenge(request, message, conn, now, out);
+                return (self.challenge(request, message, conn, now, out), None);
             }
             Ok(Resolution::Found(found)) => found.record,
-            Ok(Resolution::Referral(delegation)) => return referral(request, version, &id, &delegation, now, out),
-            Err(e) => return error(request, e.code(), &e.to_string(), now, out),
+            Ok(Resolution::Referral(delegation)) => {
+                let (envelope, written) = referral(request, version, &id, &delegation, now, out);
+                return (envelope, Some(written));
+            }
+            Err(e) => {
+                let code = e.code();
+                let (envelope, written) = respond(request, wire_code(code, version), now, out, |out| {
+                    write_bytes(out, e.to_string().as_bytes());
+                });
+                return (envelope, (code == ResponseCode::HandleNotFound).then_some(written));
+            }
         };
+        let (indexes, types): (Vec<u32>, Vec<&[u8]>) = (query.indexes().collect(), query.types().collect());
         let selected: Vec<&Value> = record.values.iter().filter(|v| selects(v, &indexes, &types)).collect();
         if selected.is_empty() {
-            return error(request, ResponseCode::ValuesNotFound, "no value matches", now, out);
+            let (envelope, written) =
+                respond(request, wire_code(ResponseCode::ValuesNotFound, version), now, out, |out| {
+                    write_bytes(out, b"no value matches");
+                });
+            return (envelope, Some(written));
         }
-        request.respond(wire_code(ResponseCode::Success, version), now, out, |out| {
+        let (envelope, written) = respond(request, wire_code(ResponseCode::Success, version), now, out, |out| {
             write_bytes(out, handle);
             write_u32(out, selected.len() as u32);
             selected.iter().for_each(|v| write_value(out, v, &v.kind));
-        })
+        });
+        (envelope, Some(written))
     }
 }
 
-/// The body of a RESOLUTION request: handle, index list, type list. Bytes after them are
-/// ignored, as CNRI's decoder ignores them.
+/// What a resolution asks, and what a challenge would keep.
+#[derive(Clone, Copy)]
+struct Asked<'q, 'r> {
+    query: &'q Query<'r>,
+    version: Version,
+    /// The whole request message (kept if the request is challenged).
+    message: &'q [u8],
+    conn: &'q Connection,
+}
+
+/// A response the cache may keep: its code and its body's bytes in the output buffer.
+struct Written {
+    code: u32,
+    body: Range<usize>,
+}
+
+/// [`Request::respond`], noting where the body after the request digest lies in `out`.
+fn respond(
+    request: &Request<'_>,
+    code: u32,
+    now: u32,
+    out: &mut Vec<u8>,
+    body: impl FnOnce(&mut Vec<u8>),
+) -> (Envelope, Written) {
+    let mut range = 0..0;
+    let envelope = request.respond(code, now, out, |out| {
+        let start = out.len();
+        body(out);
+        range = start..out.len();
+    });
+    (envelope, Written { code, body: range })
+}
+
+/// The body of a RESOLUTION request: handle, index list, type list, read without allocating
+/// (a cache hit must not). Bytes after them are ignored, as CNRI's decoder ignores them.
 struct Query<'a> {
     handle: &'a [u8],
-    indexes: Vec<u32>,
-    types: Vec<&'a [u8]>,
+    /// The index list's elements (big-endian `u32`s), checked to be whole.
+    indexes: &'a [u8],
+    /// The type list's elements (length-prefixed strings), checked to be whole.
+    types: &'a [u8],
+    /// The body up to the end of the type list: what, with the version, decides the response.
+    raw: &'a [u8],
 }
 
 impl<'a> Query<'a> {
     fn decode(body: &'a [u8]) -> Result<Self, WireError> {
         let mut r = Reader::new(body);
-        Ok(Self { handle: r.bytes()?, indexes: r.u32_array()?, types: r.bytes_array()? })
+        let handle = r.bytes()?;
+        let count = r.u32()? as usize;
+        let left = r.left();
+        let indexes = r.take(
+            count
+                .checked_mul(4)
+                .filter(|&n| n <= left)
+                .ok_or(WireError::ArrayTooLong { count, max: (left / 4).min(message::MAX_ARRAY) })?,
+        )?;
+        let count = r.u32()? as usize;
+        let (start, max) = (body.len() - r.left(), (r.left() / 4).min(message::MAX_ARRAY));
+        if count > max {
+            return Err(WireError::ArrayTooLong { count, max });
+        }
+        for _ in 0..count {
+            r.bytes()?;
+        }
+        let end = body.len() - r.left();
+        Ok(Self { handle, indexes, types: &body[start..end], raw: &body[..end] })
+    }
+
+    fn indexes(&self) -> impl Iterator<Item = u32> + 'a {
+        self.indexes.chunks_exact(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn types(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let mut r = Reader::new(self.types);
+        std::iter::from_fn(move || r.bytes().ok())
     }
 }
 
@@ -247,6 +378,18 @@ fn error(request: &Request<'_>, code: ResponseCode, text: &str, now: u32, out: &
     request.respond(wire_code(code, version), now, out, |out| write_bytes(out, text.as_bytes()))
 }
 
+/// [`error`], noting its body for the cache.
+fn error_written(
+    request: &Request<'_>,
+    code: ResponseCode,
+    text: &str,
+    now: u32,
+    out: &mut Vec<u8>,
+) -> (Envelope, Written) {
+    let version = request.envelope.suggested.min(message::MAX_VERSION);
+    respond(request, wire_code(code, version), now, out, |out| write_bytes(out, text.as_bytes()))
+}
+
 /// The answer for an identifier at or below a delegation. For a prefix record
 /// (`0.NA/88.100.5.1`) it is CNRI's prefix referral: PREFIX_REFERRAL with an empty handle and
 /// the delegation's public `HS_SITE` and `HS_SERV` values typed `HS_SITE.PREFIX` and
@@ -260,7 +403,7 @@ fn referral(
     delegation: &crate::record::Record,
     now: u32,
     out: &mut Vec<u8>,
-) -> Envelope {
+) -> (Envelope, Written) {
     let delegated = delegation.identifier.as_str();
     if id.record_prefix().is_none() || version < Version::new(2, 5) {
         let text = format!("{id} is served by the node named in {delegated}");
@@ -269,7 +412,7 @@ fn referral(
         } else {
             ResponseCode::ServerNotResponsible
         };
-        return error(request, code, &text, now, out);
+        return error_written(request, code, &text, now, out);
     }
     let referred: Vec<(&Value, String)> = delegation
         .values
@@ -280,7 +423,7 @@ fn referral(
             Some((v, format!("{kind}.PREFIX")))
         })
         .collect();
-    request.respond(wire_code(ResponseCode::PrefixReferral, version), now, out, |out| {
+    respond(request, wire_code(ResponseCode::PrefixReferral, version), now, out, |out| {
         write_bytes(out, b"");
         write_u32(out, referred.len() as u32);
         referred.iter().for_each(|(v, kind)| write_value(out, v, kind));

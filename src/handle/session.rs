@@ -326,7 +326,7 @@ mod tests {
             message_length: 0,
         };
         let mut m = Vec::new();
-        Header { opcode: 101, body_length: 8, ..Header::default() }.encode(&mut m);
+        Header { opcode: 101, body_length: 10, ..Header::default() }.encode(&mut m);
         write_bytes(&mut m, b"88.1/X");
         let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
         mac.update(&signed_prefix(&envelope, counter));

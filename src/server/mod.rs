@@ -78,20 +78,50 @@ fn answer<H: DnsHandler>(
 }
 
 /// The node and the DNS front end that `config` describes over `registry` (sealing new secrets
-/// with `seal_key`), wired together: the front end's cache subscribes to the node's writes. [`Server::start`] binds them to sockets;
-/// this half alone serves tests and fuzz targets that need no socket.
+/// with `seal_key`), wired together: the front end's cache subscribes to the node's writes.
+/// [`Server::start`] binds them to sockets; this half alone serves tests and fuzz targets that
+/// need no socket.
 pub fn assemble(
     config: &Config,
     registry: Arc<Registry>,
     seal_key: Option<Arc<SealKey>>,
 ) -> Result<(Arc<Node>, Arc<Frontend>), crate::config::ConfigError> {
+    assemble_all(config, registry, seal_key, crate::handle::site_info::OwnSite::default()).map(|a| (a.node, a.dns))
+}
+
+/// The node with every front end that has a cache subscribed to it.
+pub struct Assembled {
+    pub node: Arc<Node>,
+    pub dns: Arc<Frontend>,
+    pub handle: Arc<crate::handle::Frontend>,
+}
+
+/// [`assemble`], with the Handle front end too, publishing `site` (its resolution cache,
+/// `handle.cache_mb`, subscribed to the node's writes like the DNS cache).
+pub fn assemble_all(
+    config: &Config,
+    registry: Arc<Registry>,
+    seal_key: Option<Arc<SealKey>>,
+    site: crate::handle::site_info::OwnSite,
+) -> Result<Assembled, crate::config::ConfigError> {
     let mut node = Node::new(registry.clone(), config.dns.zones());
     if let Some(key) = seal_key {
         node.set_seal_key(key);
     }
-    let frontend = Arc::new(Frontend::from_config(config, node.zones(), registry)?);
-    node.subscribe(frontend.authoritative().clone());
-    Ok((Arc::new(node), frontend))
+    let dns = Arc::new(Frontend::from_config(config, node.zones(), registry)?);
+    node.subscribe(dns.authoritative().clone());
+    let handle_cache =
+        config.handle.cache_bytes().map(|bytes| Arc::new(crate::handle::cache::ResolutionCache::new(bytes)));
+    if let Some(cache) = &handle_cache {
+        node.subscribe(cache.clone());
+    }
+    let node = Arc::new(node);
+    let handle = crate::handle::Frontend::new(node.clone()).with_site(site);
+    let handle = Arc::new(match handle_cache {
+        Some(cache) => handle.with_cache(cache),
+        None => handle,
+    });
+    Ok(Assembled { node, dns, handle })
 }
 
 /// Why a node could not start or stopped serving.
@@ -163,6 +193,7 @@ impl HandleSockets {
 pub struct Server {
     node: Arc<Node>,
     frontend: Arc<Frontend>,
+    handle_frontend: Arc<crate::handle::Frontend>,
     udp: Vec<std::net::UdpSocket>,
     tcp: TcpListener,
     http: crate::http::HttpListener,
@@ -179,8 +210,7 @@ impl Server {
     /// now, so that the caller learns the addresses (port 0 works) and a busy port is an error
     /// before anything is served.
     pub async fn start(config: &Config, registry: Arc<Registry>) -> Result<Self, ServerError> {
-        let seal_key = SealKey::load_or_create(&config.data_dir)?;
-        let (node, frontend) = assemble(config, registry, Some(Arc::new(seal_key)))?;
+        let seal_key = Some(Arc::new(SealKey::load_or_create(&config.data_dir)?));
         let addr = config.dns.listen;
         let bind_error = |transport, addr| move |source| ServerError::Bind { transport, addr, source };
         let tcp = TcpListener::bind(addr).await.map_err(bind_error("TCP", addr))?;
@@ -195,7 +225,7 @@ impl Server {
             per_source: config.dns.tcp_max_connections_per_source.max(1),
             idle_timeout: Duration::from_secs(config.dns.tcp_idle_timeout_secs.max(1)),
         };
-        let handle = match config.handle.enabled {
+        let mut handle = match config.handle.enabled {
             true => {
                 let tls = config.http.tls_cert.is_some() && config.http.tls_key.is_some();
                 let http = http.local_addr().ok().map(|addr| site_info::HttpListener { addr, tls });
@@ -203,8 +233,12 @@ impl Server {
             }
             false => None,
         };
+        // The site is known once the Handle sockets have their addresses.
+        let site = handle.as_mut().map(|h| std::mem::take(&mut h.site)).unwrap_or_default();
+        let Assembled { node, dns: frontend, handle: handle_frontend } =
+            assemble_all(config, registry, seal_key, site)?;
         let rrl = crate::dns::rrl::Rrl::new(&config.dns.rrl)?.map(Arc::new);
-        Ok(Self { node, frontend, udp, tcp, http, tcp_limits, handle, rrl })
+        Ok(Self { node, frontend, handle_frontend, udp, tcp, http, tcp_limits, handle, rrl })
     }
 
     /// The node core: the writes and reads every front end goes through.
@@ -215,6 +249,11 @@ impl Server {
     /// The DNS front end (its cache and recursor statistics).
     pub fn frontend(&self) -> &Arc<Frontend> {
         &self.frontend
+    }
+
+    /// The Handle protocol front end (its cache statistics).
+    pub fn handle_frontend(&self) -> &Arc<crate::handle::Frontend> {
+        &self.handle_frontend
     }
 
     /// The DNS address (UDP and TCP).
@@ -254,7 +293,7 @@ impl Server {
             .collect::<Result<_, _>>()
             .map_err(ServerError::Workers)?;
         if let Some(handle) = self.handle {
-            let frontend = Arc::new(crate::handle::Frontend::new(self.node.clone()).with_site(handle.site));
+            let frontend = self.handle_frontend;
             let (udp_frontend, udp_token) = (frontend.clone(), token.clone());
             let worker = std::thread::Builder::new()
                 .name("handle-udp".into())

@@ -94,6 +94,80 @@ fn cache_hits_allocate_nothing() {
     assert!(frontend.cache_stats().hits >= 300);
 }
 
+/// A Handle RESOLUTION message (header, body, empty credential) for `handle` with the lists.
+fn handle_resolution(handle: &str, indexes: &[u32], types: &[&str], flags: u32) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut put = |b: &[u8]| body.extend_from_slice(b);
+    put(&(handle.len() as u32).to_be_bytes());
+    put(handle.as_bytes());
+    put(&(indexes.len() as u32).to_be_bytes());
+    indexes.iter().for_each(|i| put(&i.to_be_bytes()));
+    put(&(types.len() as u32).to_be_bytes());
+    for t in types {
+        put(&(t.len() as u32).to_be_bytes());
+        put(t.as_bytes());
+    }
+    let mut m = Vec::new();
+    for n in [1, 0, flags] {
+        m.extend_from_slice(&u32::to_be_bytes(n));
+    }
+    m.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]); // serial, recursion, reserved, expiration
+    m.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    m.extend_from_slice(&body);
+    m.extend_from_slice(&[0; 4]);
+    m
+}
+
+#[test]
+fn handle_cache_hits_allocate_nothing() {
+    use idnode::handle::Verdict as HandleVerdict;
+    use idnode::handle::message::{Envelope, Version};
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = idnode::config::Config { data_dir: dir.path().to_owned(), ..Default::default() };
+    let registry = Arc::new(Registry::open(dir.path()).unwrap());
+    idnode::demo::load(&registry).unwrap();
+    let frontend = idnode::server::assemble_all(&config, registry, None, Default::default()).unwrap().handle;
+    let mut conn = idnode::handle::Connection::default();
+    const PO_RD: u32 = 0x1900_0000 | 0x0080_0000;
+    let messages = [
+        handle_resolution("88.100.1/ABC-123", &[], &[], 0x1900_0000),
+        handle_resolution("88.100.1/abc-123", &[1, 3], &["EMAIL", "URL."], PO_RD),
+        handle_resolution("88.100.1/Nope", &[], &[], PO_RD),
+        handle_resolution("88.100.1/ABC-123", &[], &["NOPE"], 0x1900_0000),
+    ];
+    let envelopes: Vec<Envelope> = [Version::new(2, 11), Version::new(2, 5), Version::new(2, 0), Version::new(2, 11)]
+        .into_iter()
+        .zip(&messages)
+        .map(|(v, m)| Envelope {
+            version: v,
+            suggested: v,
+            flags: 0,
+            session_id: 0,
+            request_id: 7,
+            message_id: 0,
+            message_length: m.len() as u32,
+        })
+        .collect();
+    let mut out = Vec::with_capacity(65535);
+    let codes = |out: &[u8]| u32::from_be_bytes([out[4], out[5], out[6], out[7]]);
+    let mut answered = Vec::new();
+    for (e, m) in envelopes.iter().zip(&messages) {
+        // The first of each misses and fills the cache.
+        assert!(matches!(frontend.answer(e, m, 1000, &mut conn, &mut out), HandleVerdict::Respond(_)));
+        answered.push(codes(&out));
+    }
+    assert_eq!(answered, [1, 1, 100, 200]);
+    let before = allocations();
+    for _ in 0..100 {
+        for (e, m) in envelopes.iter().zip(&messages) {
+            assert!(matches!(frontend.answer(e, m, 1000, &mut conn, &mut out), HandleVerdict::Respond(_)));
+        }
+    }
+    assert_eq!(allocations() - before, 0, "values, filters, digests, 100 and 200 from the cache allocate nothing");
+    assert!(frontend.cache_stats().unwrap().hits >= 400);
+}
+
 #[test]
 fn a_recursive_miss_allocates_no_64k_buffer() {
     use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};

@@ -45,7 +45,9 @@ fn serve(data: &Path) -> (Served, String) {
 /// the server prints is appended there.
 fn serve_logging(data: &Path, log: Option<std::sync::Arc<std::sync::Mutex<String>>>) -> (Served, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_idnode"))
-        .args(["serve", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", data.to_str().unwrap()])
+        // Every port free (the Handle port too: tests serving at once would all want 2641).
+        .args(["serve", "--dns", "127.0.0.1:0", "--http", "127.0.0.1:0", "--handle", "127.0.0.1:0"])
+        .args(["--data", data.to_str().unwrap()])
         .env("RUST_LOG", "debug")
         .stderr(Stdio::piped())
         .spawn()

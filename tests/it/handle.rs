@@ -231,7 +231,7 @@ async fn filters_not_found_and_unsupported_opcodes() {
     assert_eq!(r.code, 102, "INVALID_HANDLE");
     let (len, text) = (be(&r.body, 0) as usize, &r.body[4..]);
     assert_eq!(len, text.len(), "an error body is one message");
-    for opcode in [3, 400] {
+    for opcode in [3, 300] {
         let r = tcp(addr, &envelope((2, 10), (2, 11), 5, &message(opcode, 0, b""))).await;
         assert_eq!((r.opcode, r.code, r.request_id), (opcode, 5, 5), "OPERATION_NOT_SUPPORTED");
     }
@@ -587,4 +587,58 @@ fn admin_init_creates_the_key_and_site_info_prints_cnri_s_siteinfo() {
     let out = idnode(&["admin", "site-info"]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("handle-server.key"), "{}", text(&out.stderr));
+}
+
+#[tokio::test]
+async fn the_resolution_cache_serves_repeats_and_every_write_reaches_the_next_answer() {
+    let node = start_server().await;
+    let addr = node.handle;
+    let stats = || node.handle_frontend.cache_stats().expect("the cache is on by default");
+    let ask = |handle: &'static str, id: u32, flags: u32| {
+        let req = request(id, flags, &resolution(handle, &[], &[]));
+        async move { tcp(addr, &req).await }
+    };
+    let data = |r: &Response| values(&r.body).1.into_iter().map(|v| v.2).collect::<Vec<_>>();
+    let url = "https://cache.example/";
+    let first = ask("88.100.1/CACHED", 1, TYPICAL_FLAGS).await;
+    assert_eq!(first.code, 100, "not yet registered");
+    // A cached HANDLE_NOT_FOUND is dropped by the write that creates the identifier.
+    let again = ask("88.100.1/CACHED", 2, TYPICAL_FLAGS).await;
+    assert_eq!((again.code, again.request_id), (100, 2));
+    assert!(stats().hits >= 1, "the repeat was a hit: {:?}", stats());
+    let put = |value: &str| {
+        let values = vec![Value::new(1, "URL", value, 0)];
+        let id = Identifier::parse("88.100.1/Cached").unwrap();
+        node.node.put(&Admin::node(), &id, values, &PutOptions::default()).unwrap();
+    };
+    put(url);
+    let created = ask("88.100.1/CACHED", 3, TYPICAL_FLAGS).await;
+    assert_eq!((created.code, data(&created)), (1, vec![url.to_owned()]));
+    // Over UDP, in another case (the echo is the handle as asked), with a digest.
+    let req = request(4, TYPICAL_FLAGS | RD, &resolution("88.100.1/cached", &[], &[]));
+    for _ in 0..2 {
+        let (r, _) = udp(addr, &req).await;
+        assert_eq!((r.code, r.request_id, r.flags & RD), (1, 4, RD));
+        let body = resolution("88.100.1/cached", &[], &[]);
+        let digest = sha2::Sha256::digest(&message(1, TYPICAL_FLAGS | RD, &body)[..24 + body.len()]);
+        assert_eq!(&r.body[1..33], &digest[..], "the digest of this request, not a cached one");
+        assert_eq!(values(&r.body[33..]).0, "88.100.1/cached");
+    }
+    // A write through the HTTP API is seen by the next resolution.
+    let auth = crate::hardening::top_admin(&node, "top-secret");
+    let url = format!("http://{}/api/handles/88.100.1/CACHED", node.http);
+    let body = r#"[{"index":1,"type":"URL","data":"https://new.example/"}]"#;
+    let (status, text) =
+        tokio::task::spawn_blocking(move || crate::cli::call("PUT", &url, Some(&auth), Some(body))).await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    let r = ask("88.100.1/CACHED", 5, TYPICAL_FLAGS).await;
+    assert_eq!(data(&r), vec!["https://new.example/".to_owned()]);
+    node.node.delete(&Admin::node(), &Identifier::parse("88.100.1/CACHED").unwrap(), None).unwrap();
+    assert_eq!(ask("88.100.1/CACHED", 6, TYPICAL_FLAGS).await.code, 100, "deleted");
+    // Without PO the core answers every time (a later slice may challenge such a request).
+    let before = stats().hits;
+    ask("88.100.1/ABC-123", 7, 0).await;
+    ask("88.100.1/ABC-123", 8, 0).await;
+    assert_eq!(stats().hits, before);
+    node.stop().await;
 }

@@ -31,6 +31,8 @@ pub struct TestNode {
     /// The Handle protocol's address (TCP and UDP).
     pub handle: SocketAddr,
     pub frontend: Arc<Frontend>,
+    /// The Handle protocol front end (its cache statistics).
+    pub handle_frontend: Arc<idnode::handle::Frontend>,
     pub node: Arc<Node>,
     pub registry: Arc<Registry>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -54,6 +56,7 @@ pub async fn start_server_with(adjust: impl FnOnce(&mut Config)) -> TestNode {
     idnode::demo::load(&registry).unwrap();
     let server = Server::start(&config, registry.clone()).await.unwrap();
     let (node, frontend) = (server.node().clone(), server.frontend().clone());
+    let handle_frontend = server.handle_frontend().clone();
     let addr = server.local_addr();
     let http = server.http_addr();
     // A test that switches the Handle protocol off gets the unspecified address.
@@ -62,7 +65,18 @@ pub async fn start_server_with(adjust: impl FnOnce(&mut Config)) -> TestNode {
     let task = tokio::spawn(server.serve(async move {
         let _ = rx.await;
     }));
-    TestNode { addr, http, handle, frontend, node, registry, shutdown: Some(tx), task: Some(task), _dir: dir }
+    TestNode {
+        addr,
+        http,
+        handle,
+        frontend,
+        handle_frontend,
+        node,
+        registry,
+        shutdown: Some(tx),
+        task: Some(task),
+        _dir: dir,
+    }
 }
 
 impl TestNode {
