@@ -200,6 +200,21 @@ enum AdminCommand {
         #[command(flatten)]
         settings: Settings,
     },
+    /// Make an administrator key pair for the Handle protocol: the private key in the file CNRI's
+    /// tools read (hdl-admintool, PublicKeyAuthenticationInfo), the public key beside it (.pub,
+    /// HS_PUBKEY) and printed as the JSON value to register under the administrator.
+    Keygen {
+        /// The private key file to write (mode 0600); the public key goes to FILE.pub.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Encrypt the private key with the passphrase on this file's first line (CNRI's
+        /// PBKDF2 and AES-128); without it the file is written unencrypted.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+        /// The index the printed HS_PUBKEY value gets (Handle.Net puts keys at 300).
+        #[arg(long, default_value_t = 300)]
+        index: u32,
+    },
     /// Print the node's Handle site (GET_SITE_INFO) as CNRI's siteinfo.json, or write siteinfo.bin,
     /// for a Handle client that uses the node as its root.
     SiteInfo {
@@ -252,6 +267,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Admin { command: AdminCommand::Init { prefix, secret_file, settings } } => {
             data::admin_init(&settings.load()?, &prefix, secret_file.as_deref())
+        }
+        Command::Admin { command: AdminCommand::Keygen { out, passphrase_file, index } } => {
+            data::admin_keygen(&out, passphrase_file.as_deref(), index)
         }
         Command::Admin { command: AdminCommand::SiteInfo { json: _, binary, settings } } => {
             data::site_info(&settings.load()?, binary.as_deref())

@@ -3,7 +3,7 @@
 //! registry's bulk import, so they obey the same rules as a write over the API.
 
 use std::io::{BufReader, BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -114,6 +114,40 @@ pub fn admin_init(config: &Config, prefix: &str, secret_file: Option<&Path>) -> 
             crate::secret::SealKey::FILE
         )?;
     }
+    Ok(())
+}
+
+/// `idnode admin keygen`: an RSA key pair for an administrator, the private key in CNRI's key
+/// file format at `out` (encrypted with the passphrase on the first line of `passphrase_file`),
+/// the public key at `out.pub`; prints the `HS_PUBKEY` value to register at `index`.
+pub fn admin_keygen(out: &Path, passphrase_file: Option<&Path>, index: u32) -> anyhow::Result<()> {
+    use base64::Engine as _;
+    let passphrase = passphrase_file.map(super::first_line).transpose()?;
+    let public_path = PathBuf::from(format!("{}.pub", out.display()));
+    for path in [out, public_path.as_path()] {
+        anyhow::ensure!(!path.exists(), "{} exists; a key file is never overwritten", path.display());
+    }
+    let key =
+        crate::handle::admin_key::AdminKey::generate().map_err(|e| anyhow::anyhow!("cannot generate a key: {e}"))?;
+    let private = key.private_file(passphrase.as_deref().map(str::as_bytes));
+    crate::secret::write_private(out, &private).with_context(|| format!("cannot write {}", out.display()))?;
+    let public = key.public_value();
+    std::fs::write(&public_path, &public).with_context(|| format!("cannot write {}", public_path.display()))?;
+    let value = serde_json::json!({
+        "index": index,
+        "type": "HS_PUBKEY",
+        "data": {"format": "base64", "value": base64::engine::general_purpose::STANDARD.encode(&public)},
+    });
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{value}")?;
+    let encrypted = if passphrase.is_some() { "encrypted" } else { "NOT encrypted: keep it private" };
+    eprintln!(
+        "wrote {} (RSA {} bits, {encrypted}) and {}",
+        out.display(),
+        crate::handle::admin_key::KEY_BITS,
+        public_path.display()
+    );
+    eprintln!("register the value above under the administrator (idnode id add, or the HTTP API)");
     Ok(())
 }
 

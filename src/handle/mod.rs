@@ -28,6 +28,7 @@
 //! the node has a server key.
 
 mod admin;
+pub mod admin_key;
 mod auth;
 pub mod cache;
 pub mod client;

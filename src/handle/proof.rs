@@ -79,7 +79,7 @@ fn pbkdf2_answer(secret: &[u8], message: &[u8], rest: &[u8]) -> Option<Vec<u8>> 
 
 /// The password bytes Java's PBKDF2 sees: CNRI hands the secret over as a `char[]` of its
 /// bytes, which the JDK encodes as UTF-8, so a byte from 0x80 up becomes two.
-fn java_password(secret: &[u8]) -> Vec<u8> {
+pub(super) fn java_password(secret: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(secret.len() * 2);
     for &b in secret {
         match b {
@@ -152,7 +152,10 @@ impl PublicKey {
             }
             _ => return None,
         };
-        (r.left() == 0).then_some(key)
+        // CNRI sizes an RSA key's buffer for four byte strings and writes three: four zero
+        // bytes end every HS_PUBKEY its tools make.
+        let rest = r.take(r.left()).ok()?;
+        (rest.len() <= 4 && rest.iter().all(|&b| b == 0)).then_some(key)
     }
 
     /// Whether `answer` (`bytes hash algorithm`, `bytes signature`) is this key's signature of
@@ -272,8 +275,10 @@ mod tests {
             Some(PublicKey::Rsa { n, e }) => assert_eq!((n, e), (vec![0xc5, 1], vec![1, 0, 1])),
             _ => panic!("an RSA key"),
         }
+        rsa.extend_from_slice(&[0; 4]);
+        assert!(PublicKey::decode(&rsa).is_some(), "CNRI's four trailing zero bytes");
         rsa.push(0);
-        assert!(PublicKey::decode(&rsa).is_none(), "trailing bytes");
+        assert!(PublicKey::decode(&rsa).is_none(), "more trailing bytes");
         assert!(PublicKey::decode(b"\0\0\0\x0aDH_PUB_KEY\0\0").is_none());
         assert!(PublicKey::decode(&[0xff; 7]).is_none());
         assert_eq!(hash_named(b"MD5"), None);

@@ -421,3 +421,38 @@ fn the_example_configs_for_each_role_load() {
         }
     }
 }
+
+#[test]
+fn admin_keygen_writes_cnri_s_key_files_and_never_overwrites_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("admin.key");
+    let pass = dir.path().join("pass");
+    std::fs::write(&pass, "a passphrase\n").unwrap();
+    let keygen = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_idnode"))
+            .args(["admin", "keygen", "--out", key.to_str().unwrap(), "--passphrase-file", pass.to_str().unwrap()])
+            .args(["--index", "301"])
+            .output()
+            .unwrap()
+    };
+    let out = keygen();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((value["index"].as_u64(), value["type"].as_str()), (Some(301), Some("HS_PUBKEY")));
+    use base64::Engine as _;
+    let public = base64::engine::general_purpose::STANDARD.decode(value["data"]["value"].as_str().unwrap()).unwrap();
+    assert_eq!(std::fs::read(dir.path().join("admin.key.pub")).unwrap(), public, "the .pub file is the value");
+    assert!(idnode::record::site::decode_rsa_pubkey(&public).is_some());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let file = std::fs::read(&key).unwrap();
+    assert_eq!(&file[..4], &[0, 0, 0, 4], "encrypted as CNRI's PBKDF2 and AES");
+    assert!(idnode::handle::admin_key::AdminKey::read_private_file(&file, Some(b"a passphrase")).is_ok());
+    let again = keygen();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never overwritten"));
+    assert_eq!(std::fs::read(&key).unwrap(), file);
+}
