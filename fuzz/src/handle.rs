@@ -18,6 +18,7 @@ use idnode::auth::Admin;
 use idnode::config::Config;
 use idnode::handle::key::ServerKey;
 use idnode::handle::message::{ENVELOPE_LEN, Envelope, HEADER_LEN, MAX_MESSAGE_LEN, MAX_VERSION};
+use idnode::handle::reassembly::Reassembly;
 use idnode::handle::{Connection, Frontend, Verdict, site_info};
 use idnode::identifier::Identifier;
 use idnode::record::Value;
@@ -30,21 +31,22 @@ pub fn handle_request(data: &[u8]) {
     let frontend = fixture();
     let mut out = Vec::new();
     let mut conn = Connection::default();
-    match frontend.answer_datagram(data, NOW, &mut conn, &mut out) {
+    let mut pieces = Reassembly::default();
+    match frontend.answer_datagram(data, NOW, &mut conn, &mut pieces, &mut out) {
         Verdict::Respond(envelope) => {
             check(data, &envelope, &out);
             // The same request again may be a cache hit: it must be answered byte for byte alike,
             // unless it set up a session or was challenged (each gets a fresh id and nonce).
             let mut again = Vec::new();
-            let second = frontend.answer_datagram(data, NOW, &mut Connection::default(), &mut again);
+            let second = frontend.answer_datagram(data, NOW, &mut Connection::default(), &mut Reassembly::default(), &mut again);
             if !fresh(&out) {
                 assert_eq!(second, Verdict::Respond(envelope), "request {}", crate::hex(data));
                 assert_eq!(again, out, "a repeat is answered alike; request {}", crate::hex(data));
             }
         }
         Verdict::Drop => assert!(
-            Envelope::decode(data).is_err() || responds(data),
-            "only a runt, an oversized envelope or a response is dropped; request {}",
+            Envelope::decode(data).is_err() || responds(data) || piece(data),
+            "only a runt, an oversized envelope, a response or a piece of a longer request is dropped; request {}",
             crate::hex(data)
         ),
     }
@@ -61,6 +63,16 @@ pub fn handle_request(data: &[u8]) {
 /// Whether the response `out` is new each time: a challenge (a fresh nonce and id).
 fn fresh(out: &[u8]) -> bool {
     out.get(4..8).is_some_and(|code| code == 402u32.to_be_bytes())
+}
+
+/// Whether the datagram is a piece of a request spread over several (TC, a sequence number, or
+/// fewer bytes than announced), which waits for the others.
+fn piece(data: &[u8]) -> bool {
+    Envelope::decode(data).is_ok_and(|e| {
+        e.flags & idnode::handle::message::ENV_TRUNCATED != 0
+            || e.message_id != 0
+            || data.len() - ENVELOPE_LEN < e.message_length as usize
+    })
 }
 
 /// Whether the request's header carries a response code (bytes 4..8 of the message).

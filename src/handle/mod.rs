@@ -36,6 +36,7 @@ pub mod credential;
 pub mod key;
 pub mod message;
 mod proof;
+pub mod reassembly;
 mod session;
 pub mod site_info;
 
@@ -146,26 +147,47 @@ impl Frontend {
         Verdict::Respond(credential::certify(self.site.key(), &request, envelope, out))
     }
 
-    /// Answers one UDP datagram: an envelope and the whole message. A message spread over
-    /// several datagrams is refused with PROTOCOL_ERROR (reassembly is not built), and so is
-    /// one that [may block](Self::may_block) (administration, answers to challenges: the one
-    /// UDP thread must not wait on a proof or a disk; CNRI's sites offer UDP for queries only);
-    /// a datagram too short for an envelope, or whose envelope announces more than
-    /// [`message::MAX_MESSAGE_LEN`], is dropped.
-    pub fn answer_datagram(&self, datagram: &[u8], now: u32, conn: &mut Connection, out: &mut Vec<u8>) -> Verdict {
+    /// Answers one UDP datagram: an envelope and the whole message, or one piece of a message
+    /// spread over several datagrams, kept in `pieces` until the last arrives (then the whole
+    /// is answered; until then nothing is sent). A message that [may block](Self::may_block)
+    /// (administration, answers to challenges: the one UDP thread must not wait on a proof or a
+    /// disk; CNRI's sites offer UDP for queries only) gets PROTOCOL_ERROR; a datagram too short
+    /// for an envelope, or whose envelope announces more than [`message::MAX_MESSAGE_LEN`], is
+    /// dropped.
+    pub fn answer_datagram(
+        &self,
+        datagram: &[u8],
+        now: u32,
+        conn: &mut Connection,
+        pieces: &mut reassembly::Reassembly,
+        out: &mut Vec<u8>,
+    ) -> Verdict {
         let Ok(envelope) = Envelope::decode(datagram) else { return Verdict::Drop };
         let rest = &datagram[message::ENVELOPE_LEN..];
         let len = envelope.message_length as usize;
         if envelope.flags & message::ENV_TRUNCATED != 0 || envelope.message_id != 0 || rest.len() < len {
-            let text = "a request spread over several datagrams is not supported; use TCP";
-            return Verdict::Respond(message::protocol_error(&envelope, now, text, out));
+            let source = conn.source.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+            return match pieces.add(source, &envelope, rest, std::time::Instant::now()) {
+                Some((envelope, whole)) => self.answer_whole_datagram(&envelope, &whole, now, conn, out),
+                None => Verdict::Drop,
+            };
         }
-        let message = &rest[..len];
+        self.answer_whole_datagram(&envelope, &rest[..len], now, conn, out)
+    }
+
+    fn answer_whole_datagram(
+        &self,
+        envelope: &Envelope,
+        message: &[u8],
+        now: u32,
+        conn: &mut Connection,
+        out: &mut Vec<u8>,
+    ) -> Verdict {
         if Self::may_block(message) {
             let text = "administration and answers to challenges are served over TCP only";
-            return Verdict::Respond(message::protocol_error(&envelope, now, text, out));
+            return Verdict::Respond(message::protocol_error(envelope, now, text, out));
         }
-        self.answer(&envelope, message, now, conn, out)
+        self.answer(envelope, message, now, conn, out)
     }
 
     /// Answers a RESOLUTION for `principal` (`None`: anonymous): from the cache when the request

@@ -10,8 +10,8 @@
 //!
 //! UDP: one OS thread owns the socket and its buffers, receives a datagram, answers it
 //! synchronously and sends the answer in numbered 492-byte chunks when it exceeds one 512-byte
-//! datagram. A request spread over several datagrams gets PROTOCOL_ERROR (clients retry over
-//! TCP).
+//! datagram. A request spread over several datagrams is put back together first
+//! ([`crate::handle::reassembly`]).
 
 use std::net::{SocketAddr, UdpSocket};
 use std::panic::AssertUnwindSafe;
@@ -26,6 +26,7 @@ use tokio_util::task::TaskTracker;
 use super::tcp::TcpLimits;
 use crate::accept::{Caps, accept};
 use crate::handle::message::{ENVELOPE_LEN, Envelope, MAX_MESSAGE_LEN, udp_datagrams};
+use crate::handle::reassembly::Reassembly;
 use crate::handle::{Connection, Frontend, Verdict};
 
 /// 100 ms: how long the UDP thread blocks in receive before it looks whether to stop.
@@ -60,6 +61,7 @@ pub(super) fn udp_worker(socket: UdpSocket, frontend: &Frontend, token: &Cancell
     let mut datagram = vec![0u8; MAX_DATAGRAM];
     let mut out = Vec::with_capacity(MAX_MESSAGE_LEN);
     let mut chunk = Vec::with_capacity(512);
+    let mut pieces = Reassembly::default();
     while !token.is_cancelled() {
         let (len, peer) = match socket.recv_from(&mut datagram) {
             Ok(r) => r,
@@ -71,8 +73,8 @@ pub(super) fn udp_worker(socket: UdpSocket, frontend: &Frontend, token: &Cancell
         };
         let request = &datagram[..len];
         let mut conn = Connection::new(Some(peer.ip()));
-        if let Verdict::Respond(envelope) = answer(frontend, |f| f.answer_datagram(request, now(), &mut conn, &mut out))
-        {
+        let verdict = answer(frontend, |f| f.answer_datagram(request, now(), &mut conn, &mut pieces, &mut out));
+        if let Verdict::Respond(envelope) = verdict {
             udp_datagrams(&envelope, &out, &mut chunk, |d| {
                 if let Err(e) = socket.send_to(d, peer) {
                     tracing::debug!(error = %e, %peer, "Handle UDP send failed");

@@ -479,3 +479,42 @@ async fn a_session_is_set_up_authenticated_once_and_ended_as_cnri_s_client_does(
     assert_eq!(send_raw(addr, &in_session(&delete, session, 5, key)).await.code, 500, "SESSION_TIMEOUT");
     node.stop().await;
 }
+
+#[tokio::test]
+async fn a_request_in_pieces_over_udp_is_answered_once_whole() {
+    let node = start_server().await;
+    // A resolution asking 81 types: over 1,700 bytes, in pieces of 492 as CNRI's client cuts them.
+    let mut body = handle_only("88.100.1/ABC-123");
+    body.extend_from_slice(&[0, 0, 0, 0]);
+    body.extend_from_slice(&80u32.to_be_bytes());
+    for i in 0..80 {
+        string(&mut body, format!("TYPE-{i:03}-PADDING").as_bytes());
+    }
+    string(&mut body, b"URL");
+    body[24..28].copy_from_slice(&81u32.to_be_bytes()); // the type list: 80 fillers and URL
+    let whole = Out { flags: PUBLIC_ONLY, ..Out::new(1, 77, body) }.bytes();
+    let message = &whole[20..];
+    let pieces: Vec<&[u8]> = message.chunks(492).collect();
+    assert!(pieces.len() >= 3, "{} bytes", message.len());
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for (i, piece) in pieces.iter().enumerate().rev() {
+        let mut datagram = whole[..20].to_vec();
+        datagram[2] |= 0x20; // TC
+        datagram[12..16].copy_from_slice(&(i as u32).to_be_bytes());
+        datagram.extend_from_slice(piece);
+        socket.send_to(&datagram, node.handle).await.unwrap();
+    }
+    let mut buf = [0u8; 2048];
+    let n = tokio::time::timeout(Duration::from_secs(3), socket.recv(&mut buf)).await.unwrap().unwrap();
+    let response = &buf[..n];
+    assert_eq!(
+        (word(response, 8), word(response, 20), word(response, 24)),
+        (77, 1, 1),
+        "request 77, RESOLUTION, SUCCESS"
+    );
+    assert!(String::from_utf8_lossy(response).contains("https://example.com/products/ABC-123"));
+    // Nothing else comes: the pieces made one request.
+    let more = tokio::time::timeout(Duration::from_millis(300), socket.recv(&mut buf)).await;
+    assert!(more.is_err(), "one answer");
+    node.stop().await;
+}
