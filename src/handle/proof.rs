@@ -6,8 +6,9 @@
 //!   whole answer is recomputed from the secret and compared in constant time: `0x22`
 //!   PBKDF2-HMAC-SHA1 (protocol 2.7 and later: salt, iterations and key length chosen by the
 //!   client and carried in the answer, then HMAC-SHA1 under the derived key), `0x13`
-//!   HMAC-SHA256, `0x12` HMAC-SHA1, `0x02` SHA-1 of secret, message, secret (2.1 to 2.6), and
-//!   before 2.1 a bare 16-byte MD5 of the same. The secret comes from its sealed copy
+//!   HMAC-SHA256, `0x12` HMAC-SHA1, `0x03`, `0x02` and `0x01` SHA-256, SHA-1 and MD5 of secret,
+//!   message, secret (CNRI's `Util.doMac`; 2.1 to 2.6 answer `0x02`), and before 2.1 a bare
+//!   16-byte MD5 of the same. The secret comes from its sealed copy
 //!   ([`crate::secret`]).
 //! - **Public keys** (`HS_PUBKEY`, in Handle's key encoding): RSA (PKCS #1 v1.5, verified by
 //!   `ring`, 2048 to 8192 bits) and DSA (DER `r, s`, by RustCrypto's `dsa`), each with SHA-256
@@ -36,6 +37,8 @@ const PBKDF2_HMAC_SHA1: u8 = 0x22;
 const HMAC_SHA256: u8 = 0x13;
 const HMAC_SHA1: u8 = 0x12;
 const SHA1_CODE: u8 = 0x02;
+const SHA256_CODE: u8 = 0x03;
+const MD5_CODE: u8 = 0x01;
 
 /// Whether `answer` is what a client holding `secret` computes over `message`.
 pub(super) fn secret_answer_matches(secret: &[u8], message: &[u8], answer: &[u8]) -> bool {
@@ -52,6 +55,13 @@ pub(super) fn secret_answer_matches(secret: &[u8], message: &[u8], answer: &[u8]
         Some(&HMAC_SHA1) => coded(HMAC_SHA1, &hmac_sha1(secret, message)),
         Some(&SHA1_CODE) => {
             coded(SHA1_CODE, &Sha1::new().chain_update(secret).chain_update(message).chain_update(secret).finalize())
+        }
+        Some(&SHA256_CODE) => coded(
+            SHA256_CODE,
+            &Sha256::new().chain_update(secret).chain_update(message).chain_update(secret).finalize(),
+        ),
+        Some(&MD5_CODE) => {
+            coded(MD5_CODE, &Md5::new().chain_update(secret).chain_update(message).chain_update(secret).finalize())
         }
         _ => return false,
     };
@@ -237,6 +247,9 @@ mod tests {
         let sha1 =
             coded(2, &Sha1::new().chain_update(b"k").chain_update(NONCE_AND_DIGEST).chain_update(b"k").finalize());
         assert!(secret_answer_matches(b"k", NONCE_AND_DIGEST, &sha1));
+        let sha256 =
+            coded(3, &Sha256::new().chain_update(b"k").chain_update(NONCE_AND_DIGEST).chain_update(b"k").finalize());
+        assert!(secret_answer_matches(b"k", NONCE_AND_DIGEST, &sha256));
         let md5 = Md5::new().chain_update(b"k").chain_update(NONCE_AND_DIGEST).chain_update(b"k").finalize();
         assert!(secret_answer_matches(b"k", NONCE_AND_DIGEST, &md5));
         assert!(secret_answer_matches(b"k", NONCE_AND_DIGEST, &coded(0x13, &hmac_sha256(b"k", NONCE_AND_DIGEST))));
