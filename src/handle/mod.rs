@@ -246,11 +246,16 @@ impl Frontend {
         // both to match); the core applies the read rules.
         let public_only = request.header.op_flags & op_flags::PUBLIC_ONLY != 0;
         let filter = ReadFilter { public_only: principal.is_none(), ..ReadFilter::default() };
-        let record = match self.node.resolve(principal, &id, &filter) {
+        let types: Vec<&[u8]> = query.types().collect();
+        let mut record = match self.node.resolve(principal, &id, &filter) {
             Ok(Resolution::Found(found)) if found.withheld && principal.is_none() && !public_only => {
                 return (self.challenge(request, message, conn, now, out), None);
             }
             Ok(Resolution::Found(found)) => found.record,
+            // A prefix this node serves has its site even without a prefix record (below).
+            Err(crate::node::ReadError::NotFound { .. }) if self.homes(&id, &types) => {
+                crate::record::Record { identifier: id.clone(), values: Vec::new() }
+            }
             Ok(Resolution::Referral(delegation)) => {
                 let (envelope, written) = referral(request, version, &id, &delegation, now, out);
                 return (envelope, Some(written));
@@ -263,7 +268,10 @@ impl Frontend {
                 return (envelope, (code == ResponseCode::HandleNotFound).then_some(written));
             }
         };
-        let (indexes, types): (Vec<u32>, Vec<&[u8]>) = (query.indexes().collect(), query.types().collect());
+        if self.homes(&id, &types) && !record.values.iter().any(|v| v.is_type(types::SITE) || v.is_type(types::SERV)) {
+            record.values.extend(self.site.value(&record, now));
+        }
+        let indexes: Vec<u32> = query.indexes().collect();
         let selected: Vec<&Value> = record.values.iter().filter(|v| selects(v, &indexes, &types)).collect();
         if selected.is_empty() {
             let (envelope, written) =
@@ -278,6 +286,19 @@ impl Frontend {
             selected.iter().for_each(|v| write_value(out, v, &v.kind));
         });
         (envelope, Some(written))
+    }
+}
+
+impl Frontend {
+    /// Whether `id` is the prefix record of a prefix this node serves itself (not delegated:
+    /// the core refers for those before this is asked) and the request asks for sites. Then
+    /// the answer carries the node's own `HS_SITE` when the record has none, as a Handle
+    /// server's homed prefixes do: a client that found this node through a parent's prefix
+    /// referral asks it for `0.NA/PREFIX` with the site types, and resolves where the sites
+    /// say (global-to-local resolution, as at the Global Handle Registry).
+    fn homes(&self, id: &Identifier, asked: &[&[u8]]) -> bool {
+        let site = |t: &&[u8]| t.eq_ignore_ascii_case(types::SITE.as_bytes()) || t.eq_ignore_ascii_case(b"HS_SITE.");
+        id.record_prefix().is_some_and(|p| self.node.zones().holding(p).is_some()) && asked.iter().any(site)
     }
 }
 

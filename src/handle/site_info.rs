@@ -124,6 +124,14 @@ impl OwnSite {
         self.record.as_deref()
     }
 
+    /// The node's own site as a public `HS_SITE` value for `record` (at its first free index from
+    /// 1), or nothing when the node has no site to publish.
+    pub fn value(&self, record: &crate::record::Record, now: u32) -> Option<crate::record::Value> {
+        let site = self.record.as_deref().ok()?;
+        let index = (1..).find(|i| !record.values.iter().any(|v| v.index == *i))?;
+        Some(crate::record::Value::new(index, crate::record::types::SITE, site, i64::from(now)))
+    }
+
     /// The server key, when the node has one.
     pub fn key(&self) -> Option<&ServerKey> {
         self.key.as_deref()

@@ -518,3 +518,70 @@ async fn a_request_in_pieces_over_udp_is_answered_once_whole() {
     assert!(more.is_err(), "one answer");
     node.stop().await;
 }
+
+/// RESOLUTION of `handle` asking for the site types, as CNRI's client asks a prefix record.
+fn site_query(handle: &str, request: u32) -> Out {
+    let mut b = handle_only(handle);
+    b.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 2]);
+    string(&mut b, b"HS_SITE");
+    string(&mut b, b"HS_SERV");
+    Out { flags: PUBLIC_ONLY, ..Out::new(1, request, b) }
+}
+
+/// The (type, data) of each HandleValue in a resolution or referral body.
+fn typed_values(body: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut at = 4 + word(body, 0) as usize;
+    let n = word(body, at);
+    at += 4;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        at += 14;
+        let kind = String::from_utf8(body[at + 4..at + 4 + word(body, at) as usize].to_vec()).unwrap();
+        at += 4 + kind.len();
+        let data = body[at + 4..at + 4 + word(body, at) as usize].to_vec();
+        at += 4 + data.len() + 4 + 8 * word(body, at + 4 + data.len()) as usize;
+        out.push((kind, data));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_client_rooted_at_the_top_level_node_finds_the_secondary_and_resolves_there() {
+    let secondary = crate::start_server_with(|c| c.dns.zones = vec!["88.100".into()]).await;
+    let top = crate::start_server_with(|c| c.dns.zones = vec!["88".into()]).await;
+    // The secondary's own site, registered at the top-level node as the delegation of 88.100.
+    let mut info = Vec::new();
+    string(&mut info, b"/");
+    let site = once(secondary.handle, &Out::new(2, 1, info)).await;
+    assert_eq!(site.code, 1);
+    let delegation = vec![Value::new(1, "HS_SITE", site.body.clone(), 0)];
+    top.node
+        .put(&Admin::node(), &Identifier::parse("0.NA/88.100").unwrap(), delegation, &PutOptions::default())
+        .unwrap();
+
+    // CNRI's client asks its root for the prefix record of 88.100.1/ABC-123's prefix ...
+    let referral = once(top.handle, &site_query("0.NA/88.100.1", 2)).await;
+    assert_eq!(referral.code, 303, "PREFIX_REFERRAL: {referral:?}");
+    let referred = typed_values(&referral.body);
+    assert_eq!(referred, [("HS_SITE.PREFIX".to_owned(), site.body.clone())], "the delegation's site");
+    let found = idnode::record::site::Site::decode(&referred[0].1).unwrap();
+    let tcp = found.servers[0].interfaces.iter().find(|i| i.protocol == "TCP").unwrap();
+    let next = SocketAddr::new(found.servers[0].address, tcp.port as u16);
+    assert_eq!(next, secondary.handle);
+    // ... asks the referred site the same, and gets the site homing the prefix ...
+    let homed = once(next, &site_query("0.NA/88.100.1", 3)).await;
+    assert_eq!(homed.code, 1, "{homed:?}");
+    let sites = typed_values(&homed.body);
+    assert!(sites.iter().any(|(t, d)| t == "HS_SITE" && *d == site.body), "{sites:?}");
+    // ... and resolves the identifier there.
+    let resolved = resolve(next, "88.100.1/ABC-123").await;
+    assert_eq!(resolved.code, 1);
+    assert!(String::from_utf8_lossy(&resolved.body).contains("https://example.com/products/ABC-123"));
+    // A plain resolution of the prefix record is the record as stored: no site is added.
+    let plain = resolve(next, "0.NA/88.100.1").await;
+    assert!(typed_values(&plain.body).iter().all(|(t, _)| t != "HS_SITE"), "{plain:?}");
+    // The top-level node answers for an identifier it delegated with SERVER_NOT_RESP.
+    assert_eq!(resolve(top.handle, "88.100.1/ABC-123").await.code, 301);
+    top.stop().await;
+    secondary.stop().await;
+}
