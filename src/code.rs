@@ -19,6 +19,8 @@ pub enum ResponseCode {
     ProtocolError = 4,
     /// The protocol operation is not built (the Handle protocol's opcodes beyond resolution).
     OperationNotSupported = 5,
+    /// A request was relayed from node to node too many times.
+    RecursionCountTooHigh = 6,
     HandleNotFound = 100,
     HandleAlreadyExists = 101,
     InvalidHandle = 102,

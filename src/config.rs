@@ -87,6 +87,10 @@ impl Default for HandleConfig {
 pub struct RecursiveConfig {
     /// The top-level nodes' DNS addresses; empty: not a recursive node.
     pub roots: Vec<SocketAddr>,
+    /// The top-level nodes' Handle protocol addresses (TCP); empty: Handle requests asking
+    /// for recursion are not resolved for clients (`crate::handle::recursive`). The limits
+    /// below apply to them too.
+    pub handle_roots: Vec<SocketAddr>,
     /// 53: the DNS port of the child nodes that referrals name (glue carries no port).
     pub port: u16,
     /// 1000: milliseconds to wait for one server before asking the next (a loopback or LAN
@@ -114,6 +118,7 @@ impl Default for RecursiveConfig {
     fn default() -> Self {
         Self {
             roots: Vec::new(),
+            handle_roots: Vec::new(),
             port: 53,
             timeout_ms: 1000,
             max_referrals: 8,

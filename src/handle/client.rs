@@ -85,7 +85,7 @@ fn left(deadline: Instant) -> Result<Duration, ClientError> {
 }
 
 /// The answer's envelope and message over TCP.
-fn over_tcp(server: SocketAddr, request: &[u8], deadline: Instant) -> Result<Vec<u8>, ClientError> {
+pub(super) fn over_tcp(server: SocketAddr, request: &[u8], deadline: Instant) -> Result<Vec<u8>, ClientError> {
     let mut stream = TcpStream::connect_timeout(&server, left(deadline)?)?;
     stream.set_write_timeout(Some(left(deadline)?))?;
     stream.write_all(request)?;

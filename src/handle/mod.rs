@@ -37,6 +37,7 @@ pub mod key;
 pub mod message;
 mod proof;
 pub mod reassembly;
+pub mod recursive;
 mod session;
 pub mod site_info;
 
@@ -70,6 +71,8 @@ pub struct Frontend {
     site: site_info::OwnSite,
     /// Sessions set up by clients (SESSION_SETUP).
     sessions: session::Sessions,
+    /// Resolves requests asking for recursion, on a recursive node.
+    recursor: Option<Arc<recursive::Recursor>>,
     /// Encoded RESOLUTION responses; `None`: every resolution reads the core.
     cache: Option<Arc<ResolutionCache>>,
 }
@@ -78,7 +81,7 @@ impl Frontend {
     /// A front end without a cache (see [`with_cache`](Self::with_cache)).
     pub fn new(node: Arc<Node>) -> Self {
         let (challenges, sessions) = (auth::Challenges::default(), session::Sessions::default());
-        Self { node, challenges, site: site_info::OwnSite::default(), sessions, cache: None }
+        Self { node, challenges, site: site_info::OwnSite::default(), sessions, cache: None, recursor: None }
     }
 
     /// Answers anonymous resolutions from `cache`, which must be subscribed to the node's
@@ -92,17 +95,26 @@ impl Frontend {
         self.cache.as_ref().map(|c| c.stats())
     }
 
+    /// The front end resolving requests that ask for recursion with `recursor`.
+    pub fn with_recursor(self, recursor: Option<recursive::Recursor>) -> Self {
+        Self { recursor: recursor.map(Arc::new), ..self }
+    }
+
     /// The front end publishing `site` and signing with its key.
     pub fn with_site(self, site: site_info::OwnSite) -> Self {
         Self { site, ..self }
     }
 
-    /// Whether answering `message` may block: checking a proof (PBKDF2, a signature) or a
-    /// durable write. Transports run such messages off their event loop; a message too short
-    /// to tell is cheap (it gets PROTOCOL_ERROR).
-    pub fn may_block(message: &[u8]) -> bool {
-        let op = message.get(..4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-        admin::is_administration(op) || matches!(op, opcode::RESPONSE_TO_CHALLENGE | opcode::SESSION_SETUP)
+    /// Whether answering `message` may block: checking a proof (PBKDF2, a signature), a
+    /// durable write, or asking other nodes (a recursive resolution). Transports run such
+    /// messages off their event loop; a message too short to tell is cheap (it gets
+    /// PROTOCOL_ERROR).
+    pub fn may_block(&self, message: &[u8]) -> bool {
+        let word = |at: usize| message.get(at..at + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        let op = word(0);
+        admin::is_administration(op)
+            || matches!(op, opcode::RESPONSE_TO_CHALLENGE | opcode::SESSION_SETUP)
+            || (op == opcode::RESOLUTION && self.recursor.is_some() && word(8) & op_flags::RECURSIVE != 0)
     }
 
     /// Answers the message `message` that followed `envelope` (already decoded and bounded) on
@@ -134,6 +146,9 @@ impl Frontend {
             }
         }
         let envelope = match request.header.opcode {
+            opcode::RESOLUTION if request.header.op_flags & op_flags::RECURSIVE != 0 && self.recursor.is_some() => {
+                return self.recurse(&request, message, now, out);
+            }
             opcode::RESOLUTION => self.resolution(&request, conn.principal(), message, conn, now, out),
             opcode::SESSION_SETUP => self.session_setup(&request, now, out),
             opcode::SESSION_TERMINATE => self.session_end(&request, conn, now, out),
@@ -183,8 +198,8 @@ impl Frontend {
         conn: &mut Connection,
         out: &mut Vec<u8>,
     ) -> Verdict {
-        if Self::may_block(message) {
-            let text = "administration and answers to challenges are served over TCP only";
+        if self.may_block(message) {
+            let text = "administration, answers to challenges and recursion are served over TCP only";
             return Verdict::Respond(message::protocol_error(envelope, now, text, out));
         }
         self.answer(envelope, message, now, conn, out)
@@ -290,6 +305,41 @@ impl Frontend {
 }
 
 impl Frontend {
+    /// A resolution asking for recursion, on a recursive node: the answer of the node serving
+    /// the identifier, relayed (see [`recursive`]), or an error of this node's own.
+    fn recurse(&self, request: &Request<'_>, message: &[u8], now: u32, out: &mut Vec<u8>) -> Verdict {
+        let Some(recursor) = &self.recursor else { return Verdict::Drop };
+        let id = Query::decode(request.body).ok().and_then(|q| identifier(q.handle));
+        let Some(id) = id else {
+            let envelope =
+                error(request, ResponseCode::InvalidHandle, "the handle is not a valid identifier", now, out);
+            return Verdict::Respond(envelope);
+        };
+        match recursor.resolve(&id, request, message) {
+            Ok(answer) => match Envelope::decode(&answer) {
+                Ok(envelope) => {
+                    out.clear();
+                    out.extend_from_slice(&answer[message::ENVELOPE_LEN..]);
+                    // The node asked saw the request one hop further (its recursion count
+                    // raised), so its digest is of other bytes: the client gets the digest of
+                    // what it sent, in the same place and algorithm.
+                    let flags = out.get(8..12).map_or(0, |f| u32::from_be_bytes([f[0], f[1], f[2], f[3]]));
+                    if flags & op_flags::RETURN_DIGEST != 0 && envelope.version >= Version::new(2, 1) {
+                        let digest = message::request_digest(envelope.version, request.signed);
+                        if let Some(place) =
+                            out.get_mut(message::HEADER_LEN + 1..message::HEADER_LEN + 1 + digest.len())
+                        {
+                            place.copy_from_slice(&digest);
+                        }
+                    }
+                    Verdict::Respond(envelope)
+                }
+                Err(e) => Verdict::Respond(error(request, ResponseCode::Error, &e.to_string(), now, out)),
+            },
+            Err((code, text)) => Verdict::Respond(error(request, code, &text, now, out)),
+        }
+    }
+
     /// Whether `id` is the prefix record of a prefix this node serves itself (not delegated:
     /// the core refers for those before this is asked) and the request asks for sites. Then
     /// the answer carries the node's own `HS_SITE` when the record has none, as a Handle

@@ -43,6 +43,7 @@ pub(super) fn status(code: ResponseCode, detail: Detail) -> StatusCode {
         ResponseCode::HandleAlreadyExists | ResponseCode::ValueAlreadyExists => StatusCode::CONFLICT,
         ResponseCode::PrefixReferral => StatusCode::MULTIPLE_CHOICES,
         ResponseCode::OperationNotSupported => StatusCode::NOT_IMPLEMENTED,
+        ResponseCode::RecursionCountTooHigh => StatusCode::LOOP_DETECTED,
         ResponseCode::ServerNotResponsible => StatusCode::MISDIRECTED_REQUEST,
         ResponseCode::InvalidAdmin | ResponseCode::InsufficientPermissions | ResponseCode::AuthenticationFailed => {
             StatusCode::FORBIDDEN

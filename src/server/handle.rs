@@ -145,7 +145,7 @@ async fn connection(
             Ok(Err(e)) => return Err(e),
             Err(_) => return Ok(()),
         }
-        let verdict = if Frontend::may_block(&message) {
+        let verdict = if frontend.may_block(&message) {
             // A proof to check or a durable write: on the blocking pool, the state moving along.
             let frontend = frontend.clone();
             let (moved_message, mut moved_out, mut moved_conn) =

@@ -116,7 +116,8 @@ pub fn assemble_all(
         node.subscribe(cache.clone());
     }
     let node = Arc::new(node);
-    let handle = crate::handle::Frontend::new(node.clone()).with_site(site);
+    let recursor = crate::handle::recursive::Recursor::from_config(&config.recursive);
+    let handle = crate::handle::Frontend::new(node.clone()).with_site(site).with_recursor(recursor);
     let handle = Arc::new(match handle_cache {
         Some(cache) => handle.with_cache(cache),
         None => handle,

@@ -585,3 +585,45 @@ async fn a_client_rooted_at_the_top_level_node_finds_the_secondary_and_resolves_
     top.stop().await;
     secondary.stop().await;
 }
+
+#[tokio::test]
+async fn a_recursive_node_resolves_requests_asking_for_recursion_down_the_tree() {
+    let secondary = crate::start_server_with(|c| c.dns.zones = vec!["88.100".into()]).await;
+    let top = crate::start_server_with(|c| c.dns.zones = vec!["88".into()]).await;
+    let mut info = Vec::new();
+    string(&mut info, b"/");
+    let site = once(secondary.handle, &Out::new(2, 1, info)).await.body;
+    let delegation = vec![Value::new(1, "HS_SITE", site, 0)];
+    top.node
+        .put(&Admin::node(), &Identifier::parse("0.NA/88.100").unwrap(), delegation, &PutOptions::default())
+        .unwrap();
+    let root = top.handle;
+    let recursive = crate::start_server_with(|c| c.recursive.handle_roots = vec![root]).await;
+    let ask = |handle: &str, request: u32, flags: u32| Out { flags, ..Out::new(1, request, resolution(handle)) };
+    const REC_PO_RD: u32 = 0x1000_0000 | PUBLIC_ONLY | 0x0080_0000;
+
+    let answer = once(recursive.handle, &ask("88.100.1/ABC-123", 5, REC_PO_RD)).await;
+    assert_eq!((answer.opcode, answer.code, answer.request), (1, 1, 5), "{answer:?}");
+    assert!(String::from_utf8_lossy(&answer.body).contains("https://example.com/products/ABC-123"));
+    // The digest the secondary computed covers the request as the client sent it.
+    let sent = ask("88.100.1/ABC-123", 5, REC_PO_RD).bytes();
+    assert_eq!(&answer.body[1..33], &sha2::Sha256::digest(&sent[20..sent.len() - 4])[..]);
+    // The sites of 88.100.1 are kept: with the top-level node gone, it still resolves.
+    top.stop().await;
+    let again = once(recursive.handle, &ask("88.100.1/ABC-123", 6, REC_PO_RD)).await;
+    assert_eq!(again.code, 1, "{again:?}");
+    // An unknown identifier under a known prefix is the secondary's HANDLE_NOT_FOUND.
+    assert_eq!(once(recursive.handle, &ask("88.100.1/NOPE", 7, REC_PO_RD)).await.code, 100);
+    // Without the recursion flag the node answers for itself; over UDP recursion is refused.
+    assert_ne!(once(recursive.handle, &ask("88.100.1/ABC-123", 8, PUBLIC_ONLY)).await.code, 2);
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.send_to(&ask("88.100.1/ABC-123", 9, REC_PO_RD).bytes(), recursive.handle).await.unwrap();
+    let mut buf = [0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(3), socket.recv(&mut buf)).await.unwrap().unwrap();
+    assert_eq!(word(&buf[..n], 24), 4, "PROTOCOL_ERROR: recursion over TCP only");
+    // A prefix no node serves, the roots gone: an error, not a hang.
+    let lost = once(recursive.handle, &ask("77.1/X", 10, REC_PO_RD)).await;
+    assert_eq!(lost.code, 2, "{lost:?}");
+    recursive.stop().await;
+    secondary.stop().await;
+}

@@ -1,0 +1,263 @@
+//! The recursive role over the Handle protocol: a RESOLUTION with the recursion flag (REC) sent
+//! to a node configured with `[recursive] handle_roots` is resolved for the client, as the
+//! national public recursive node and CNRI's servers with recursion enabled do. The node asks a
+//! root (the top-level node) for the prefix record `0.NA/PREFIX` with the site types, follows
+//! prefix referrals (`HS_SITE.PREFIX`) down the tree, sends the client's request unchanged to a
+//! server of the site found, and relays its answer (the digest it carries covers the same
+//! request bytes, so a client asking RD can check it).
+//!
+//! Bounded: at most `max_in_flight` resolutions at once (then SERVER_TOO_BUSY), each within
+//! `resolution_budget_ms` and `timeout_ms` per server, at most `max_referrals` referrals; the
+//! sites found for a prefix are kept for `max_ttl` (at most [`SITES_KEPT`] prefixes), so a
+//! prefix's lookups cost one exchange once it is known. Only the sites' TCP interfaces are used,
+//! one connection per exchange, as CNRI's client does.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use super::client::over_tcp;
+use super::message::{
+    ENVELOPE_LEN, Envelope, Header, MAX_VERSION, Reader, Request, op_flags, opcode, write_bytes, write_u32,
+};
+use crate::code::ResponseCode;
+use crate::config::RecursiveConfig;
+use crate::identifier::Identifier;
+use crate::record::site::Site;
+
+/// 10,000: prefixes whose sites are kept.
+pub const SITES_KEPT: usize = 10_000;
+
+/// Why a recursive resolution failed: the code and reason sent to the client.
+pub type Failure = (ResponseCode, String);
+
+/// Resolves Handle requests for clients (see the module docs).
+pub struct Recursor {
+    roots: Vec<SocketAddr>,
+    per_server: Duration,
+    budget: Duration,
+    max_referrals: usize,
+    max_in_flight: usize,
+    max_ttl: Duration,
+    in_flight: AtomicUsize,
+    /// The TCP addresses of the site serving each prefix, and until when they hold.
+    sites: Mutex<HashMap<String, (Vec<SocketAddr>, Instant)>>,
+}
+
+/// A slot among the resolutions in flight, given back on drop.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Recursor {
+    /// The recursor `config` describes; `None` without `handle_roots`.
+    pub fn from_config(config: &RecursiveConfig) -> Option<Self> {
+        (!config.handle_roots.is_empty()).then(|| Self {
+            roots: config.handle_roots.clone(),
+            per_server: Duration::from_millis(config.timeout_ms.max(1)),
+            budget: Duration::from_millis(config.resolution_budget_ms.max(1)),
+            max_referrals: config.max_referrals.max(1),
+            max_in_flight: config.max_in_flight.max(1),
+            max_ttl: Duration::from_secs(u64::from(config.max_ttl)),
+            in_flight: AtomicUsize::new(0),
+            sites: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Resolves `request` (its whole message `message`, naming `id`) at the node serving `id`;
+    /// returns that node's answer, envelope and message.
+    pub fn resolve(&self, id: &Identifier, request: &Request<'_>, message: &[u8]) -> Result<Vec<u8>, Failure> {
+        if request.header.recursion_count >= 10 {
+            return Err((ResponseCode::RecursionCountTooHigh, "the request was relayed 10 times".into()));
+        }
+        if self.in_flight.fetch_add(1, Ordering::Relaxed) >= self.max_in_flight {
+            self.in_flight.fetch_sub(1, Ordering::Relaxed);
+            return Err((ResponseCode::ServerTooBusy, "too many resolutions in flight; retry".into()));
+        }
+        let _slot = Slot(&self.in_flight);
+        let deadline = Instant::now() + self.budget;
+        let servers = match id.record_prefix() {
+            // A prefix record is the roots' to answer (they refer further down).
+            Some(_) => self.roots.clone(),
+            None => self.servers_of(id.prefix(), deadline)?,
+        };
+        let mut relayed = Vec::with_capacity(ENVELOPE_LEN + message.len());
+        request.envelope.encode(&mut relayed);
+        relayed.extend_from_slice(message);
+        // One more hop: a node that relays again counts it.
+        relayed[ENVELOPE_LEN + 14] = request.header.recursion_count.saturating_add(1);
+        self.ask_any(&servers, &relayed, request.envelope.request_id, deadline)
+    }
+
+    /// The first answer to `bytes` from one of `servers`, in order.
+    fn ask_any(
+        &self,
+        servers: &[SocketAddr],
+        bytes: &[u8],
+        request_id: u32,
+        deadline: Instant,
+    ) -> Result<Vec<u8>, Failure> {
+        let mut last = (ResponseCode::Error, "no server to ask".to_owned());
+        for &server in servers {
+            let until = deadline.min(Instant::now() + self.per_server);
+            match over_tcp(server, bytes, until) {
+                Ok(answer) if Envelope::decode(&answer).is_ok_and(|e| e.request_id == request_id) => return Ok(answer),
+                Ok(_) => last = (ResponseCode::Error, format!("{server} answered another request")),
+                Err(e) => last = (ResponseCode::Error, format!("{server}: {e}")),
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        Err(last)
+    }
+
+    /// The TCP addresses of the site serving `prefix`: from the cache, or asked of the roots,
+    /// following prefix referrals.
+    fn servers_of(&self, prefix: &str, deadline: Instant) -> Result<Vec<SocketAddr>, Failure> {
+        let key = prefix.to_ascii_lowercase();
+        {
+            let sites = self.sites.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((servers, until)) = sites.get(&key) {
+                if Instant::now() < *until {
+                    return Ok(servers.clone());
+                }
+            }
+        }
+        let question = site_question(&format!("0.NA/{prefix}"));
+        let mut servers = self.roots.clone();
+        for _ in 0..=self.max_referrals {
+            let answer = self.ask_any(&servers, &question, QUESTION_ID, deadline)?;
+            let (code, sites) =
+                sites_in(&answer).ok_or((ResponseCode::Error, "a node's answer is malformed".into()))?;
+            let found = tcp_addresses(&sites);
+            match code {
+                1 if !found.is_empty() => {
+                    let mut cache = self.sites.lock().unwrap_or_else(|p| p.into_inner());
+                    if cache.len() >= SITES_KEPT {
+                        let now = Instant::now();
+                        cache.retain(|_, (_, until)| *until > now);
+                        if cache.len() >= SITES_KEPT {
+                            cache.clear();
+                        }
+                    }
+                    cache.insert(key, (found.clone(), Instant::now() + self.max_ttl));
+                    return Ok(found);
+                }
+                303 if !found.is_empty() => servers = found,
+                100 => return Err((ResponseCode::HandleNotFound, format!("no node serves the prefix {prefix}"))),
+                _ => return Err((ResponseCode::Error, format!("no site for the prefix {prefix} (answer {code})"))),
+            }
+        }
+        Err((ResponseCode::Error, format!("more than {} referrals for {prefix}", self.max_referrals)))
+    }
+}
+
+/// The request id of the node's own questions (the answer to each is read on its own
+/// connection).
+const QUESTION_ID: u32 = 1;
+
+/// A RESOLUTION of `handle` asking the site types, public values only.
+fn site_question(handle: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    write_bytes(&mut body, handle.as_bytes());
+    write_u32(&mut body, 0);
+    write_u32(&mut body, 2);
+    write_bytes(&mut body, b"HS_SITE");
+    write_bytes(&mut body, b"HS_SERV");
+    let header = Header {
+        opcode: opcode::RESOLUTION,
+        op_flags: op_flags::PUBLIC_ONLY,
+        body_length: body.len() as u32,
+        ..Header::default()
+    };
+    let mut message = Vec::new();
+    header.encode(&mut message);
+    message.extend_from_slice(&body);
+    write_u32(&mut message, 0);
+    let envelope = Envelope {
+        version: MAX_VERSION,
+        suggested: MAX_VERSION,
+        flags: 0,
+        session_id: 0,
+        request_id: QUESTION_ID,
+        message_id: 0,
+        message_length: message.len() as u32,
+    };
+    let mut out = Vec::new();
+    envelope.encode(&mut out);
+    out.extend_from_slice(&message);
+    out
+}
+
+/// The response code of `answer` and the sites its values carry (`HS_SITE`, or
+/// `HS_SITE.PREFIX` in a referral).
+fn sites_in(answer: &[u8]) -> Option<(u32, Vec<Site>)> {
+    let message = answer.get(ENVELOPE_LEN..)?;
+    let header = Header::decode(message).ok()?;
+    let body = message.get(24..24 + header.body_length as usize)?;
+    let mut r = Reader::new(body);
+    if header.op_flags & op_flags::RETURN_DIGEST != 0 {
+        return None; // never asked for
+    }
+    if !matches!(header.response_code, 1 | 303) {
+        return Some((header.response_code, Vec::new()));
+    }
+    r.bytes().ok()?;
+    let count = r.u32().ok()?;
+    let mut sites = Vec::new();
+    for _ in 0..count {
+        r.take(14).ok()?;
+        let kind = r.bytes().ok()?;
+        let data = r.bytes().ok()?;
+        let references = r.u32().ok()? as usize;
+        r.take(references.checked_mul(8)?).ok()?;
+        let site = kind.eq_ignore_ascii_case(b"HS_SITE") || kind.eq_ignore_ascii_case(b"HS_SITE.PREFIX");
+        if let Some(decoded) = site.then(|| Site::decode(data)).flatten() {
+            sites.push(decoded);
+        }
+    }
+    Some((header.response_code, sites))
+}
+
+/// Every server's TCP interface in `sites`.
+fn tcp_addresses(sites: &[Site]) -> Vec<SocketAddr> {
+    sites
+        .iter()
+        .flat_map(|s| &s.servers)
+        .flat_map(|server| {
+            server
+                .interfaces
+                .iter()
+                .filter(|i| i.protocol.eq_ignore_ascii_case("TCP"))
+                .filter_map(|i| u16::try_from(i.port).ok().map(|port| SocketAddr::new(server.address, port)))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_site_question_is_a_request_the_node_reads() {
+        let q = site_question("0.NA/88.100");
+        let envelope = Envelope::decode(&q).unwrap();
+        let request = Request::decode(envelope, &q[ENVELOPE_LEN..]).unwrap();
+        assert_eq!((request.header.opcode, request.header.op_flags), (opcode::RESOLUTION, op_flags::PUBLIC_ONLY));
+    }
+
+    #[test]
+    fn answers_that_are_not_resolutions_give_no_sites() {
+        assert!(sites_in(&[0; 10]).is_none());
+        let mut answer = site_question("x");
+        answer[ENVELOPE_LEN + 4..ENVELOPE_LEN + 8].copy_from_slice(&100u32.to_be_bytes());
+        assert_eq!(sites_in(&answer).map(|(c, s)| (c, s.len())), Some((100, 0)));
+    }
+}
