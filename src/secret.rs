@@ -309,6 +309,21 @@ pub(crate) fn verify_secret_in(stored: &str, secret: &str, memory: &mut [Block])
     hashed.is_ok() && argon2::password_hash::Output::new(&out).is_ok_and(|out| out == expected)
 }
 
+/// What the tests of the modules that read secrets share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::seal_new_secrets;
+    use crate::identifier::Identifier;
+    use crate::record::{Record, Value};
+
+    /// `id` with `values`, its secrets sealed as the node seals them (hash only, no seal key).
+    pub(crate) fn sealed_record(id: &str, mut values: Vec<Value>) -> Record {
+        let id = Identifier::parse(id).unwrap();
+        seal_new_secrets(&id, &mut values, None).unwrap();
+        Record::new(&id, values).unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
@@ -316,11 +331,7 @@ mod tests {
     use super::*;
     use crate::identifier::Identifier;
 
-    fn record(id: &str, mut values: Vec<Value>) -> Record {
-        let id = Identifier::parse(id).unwrap();
-        seal_new_secrets(&id, &mut values, None).unwrap();
-        Record::new(&id, values).unwrap()
-    }
+    use super::testing::sealed_record as record;
 
     /// The parameters an attacker would store: 4 TiB of memory for one check.
     const HOSTILE: &str = "$argon2id$v=19$m=4294967295,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";

@@ -326,16 +326,10 @@ impl VerifiedSecrets {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identifier::Identifier;
     use crate::record::Value;
     use crate::registry::RegistryError;
-    use crate::secret::seal_new_secrets;
 
-    fn record(id: &str, mut values: Vec<Value>) -> Record {
-        let id = Identifier::parse(id).unwrap();
-        seal_new_secrets(&id, &mut values, None).unwrap();
-        Record::new(&id, values).unwrap()
-    }
+    use crate::secret::testing::sealed_record as record;
 
     /// Stores `records` as they are, through the registry's one write primitive.
     fn store(reg: &Registry, records: &[Record]) {

@@ -231,16 +231,10 @@ pub fn prefix_admin_values(admin: (u32, &str), secret: Option<&str>, now: i64) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identifier::Identifier;
     use crate::record::admin::{encode_admin, encode_vlist};
     use crate::registry::Registry;
-    use crate::secret::seal_new_secrets;
 
-    fn record(id: &str, mut values: Vec<Value>) -> Record {
-        let id = Identifier::parse(id).unwrap();
-        seal_new_secrets(&id, &mut values, None).unwrap();
-        Record::new(&id, values).unwrap()
-    }
+    use crate::secret::testing::sealed_record as record;
 
     fn admin_value(bits: u16, handle: &str, index: u32) -> Value {
         Value::new(100, types::ADMIN, encode_admin(bits, handle, index), 0)
