@@ -6,8 +6,9 @@
 //! ```text
 //!  server::handle (TCP connection / UDP socket) ── envelope + message bytes
 //!            ▼
-//!  Frontend::answer ── a response (not a request) ──> drop
-//!            │        ── undecodable, compressed, encrypted ──> PROTOCOL_ERROR
+//!  Frontend::answer ── encrypted in a session (EC) ──> decrypted with the session key
+//!            │        ── a response (not a request) ──> drop
+//!            │        ── undecodable, compressed, encrypted outside a session ──> PROTOCOL_ERROR
 //!            ├── RESOLUTION ──> cache (anonymous, PO) ──hit──> cached body behind a fresh header
 //!            │                    │ miss
 //!            │                    ▼
@@ -114,6 +115,16 @@ impl Frontend {
         conn: &mut Connection,
         out: &mut Vec<u8>,
     ) -> Verdict {
+        let plain;
+        let (envelope, message) = match self.decrypt(envelope, message) {
+            Ok(None) => (*envelope, message),
+            Ok(Some((envelope, decrypted))) => {
+                plain = decrypted;
+                (envelope, plain.as_slice())
+            }
+            Err((code, text)) => return Verdict::Respond(message::unread_error(envelope, code, now, text, out)),
+        };
+        let envelope = &envelope;
         let request = match Request::decode(*envelope, message) {
             Ok(r) => r,
             Err(e) => return Verdict::Respond(message::protocol_error(envelope, now, &e.to_string(), out)),
@@ -145,6 +156,23 @@ impl Frontend {
         Verdict::Respond(credential::certify(self.site.key(), &request, envelope, out))
     }
 
+    /// An encrypted message of a session (EC set, a session id) decrypted, with the envelope
+    /// describing the plaintext; `None` for a message not encrypted (or compressed, which
+    /// decoding refuses).
+    fn decrypt(&self, envelope: &Envelope, message: &[u8]) -> Result<Option<(Envelope, Vec<u8>)>, session::Refusal> {
+        let flags = envelope.flags;
+        if flags & message::ENV_ENCRYPTED == 0 || flags & message::ENV_COMPRESSED != 0 || envelope.session_id == 0 {
+            return Ok(None);
+        }
+        let plain = self.sessions.decrypt(envelope.session_id, message, std::time::Instant::now())?;
+        let envelope = Envelope {
+            flags: flags & !message::ENV_ENCRYPTED,
+            message_length: u32::try_from(plain.len()).unwrap_or(u32::MAX),
+            ..*envelope
+        };
+        Ok(Some((envelope, plain)))
+    }
+
     /// Answers one UDP datagram: an envelope and the whole message. A message spread over
     /// several datagrams is refused with PROTOCOL_ERROR (reassembly is not built), and so is
     /// one that [may block](Self::may_block) (administration, answers to challenges: the one
@@ -160,6 +188,16 @@ impl Frontend {
             return Verdict::Respond(message::protocol_error(&envelope, now, text, out));
         }
         let message = &rest[..len];
+        // An encrypted message's opcode is read after decrypting it.
+        let plain;
+        let (envelope, message) = match self.decrypt(&envelope, message) {
+            Ok(None) => (envelope, message),
+            Ok(Some((envelope, decrypted))) => {
+                plain = decrypted;
+                (envelope, plain.as_slice())
+            }
+            Err((code, text)) => return Verdict::Respond(message::unread_error(&envelope, code, now, text, out)),
+        };
         if Self::may_block(message) {
             let text = "administration and answers to challenges are served over TCP only";
             return Verdict::Respond(message::protocol_error(&envelope, now, text, out));

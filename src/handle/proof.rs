@@ -139,6 +139,12 @@ impl PublicKey {
             b"RSA_PUB_KEY" => {
                 let e = unsigned(r.bytes().ok()?);
                 let n = unsigned(r.bytes().ok()?);
+                // CNRI's `Util.getBytesFromPublicKey` sizes an RSA key's buffer for four
+                // integers and writes three: every key CNRI's tools store ends with 4 zero
+                // bytes (the server key in a site too). Its reader ignores them.
+                if r.left() == 4 && data.ends_with(&[0; 4]) {
+                    r.take(4).ok()?;
+                }
                 PublicKey::Rsa { n: n.to_vec(), e: e.to_vec() }
             }
             b"DSA_PUB_KEY" => {
@@ -272,6 +278,11 @@ mod tests {
             Some(PublicKey::Rsa { n, e }) => assert_eq!((n, e), (vec![0xc5, 1], vec![1, 0, 1])),
             _ => panic!("an RSA key"),
         }
+        let mut java = rsa.clone();
+        java.extend_from_slice(&[0, 0, 0, 0]);
+        assert!(matches!(PublicKey::decode(&java), Some(PublicKey::Rsa { .. })), "CNRI's 4 zero bytes after n");
+        java[rsa.len() + 3] = 1;
+        assert!(PublicKey::decode(&java).is_none(), "4 bytes that are not CNRI's zeros");
         rsa.push(0);
         assert!(PublicKey::decode(&rsa).is_none(), "trailing bytes");
         assert!(PublicKey::decode(b"\0\0\0\x0aDH_PUB_KEY\0\0").is_none());

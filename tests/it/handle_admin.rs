@@ -255,6 +255,9 @@ async fn a_key_pair_logs_in_once_per_connection_as_the_national_sdks_do() {
     encoded.extend_from_slice(&[0, 0]);
     string(&mut encoded, &private.e().to_bytes_be());
     string(&mut encoded, &[&[0u8][..], &private.n().to_bytes_be()].concat()); // Java's sign byte
+    // As CNRI's Util.getBytesFromPublicKey ends every RSA key (the CNRI client check found
+    // such keys refused).
+    encoded.extend_from_slice(&[0, 0, 0, 0]);
     let id = Identifier::parse("0.NA/88.100").unwrap();
     let mut values = prefix_admin_values((300, id.as_str()), None, 0);
     let mut key = Value::new(300, "HS_PUBKEY", encoded, 0);
