@@ -173,13 +173,40 @@ impl Frontend {
         Ok(Some((envelope, plain)))
     }
 
+    /// Whether `datagram` is one the UDP transport answers off its receiving thread, with
+    /// [`answer_datagram_blocking`](Self::answer_datagram_blocking): an answer to a challenge or
+    /// a SESSION_SETUP (checking a proof, running the kept request, Diffie-Hellman and a
+    /// signature), which CNRI's client sends over UDP.
+    pub fn datagram_may_block(datagram: &[u8]) -> bool {
+        let Some(message) = datagram.get(message::ENVELOPE_LEN..) else { return false };
+        let op = message.get(..4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        datagram[2] & message::ENV_ENCRYPTED == 0 && matches!(op, opcode::RESPONSE_TO_CHALLENGE | opcode::SESSION_SETUP)
+    }
+
     /// Answers one UDP datagram: an envelope and the whole message. A message spread over
-    /// several datagrams is refused with PROTOCOL_ERROR (reassembly is not built), and so is
-    /// one that [may block](Self::may_block) (administration, answers to challenges: the one
-    /// UDP thread must not wait on a proof or a disk; CNRI's sites offer UDP for queries only);
-    /// a datagram too short for an envelope, or whose envelope announces more than
-    /// [`message::MAX_MESSAGE_LEN`], is dropped.
+    /// several datagrams is refused with PROTOCOL_ERROR (reassembly is not built), and so are
+    /// administration and encrypted messages (the site offers UDP for queries, as CNRI's sites
+    /// do, and CNRI's client sends them over TCP) and, on this thread, a datagram that [may
+    /// block](Self::datagram_may_block); a datagram too short for an envelope, or whose envelope
+    /// announces more than [`message::MAX_MESSAGE_LEN`], is dropped.
     pub fn answer_datagram(&self, datagram: &[u8], now: u32, conn: &mut Connection, out: &mut Vec<u8>) -> Verdict {
+        self.datagram(datagram, false, now, conn, out)
+    }
+
+    /// [`answer_datagram`](Self::answer_datagram) on a thread that may wait, for a datagram that
+    /// [may block](Self::datagram_may_block): CNRI's client answers the challenge of a UDP
+    /// resolution (public-only clear) over UDP, and tries SESSION_SETUP over UDP first.
+    pub fn answer_datagram_blocking(
+        &self,
+        datagram: &[u8],
+        now: u32,
+        conn: &mut Connection,
+        out: &mut Vec<u8>,
+    ) -> Verdict {
+        self.datagram(datagram, true, now, conn, out)
+    }
+
+    fn datagram(&self, datagram: &[u8], blocking: bool, now: u32, conn: &mut Connection, out: &mut Vec<u8>) -> Verdict {
         let Ok(envelope) = Envelope::decode(datagram) else { return Verdict::Drop };
         let rest = &datagram[message::ENVELOPE_LEN..];
         let len = envelope.message_length as usize;
@@ -188,18 +215,13 @@ impl Frontend {
             return Verdict::Respond(message::protocol_error(&envelope, now, text, out));
         }
         let message = &rest[..len];
-        // An encrypted message's opcode is read after decrypting it.
-        let plain;
-        let (envelope, message) = match self.decrypt(&envelope, message) {
-            Ok(None) => (envelope, message),
-            Ok(Some((envelope, decrypted))) => {
-                plain = decrypted;
-                (envelope, plain.as_slice())
-            }
-            Err((code, text)) => return Verdict::Respond(message::unread_error(&envelope, code, now, text, out)),
-        };
-        if Self::may_block(message) {
-            let text = "administration and answers to challenges are served over TCP only";
+        let op = message.get(..4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        if envelope.flags & message::ENV_ENCRYPTED != 0 || admin::is_administration(op) {
+            let text = "administration and encrypted messages are served over TCP only";
+            return Verdict::Respond(message::protocol_error(&envelope, now, text, out));
+        }
+        if !blocking && Self::datagram_may_block(datagram) {
+            let text = "the node is too busy to check an answer over UDP; use TCP";
             return Verdict::Respond(message::protocol_error(&envelope, now, text, out));
         }
         self.answer(&envelope, message, now, conn, out)

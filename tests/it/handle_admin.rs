@@ -321,6 +321,46 @@ async fn non_public_values_are_read_after_a_challenge_when_public_only_is_clear(
     node.stop().await;
 }
 
+/// Sends `out` in one datagram from `socket` and reads one datagram back (small answers only).
+async fn over_udp(socket: &UdpSocket, addr: SocketAddr, out: &Out) -> In {
+    socket.send_to(&out.bytes(), addr).await.unwrap();
+    let mut buf = [0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(10), socket.recv(&mut buf)).await.unwrap().unwrap();
+    let m = &buf[20..n];
+    In {
+        session: word(&buf, 4),
+        request: word(&buf, 8),
+        opcode: word(m, 0),
+        code: word(m, 4),
+        body: m[24..24 + word(m, 20) as usize].to_vec(),
+    }
+}
+
+/// CNRI's client sends a resolution with public-only clear over UDP and answers its challenge
+/// over UDP too (the CNRI client check found that answer refused with PROTOCOL_ERROR); the node
+/// checks it off the UDP receiving thread.
+#[tokio::test]
+async fn a_challenge_of_a_udp_resolution_is_answered_over_udp() {
+    let node = operator_node().await;
+    let addr = node.handle;
+    let mut private = Value::new(2, "EMAIL", "hidden@u.example", 0);
+    private.permissions = Permissions::new(true, true, false, false);
+    let values = vec![Value::new(1, "URL", "https://u.example/", 0), private];
+    node.node.put(&Admin::node(), &Identifier::parse("88.100/U").unwrap(), values, &PutOptions::default()).unwrap();
+
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let challenge = over_udp(&socket, addr, &Out::new(1, 40, resolution("88.100/U"))).await;
+    assert_eq!((challenge.opcode, challenge.request), (1, 40), "{challenge:?}");
+    let proof = secret_proof(b"s3cret", &challenge);
+    let all = over_udp(&socket, addr, &answer("HS_SECKEY", "0.NA/88.100", 300, &proof, &challenge, 41)).await;
+    assert_eq!((all.opcode, all.code, all.request), (1, 1, 41), "{all:?}");
+    assert!(String::from_utf8_lossy(&all.body).contains("hidden@u.example"));
+
+    let again = over_udp(&socket, addr, &answer("HS_SECKEY", "0.NA/88.100", 300, &proof, &challenge, 42)).await;
+    assert_eq!(again.code, 405, "a challenge is answered once, over UDP too");
+    node.stop().await;
+}
+
 /// Reads one response from `stream`, with the flags of its header.
 async fn read(stream: &mut TcpStream) -> (In, u32) {
     let mut head = [0u8; 20];
