@@ -25,8 +25,8 @@
 //!  credential::certify ── CT set and a server key ──> HS_SIGNED credential
 //! ```
 //!
-//! Credential sections on requests are not verified; responses are signed when asked (CT) and
-//! the node has a server key.
+//! Credential sections on requests are not verified, except a session's `HS_MAC`; responses are
+//! signed when asked (CT) and the node has a server key.
 
 mod admin;
 mod auth;
