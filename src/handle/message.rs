@@ -317,12 +317,21 @@ pub fn request_digest(version: Version, signed: &[u8]) -> Vec<u8> {
 /// A response whose request could not be decoded past its envelope: PROTOCOL_ERROR with an
 /// error body, opcode 0, no digest.
 pub fn protocol_error(envelope: &Envelope, now: u32, message: &str, out: &mut Vec<u8>) -> Envelope {
+    unread_error(envelope, crate::code::ResponseCode::ProtocolError, now, message, out)
+}
+
+/// An error answering a message whose header was not read (opcode 0, CNRI's `OC_RESERVED`):
+/// undecodable, or encrypted in a session that cannot decrypt it.
+pub fn unread_error(
+    envelope: &Envelope,
+    code: crate::code::ResponseCode,
+    now: u32,
+    message: &str,
+    out: &mut Vec<u8>,
+) -> Envelope {
     out.clear();
-    let header = Header {
-        response_code: crate::code::ResponseCode::ProtocolError.number(),
-        expiration: now.saturating_add(EXPIRATION_SECS),
-        ..Header::default()
-    };
+    let header =
+        Header { response_code: code.number(), expiration: now.saturating_add(EXPIRATION_SECS), ..Header::default() };
     header.encode(out);
     write_bytes(out, message.as_bytes());
     let body_length = out.len() - HEADER_LEN;

@@ -6,8 +6,9 @@
 //! ```text
 //!  server::handle (TCP connection / UDP socket) ── envelope + message bytes
 //!            ▼
-//!  Frontend::answer ── a response (not a request) ──> drop
-//!            │        ── undecodable, compressed, encrypted ──> PROTOCOL_ERROR
+//!  Frontend::answer ── encrypted in a session (EC) ──> decrypted with the session key
+//!            │        ── a response (not a request) ──> drop
+//!            │        ── undecodable, compressed, encrypted outside a session ──> PROTOCOL_ERROR
 //!            ├── RESOLUTION ──> cache (anonymous, PO) ──hit──> cached body behind a fresh header
 //!            │                    │ miss
 //!            │                    ▼
@@ -24,8 +25,8 @@
 //!  credential::certify ── CT set and a server key ──> HS_SIGNED credential
 //! ```
 //!
-//! Credential sections on requests are not verified; responses are signed when asked (CT) and
-//! the node has a server key.
+//! Credential sections on requests are not verified, except a session's `HS_MAC`; responses are
+//! signed when asked (CT) and the node has a server key.
 
 mod admin;
 pub mod admin_key;
@@ -33,6 +34,7 @@ mod auth;
 pub mod cache;
 pub mod client;
 pub mod credential;
+mod datagram;
 pub mod key;
 pub mod message;
 mod proof;
@@ -109,12 +111,10 @@ impl Frontend {
     /// durable write, or asking other nodes (a recursive resolution). Transports run such
     /// messages off their event loop; a message too short to tell is cheap (it gets
     /// PROTOCOL_ERROR).
-    pub fn may_block(&self, message: &[u8]) -> bool {
-        let word = |at: usize| message.get(at..at + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-        let op = word(0);
-        admin::is_administration(op)
-            || matches!(op, opcode::RESPONSE_TO_CHALLENGE | opcode::SESSION_SETUP)
-            || (op == opcode::RESOLUTION && self.recursor.is_some() && word(8) & op_flags::RECURSIVE != 0)
+    pub fn may_block(&self, envelope: &Envelope, message: &[u8]) -> bool {
+        let op = message.get(..4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        // An encrypted message is a session's, and CNRI's client encrypts writes.
+        envelope.flags & message::ENV_ENCRYPTED != 0 || admin::is_administration(op) || self.slow(message)
     }
 
     /// Answers the message `message` that followed `envelope` (already decoded and bounded) on
@@ -128,6 +128,16 @@ impl Frontend {
         conn: &mut Connection,
         out: &mut Vec<u8>,
     ) -> Verdict {
+        let plain;
+        let (envelope, message) = match self.decrypt(envelope, message) {
+            Ok(None) => (*envelope, message),
+            Ok(Some((envelope, decrypted))) => {
+                plain = decrypted;
+                (envelope, plain.as_slice())
+            }
+            Err((code, text)) => return Verdict::Respond(message::unread_error(envelope, code, now, text, out)),
+        };
+        let envelope = &envelope;
         let request = match Request::decode(*envelope, message) {
             Ok(r) => r,
             Err(e) => return Verdict::Respond(message::protocol_error(envelope, now, &e.to_string(), out)),
@@ -162,47 +172,21 @@ impl Frontend {
         Verdict::Respond(credential::certify(self.site.key(), &request, envelope, out))
     }
 
-    /// Answers one UDP datagram: an envelope and the whole message, or one piece of a message
-    /// spread over several datagrams, kept in `pieces` until the last arrives (then the whole
-    /// is answered; until then nothing is sent). A message that [may block](Self::may_block)
-    /// (administration, answers to challenges: the one UDP thread must not wait on a proof or a
-    /// disk; CNRI's sites offer UDP for queries only) gets PROTOCOL_ERROR; a datagram too short
-    /// for an envelope, or whose envelope announces more than [`message::MAX_MESSAGE_LEN`], is
-    /// dropped.
-    pub fn answer_datagram(
-        &self,
-        datagram: &[u8],
-        now: u32,
-        conn: &mut Connection,
-        pieces: &mut reassembly::Reassembly,
-        out: &mut Vec<u8>,
-    ) -> Verdict {
-        let Ok(envelope) = Envelope::decode(datagram) else { return Verdict::Drop };
-        let rest = &datagram[message::ENVELOPE_LEN..];
-        let len = envelope.message_length as usize;
-        if envelope.flags & message::ENV_TRUNCATED != 0 || envelope.message_id != 0 || rest.len() < len {
-            let source = conn.source.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-            return match pieces.add(source, &envelope, rest, std::time::Instant::now()) {
-                Some((envelope, whole)) => self.answer_whole_datagram(&envelope, &whole, now, conn, out),
-                None => Verdict::Drop,
-            };
+    /// An encrypted message of a session (EC set, a session id) decrypted, with the envelope
+    /// describing the plaintext; `None` for a message not encrypted (or compressed, which
+    /// decoding refuses).
+    fn decrypt(&self, envelope: &Envelope, message: &[u8]) -> Result<Option<(Envelope, Vec<u8>)>, session::Refusal> {
+        let flags = envelope.flags;
+        if flags & message::ENV_ENCRYPTED == 0 || flags & message::ENV_COMPRESSED != 0 || envelope.session_id == 0 {
+            return Ok(None);
         }
-        self.answer_whole_datagram(&envelope, &rest[..len], now, conn, out)
-    }
-
-    fn answer_whole_datagram(
-        &self,
-        envelope: &Envelope,
-        message: &[u8],
-        now: u32,
-        conn: &mut Connection,
-        out: &mut Vec<u8>,
-    ) -> Verdict {
-        if self.may_block(message) {
-            let text = "administration, answers to challenges and recursion are served over TCP only";
-            return Verdict::Respond(message::protocol_error(envelope, now, text, out));
-        }
-        self.answer(envelope, message, now, conn, out)
+        let plain = self.sessions.decrypt(envelope.session_id, message, std::time::Instant::now())?;
+        let envelope = Envelope {
+            flags: flags & !message::ENV_ENCRYPTED,
+            message_length: u32::try_from(plain.len()).unwrap_or(u32::MAX),
+            ..*envelope
+        };
+        Ok(Some((envelope, plain)))
     }
 
     /// Answers a RESOLUTION for `principal` (`None`: anonymous): from the cache when the request
@@ -305,41 +289,6 @@ impl Frontend {
 }
 
 impl Frontend {
-    /// A resolution asking for recursion, on a recursive node: the answer of the node serving
-    /// the identifier, relayed (see [`recursive`]), or an error of this node's own.
-    fn recurse(&self, request: &Request<'_>, message: &[u8], now: u32, out: &mut Vec<u8>) -> Verdict {
-        let Some(recursor) = &self.recursor else { return Verdict::Drop };
-        let id = Query::decode(request.body).ok().and_then(|q| identifier(q.handle));
-        let Some(id) = id else {
-            let envelope =
-                error(request, ResponseCode::InvalidHandle, "the handle is not a valid identifier", now, out);
-            return Verdict::Respond(envelope);
-        };
-        match recursor.resolve(&id, request, message) {
-            Ok(answer) => match Envelope::decode(&answer) {
-                Ok(envelope) => {
-                    out.clear();
-                    out.extend_from_slice(&answer[message::ENVELOPE_LEN..]);
-                    // The node asked saw the request one hop further (its recursion count
-                    // raised), so its digest is of other bytes: the client gets the digest of
-                    // what it sent, in the same place and algorithm.
-                    let flags = out.get(8..12).map_or(0, |f| u32::from_be_bytes([f[0], f[1], f[2], f[3]]));
-                    if flags & op_flags::RETURN_DIGEST != 0 && envelope.version >= Version::new(2, 1) {
-                        let digest = message::request_digest(envelope.version, request.signed);
-                        if let Some(place) =
-                            out.get_mut(message::HEADER_LEN + 1..message::HEADER_LEN + 1 + digest.len())
-                        {
-                            place.copy_from_slice(&digest);
-                        }
-                    }
-                    Verdict::Respond(envelope)
-                }
-                Err(e) => Verdict::Respond(error(request, ResponseCode::Error, &e.to_string(), now, out)),
-            },
-            Err((code, text)) => Verdict::Respond(error(request, code, &text, now, out)),
-        }
-    }
-
     /// Whether `id` is the prefix record of a prefix this node serves itself (not delegated:
     /// the core refers for those before this is asked) and the request asks for sites. Then
     /// the answer carries the node's own `HS_SITE` when the record has none, as a Handle

@@ -149,6 +149,12 @@ impl PublicKey {
             b"RSA_PUB_KEY" => {
                 let e = unsigned(r.bytes().ok()?);
                 let n = unsigned(r.bytes().ok()?);
+                // CNRI's `Util.getBytesFromPublicKey` sizes an RSA key's buffer for four
+                // integers and writes three: every key CNRI's tools store ends with 4 zero
+                // bytes (the server key in a site too). Its reader ignores them.
+                if r.left() == 4 && data.ends_with(&[0; 4]) {
+                    r.take(4).ok()?;
+                }
                 PublicKey::Rsa { n: n.to_vec(), e: e.to_vec() }
             }
             b"DSA_PUB_KEY" => {
@@ -162,10 +168,7 @@ impl PublicKey {
             }
             _ => return None,
         };
-        // CNRI sizes an RSA key's buffer for four byte strings and writes three: four zero
-        // bytes end every HS_PUBKEY its tools make.
-        let rest = r.take(r.left()).ok()?;
-        (rest.len() <= 4 && rest.iter().all(|&b| b == 0)).then_some(key)
+        (r.left() == 0).then_some(key)
     }
 
     /// Whether `answer` (`bytes hash algorithm`, `bytes signature`) is this key's signature of
@@ -288,8 +291,11 @@ mod tests {
             Some(PublicKey::Rsa { n, e }) => assert_eq!((n, e), (vec![0xc5, 1], vec![1, 0, 1])),
             _ => panic!("an RSA key"),
         }
-        rsa.extend_from_slice(&[0; 4]);
-        assert!(PublicKey::decode(&rsa).is_some(), "CNRI's four trailing zero bytes");
+        let mut java = rsa.clone();
+        java.extend_from_slice(&[0, 0, 0, 0]);
+        assert!(matches!(PublicKey::decode(&java), Some(PublicKey::Rsa { .. })), "CNRI's 4 zero bytes after n");
+        java[rsa.len() + 3] = 1;
+        assert!(PublicKey::decode(&java).is_none(), "4 bytes that are not CNRI's zeros");
         rsa.push(0);
         assert!(PublicKey::decode(&rsa).is_none(), "more trailing bytes");
         assert!(PublicKey::decode(b"\0\0\0\x0aDH_PUB_KEY\0\0").is_none());

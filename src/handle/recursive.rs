@@ -20,8 +20,10 @@ use std::time::{Duration, Instant};
 
 use super::client::over_tcp;
 use super::message::{
-    ENVELOPE_LEN, Envelope, Header, MAX_VERSION, Reader, Request, op_flags, opcode, write_bytes, write_u32,
+    self, ENVELOPE_LEN, Envelope, Header, MAX_VERSION, Reader, Request, Version, op_flags, opcode, write_bytes,
+    write_u32,
 };
+use super::{Query, Verdict, error, identifier};
 use crate::code::ResponseCode;
 use crate::config::RecursiveConfig;
 use crate::identifier::Identifier;
@@ -156,6 +158,43 @@ impl Recursor {
             }
         }
         Err((ResponseCode::Error, format!("more than {} referrals for {prefix}", self.max_referrals)))
+    }
+}
+
+impl super::Frontend {
+    /// A resolution asking for recursion, on a recursive node: the answer of the node serving
+    /// the identifier, relayed (see [`recursive`]), or an error of this node's own.
+    pub(super) fn recurse(&self, request: &Request<'_>, message: &[u8], now: u32, out: &mut Vec<u8>) -> Verdict {
+        let Some(recursor) = &self.recursor else { return Verdict::Drop };
+        let id = Query::decode(request.body).ok().and_then(|q| identifier(q.handle));
+        let Some(id) = id else {
+            let envelope =
+                error(request, ResponseCode::InvalidHandle, "the handle is not a valid identifier", now, out);
+            return Verdict::Respond(envelope);
+        };
+        match recursor.resolve(&id, request, message) {
+            Ok(answer) => match Envelope::decode(&answer) {
+                Ok(envelope) => {
+                    out.clear();
+                    out.extend_from_slice(&answer[message::ENVELOPE_LEN..]);
+                    // The node asked saw the request one hop further (its recursion count
+                    // raised), so its digest is of other bytes: the client gets the digest of
+                    // what it sent, in the same place and algorithm.
+                    let flags = out.get(8..12).map_or(0, |f| u32::from_be_bytes([f[0], f[1], f[2], f[3]]));
+                    if flags & op_flags::RETURN_DIGEST != 0 && envelope.version >= Version::new(2, 1) {
+                        let digest = message::request_digest(envelope.version, request.signed);
+                        if let Some(place) =
+                            out.get_mut(message::HEADER_LEN + 1..message::HEADER_LEN + 1 + digest.len())
+                        {
+                            place.copy_from_slice(&digest);
+                        }
+                    }
+                    Verdict::Respond(envelope)
+                }
+                Err(e) => Verdict::Respond(error(request, ResponseCode::Error, &e.to_string(), now, out)),
+            },
+            Err((code, text)) => Verdict::Respond(error(request, code, &text, now, out)),
+        }
     }
 }
 

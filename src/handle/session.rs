@@ -35,8 +35,10 @@ pub(super) const IDLE_TIME: Duration = Duration::from_secs(1800);
 const COUNTERS_KEPT: usize = 256;
 /// Key exchange mode 4: Diffie-Hellman.
 const MODE_DH: u16 = 4;
-/// Session cipher 3: AES (CNRI's default; offered, though encrypted messages are not served).
+/// Session cipher 3: AES (CNRI's default), for the messages a client encrypts.
 const CIPHER_AES: u32 = 3;
+/// 16: AES's block, and the IV in front of an encrypted message.
+const AES_BLOCK: usize = 16;
 
 /// A session's state.
 struct Session {
@@ -149,6 +151,26 @@ impl Sessions {
         }
         session.used = now;
         Some(Ok(InSession { id, admin: session.admin.clone() }))
+    }
+
+    /// The plaintext of a message that CNRI's client encrypted in session `id` (EC set in the
+    /// envelope): the 16-byte IV, then AES-128-CBC with PKCS #5 padding under the first 16 bytes
+    /// of the session key (CNRI's `SessionInfo.encryptBuffer` from 2.4, cipher 3). The plaintext is
+    /// the whole message, its `HS_MAC` credential included, which [`check`](Self::check) then
+    /// verifies as for any session request.
+    pub(super) fn decrypt(&self, id: u32, message: &[u8], now: Instant) -> Result<Vec<u8>, Refusal> {
+        use aes::cipher::{BlockDecryptMut as _, KeyIvInit as _, block_padding::Pkcs7};
+        let key = {
+            let sessions = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(session) = sessions.get(&id).filter(|s| alive(s, now)) else {
+                return Err((ResponseCode::SessionTimeout, "no such session, or it expired: set up another"));
+            };
+            session.key
+        };
+        let failed = (ResponseCode::SessionFailed, "the message does not decrypt with the session key");
+        let (iv, ciphertext) = message.split_at_checked(AES_BLOCK).ok_or(failed)?;
+        let decryptor = cbc::Decryptor::<aes::Aes128>::new_from_slices(&key[..16], iv).map_err(|_| failed)?;
+        decryptor.decrypt_padded_vec_mut::<Pkcs7>(ciphertext).map_err(|_| failed)
     }
 
     /// Records that the challenge of session `id` was answered by `admin`; refused when the
@@ -363,6 +385,33 @@ mod tests {
         let (envelope, m) = signed_request(id, 4, &key);
         let idle = Request::decode(envelope, &m).unwrap();
         assert!(matches!(sessions.check(&idle, later), Some(Err((ResponseCode::SessionTimeout, _)))));
+    }
+
+    /// CNRI's client encrypts a message holding a value that is not publicly readable (an
+    /// AddValueRequest in a session at 2.8 or later): the node must read it (the CNRI client
+    /// check found such requests refused with PROTOCOL_ERROR).
+    #[test]
+    fn a_message_encrypted_with_the_session_key_decrypts_and_its_mac_checks() {
+        use aes::cipher::{BlockEncryptMut as _, KeyIvInit as _, block_padding::Pkcs7};
+        let sessions = Sessions::default();
+        let (id, key) = agree(&sessions);
+        let (envelope, m) = signed_request(id, 1, &key);
+        let iv = [0x5a; AES_BLOCK];
+        let encryptor = cbc::Encryptor::<aes::Aes128>::new_from_slices(&key[..16], &iv).unwrap();
+        let sealed = [&iv[..], &encryptor.encrypt_padded_vec_mut::<Pkcs7>(&m)].concat();
+        let now = Instant::now();
+        let plain = sessions.decrypt(id, &sealed, now).unwrap();
+        assert_eq!(plain, m);
+        let request = Request::decode(envelope, &plain).unwrap();
+        assert!(matches!(sessions.check(&request, now), Some(Ok(_))), "the HS_MAC inside checks");
+        // A flipped bit in the block before the last flips the padding byte: never valid.
+        let mut tampered = sealed.clone();
+        let at = tampered.len() - AES_BLOCK - 1;
+        tampered[at] ^= 1;
+        assert!(matches!(sessions.decrypt(id, &tampered, now), Err((ResponseCode::SessionFailed, _))));
+        assert!(matches!(sessions.decrypt(id, &sealed[..10], now), Err((ResponseCode::SessionFailed, _))));
+        let unknown = sessions.decrypt(id.wrapping_add(1), &sealed, now);
+        assert!(matches!(unknown, Err((ResponseCode::SessionTimeout, _))));
     }
 
     #[test]

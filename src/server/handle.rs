@@ -11,7 +11,9 @@
 //! UDP: one OS thread owns the socket and its buffers, receives a datagram, answers it
 //! synchronously and sends the answer in numbered 492-byte chunks when it exceeds one 512-byte
 //! datagram. A request spread over several datagrams is put back together first
-//! ([`crate::handle::reassembly`]).
+//! ([`crate::handle::reassembly`]). A datagram that may block (an answer to a challenge, a
+//! session setup: CNRI's client sends both over UDP; a recursive resolution) goes to a second
+//! thread with a clone of the socket.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::panic::AssertUnwindSafe;
@@ -56,8 +58,29 @@ pub(super) fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     Ok(socket)
 }
 
-/// Receives and answers datagrams until `token` is cancelled.
-pub(super) fn udp_worker(socket: UdpSocket, frontend: &Frontend, token: &CancellationToken) {
+/// 64: datagrams that may block (administration, answers to challenges, session setups) waiting
+/// for the UDP socket's slow thread; beyond that one is answered on the receiving thread with
+/// PROTOCOL_ERROR, and the client moves to TCP.
+const SLOW_QUEUE: usize = 64;
+
+/// Receives and answers datagrams until `token` is cancelled. A datagram that may block
+/// ([`Frontend::datagram_may_block`]) is copied to a second thread owning a clone of the socket,
+/// so that a proof or a durable write never delays the queries behind it.
+pub(super) fn udp_worker(socket: UdpSocket, frontend: &Arc<Frontend>, token: &CancellationToken) {
+    let slow = match socket.try_clone() {
+        Ok(clone) => {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, SocketAddr)>(SLOW_QUEUE);
+            let frontend = frontend.clone();
+            let spawned = std::thread::Builder::new()
+                .name("handle-udp-slow".into())
+                .spawn(move || slow_worker(&clone, &frontend, &rx));
+            spawned.map_err(|e| tracing::warn!(error = %e, "no thread for slow Handle datagrams")).ok().map(|t| (tx, t))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no socket clone for slow Handle datagrams");
+            None
+        }
+    };
     let mut datagram = vec![0u8; MAX_DATAGRAM];
     let mut out = Vec::with_capacity(MAX_MESSAGE_LEN);
     let mut chunk = Vec::with_capacity(512);
@@ -72,16 +95,46 @@ pub(super) fn udp_worker(socket: UdpSocket, frontend: &Frontend, token: &Cancell
             }
         };
         let request = &datagram[..len];
+        if let Some((slow, _)) = slow.as_ref().filter(|_| frontend.datagram_may_block(request)) {
+            if slow.try_send((request.to_vec(), peer)).is_ok() {
+                continue;
+            }
+        }
         let mut conn = Connection::new(Some(peer.ip()));
         let verdict = answer(frontend, |f| f.answer_datagram(request, now(), &mut conn, &mut pieces, &mut out));
         if let Verdict::Respond(envelope) = verdict {
-            udp_datagrams(&envelope, &out, &mut chunk, |d| {
-                if let Err(e) = socket.send_to(d, peer) {
-                    tracing::debug!(error = %e, %peer, "Handle UDP send failed");
-                }
-            });
+            send_datagrams(&socket, peer, &envelope, &out, &mut chunk);
         }
     }
+    // Closing the queue ends the slow thread once it is empty; joining it closes its socket
+    // clone, so the port is free again when this returns.
+    if let Some((tx, thread)) = slow {
+        drop(tx);
+        if thread.join().is_err() {
+            tracing::error!("the slow Handle UDP thread panicked");
+        }
+    }
+}
+
+/// Answers the datagrams that may block, one at a time, until the receiving thread ends.
+fn slow_worker(socket: &UdpSocket, frontend: &Frontend, queue: &std::sync::mpsc::Receiver<(Vec<u8>, SocketAddr)>) {
+    let mut out = Vec::with_capacity(MAX_MESSAGE_LEN);
+    let mut chunk = Vec::with_capacity(512);
+    while let Ok((request, peer)) = queue.recv() {
+        let mut conn = Connection::new(Some(peer.ip()));
+        let verdict = answer(frontend, |f| f.answer_datagram_blocking(&request, now(), &mut conn, &mut out));
+        if let Verdict::Respond(envelope) = verdict {
+            send_datagrams(socket, peer, &envelope, &out, &mut chunk);
+        }
+    }
+}
+
+fn send_datagrams(socket: &UdpSocket, peer: SocketAddr, envelope: &Envelope, out: &[u8], chunk: &mut Vec<u8>) {
+    udp_datagrams(envelope, out, chunk, |d| {
+        if let Err(e) = socket.send_to(d, peer) {
+            tracing::debug!(error = %e, %peer, "Handle UDP send failed");
+        }
+    });
 }
 
 //------------ TCP -----------------------------------------------------------------------------
@@ -145,7 +198,7 @@ async fn connection(
             Ok(Err(e)) => return Err(e),
             Err(_) => return Ok(()),
         }
-        let verdict = if frontend.may_block(&message) {
+        let verdict = if frontend.may_block(&envelope, &message) {
             // A proof to check or a durable write: on the blocking pool, the state moving along.
             let frontend = frontend.clone();
             let (moved_message, mut moved_out, mut moved_conn) =
