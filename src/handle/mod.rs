@@ -9,16 +9,19 @@
 //!  Frontend::answer ── encrypted in a session (EC) ──> decrypted with the session key
 //!            │        ── a response (not a request) ──> drop
 //!            │        ── undecodable, compressed, encrypted outside a session ──> PROTOCOL_ERROR
+//!            ├── RESOLUTION with REC, on a recursive node ──> recursive: the serving node's answer
 //!            ├── RESOLUTION ──> cache (anonymous, PO) ──hit──> cached body behind a fresh header
 //!            │                    │ miss
 //!            │                    ▼
 //!            │                  Node::resolve (the rules) ──> values / 100 / 200 / 102 /
 //!            │                  referral (303 for prefix records, else 301) ──> fill the cache
-//!            │                  public-only clear and values withheld ──> challenge
+//!            │                  public-only clear and values withheld ──> challenge;
+//!            │                  a served prefix's record asked for sites ──> + own HS_SITE
 //!            ├── CREATE / DELETE / ADD / REMOVE / MODIFY / LIST, LOGIN (2001)
 //!            │        ──> auth: challenge (402, nonce, digest), request kept
 //!            ├── RESPONSE_TO_CHALLENGE ──> proof: secret (sealed copy) or public key
 //!            │        ──> admin: the kept request through Node as that administrator
+//!            ├── SESSION_SETUP / SESSION_TERMINATE ──> session (Diffie-Hellman, HS_MAC)
 //!            ├── GET_SITE_INFO ──> the node's own HS_SITE (site_info)
 //!            └── any other opcode ──> OPERATION_NOT_SUPPORTED
 //!            ▼
@@ -26,7 +29,9 @@
 //! ```
 //!
 //! Credential sections on requests are not verified, except a session's `HS_MAC`; responses are
-//! signed when asked (CT) and the node has a server key.
+//! signed when asked (CT) and the node has a server key. Over UDP (`datagram`), requests in
+//! pieces are put back together (`reassembly`) and slow work goes to the transport's second
+//! thread.
 
 mod admin;
 pub mod admin_key;
