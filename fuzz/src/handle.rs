@@ -38,7 +38,8 @@ pub fn handle_request(data: &[u8]) {
             // The same request again may be a cache hit: it must be answered byte for byte alike,
             // unless it set up a session or was challenged (each gets a fresh id and nonce).
             let mut again = Vec::new();
-            let second = frontend.answer_datagram(data, NOW, &mut Connection::default(), &mut Reassembly::default(), &mut again);
+            let second =
+                frontend.answer_datagram(data, NOW, &mut Connection::default(), &mut Reassembly::default(), &mut again);
             if !fresh(&out) {
                 assert_eq!(second, Verdict::Respond(envelope), "request {}", crate::hex(data));
                 assert_eq!(again, out, "a repeat is answered alike; request {}", crate::hex(data));
