@@ -216,8 +216,8 @@ public class HandleJavaAdmin {
     }
 
     public static void main(String[] args) throws Exception {
-        if (args.length != 4) {
-            System.err.println("usage: HandleJavaAdmin ADMIN SECRET_FILE OTHER_ADMIN OTHER_SECRET_FILE");
+        if (args.length != 4 && args.length != 6) {
+            System.err.println("usage: HandleJavaAdmin ADMIN SECRET_FILE OTHER_ADMIN OTHER_SECRET_FILE [KEY_FILE PASSPHRASE_FILE]");
             System.exit(2);
         }
         String admin = args[0];
@@ -243,42 +243,26 @@ public class HandleJavaAdmin {
         String[][] algorithms = { { "RSA", "2048", "301" }, { "DSA", "2048", "302" } };
         for (String[] alg : algorithms) {
             String name = alg[0];
-            int index = Integer.parseInt(alg[2]);
-            PrivateKey[] priv = new PrivateKey[1];
-            check(name + " key pair: HS_PUBKEY stored at " + index + ":" + adminHandle + ", an administrator", () -> {
-                KeyPairGenerator gen = KeyPairGenerator.getInstance(name);
-                gen.initialize(Integer.parseInt(alg[1]));
-                KeyPair pair = gen.generateKeyPair();
-                HandleValue pub = new HandleValue(index, Common.PUBLIC_KEY_TYPE, Util.getBytesFromPublicKey(pair.getPublic()));
-                HandleValue admins = adminValue(index - 200, index + ":" + adminHandle);
-                succeed(withSessions, new AddValueRequest(Util.encodeString(adminHandle),
-                    new HandleValue[] { pub, admins }, auth));
-                HandleValue stored = value(publicValues(adminHandle), index);
-                require(stored != null && Arrays.equals(stored.getData(), pub.getData()), "the key resolves as stored");
-                priv[0] = pair.getPrivate();
-                return name + " " + alg[1] + " bits, " + pub.getData().length + " bytes";
-            });
-            if (priv[0] == null) continue;
-            PublicKeyAuthenticationInfo keyAuth = new PublicKeyAuthenticationInfo(Util.encodeString(adminHandle), index, priv[0]);
-            String handle = suffixPrefix + "/JAVA-" + name;
-            HandleResolver r = resolver(true);
-            check(name + " key pair, session: CreateHandleRequest " + handle, () -> {
-                succeed(r, new CreateHandleRequest(Util.encodeString(handle),
-                    new HandleValue[] { url(1, "https://example.com/java/" + name) }, keyAuth));
-                require(value(publicValues(handle), 1) != null, "it resolves");
-                return "created";
-            });
-            check(name + " key pair, session: DeleteHandleRequest " + handle, () -> {
-                succeed(r, new DeleteHandleRequest(Util.encodeString(handle), keyAuth));
-                require(publicValues(handle) == null, "HANDLE_NOT_FOUND afterwards");
-                return "gone";
-            });
-            check(name + " key pair, no session: CreateHandleRequest and DeleteHandleRequest", () -> {
-                HandleResolver p = resolver(false);
-                succeed(p, new CreateHandleRequest(Util.encodeString(handle),
-                    new HandleValue[] { url(1, "https://example.com/java/" + name) }, keyAuth));
-                succeed(p, new DeleteHandleRequest(Util.encodeString(handle), keyAuth));
-                return "created and deleted";
+            int bits = Integer.parseInt(alg[1]);
+            keyPairRound(name + " key pair", name, Integer.parseInt(alg[2]), withSessions, auth, adminHandle, suffixPrefix,
+                () -> {
+                    KeyPairGenerator gen = KeyPairGenerator.getInstance(name);
+                    gen.initialize(bits);
+                    KeyPair pair = gen.generateKeyPair();
+                    return new Object[] { Util.getBytesFromPublicKey(pair.getPublic()), pair.getPrivate() };
+                });
+        }
+        // ... and the key pair `idnode admin keygen` wrote: CNRI's Util reads both files.
+        if (args.length == 6) {
+            String keyFile = args[4];
+            byte[] passphrase = secret(args[5]).getBytes(StandardCharsets.UTF_8);
+            keyPairRound("idnode admin keygen key pair", "KEYGEN", 303, withSessions, auth, adminHandle, suffixPrefix, () -> {
+                byte[] file = Files.readAllBytes(Paths.get(keyFile));
+                require(Util.requiresSecretKey(file), "the key file is encrypted");
+                PrivateKey key = Util.getPrivateKeyFromBytes(Util.decrypt(file, passphrase), 0);
+                byte[] pub = Files.readAllBytes(Paths.get(keyFile + ".pub"));
+                require(Util.getPublicKeyFromBytes(pub) != null, "the .pub file is a key");
+                return new Object[] { pub, key };
             });
         }
 
@@ -301,6 +285,52 @@ public class HandleJavaAdmin {
         });
 
         finish();
+    }
+
+    interface KeySource {
+        Object[] get() throws Exception;
+    }
+
+    /** Stores a key pair's public key as HS_PUBKEY at INDEX of the operator's record, with an
+     * HS_ADMIN value making INDEX:operator an administrator (as CNRI's admin tool adds one), then
+     * creates and deletes an identifier with the private key, with and without a session. */
+    private static void keyPairRound(String label, String name, int index, HandleResolver withSessions,
+            AuthenticationInfo auth, String adminHandle, String suffixPrefix, KeySource source) {
+        PrivateKey[] priv = new PrivateKey[1];
+        check(label + ": HS_PUBKEY stored at " + index + ":" + adminHandle + ", an administrator", () -> {
+            Object[] pair = source.get();
+            byte[] pubBytes = (byte[]) pair[0];
+            HandleValue pub = new HandleValue(index, Common.PUBLIC_KEY_TYPE, pubBytes);
+            HandleValue admins = adminValue(index - 200, index + ":" + adminHandle);
+            succeed(withSessions, new AddValueRequest(Util.encodeString(adminHandle),
+                new HandleValue[] { pub, admins }, auth));
+            HandleValue stored = value(publicValues(adminHandle), index);
+            require(stored != null && Arrays.equals(stored.getData(), pub.getData()), "the key resolves as stored");
+            priv[0] = (PrivateKey) pair[1];
+            return priv[0].getAlgorithm() + ", " + pubBytes.length + " bytes";
+        });
+        if (priv[0] == null) return;
+        PublicKeyAuthenticationInfo keyAuth = new PublicKeyAuthenticationInfo(Util.encodeString(adminHandle), index, priv[0]);
+        String handle = suffixPrefix + "/JAVA-" + name;
+        HandleResolver r = resolver(true);
+        check(label + ", session: CreateHandleRequest " + handle, () -> {
+            succeed(r, new CreateHandleRequest(Util.encodeString(handle),
+                new HandleValue[] { url(1, "https://example.com/java/" + name) }, keyAuth));
+            require(value(publicValues(handle), 1) != null, "it resolves");
+            return "created";
+        });
+        check(label + ", session: DeleteHandleRequest " + handle, () -> {
+            succeed(r, new DeleteHandleRequest(Util.encodeString(handle), keyAuth));
+            require(publicValues(handle) == null, "HANDLE_NOT_FOUND afterwards");
+            return "gone";
+        });
+        check(label + ", no session: CreateHandleRequest and DeleteHandleRequest", () -> {
+            HandleResolver p = resolver(false);
+            succeed(p, new CreateHandleRequest(Util.encodeString(handle),
+                new HandleValue[] { url(1, "https://example.com/java/" + name) }, keyAuth));
+            succeed(p, new DeleteHandleRequest(Util.encodeString(handle), keyAuth));
+            return "created and deleted";
+        });
     }
 
     private static void finish() {
