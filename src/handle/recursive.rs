@@ -9,13 +9,14 @@
 //! Bounded: at most `max_in_flight` resolutions at once (then SERVER_TOO_BUSY), each within
 //! `resolution_budget_ms` and `timeout_ms` per server, at most `max_referrals` referrals; the
 //! sites found for a prefix are kept for `max_ttl` (at most [`SITES_KEPT`] prefixes), so a
-//! prefix's lookups cost one exchange once it is known. Only the sites' TCP interfaces are used,
+//! prefix's lookups cost one exchange once it is known, and the answers for their values' TTL
+//! (32 MiB; see [`answer_key`] for which are reused). Only the sites' TCP interfaces are used,
 //! one connection per exchange, as CNRI's client does.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::client::over_tcp;
@@ -43,7 +44,10 @@ pub struct Recursor {
     max_referrals: usize,
     max_in_flight: usize,
     max_ttl: Duration,
+    max_negative_ttl: Duration,
     in_flight: AtomicUsize,
+    /// The answers relayed, by what decides them (see [`answer_key`]), for their values' TTL.
+    answers: crate::cache::Cache<Arc<[u8]>>,
     /// The TCP addresses of the site serving each prefix, and until when they hold.
     sites: Mutex<HashMap<String, (Vec<SocketAddr>, Instant)>>,
 }
@@ -67,7 +71,9 @@ impl Recursor {
             max_referrals: config.max_referrals.max(1),
             max_in_flight: config.max_in_flight.max(1),
             max_ttl: Duration::from_secs(u64::from(config.max_ttl)),
+            max_negative_ttl: Duration::from_secs(u64::from(config.max_negative_ttl)),
             in_flight: AtomicUsize::new(0),
+            answers: crate::cache::Cache::new(ANSWERS_BYTES),
             sites: Mutex::new(HashMap::new()),
         })
     }
@@ -75,6 +81,43 @@ impl Recursor {
     /// Resolves `request` (its whole message `message`, naming `id`) at the node serving `id`;
     /// returns that node's answer, envelope and message.
     pub fn resolve(&self, id: &Identifier, request: &Request<'_>, message: &[u8]) -> Result<Vec<u8>, Failure> {
+        let key = answer_key(request);
+        let clock = tokio::time::Instant::now();
+        if let Some(hit) = key.as_deref().and_then(|k| self.answers.get(k, clock)) {
+            let mut answer = hit.value.to_vec();
+            answer[8..12].copy_from_slice(&request.envelope.request_id.to_be_bytes());
+            return Ok(answer);
+        }
+        let answer = self.relay(id, request, message)?;
+        if let Some(key) = key {
+            if let Some(ttl) = self.ttl_of(&answer) {
+                self.answers.insert(&key, Arc::from(answer.as_slice()), ttl, clock);
+            }
+        }
+        Ok(answer)
+    }
+
+    /// How long an answer may be reused: a SUCCESS for its values' shortest TTL (at most
+    /// `max_ttl`), HANDLE_NOT_FOUND and VALUES_NOT_FOUND for `max_negative_ttl`; anything else
+    /// (errors, referrals, challenges) not at all.
+    fn ttl_of(&self, answer: &[u8]) -> Option<Duration> {
+        let message = answer.get(ENVELOPE_LEN..)?;
+        let header = Header::decode(message).ok()?;
+        match header.response_code {
+            100 | 200 => Some(self.max_negative_ttl),
+            1 => {
+                let now = crate::record::unix_now();
+                let old = Version::new(answer[0], answer[1]) < Version::new(2, 1);
+                let shortest = value_ttls(message, &header, old, now)?.into_iter().min()?;
+                Some(self.max_ttl.min(Duration::from_secs(u64::from(shortest))))
+            }
+            _ => None,
+        }
+        .filter(|ttl| !ttl.is_zero())
+    }
+
+    /// Resolves `request` at the node serving `id` (the work behind [`Self::resolve`]).
+    fn relay(&self, id: &Identifier, request: &Request<'_>, message: &[u8]) -> Result<Vec<u8>, Failure> {
         if request.header.recursion_count >= 10 {
             return Err((ResponseCode::RecursionCountTooHigh, "the request was relayed 10 times".into()));
         }
@@ -198,6 +241,62 @@ impl super::Frontend {
     }
 }
 
+/// 32 MiB: what the relayed answers kept may weigh.
+const ANSWERS_BYTES: u64 = 32 << 20;
+
+/// What decides a relayed answer, when it may be reused: the response version, whether a digest
+/// was asked (the client's own is put in on the way out), and the body as sent (the handle as
+/// asked, which the answer echoes, and the filters). Requests that ask for a signed answer (a
+/// signature covers the request id), carry a credential, or may read non-public values are
+/// never answered from what another client was told.
+fn answer_key(request: &Request<'_>) -> Option<Vec<u8>> {
+    let flags = request.header.op_flags;
+    let reusable =
+        flags & op_flags::PUBLIC_ONLY != 0 && flags & op_flags::CERTIFY == 0 && request.credential.is_empty();
+    reusable.then(|| {
+        let version = request.envelope.suggested.min(MAX_VERSION);
+        let mut key = vec![version.major, version.minor, u8::from(flags & op_flags::RETURN_DIGEST != 0)];
+        key.extend_from_slice(request.body);
+        key
+    })
+}
+
+/// The seconds each value of a SUCCESS `message` (below version 2.1 when `old`) may be kept,
+/// at `now` (Unix time).
+fn value_ttls(message: &[u8], header: &Header, old: bool, now: i64) -> Option<Vec<u32>> {
+    let body = message.get(24..24 + header.body_length as usize)?;
+    let mut r = Reader::new(body);
+    if header.op_flags & op_flags::RETURN_DIGEST != 0 {
+        // Before 2.1 the digest is a string; from 2.1 a code, then SHA-1 or SHA-256.
+        match (old, if old { 0 } else { r.u8().ok()? }) {
+            (true, _) => drop(r.bytes().ok()?),
+            (false, 2) => drop(r.take(20).ok()?),
+            (false, 3) => drop(r.take(32).ok()?),
+            _ => return None,
+        }
+    }
+    r.bytes().ok()?;
+    let count = r.u32().ok()?;
+    let mut ttls = Vec::new();
+    for _ in 0..count {
+        r.take(8).ok()?; // index, timestamp
+        let (kind, ttl) = (r.u8().ok()?, r.u32().ok()?);
+        ttls.push(match kind {
+            0 => ttl,
+            _ => u32::try_from((i64::from(ttl) - now).max(0)).unwrap_or(0),
+        });
+        r.take(1).ok()?; // permissions
+        r.bytes().ok()?;
+        r.bytes().ok()?;
+        let references = r.u32().ok()? as usize;
+        for _ in 0..references {
+            r.bytes().ok()?;
+            r.u32().ok()?;
+        }
+    }
+    Some(ttls)
+}
+
 /// The request id of the node's own questions (the answer to each is read on its own
 /// connection).
 const QUESTION_ID: u32 = 1;
@@ -298,5 +397,30 @@ mod tests {
         let mut answer = site_question("x");
         answer[ENVELOPE_LEN + 4..ENVELOPE_LEN + 8].copy_from_slice(&100u32.to_be_bytes());
         assert_eq!(sites_in(&answer).map(|(c, s)| (c, s.len())), Some((100, 0)));
+    }
+
+    #[test]
+    fn an_answer_is_kept_for_its_shortest_value_ttl() {
+        use crate::record::{Ttl, Value};
+        let mut short = Value::new(2, "EMAIL", "x", 0);
+        short.ttl = Ttl::Absolute(1_000_600);
+        let values = [Value::new(1, "URL", "u", 0), short];
+        let mut body = vec![3];
+        body.extend_from_slice(&[7; 32]); // a digest
+        write_bytes(&mut body, b"88.1/X");
+        write_u32(&mut body, 2);
+        values.iter().for_each(|v| super::super::write_value(&mut body, v, &v.kind));
+        let header = Header {
+            opcode: opcode::RESOLUTION,
+            response_code: 1,
+            op_flags: op_flags::RETURN_DIGEST,
+            body_length: body.len() as u32,
+            ..Header::default()
+        };
+        let mut message = Vec::new();
+        header.encode(&mut message);
+        message.extend_from_slice(&body);
+        assert_eq!(value_ttls(&message, &header, false, 1_000_000), Some(vec![86_400, 600]));
+        assert_eq!(value_ttls(&message[..message.len() - 3], &header, false, 1_000_000), None, "cut short");
     }
 }

@@ -673,6 +673,16 @@ async fn a_recursive_node_resolves_requests_asking_for_recursion_down_the_tree()
     // A prefix no node serves, the roots gone: an error, not a hang.
     let lost = once(recursive.handle, &ask("77.1/X", 10, REC_PO_RD)).await;
     assert_eq!(lost.code, 2, "{lost:?}");
-    recursive.stop().await;
+    // The answers themselves are kept for their TTL (a day here), not-found ones for
+    // max_negative_ttl: with the secondary gone too, they are still given, each with this
+    // request's id and digest; a request asking a signed answer is not served from them.
     secondary.stop().await;
+    let kept = once(recursive.handle, &ask("88.100.1/ABC-123", 11, REC_PO_RD)).await;
+    assert_eq!((kept.code, kept.request), (1, 11), "{kept:?}");
+    let sent = ask("88.100.1/ABC-123", 11, REC_PO_RD).bytes();
+    assert_eq!(&kept.body[1..33], &sha2::Sha256::digest(&sent[20..sent.len() - 4])[..]);
+    assert_eq!(once(recursive.handle, &ask("88.100.1/NOPE", 12, REC_PO_RD)).await.code, 100);
+    const CT: u32 = 0x4000_0000;
+    assert_eq!(once(recursive.handle, &ask("88.100.1/ABC-123", 13, REC_PO_RD | CT)).await.code, 2);
+    recursive.stop().await;
 }
