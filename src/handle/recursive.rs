@@ -10,7 +10,7 @@
 //! `resolution_budget_ms` and `timeout_ms` per server, at most `max_referrals` referrals; the
 //! sites found for a prefix are kept for `max_ttl` (at most [`SITES_KEPT`] prefixes), so a
 //! prefix's lookups cost one exchange once it is known, and the answers for their values' TTL
-//! (32 MiB; see [`answer_key`] for which are reused). Only the sites' TCP interfaces are used,
+//! (32 MiB; see `answer_key` for which are reused). Only the sites' TCP interfaces are used,
 //! one connection per exchange, as CNRI's client does.
 
 use std::collections::HashMap;
