@@ -11,6 +11,7 @@
 //! | REMOVE_VALUE (103) | `Node::delete` of those indexes |
 //! | MODIFY_VALUE (104) | `Node::put` with [`ValueChange::Modify`]: each index must be taken |
 //! | LIST_HANDLES (105), LIST_DERIVED_PREFIXES (106) | `Node::list`, `Node::list_prefixes`, a page a message |
+//! | LIST_HOMED_NAS (302) | the zones the node serves (`Node::zones`), as `0.NA/` prefix records |
 //! | RESOLUTION (1), public-only clear | `Node::resolve` as the administrator |
 //! | LOGIN_ID_SYSTEM (2001) | none: the connection is logged in as the administrator |
 
@@ -105,6 +106,7 @@ pub(super) fn is_administration(opcode: u32) -> bool {
             | opcode::MODIFY_VALUE
             | opcode::LIST_HANDLES
             | opcode::LIST_DERIVED_PREFIXES
+            | opcode::LIST_HOMED_NAS
             | opcode::LOGIN_ID_SYSTEM
     )
 }
@@ -244,6 +246,16 @@ impl Frontend {
         };
         if request.header.opcode == opcode::RESOLUTION {
             return self.resolution(request, Some(admin), &[], conn, now, out);
+        }
+        if request.header.opcode == opcode::LIST_HOMED_NAS {
+            // The prefixes this node serves: its configuration's zones, as prefix records (a
+            // node serving the whole namespace, the zone "", homes no prefix of its own).
+            let homed: Vec<String> =
+                self.node.zones().prefixes().iter().filter(|z| !z.is_empty()).map(|z| format!("0.NA/{z}")).collect();
+            return request.respond(ResponseCode::Success.number(), now, out, |out| {
+                message::write_u32(out, homed.len() as u32);
+                homed.iter().for_each(|n| write_bytes(out, n.as_bytes()));
+            });
         }
         let Some(id) = identifier(body.handle) else {
             return error(request, ResponseCode::InvalidHandle, "the handle is not a valid identifier", now, out);

@@ -64,6 +64,9 @@ pub mod opcode {
     /// RFC 3652's LIST_NA (the DO-IRP's LIST_DERIVED_PREFIXES); CNRI's 9.x client does not send it.
     pub const LIST_DERIVED_PREFIXES: u32 = 106;
     pub const RESPONSE_TO_CHALLENGE: u32 = 200;
+    pub const HOME_NA: u32 = 300;
+    pub const UNHOME_NA: u32 = 301;
+    pub const LIST_HOMED_NAS: u32 = 302;
     pub const SESSION_SETUP: u32 = 400;
     pub const SESSION_TERMINATE: u32 = 401;
     /// The national identifier system's login (its SDKs send it on a new connection, answer

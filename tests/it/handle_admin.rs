@@ -686,3 +686,19 @@ async fn a_recursive_node_resolves_requests_asking_for_recursion_down_the_tree()
     assert_eq!(once(recursive.handle, &ask("88.100.1/ABC-123", 13, REC_PO_RD | CT)).await.code, 2);
     recursive.stop().await;
 }
+
+#[tokio::test]
+async fn homed_prefixes_are_the_zones_the_node_serves() {
+    let node = operator_on(crate::start_server_with(|c| c.dns.zones = vec!["88.100".into(), "88.200".into()]).await);
+    let listed = as_operator(node.handle, &Out::new(302, 60, handle_only("/")), b"s3cret").await;
+    assert_eq!((listed.opcode, listed.code), (302, 1), "{listed:?}");
+    let mut expected = 2u32.to_be_bytes().to_vec();
+    string(&mut expected, b"0.NA/88.100");
+    string(&mut expected, b"0.NA/88.200");
+    assert_eq!(listed.body, expected);
+    // Homing is the configuration's: refused at once, saying so, without a challenge.
+    let home = once(node.handle, &Out::new(300, 61, handle_only("0.NA/88.300"))).await;
+    assert_eq!(home.code, 5);
+    assert!(String::from_utf8_lossy(&home.body).contains("zones"));
+    node.stop().await;
+}
