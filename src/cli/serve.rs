@@ -28,7 +28,7 @@ pub fn run(config: Config, load_demo: bool) -> anyhow::Result<()> {
         let (addr, http) = (server.local_addr(), server.http_addr());
         tracing::info!(%http, "serving the Handle.Net JSON API over HTTP");
         if let Some(handle) = server.handle_addr() {
-            tracing::info!(%handle, "serving the Handle protocol (resolution) over UDP and TCP");
+            tracing::info!(%handle, "serving the Handle protocol over UDP and TCP");
         }
         let zones: Vec<String> = frontend.zone_apexes().iter().map(ToString::to_string).collect();
         let (identifiers, data, workers) = (registry.len()?, config.data_dir.display(), config.udp_workers());
@@ -38,7 +38,11 @@ pub fn run(config: Config, load_demo: bool) -> anyhow::Result<()> {
             let name = client::dns_name(&Identifier::parse(id)?, &frontend.apex())?;
             let (ip, port) = (addr.ip(), addr.port());
             eprintln!("\nTry:\n  dig @{ip} -p {port} {name} TXT");
-            eprintln!("  idnode resolve {id} --server {addr}\n  curl http://{http}/api/handles/{id}\n");
+            eprintln!("  idnode resolve {id} --server {addr}\n  curl http://{http}/api/handles/{id}");
+            if let Some(handle) = server.handle_addr() {
+                eprintln!("  idnode resolve {id} --protocol handle --server {handle}");
+            }
+            eprintln!();
         }
         server.serve(shutdown_signal()).await?;
         let stats = frontend.cache_stats();
