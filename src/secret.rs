@@ -182,23 +182,33 @@ fn hash_part(stored: &str) -> &str {
     stored.split_once('\n').map_or(stored, |(hash, _)| hash)
 }
 
-/// Writes `contents` to a new file at `path` readable by its owner only, atomically: a
-/// temporary file renamed into place, so a crash leaves the old state or the new, never half.
-pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let temporary = path.with_extension("tmp");
+/// Writes `bytes` to `path` atomically and readable by the owner only (the seal key, the
+/// Handle server key, administrator key files): a temporary file beside it (mode 0600 from the
+/// start), synced, then renamed over `path`. A crash leaves the old state or the new, never
+/// half of a key.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("key");
+    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&temporary)?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&temporary, path)?;
-    if let Some(dir) = path.parent().and_then(|d| std::fs::File::open(d).ok()) {
-        dir.sync_all()?;
+    let result = (|| {
+        let mut file = options.open(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)?;
+        // The rename is durable once the directory is synced; not every platform can.
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
     }
-    Ok(())
+    result
 }
 
 /// Replaces each secret among `values`, which a client sent for `owner`, by its salted hash

@@ -8,7 +8,6 @@
 //! RustCrypto's `rsa` (keygen and PKCS#8 encoding only) and used through `ring`, whose RSA
 //! signing is constant-time; `rsa` 0.9's is not (RUSTSEC-2023-0071).
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use ring::signature::{self, KeyPair as _, RsaKeyPair};
@@ -91,7 +90,7 @@ impl ServerKey {
         let pem = generate_pem()?;
         let path = Self::path(data_dir);
         let key = Self::from_pem(&pem).map_err(KeyError::Generate)?;
-        write_private(&path, pem.as_bytes()).map_err(|source| KeyError::Write { path, source })?;
+        crate::secret::write_private(&path, pem.as_bytes()).map_err(|source| KeyError::Write { path, source })?;
         Ok((key, true))
     }
 
@@ -147,34 +146,6 @@ fn generate_pem() -> Result<String, KeyError> {
     let key = rsa::RsaPrivateKey::new(&mut rng, KEY_BITS).map_err(|e| KeyError::Generate(e.to_string()))?;
     let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| KeyError::Generate(e.to_string()))?;
     Ok(pem.to_string())
-}
-
-/// Writes `bytes` to `path` atomically and readable by the owner only: a temporary file
-/// beside it (mode 0600 from the start), synced, then renamed over `path`. A crash leaves
-/// either no key or the whole key, never half of one.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or(KEY_FILE);
-    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let result = (|| {
-        let mut file = options.open(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)?;
-        // The rename is durable once the directory is synced; not every platform can.
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result
 }
 
 #[cfg(test)]
