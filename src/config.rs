@@ -55,9 +55,27 @@ pub struct HandleConfig {
     /// million identifiers fits; a quarter of the DNS cache's 256 MiB, Handle clients being the
     /// enterprise SDKs rather than every resolver. 0 turns the cache off.
     pub cache_mb: u64,
+    /// []: the administrators (`INDEX:IDENTIFIER`, such as `300:0.NA/88`, or a group of them)
+    /// who may home and unhome prefixes at this node with HOME_NA and UNHOME_NA, as CNRI's
+    /// `server_admins`. Empty: nobody may.
+    pub server_admins: Vec<String>,
 }
 
 impl HandleConfig {
+    /// The server administrators as `(index, identifier)`, each checked.
+    pub fn server_admins(&self) -> Result<Vec<(u32, String)>, ConfigError> {
+        self.server_admins
+            .iter()
+            .map(|admin| {
+                let bad = |reason: &str| ConfigError::BadServerAdmin { admin: admin.clone(), reason: reason.into() };
+                let (index, identifier) = admin.split_once(':').ok_or_else(|| bad("it is not INDEX:IDENTIFIER"))?;
+                let index = index.parse().map_err(|_| bad("its index is not a number from 0 to 4294967295"))?;
+                let identifier = crate::identifier::Identifier::parse(identifier).map_err(|e| bad(&e.to_string()))?;
+                Ok((index, identifier.to_string()))
+            })
+            .collect()
+    }
+
     /// The most the resolution cache may weigh; `None` when it is off.
     pub fn cache_bytes(&self) -> Option<u64> {
         (self.cache_mb > 0).then(|| self.cache_mb.saturating_mul(1 << 20))
@@ -76,6 +94,7 @@ impl Default for HandleConfig {
             site_serial: 1,
             site_description: "idnode".into(),
             cache_mb: 64,
+            server_admins: Vec::new(),
         }
     }
 }
@@ -309,6 +328,8 @@ pub enum ConfigError {
     Parse { path: PathBuf, source: toml::de::Error },
     #[error("dns.apex {apex:?} is not a domain name: {reason}")]
     BadApex { apex: String, reason: String },
+    #[error("handle.server_admins: {admin:?}: {reason}")]
+    BadServerAdmin { admin: String, reason: String },
     #[error("dns.zones: {zone:?} is not a prefix: {reason}")]
     BadZone { zone: String, reason: String },
     #[error("name server {name:?} is not a domain name: {reason}")]

@@ -28,6 +28,9 @@ const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 /// Identifiers per prefix (registry key form), kept in the transaction that creates or deletes
 /// one, so that a listing's total costs one read instead of a walk over the prefix.
 const COUNTS: TableDefinition<'_, &str, u64> = TableDefinition::new("counts");
+/// The prefixes homed at run time (the Handle protocol's HOME_NA), beside the configured zones,
+/// with the Unix time each was homed.
+const HOMED: TableDefinition<'_, &str, u64> = TableDefinition::new("homed");
 /// Set in META once COUNTS holds every record (databases made before it are counted at open).
 const COUNTED: &str = "counted";
 /// 100,000: the deepest a listing may page by offset (`page * pageSize`); beyond it clients go
@@ -208,6 +211,33 @@ impl Registry {
         txn.commit().map_err(RegistryError::from)?;
         self.serial.store(serial as u32, Ordering::Release);
         Ok(out)
+    }
+
+    /// The prefixes homed at run time, in order.
+    pub fn homed(&self) -> Result<Vec<String>, RegistryError> {
+        let txn = self.db.begin_read()?;
+        let table = match txn.open_table(HOMED) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(RegistryError::Storage(e.into())),
+        };
+        table.range::<&str>(..)?.map(|entry| Ok(entry?.0.value().to_owned())).collect()
+    }
+
+    /// Homes `prefix` (`homed`) or unhomes it, durably; returns whether that changed anything.
+    /// Zones are not records: the serial stays.
+    pub fn set_homed(&self, prefix: &str, homed: bool) -> Result<bool, RegistryError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_quick_repair(true);
+        let changed = {
+            let mut table = txn.open_table(HOMED)?;
+            match homed {
+                true => table.insert(prefix, crate::record::unix_now().max(0) as u64)?.is_none(),
+                false => table.remove(prefix)?.is_some(),
+            }
+        };
+        txn.commit()?;
+        Ok(changed)
     }
 
     /// Identifiers registered under `prefix` (not its sub-prefixes), in key order: `limit` of

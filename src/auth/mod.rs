@@ -154,6 +154,20 @@ impl Admin {
         Ok(false)
     }
 
+    /// Whether this administrator is one of `admins` (`(index, identifier)`, as a node's
+    /// configuration names its server administrators) or a member of one of those groups.
+    pub fn is_among<R: Reader + ?Sized>(&self, snapshot: &R, admins: &[(u32, String)]) -> Result<bool, RegistryError> {
+        if self.trusted {
+            return Ok(true);
+        }
+        for (index, handle) in admins {
+            if self.is_or_belongs_to(snapshot, handle, *index, MAX_GROUP_DEPTH)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Whether the prefix record of `prefix` or of one of its parents grants `permission`.
     pub fn may_under<R: Reader + ?Sized>(
         &self,

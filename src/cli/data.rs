@@ -80,7 +80,7 @@ pub fn export(config: &Config, output: Option<&Path>, zone_file: bool) -> anyhow
 pub fn admin_init(config: &Config, prefix: &str, secret_file: Option<&Path>) -> anyhow::Result<()> {
     identifier::check_prefix(prefix).with_context(|| format!("--prefix {prefix}"))?;
     let id = Identifier::from_parts(identifier::PREFIX_AUTHORITY, prefix)?;
-    let mut node = Node::new(Arc::new(Registry::open(&config.data_dir)?), config.dns.zones());
+    let mut node = Node::new(Arc::new(Registry::open(&config.data_dir)?), config.dns.zones())?;
     node.set_seal_key(Arc::new(crate::secret::SealKey::load_or_create(&config.data_dir)?));
     // The key first: it is independent of the administrator, and a node initialised before
     // keys existed gets one by running the command again.

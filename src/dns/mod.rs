@@ -40,7 +40,7 @@ use hickory_proto::rr::Name;
 use crate::cache::CacheStats;
 use crate::registry::Registry;
 use authoritative::Authoritative;
-use authoritative::zone::Zone;
+use authoritative::zone;
 use recursive::{Pending, Recursor};
 use wire::{Body, OptOut, QueryName, Reject, rcode};
 
@@ -114,8 +114,12 @@ pub struct Frontend {
 impl Frontend {
     /// A front end for `zones` (at least one; [`zone_config`] makes them from the settings).
     pub fn new(zones: Vec<ZoneConfig>, registry: Arc<Registry>, cache_bytes: u64, max_udp_payload: u16) -> Self {
+        Self::serving(Authoritative::new(zones, registry, cache_bytes), max_udp_payload)
+    }
+
+    fn serving(authoritative: Authoritative, max_udp_payload: u16) -> Self {
         Self {
-            authoritative: Arc::new(Authoritative::new(zones, registry, cache_bytes)),
+            authoritative: Arc::new(authoritative),
             recursor: None,
             max_udp_payload: max_udp_payload.max(CLASSIC_UDP),
             refused: Body { rcode: rcode::REFUSED, ..Body::empty() },
@@ -131,7 +135,8 @@ impl Frontend {
         registry: Arc<Registry>,
     ) -> Result<Self, crate::config::ConfigError> {
         let zones = zone_config(&config.dns, zones)?;
-        let frontend = Self::new(zones, registry, config.cache.max_bytes(), config.dns.max_udp_payload);
+        let authoritative = Authoritative::new(zones, registry, config.cache.max_bytes()).following(config.dns.clone());
+        let frontend = Self::serving(authoritative, config.dns.max_udp_payload);
         let r = &config.recursive;
         if r.roots.is_empty() {
             return Ok(frontend);
@@ -171,8 +176,8 @@ impl Frontend {
     }
 
     /// The prefixes of the zones this node serves (`""` for the whole namespace).
-    pub fn zone_prefixes(&self) -> Vec<&str> {
-        self.authoritative.zones().iter().map(Zone::prefix).collect()
+    pub fn zone_prefixes(&self) -> Vec<String> {
+        self.authoritative.zones().iter().map(|z| z.prefix().to_owned()).collect()
     }
 
     /// The apexes of the zones this node serves.
@@ -221,7 +226,8 @@ impl Frontend {
             question.respond(&self.refused, out);
             return Verdict::Respond;
         }
-        let Some((zone, own)) = self.authoritative.holding(question.name) else {
+        let zones = self.authoritative.zones();
+        let Some((zone, own)) = zone::holding(&zones, question.name) else {
             question.respond(&self.refused, out);
             return Verdict::Respond;
         };

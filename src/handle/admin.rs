@@ -11,6 +11,7 @@
 //! | REMOVE_VALUE (103) | `Node::delete` of those indexes |
 //! | MODIFY_VALUE (104) | `Node::put` with [`ValueChange::Modify`]: each index must be taken |
 //! | LIST_HANDLES (105), LIST_DERIVED_PREFIXES (106) | `Node::list`, `Node::list_prefixes`, a page a message |
+//! | HOME_NA (300), UNHOME_NA (301) | `Node::home`: a server administrator homes or unhomes a prefix |
 //! | LIST_HOMED_NAS (302) | the zones the node serves (`Node::zones`), as `0.NA/` prefix records |
 //! | RESOLUTION (1), public-only clear | `Node::resolve` as the administrator |
 //! | LOGIN_ID_SYSTEM (2001) | none: the connection is logged in as the administrator |
@@ -106,6 +107,8 @@ pub(super) fn is_administration(opcode: u32) -> bool {
             | opcode::MODIFY_VALUE
             | opcode::LIST_HANDLES
             | opcode::LIST_DERIVED_PREFIXES
+            | opcode::HOME_NA
+            | opcode::UNHOME_NA
             | opcode::LIST_HOMED_NAS
             | opcode::LOGIN_ID_SYSTEM
     )
@@ -230,6 +233,24 @@ impl Frontend {
         result.map_err(|e| (e.code(), e.to_string()))
     }
 
+    /// HOME_NA or UNHOME_NA of `handle`: `0.NA/PREFIX`, or the bare prefix as CNRI's tools
+    /// also send it.
+    fn home(&self, admin: &Admin, request: &Request<'_>, handle: &[u8], now: u32, out: &mut Vec<u8>) -> Envelope {
+        let text = String::from_utf8_lossy(handle);
+        let prefix = match text.split_once('/') {
+            Some((authority, prefix)) if authority.eq_ignore_ascii_case(crate::identifier::PREFIX_AUTHORITY) => prefix,
+            Some(_) => {
+                let text = "HOME_NA and UNHOME_NA name a prefix record (0.NA/PREFIX)";
+                return error(request, ResponseCode::InvalidHandle, text, now, out);
+            }
+            None => &text,
+        };
+        match self.node.home(admin, prefix, request.header.opcode == opcode::HOME_NA) {
+            Ok(_) => request.respond(ResponseCode::Success.number(), now, out, |_| {}),
+            Err(e) => error(request, e.code(), &e.to_string(), now, out),
+        }
+    }
+
     /// Runs `request` (whose whole message is `message`) as `admin`.
     fn run_as(
         &self,
@@ -248,14 +269,17 @@ impl Frontend {
             return self.resolution(request, Some(admin), &[], conn, now, out);
         }
         if request.header.opcode == opcode::LIST_HOMED_NAS {
-            // The prefixes this node serves: its configuration's zones, as prefix records (a
-            // node serving the whole namespace, the zone "", homes no prefix of its own).
+            // The prefixes this node serves, configured and homed, as prefix records (a node
+            // serving the whole namespace, the zone "", homes no prefix of its own).
             let homed: Vec<String> =
                 self.node.zones().prefixes().iter().filter(|z| !z.is_empty()).map(|z| format!("0.NA/{z}")).collect();
             return request.respond(ResponseCode::Success.number(), now, out, |out| {
                 message::write_u32(out, homed.len() as u32);
                 homed.iter().for_each(|n| write_bytes(out, n.as_bytes()));
             });
+        }
+        if matches!(request.header.opcode, opcode::HOME_NA | opcode::UNHOME_NA) {
+            return self.home(admin, request, body.handle, now, out);
         }
         let Some(id) = identifier(body.handle) else {
             return error(request, ResponseCode::InvalidHandle, "the handle is not a valid identifier", now, out);

@@ -191,6 +191,13 @@ impl Subscriber for ResolutionCache {
             self.cache.retain(|key| !cuts.iter().any(|cut| at_or_below(governing_prefix(key), cut.as_bytes())));
         }
     }
+
+    /// Homing or unhoming a prefix changes where the node refers and which prefix records get
+    /// its own site: nothing cached is sure to hold.
+    fn zones_changed(&self, _zones: &crate::node::Zones) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.cache.retain(|_| false);
+    }
 }
 
 #[cfg(test)]

@@ -170,11 +170,6 @@ impl Frontend {
             opcode::RESPONSE_TO_CHALLENGE => self.answer_challenge(&request, now, conn, out),
             op if admin::is_administration(op) => self.administer(&request, message, now, conn, out),
             opcode::GET_SITE_INFO => self.site.answer(&request, now, out),
-            opcode::HOME_NA | opcode::UNHOME_NA => {
-                let text = "the prefixes a node serves are the zones in its configuration ([dns] zones): edit them and \
-                            restart the node";
-                error(&request, ResponseCode::OperationNotSupported, text, now, out)
-            }
             op => {
                 error(&request, ResponseCode::OperationNotSupported, &format!("opcode {op} is not supported"), now, out)
             }

@@ -21,7 +21,9 @@ mod read;
 mod rules;
 pub mod zones;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
 
 use crate::auth::{self, Admin};
 use crate::code::ResponseCode;
@@ -31,7 +33,7 @@ use crate::registry::{Applied, MAX_BATCH, Reader as _, Registry, RegistryError};
 use crate::secret::{self, SealKey, SecretError};
 
 pub use self::read::{Found, Listing, Page, ReadError, ReadFilter, Resolution};
-pub use self::zones::Zones;
+pub use self::zones::{HomeError, Zones};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -166,6 +168,16 @@ pub trait Subscriber: Send + Sync {
     fn check_delegation(&self, _prefix: &str, _record: &Record) -> Result<(), String> {
         Ok(())
     }
+
+    /// Refuses to serve `zones` (a homed prefix this front end could not name, say), with the
+    /// reason; asked before a prefix is homed.
+    fn check_zones(&self, _zones: &Zones) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Told the node now serves `zones` (a prefix was homed or unhomed): answers cached for the
+    /// old zones may be wrong now.
+    fn zones_changed(&self, _zones: &Zones) {}
 }
 
 /// A write that changed a prefix's delegation (the `HS_SITE` values of its prefix record).
@@ -182,8 +194,13 @@ pub const MAX_SECRETS_PER_WRITE: usize = 16;
 /// The node core (see the module docs); one per running node, shared by every front end.
 pub struct Node {
     registry: Arc<Registry>,
-    /// The prefixes this node serves itself, and so where it refers instead.
-    zones: Zones,
+    /// The prefixes this node serves itself, and so where it refers instead; swapped whole
+    /// when a prefix is homed or unhomed ([`Node::home`]), read without a lock.
+    zones: ArcSwap<Zones>,
+    /// Serialises [`Node::home`] calls.
+    homing: Mutex<()>,
+    /// Who may home and unhome prefixes: `(index, identifier)` (`[handle] server_admins`).
+    server_admins: Vec<(u32, String)>,
     auth: auth::Authenticator,
     subscribers: Vec<Arc<dyn Subscriber>>,
     /// Seals a copy of each new secret for the Handle protocol's challenge-response (see
@@ -192,13 +209,28 @@ pub struct Node {
 }
 
 impl Node {
-    /// A node serving `zones` (prefixes, `""` for the whole namespace) from `registry`.
-    pub fn new(registry: Arc<Registry>, zones: Zones) -> Self {
+    /// A node serving `zones` (prefixes, `""` for the whole namespace) and the prefixes homed
+    /// in `registry`, from `registry`.
+    pub fn new(registry: Arc<Registry>, zones: Zones) -> Result<Self, RegistryError> {
         // Half the cores for Argon2 at most: the DNS workers keep the other half under a flood
         // of authenticated requests.
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let auth = auth::Authenticator::new(cores.div_ceil(2));
-        Self { registry, zones, auth, subscribers: Vec::new(), seal_key: None }
+        let zones = ArcSwap::from_pointee(zones.with_homed(registry.homed()?));
+        Ok(Self {
+            registry,
+            zones,
+            homing: Mutex::new(()),
+            server_admins: Vec::new(),
+            auth,
+            subscribers: Vec::new(),
+            seal_key: None,
+        })
+    }
+
+    /// Lets `admins` (`(index, identifier)`) home and unhome prefixes.
+    pub fn set_server_admins(&mut self, admins: Vec<(u32, String)>) {
+        self.server_admins = admins;
     }
 
     /// Seals a copy of every secret written from now on with `key`.
@@ -221,9 +253,9 @@ impl Node {
         &self.registry
     }
 
-    /// The zones this node serves, and through them where it refers instead.
-    pub fn zones(&self) -> &Zones {
-        &self.zones
+    /// The zones this node serves now, and through them where it refers instead.
+    pub fn zones(&self) -> Arc<Zones> {
+        self.zones.load_full()
     }
 
     /// Checks credentials sent from `source` (see [`auth::Authenticator::authenticate`]): the
@@ -402,7 +434,7 @@ mod testing {
     /// `300:0.NA/88.200` (secret "s") and `88.100/X` with `values`.
     pub(super) fn node_with(values: Vec<Value>) -> (tempfile::TempDir, Node) {
         let dir = tempfile::tempdir().unwrap();
-        let node = Node::new(Arc::new(Registry::open(dir.path()).unwrap()), Zones::new(vec![String::new()]));
+        let node = Node::new(Arc::new(Registry::open(dir.path()).unwrap()), Zones::new(vec![String::new()])).unwrap();
         let put = |id: &str, values| {
             node.put(&Admin::node(), &Identifier::parse(id).unwrap(), values, &PutOptions::default()).unwrap()
         };

@@ -113,7 +113,7 @@ impl Node {
         filter: &ReadFilter,
     ) -> Result<Resolution, ReadError> {
         let snapshot = self.registry.snapshot()?;
-        if let Some(delegation) = self.zones.delegation_of(&snapshot, id)? {
+        if let Some(delegation) = self.zones.load().delegation_of(&snapshot, id)? {
             return Ok(Resolution::Referral(delegation));
         }
         let mut record =

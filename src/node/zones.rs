@@ -5,26 +5,59 @@
 //! under it to another node: every protocol refers there instead of answering (DNS with NS and
 //! glue at the cut, the HTTP API with a 300 and the sites). DNS zone selection, the HTTP API and
 //! export all ask this one value, so they cannot disagree about where a name is served.
+//!
+//! The zones are the configuration's (`[dns] zones`) and the prefixes homed at run time with the
+//! Handle protocol's HOME_NA by a server administrator (`[handle] server_admins`). Homed
+//! prefixes are stored in the registry, so they survive a restart; homing or unhoming one swaps
+//! the node's zones at once and tells every front end ([`super::Subscriber::zones_changed`]),
+//! which drop their cached answers.
 
-use crate::identifier::{Identifier, is_at_or_below, parent_prefix, prefix_record_key};
+use super::Node;
+use crate::auth::Admin;
+use crate::code::ResponseCode;
+use crate::identifier::{Identifier, check_prefix, is_at_or_below, parent_prefix, prefix_record_key};
 use crate::record::{Record, types};
 use crate::registry::{Reader, RegistryError};
 
 /// The prefixes a node serves itself, `""` standing for the whole namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Zones {
+    /// Every served prefix: the configured ones, then the homed ones.
     prefixes: Vec<String>,
+    /// How many of `prefixes` come from the configuration.
+    configured: usize,
 }
 
 impl Zones {
     /// The zones of a node serving `prefixes` (validated by the configuration).
     pub fn new(prefixes: Vec<String>) -> Self {
-        Self { prefixes }
+        Self { configured: prefixes.len(), prefixes }
     }
 
-    /// The served prefixes, as configured.
+    /// These zones' configured prefixes with `homed` beside them (those already served left out).
+    pub fn with_homed(&self, homed: impl IntoIterator<Item = String>) -> Self {
+        let mut prefixes = self.configured().to_vec();
+        for prefix in homed {
+            if !prefixes.iter().any(|p| p.eq_ignore_ascii_case(&prefix)) {
+                prefixes.push(prefix);
+            }
+        }
+        Self { prefixes, configured: self.configured }
+    }
+
+    /// Every served prefix, configured and homed.
     pub fn prefixes(&self) -> &[String] {
         &self.prefixes
+    }
+
+    /// The prefixes the configuration serves.
+    pub fn configured(&self) -> &[String] {
+        &self.prefixes[..self.configured]
+    }
+
+    /// The prefixes homed at run time.
+    pub fn homed(&self) -> &[String] {
+        &self.prefixes[self.configured..]
     }
 
     /// The zone that holds `prefix`: the longest served prefix at or above it (`88.100` holds
@@ -89,6 +122,85 @@ pub fn delegation<R: Reader + ?Sized>(reader: &R, zone: &str, prefix: &str) -> R
     Ok(None)
 }
 
+const SERVER_ADMINS: &str = "[handle] server_admins";
+
+/// Why a prefix was not homed or unhomed.
+#[derive(Debug, thiserror::Error)]
+pub enum HomeError {
+    #[error("{user} may not home or unhome prefixes here: only the node's server administrators may ({SERVER_ADMINS})")]
+    Forbidden { user: String },
+    #[error("{prefix:?} is not a prefix: {reason}")]
+    InvalidPrefix { prefix: String, reason: String },
+    #[error("{prefix} is served by this node's configuration ([dns] zones): edit the configuration to stop serving it")]
+    Configured { prefix: String },
+    #[error("{prefix} is not homed at this node")]
+    NotHomed { prefix: String },
+    #[error("this node cannot serve {prefix}: {reason}")]
+    Unservable { prefix: String, reason: String },
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+impl HomeError {
+    /// The Handle response code of this refusal.
+    pub fn code(&self) -> ResponseCode {
+        match self {
+            Self::Forbidden { .. } => ResponseCode::InsufficientPermissions,
+            Self::InvalidPrefix { .. } | Self::Unservable { .. } => ResponseCode::InvalidHandle,
+            Self::NotHomed { .. } => ResponseCode::ServerNotResponsible,
+            Self::Configured { .. } | Self::Registry(_) => ResponseCode::Error,
+        }
+    }
+}
+
+impl Node {
+    /// Homes `prefix` here (`home`), or unhomes it, as `admin`, who must be one of the node's
+    /// server administrators. Durable before the zones change and before it returns. Returns
+    /// whether the zones changed: homing a prefix already served is a success that changes
+    /// nothing. Only homed prefixes can be unhomed; configured ones stay until the
+    /// configuration changes.
+    pub fn home(&self, admin: &Admin, prefix: &str, home: bool) -> Result<bool, HomeError> {
+        if !admin.is_among(&self.registry.snapshot()?, &self.server_admins)? {
+            return Err(HomeError::Forbidden { user: admin.user() });
+        }
+        check_prefix(prefix)
+            .map_err(|e| HomeError::InvalidPrefix { prefix: prefix.to_owned(), reason: e.to_string() })?;
+        // One change at a time: each reads the zones, stores, then swaps them.
+        let _one = self.homing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let current = self.zones.load_full();
+        let same = |p: &String| p.eq_ignore_ascii_case(prefix);
+        let (stored, zones) = match home {
+            true if current.prefixes().iter().any(same) => return Ok(false),
+            true => {
+                let zones = current.with_homed(current.homed().iter().cloned().chain([prefix.to_owned()]));
+                for subscriber in &self.subscribers {
+                    subscriber
+                        .check_zones(&zones)
+                        .map_err(|reason| HomeError::Unservable { prefix: prefix.to_owned(), reason })?;
+                }
+                (prefix.to_owned(), zones)
+            }
+            false if current.configured().iter().any(same) => {
+                return Err(HomeError::Configured { prefix: prefix.to_owned() });
+            }
+            false => {
+                let Some(stored) = current.homed().iter().find(|p| same(p)).cloned() else {
+                    return Err(HomeError::NotHomed { prefix: prefix.to_owned() });
+                };
+                (stored.clone(), current.with_homed(current.homed().iter().filter(|p| **p != stored).cloned()))
+            }
+        };
+        self.registry.set_homed(&stored, home)?;
+        let zones = std::sync::Arc::new(zones);
+        self.zones.store(zones.clone());
+        tracing::info!(target: "audit", user = %admin.user(), prefix = %stored, home, "zones changed");
+        for subscriber in &self.subscribers {
+            subscriber.zones_changed(&zones);
+        }
+        Ok(true)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -113,6 +225,17 @@ mod tests {
                 (id.key(), Record::new(&id, vec![Value::new(1, kind, "x", 0)]).unwrap())
             })
             .collect())
+    }
+
+    #[test]
+    fn homed_prefixes_follow_the_configured_ones_once_each() {
+        let configured = Zones::new(vec!["88.100".into()]);
+        let zones = configured.with_homed(["88.200".into(), "88.100".into(), "88.300".into(), "88.200".into()]);
+        assert_eq!(zones.prefixes(), ["88.100", "88.200", "88.300"]);
+        assert_eq!(zones.configured(), ["88.100"]);
+        assert_eq!(zones.homed(), ["88.200", "88.300"]);
+        assert_eq!(zones.holding("88.200.7"), Some("88.200"));
+        assert_eq!(zones.with_homed(Vec::new()), configured, "unhoming all leaves the configured zones");
     }
 
     #[test]

@@ -85,7 +85,7 @@ pub fn assemble(
     config: &Config,
     registry: Arc<Registry>,
     seal_key: Option<Arc<SealKey>>,
-) -> Result<(Arc<Node>, Arc<Frontend>), crate::config::ConfigError> {
+) -> Result<(Arc<Node>, Arc<Frontend>), ServerError> {
     assemble_all(config, registry, seal_key, crate::handle::site_info::OwnSite::default()).map(|a| (a.node, a.dns))
 }
 
@@ -103,12 +103,13 @@ pub fn assemble_all(
     registry: Arc<Registry>,
     seal_key: Option<Arc<SealKey>>,
     site: crate::handle::site_info::OwnSite,
-) -> Result<Assembled, crate::config::ConfigError> {
-    let mut node = Node::new(registry.clone(), config.dns.zones());
+) -> Result<Assembled, ServerError> {
+    let mut node = Node::new(registry.clone(), config.dns.zones())?;
+    node.set_server_admins(config.handle.server_admins()?);
     if let Some(key) = seal_key {
         node.set_seal_key(key);
     }
-    let dns = Arc::new(Frontend::from_config(config, node.zones(), registry)?);
+    let dns = Arc::new(Frontend::from_config(config, &node.zones(), registry)?);
     node.subscribe(dns.authoritative().clone());
     let handle_cache =
         config.handle.cache_bytes().map(|bytes| Arc::new(crate::handle::cache::ResolutionCache::new(bytes)));
@@ -144,6 +145,8 @@ pub enum ServerError {
     Task(#[from] tokio::task::JoinError),
     #[error(transparent)]
     ServerKey(#[from] crate::handle::key::KeyError),
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
 }
 
 use crate::handle::{key::ServerKey, site_info};

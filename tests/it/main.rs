@@ -6,6 +6,7 @@ mod cli;
 mod dns;
 mod handle;
 mod handle_admin;
+mod handle_home;
 mod hardening;
 mod hierarchy;
 mod http_server;
@@ -45,7 +46,11 @@ pub async fn start_server() -> TestNode {
 }
 
 pub async fn start_server_with(adjust: impl FnOnce(&mut Config)) -> TestNode {
-    let dir = tempfile::tempdir().unwrap();
+    start_server_in(tempfile::tempdir().unwrap(), true, adjust).await
+}
+
+/// A node on the data directory `dir`, with the demo namespace loaded into it when `demo`.
+async fn start_server_in(dir: tempfile::TempDir, demo: bool, adjust: impl FnOnce(&mut Config)) -> TestNode {
     let mut config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
     config.dns.listen = "127.0.0.1:0".parse().unwrap();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
@@ -53,7 +58,9 @@ pub async fn start_server_with(adjust: impl FnOnce(&mut Config)) -> TestNode {
     config.dns.udp_workers = 2;
     adjust(&mut config);
     let registry = Arc::new(Registry::open(&config.data_dir).unwrap());
-    idnode::demo::load(&registry).unwrap();
+    if demo {
+        idnode::demo::load(&registry).unwrap();
+    }
     let server = Server::start(&config, registry.clone()).await.unwrap();
     let (node, frontend) = (server.node().clone(), server.frontend().clone());
     let handle_frontend = server.handle_frontend().clone();
@@ -84,5 +91,16 @@ impl TestNode {
     pub async fn stop(mut self) {
         self.shutdown.take().unwrap().send(()).unwrap();
         self.task.take().unwrap().await.unwrap().unwrap();
+    }
+
+    /// Stops the node and starts it again on the same data directory (new ports), configured
+    /// by `adjust`.
+    pub async fn restart(mut self, adjust: impl FnOnce(&mut Config)) -> TestNode {
+        self.shutdown.take().unwrap().send(()).unwrap();
+        self.task.take().unwrap().await.unwrap().unwrap();
+        let TestNode { _dir: dir, registry, node, frontend, handle_frontend, .. } = self;
+        // The registry is closed only when its last holder lets go.
+        drop((registry, node, frontend, handle_frontend));
+        start_server_in(dir, false, adjust).await
     }
 }

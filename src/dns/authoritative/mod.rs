@@ -18,12 +18,14 @@
 pub mod zone;
 
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::wire::{self, Body, QueryName, rcode};
+use super::wire::{self, Body, rcode};
 use super::{Question, mapping};
 use crate::cache::{Cache, CacheStats, Entry};
 use crate::registry::Registry;
@@ -34,7 +36,13 @@ const MIN_CACHE_TIME: Duration = Duration::from_secs(1);
 
 pub struct Authoritative {
     /// The zones this node is authoritative for; a query goes to the deepest one holding it.
-    zones: Vec<Zone>,
+    /// Swapped whole when the node homes or unhomes a prefix.
+    zones: ArcSwap<Vec<Zone>>,
+    /// The national apex in lower-case wire form: the same for every zone.
+    national_apex: Vec<u8>,
+    /// The settings the zones were made from, to make them again when the node's zones change;
+    /// `None`: this role's zones are fixed.
+    settings: Option<crate::config::DnsConfig>,
     registry: Arc<Registry>,
     cache: Cache<AnswerSet>,
     servfail: Body,
@@ -49,8 +57,11 @@ impl Authoritative {
     /// with a front cache of `cache_bytes`.
     pub fn new(zones: Vec<ZoneConfig>, registry: Arc<Registry>, cache_bytes: u64) -> Self {
         assert!(!zones.is_empty(), "a node serves at least one zone");
+        let zones: Vec<Zone> = zones.into_iter().map(Zone::new).collect();
         Self {
-            zones: zones.into_iter().map(Zone::new).collect(),
+            national_apex: zones[0].national_apex_wire().to_vec(),
+            zones: ArcSwap::from_pointee(zones),
+            settings: None,
             registry,
             cache: Cache::new(cache_bytes),
             servfail: Body { rcode: rcode::SERVFAIL, authoritative: false, ..Body::empty() },
@@ -58,13 +69,20 @@ impl Authoritative {
         }
     }
 
-    pub fn zones(&self) -> &[Zone] {
-        &self.zones
+    /// Makes this role's zones follow the node's (homed prefixes), made from `settings`.
+    pub fn following(mut self, settings: crate::config::DnsConfig) -> Self {
+        self.settings = Some(settings);
+        self
     }
 
-    /// The zone that holds `name`, and the name's labels left of its apex; `None` outside them.
-    pub fn holding(&self, name: &QueryName) -> Option<(&Zone, usize)> {
-        zone::holding(&self.zones, name)
+    /// The zones served now; [`zone::holding`] picks the one holding a name.
+    pub fn zones(&self) -> arc_swap::Guard<Arc<Vec<Zone>>> {
+        self.zones.load()
+    }
+
+    /// The national apex in lower-case wire form.
+    pub fn national_apex_wire(&self) -> &[u8] {
+        &self.national_apex
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -116,7 +134,7 @@ impl Authoritative {
 impl crate::node::Subscriber for Authoritative {
     fn changed(&self, change: &crate::node::Changed) {
         self.generation.fetch_add(1, Ordering::SeqCst);
-        let apex = self.zones[0].national_apex_wire();
+        let apex = &self.national_apex;
         for id in &change.identifiers {
             for name in mapping::affected_names(id, apex) {
                 self.cache.remove(&name);
@@ -132,7 +150,7 @@ impl crate::node::Subscriber for Authoritative {
     /// name, or every query below the cut would get SERVFAIL.
     fn check_delegation(&self, prefix: &str, record: &crate::record::Record) -> Result<(), String> {
         let servers: usize = crate::record::site::sites_in(record).iter().map(|site| site.servers.len()).sum();
-        let cut = mapping::prefix_name(prefix, self.zones[0].national_apex_wire());
+        let cut = mapping::prefix_name(prefix, &self.national_apex);
         let longest = cut.len() + 1 + format!("ns{servers}").len();
         if longest > wire::MAX_NAME {
             return Err(format!(
@@ -141,6 +159,27 @@ impl crate::node::Subscriber for Authoritative {
             ));
         }
         Ok(())
+    }
+
+    /// A homed prefix becomes a zone of its own, named and filled in as configured ones are.
+    fn check_zones(&self, zones: &crate::node::Zones) -> Result<(), String> {
+        let settings = self.settings.as_ref().ok_or("this DNS front end's zones are fixed")?;
+        zone::zone_config(settings, zones).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// Serves the new zones and drops every cached answer: a name may now be in another zone,
+    /// or in none.
+    fn zones_changed(&self, zones: &crate::node::Zones) {
+        let Some(settings) = &self.settings else { return };
+        match zone::zone_config(settings, zones) {
+            Ok(configs) if !configs.is_empty() => {
+                self.zones.store(Arc::new(configs.into_iter().map(Zone::new).collect()))
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "the new zones cannot be served over DNS; the old ones stay"),
+        }
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.cache.retain(|_| false);
     }
 }
 
@@ -151,6 +190,7 @@ mod tests {
 
     use super::*;
     use crate::auth::Admin;
+    use crate::dns::wire::QueryName;
     use crate::dns::{Scratch, Transport, Verdict};
     use crate::record::Value;
 
@@ -169,7 +209,8 @@ mod tests {
         let mut name = QueryName::default();
         wire::parse(&request, &mut name).unwrap();
         let authoritative = frontend.authoritative();
-        let (zone, own) = authoritative.holding(&name).unwrap();
+        let zones = authoritative.zones();
+        let (zone, own) = zone::holding(&zones, &name).unwrap();
         let now = Instant::now();
         // The miss reads the registry, then the write commits and drops the name, then the
         // miss caches what it read: exactly the interleaving of the race.
