@@ -212,10 +212,16 @@ enum ThrottleKey {
 
 impl ThrottleKey {
     fn source(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(_) => Self::Source(ip),
-            IpAddr::V6(v6) => Self::Source(IpAddr::V6((u128::from(v6) & !0u128 << 64).into())),
-        }
+        Self::Source(client_of(ip))
+    }
+}
+
+/// The client an address stands for: an IPv4 address itself, an IPv6 address its /64 (one
+/// host's usual allocation). What per-client bounds count by.
+pub fn client_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !0u128 << 64).into()),
     }
 }
 

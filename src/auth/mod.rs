@@ -23,7 +23,7 @@ use crate::record::admin::{decode_admin, decode_vlist};
 use crate::record::{Record, Value, types};
 use crate::registry::{Reader, RegistryError};
 
-pub use self::authenticator::Authenticator;
+pub use self::authenticator::{Authenticator, client_of};
 
 /// 5: how deep `HS_VLIST` groups may nest before a check gives up (cycles end there too).
 const MAX_GROUP_DEPTH: usize = 5;

@@ -150,7 +150,8 @@ impl Frontend {
         let version = request.envelope.suggested.min(message::MAX_VERSION);
         let digest = message::request_digest(version, request.signed);
         let session = conn.session.as_ref().map(|s| s.id);
-        let (id, nonce) = self.challenges.issue(&request.envelope, message, digest, session, Instant::now());
+        let (id, nonce) =
+            self.challenges.issue(&request.envelope, message, digest, session, conn.source, Instant::now());
         // A challenge always carries the digest.
         let mut asked = *request;
         asked.header.op_flags |= op_flags::RETURN_DIGEST;

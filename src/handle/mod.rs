@@ -165,7 +165,7 @@ impl Frontend {
                 return self.recurse(&request, message, now, out);
             }
             opcode::RESOLUTION => self.resolution(&request, conn.principal(), message, conn, now, out),
-            opcode::SESSION_SETUP => self.session_setup(&request, now, out),
+            opcode::SESSION_SETUP => self.session_setup(&request, conn.source, now, out),
             opcode::SESSION_TERMINATE => self.session_end(&request, conn, now, out),
             opcode::RESPONSE_TO_CHALLENGE => self.answer_challenge(&request, now, conn, out),
             op if admin::is_administration(op) => self.administer(&request, message, now, conn, out),

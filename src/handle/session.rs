@@ -7,11 +7,14 @@
 //! challenge answered in it (the challenge's id is the session's) and then runs its requests as
 //! that administrator without further challenges. SESSION_TERMINATE ends it.
 //!
-//! Bounded: at most [`MAX_SESSIONS`] at once (the least recently used goes first), each for at
-//! most [`MAX_SESSION_TIME`] and [`IDLE_TIME`] without a request; Diffie-Hellman groups of 1024
-//! to 4096 bits.
+//! Bounded: at most [`MAX_SESSIONS`] at once (the least recently used goes first), at most
+//! [`MAX_SESSIONS_PER_CLIENT`] for one client (an IPv4 address, an IPv6 /64: its own least
+//! recently used goes first, so one client's setups cannot push out other clients' sessions),
+//! each for at most [`MAX_SESSION_TIME`] and [`IDLE_TIME`] without a request; Diffie-Hellman
+//! groups of 1024 to 4096 bits.
 
 use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -27,6 +30,10 @@ use crate::code::ResponseCode;
 
 /// 4,096: sessions at once. CNRI's client keeps one per server and identity.
 pub(super) const MAX_SESSIONS: usize = 4096;
+/// 128: sessions at once for one client. CNRI's client keeps one per administrator and server;
+/// a host running many tools or SDK instances has a few dozen. It takes 32 clients to fill
+/// [`MAX_SESSIONS`].
+pub(super) const MAX_SESSIONS_PER_CLIENT: usize = 128;
 /// 24 hours: the longest a session lives (CNRI's client asks 86,400 s).
 pub(super) const MAX_SESSION_TIME: Duration = Duration::from_secs(86_400);
 /// 30 minutes: a session unused this long ends (the client sets up another on SESSION_TIMEOUT).
@@ -50,6 +57,8 @@ struct Session {
     created: Instant,
     used: Instant,
     counters: BTreeSet<u32>,
+    /// The client that set it up ([`crate::auth::client_of`]).
+    client: Option<IpAddr>,
 }
 
 /// The sessions of the node.
@@ -70,9 +79,9 @@ pub(super) struct InSession {
 }
 
 impl Sessions {
-    /// Answers a SESSION_SETUP body: the new session's id and the response's body (after the
-    /// digest), or the refusal.
-    pub(super) fn setup(&self, body: &[u8], now: Instant) -> Result<(u32, Vec<u8>), Refusal> {
+    /// Answers a SESSION_SETUP body from `source`: the new session's id and the response's body
+    /// (after the digest), or the refusal.
+    pub(super) fn setup(&self, body: &[u8], source: Option<IpAddr>, now: Instant) -> Result<(u32, Vec<u8>), Refusal> {
         let malformed = (ResponseCode::InvalidSessionSetup, "the session setup request is malformed");
         let mut r = Reader::new(body);
         let mode = r.u16().map_err(|_| malformed)?;
@@ -101,15 +110,21 @@ impl Sessions {
         response.extend_from_slice(&MODE_DH.to_be_bytes());
         write_bytes(&mut response, &data);
         response.extend_from_slice(&[0, 0]); // as CNRI writes it
-        let session = Session { key, identity, admin: None, created: now, used: now, counters: BTreeSet::new() };
+        let client = source.map(crate::auth::client_of);
+        let counters = BTreeSet::new();
+        let session = Session { key, identity, admin: None, created: now, used: now, counters, client };
         Ok((self.insert(session, now), response))
     }
 
     fn insert(&self, session: Session, now: Instant) -> u32 {
         let mut sessions = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         sessions.retain(|_, s| alive(s, now));
-        if sessions.len() >= MAX_SESSIONS {
-            if let Some(oldest) = sessions.iter().min_by_key(|(_, s)| s.used).map(|(id, _)| *id) {
+        let client = session.client;
+        let its_own = |s: &Session| client.is_some() && s.client == client;
+        let crowded = sessions.values().filter(|s| its_own(s)).count() >= MAX_SESSIONS_PER_CLIENT;
+        if crowded || sessions.len() >= MAX_SESSIONS {
+            let candidates = sessions.iter().filter(|(_, s)| !crowded || its_own(s));
+            if let Some(oldest) = candidates.min_by_key(|(_, s)| s.used).map(|(id, _)| *id) {
                 sessions.remove(&oldest);
             }
         }
@@ -266,12 +281,18 @@ fn session_key(shared: &BigUint) -> [u8; 32] {
 impl super::Frontend {
     /// SESSION_SETUP: a new session, its id in the envelope; the response is signed with the
     /// server key (the client asks for it, and trusts the node's Diffie-Hellman value only so).
-    pub(super) fn session_setup(&self, request: &Request<'_>, now: u32, out: &mut Vec<u8>) -> super::Envelope {
+    pub(super) fn session_setup(
+        &self,
+        request: &Request<'_>,
+        source: Option<IpAddr>,
+        now: u32,
+        out: &mut Vec<u8>,
+    ) -> super::Envelope {
         if self.site.key().is_none() {
             let text = "this node has no server key to sign a session with: run idnode admin init";
             return super::error(request, ResponseCode::SessionFailed, text, now, out);
         }
-        match self.sessions.setup(request.body, Instant::now()) {
+        match self.sessions.setup(request.body, source, Instant::now()) {
             Ok((id, body)) => {
                 let mut envelope =
                     request.respond(ResponseCode::Success.number(), now, out, |out| out.extend_from_slice(&body));
@@ -331,7 +352,7 @@ mod tests {
         let p = BigUint::parse_bytes(P.as_bytes(), 16).unwrap();
         let x = BigUint::from(0x1234_5678_9abc_def1u64);
         let y = BigUint::from(2u32).modpow(&x, &p);
-        let (id, body) = sessions.setup(&setup_body(&y, &p, "0.NA/88.100"), Instant::now()).unwrap();
+        let (id, body) = sessions.setup(&setup_body(&y, &p, "0.NA/88.100"), None, Instant::now()).unwrap();
         let mut r = Reader::new(&body);
         assert_eq!(r.u16().unwrap(), MODE_DH);
         let data = r.bytes().unwrap();
@@ -434,14 +455,37 @@ mod tests {
     fn weak_or_malformed_groups_are_refused() {
         let sessions = Sessions::default();
         let small = BigUint::from(0xffff_fffbu32);
-        let refused = sessions.setup(&setup_body(&BigUint::from(5u32), &small, ""), Instant::now());
+        let refused = sessions.setup(&setup_body(&BigUint::from(5u32), &small, ""), None, Instant::now());
         assert!(matches!(refused, Err((ResponseCode::InvalidSessionSetup, _))));
         let p = BigUint::parse_bytes(P.as_bytes(), 16).unwrap();
-        let refused = sessions.setup(&setup_body(&BigUint::from(1u32), &p, ""), Instant::now());
+        let refused = sessions.setup(&setup_body(&BigUint::from(1u32), &p, ""), None, Instant::now());
         assert!(refused.is_err(), "y = 1");
         let mut body = setup_body(&BigUint::from(5u32), &p, "");
         body[1] = 1;
-        assert!(matches!(sessions.setup(&body, Instant::now()), Err((ResponseCode::SessionFailed, _))));
-        assert!(sessions.setup(&[0, 4], Instant::now()).is_err());
+        assert!(matches!(sessions.setup(&body, None, Instant::now()), Err((ResponseCode::SessionFailed, _))));
+        assert!(sessions.setup(&[0, 4], None, Instant::now()).is_err());
+    }
+
+    #[test]
+    fn a_client_setting_up_sessions_pushes_out_only_its_own() {
+        let sessions = Sessions::default();
+        let t0 = Instant::now();
+        let session = |from: &str, at: u64| Session {
+            key: [0; 32],
+            identity: None,
+            admin: None,
+            created: t0,
+            used: t0 + Duration::from_millis(at),
+            counters: BTreeSet::new(),
+            client: Some(crate::auth::client_of(from.parse().unwrap())),
+        };
+        let honest = sessions.insert(session("192.0.2.1", 0), t0);
+        let first = sessions.insert(session("192.0.2.9", 1), t0);
+        for n in 0..MAX_SESSIONS_PER_CLIENT as u64 + 50 {
+            sessions.insert(session("192.0.2.9", 2 + n), t0);
+        }
+        assert!(sessions.key(honest).is_some(), "the other client's session stayed");
+        assert!(sessions.key(first).is_none(), "the flooding client's least recently used went");
+        assert_eq!(sessions.inner.lock().unwrap().len(), 1 + MAX_SESSIONS_PER_CLIENT);
     }
 }
