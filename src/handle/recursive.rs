@@ -175,15 +175,36 @@ impl Recursor {
                 }
             }
         }
-        let question = site_question(&format!("0.NA/{prefix}"));
+        let mut question = site_question(&format!("0.NA/{prefix}"));
         let mut servers = self.roots.clone();
+        // A referral or a prefix record may name its sites through service handles (HS_SERV,
+        // as the Global Handle Registry delegates many prefixes): each is resolved at the roots
+        // for its HS_SITE values, within the same count of referrals.
+        let mut services: Vec<String> = Vec::new();
+        let mut referred = false;
         for _ in 0..=self.max_referrals {
             let answer = self.ask_any(&servers, &question, QUESTION_ID, deadline)?;
-            let (code, sites) =
+            let (code, sites, named) =
                 sites_in(&answer).ok_or((ResponseCode::Error, "a node's answer is malformed".into()))?;
             let found = tcp_addresses(&sites);
             match code {
-                1 if !found.is_empty() => {
+                1 | 303 if found.is_empty() && !named.is_empty() && services.is_empty() => {
+                    // Ask the roots for the first service handle's sites; the answer stands for
+                    // this one (a referral's sites are asked the prefix again).
+                    services = named.into_iter().take(MAX_SERVICES).rev().collect();
+                    referred = code == 303;
+                    question = site_question(services.last().map_or("", String::as_str));
+                    servers = self.roots.clone();
+                    continue;
+                }
+                1 if found.is_empty() && services.len() > 1 => {
+                    // That service handle named no site: the next one.
+                    services.pop();
+                    question = site_question(services.last().map_or("", String::as_str));
+                    servers = self.roots.clone();
+                    continue;
+                }
+                1 if !found.is_empty() && !referred => {
                     let mut cache = self.sites.lock().unwrap_or_else(|p| p.into_inner());
                     if cache.len() >= SITES_KEPT {
                         let now = Instant::now();
@@ -195,7 +216,15 @@ impl Recursor {
                     cache.insert(key, (found.clone(), Instant::now() + self.max_ttl));
                     return Ok(found);
                 }
+                // Referred further down: the same question there.
                 303 if !found.is_empty() => servers = found,
+                1 if !found.is_empty() => {
+                    // The sites of a referral's service handle: ask them for the prefix.
+                    servers = found;
+                    question = site_question(&format!("0.NA/{prefix}"));
+                    services.clear();
+                    referred = false;
+                }
                 100 => return Err((ResponseCode::HandleNotFound, format!("no node serves the prefix {prefix}"))),
                 _ => return Err((ResponseCode::Error, format!("no site for the prefix {prefix} (answer {code})"))),
             }
@@ -334,9 +363,12 @@ fn site_question(handle: &str) -> Vec<u8> {
     out
 }
 
-/// The response code of `answer` and the sites its values carry (`HS_SITE`, or
-/// `HS_SITE.PREFIX` in a referral).
-fn sites_in(answer: &[u8]) -> Option<(u32, Vec<Site>)> {
+/// 4: service handles of one answer tried, in turn, for sites.
+const MAX_SERVICES: usize = 4;
+
+/// The response code of `answer`, the sites its values carry (`HS_SITE`, or `HS_SITE.PREFIX` in
+/// a referral) and the service handles they name (`HS_SERV`, `HS_SERV.PREFIX`).
+fn sites_in(answer: &[u8]) -> Option<(u32, Vec<Site>, Vec<String>)> {
     let message = answer.get(ENVELOPE_LEN..)?;
     let header = Header::decode(message).ok()?;
     let body = message.get(24..24 + header.body_length as usize)?;
@@ -345,11 +377,11 @@ fn sites_in(answer: &[u8]) -> Option<(u32, Vec<Site>)> {
         return None; // never asked for
     }
     if !matches!(header.response_code, 1 | 303) {
-        return Some((header.response_code, Vec::new()));
+        return Some((header.response_code, Vec::new(), Vec::new()));
     }
     r.bytes().ok()?;
     let count = r.u32().ok()?;
-    let mut sites = Vec::new();
+    let (mut sites, mut services) = (Vec::new(), Vec::new());
     for _ in 0..count {
         r.take(14).ok()?;
         let kind = r.bytes().ok()?;
@@ -360,8 +392,12 @@ fn sites_in(answer: &[u8]) -> Option<(u32, Vec<Site>)> {
         if let Some(decoded) = site.then(|| Site::decode(data)).flatten() {
             sites.push(decoded);
         }
+        let service = kind.eq_ignore_ascii_case(b"HS_SERV") || kind.eq_ignore_ascii_case(b"HS_SERV.PREFIX");
+        if let Some(handle) = service.then(|| std::str::from_utf8(data).ok()).flatten() {
+            services.push(handle.to_owned());
+        }
     }
-    Some((header.response_code, sites))
+    Some((header.response_code, sites, services))
 }
 
 /// Every server's TCP interface in `sites`.
@@ -396,7 +432,7 @@ mod tests {
         assert!(sites_in(&[0; 10]).is_none());
         let mut answer = site_question("x");
         answer[ENVELOPE_LEN + 4..ENVELOPE_LEN + 8].copy_from_slice(&100u32.to_be_bytes());
-        assert_eq!(sites_in(&answer).map(|(c, s)| (c, s.len())), Some((100, 0)));
+        assert_eq!(sites_in(&answer).map(|(c, s, _)| (c, s.len())), Some((100, 0)));
     }
 
     #[test]

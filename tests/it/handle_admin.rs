@@ -65,11 +65,11 @@ pub(crate) struct In {
     pub(crate) body: Vec<u8>,
 }
 
-fn word(b: &[u8], at: usize) -> u32 {
+pub(crate) fn word(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes(b[at..at + 4].try_into().unwrap())
 }
 
-fn string(out: &mut Vec<u8>, b: &[u8]) {
+pub(crate) fn string(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(&(b.len() as u32).to_be_bytes());
     out.extend_from_slice(b);
 }
@@ -120,7 +120,7 @@ pub(crate) fn handle_only(handle: &str) -> Vec<u8> {
     b
 }
 
-fn resolution(handle: &str) -> Vec<u8> {
+pub(crate) fn resolution(handle: &str) -> Vec<u8> {
     let mut b = handle_only(handle);
     b.extend_from_slice(&[0; 8]); // no indexes, no types
     b

@@ -7,6 +7,7 @@ mod dns;
 mod handle;
 mod handle_admin;
 mod handle_home;
+mod handle_recursive;
 mod hardening;
 mod hierarchy;
 mod http_server;

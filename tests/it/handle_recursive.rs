@@ -1,0 +1,48 @@
+//! The recursive role over the Handle protocol when prefixes are delegated through service
+//! handles (`HS_SERV`, as the Global Handle Registry delegates many): the recursive node
+//! resolves the service handle at the roots for its sites, and resolves there.
+
+use idnode::auth::Admin;
+use idnode::identifier::Identifier;
+use idnode::node::PutOptions;
+use idnode::record::Value;
+
+use crate::handle_admin::{Out, once, resolution, string};
+
+const REC_PO: u32 = 0x1000_0000 | 0x0100_0000;
+
+#[tokio::test]
+async fn a_prefix_named_through_a_service_handle_is_resolved_at_the_service_s_site() {
+    let secondary = crate::start_server_with(|c| c.dns.zones = vec!["88.100".into()]).await;
+    let top = crate::start_server_with(|c| c.dns.zones = vec!["88".into()]).await;
+    let mut info = Vec::new();
+    string(&mut info, b"/");
+    let site = once(secondary.handle, &Out::new(2, 1, info)).await.body;
+    // 0.NA/88.100 names its site through 0.SERV/88.100, which holds it.
+    let put = |id: &str, kind: &str, data: Vec<u8>| {
+        let values = vec![Value::new(1, kind, data, 0)];
+        top.node.put(&Admin::node(), &Identifier::parse(id).unwrap(), values, &PutOptions::default()).unwrap();
+    };
+    put("0.NA/88.100", "HS_SERV", b"0.SERV/88.100".to_vec());
+    put("0.SERV/88.100", "HS_SITE", site);
+    let root = top.handle;
+    let recursive = crate::start_server_with(|c| c.recursive.handle_roots = vec![root]).await;
+    let ask = |handle: &str, request: u32| Out { flags: REC_PO, ..Out::new(1, request, resolution(handle)) };
+
+    let answer = once(recursive.handle, &ask("88.100.1/ABC-123", 5)).await;
+    assert_eq!((answer.code, answer.request), (1, 5), "{answer:?}");
+    assert!(String::from_utf8_lossy(&answer.body).contains("https://example.com/products/ABC-123"));
+    // A service handle that is not registered: HANDLE_NOT_FOUND saying so, not a hang; one
+    // that names no site: an error.
+    put("0.NA/88.600", "HS_SERV", b"0.SERV/NOWHERE".to_vec());
+    let lost = once(recursive.handle, &ask("88.600/X", 6)).await;
+    assert_eq!(lost.code, 100, "{lost:?}");
+    assert!(String::from_utf8_lossy(&lost.body).contains("no node serves the prefix 88.600"), "{lost:?}");
+    put("0.NA/88.700", "HS_SERV", b"0.SERV/88.700".to_vec());
+    put("0.SERV/88.700", "URL", b"https://not-a-site.example/".to_vec());
+    let siteless = once(recursive.handle, &ask("88.700/X", 7)).await;
+    assert_eq!(siteless.code, 2, "{siteless:?}");
+    recursive.stop().await;
+    top.stop().await;
+    secondary.stop().await;
+}
