@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::{Delegation, Op, ValueChange, WriteError};
+use super::{Delegation, Op, Quotas, ValueChange, WriteError};
 use crate::auth::{Admin, Permission};
 use crate::identifier::{Identifier, check_prefix, parent_prefix};
 use crate::record::{Record, Value, types};
@@ -20,6 +20,7 @@ pub(super) fn apply(
     txn: &mut WriteTxn<'_>,
     admin: &Admin,
     op: &Op,
+    quotas: &Quotas,
     now: i64,
 ) -> Result<(Applied, Option<Delegation>), WriteError> {
     match op {
@@ -29,6 +30,7 @@ pub(super) fn apply(
                     return Err(WriteError::NotFound { identifier: id.to_string() });
                 }
                 check_create(txn, admin, id)?;
+                check_quota(txn, admin, id, quotas)?;
                 let record = Record::new(id, stamp(values.clone(), now))?;
                 let applied = txn.put(&record, true)?;
                 return Ok((applied, delegation_change(None, Some(&record))));
@@ -132,6 +134,32 @@ fn check_create(reader: &impl Reader, admin: &Admin, id: &Identifier) -> Result<
         None => admin.is_node(),
     };
     if allowed { Ok(()) } else { Err(forbidden(admin, action, id.as_str())) }
+}
+
+/// Creating an identifier needs room under its prefix's identifier quota; creating a prefix
+/// record, room under its parent's prefix quota (both counted as this transaction sees them, so
+/// a batch's earlier creates count). Replacing and deleting never meet a quota, nor does the
+/// node's own principal.
+fn check_quota(txn: &WriteTxn<'_>, admin: &Admin, id: &Identifier, quotas: &Quotas) -> Result<(), WriteError> {
+    if admin.is_node() {
+        return Ok(());
+    }
+    match id.record_prefix() {
+        Some(prefix) => {
+            let Some(parent) = parent_prefix(prefix) else { return Ok(()) };
+            let limit = quotas.prefixes(parent);
+            if limit > 0 && txn.count_derived(parent, limit)? >= limit {
+                return Err(WriteError::QuotaPrefixes { prefix: parent.to_owned(), limit });
+            }
+        }
+        None => {
+            let limit = quotas.identifiers(id.prefix());
+            if limit > 0 && txn.count_under(id.prefix())? >= limit {
+                return Err(WriteError::QuotaIdentifiers { prefix: id.prefix().to_owned(), limit });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Deleting a record needs DeleteHandle on it (or the prefix records above it); deleting a

@@ -105,6 +105,7 @@ pub fn assemble_all(
     site: crate::handle::site_info::OwnSite,
 ) -> Result<Assembled, crate::config::ConfigError> {
     let mut node = Node::new(registry.clone(), config.dns.zones());
+    node.set_quotas(config.quota.quotas()?);
     if let Some(key) = seal_key {
         node.set_seal_key(key);
     }
