@@ -285,7 +285,7 @@ fn changed(old: &Value, new: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::super::testing::login;
-    use super::super::{Node, PutOptions};
+    use super::super::{Node, PutOptions, Quotas};
     use super::*;
     use crate::auth::ALL_PERMISSIONS;
     use crate::record::admin::encode_admin;
@@ -384,5 +384,91 @@ mod tests {
             assert!(matches!(err, WriteError::InvalidPrefix { .. }), "{handle}: {err}");
         }
         node.put(&Admin::node(), &Identifier::parse("0.NA/88.100.5").unwrap(), vec![], &PutOptions::default()).unwrap();
+    }
+
+    //------------ Quotas ---------------------------------------------------------------------
+
+    use super::super::quota::{Limits, Override};
+
+    fn with_quotas(global: Limits, overrides: Vec<(&str, Override)>) -> (tempfile::TempDir, Node) {
+        let (dir, mut node) = node();
+        node.set_quotas(Quotas::new(global, overrides.into_iter().map(|(p, o)| (p.to_owned(), o))));
+        (dir, node)
+    }
+
+    fn create(node: &Node, admin: &Admin, handle: &str) -> Result<Applied, WriteError> {
+        node.put(admin, &Identifier::parse(handle).unwrap(), vec![], &PutOptions::default())
+    }
+
+    #[test]
+    fn the_identifier_quota_refuses_the_next_create_but_never_a_replace_or_a_delete() {
+        // 88.100 holds 88.100/X already: room for one more.
+        let (_dir, node) = with_quotas(Limits { identifiers: 2, ..Limits::default() }, vec![]);
+        let owner = login(&node, "88.100");
+        create(&node, &owner, "88.100/Y").unwrap();
+        let err = create(&node, &owner, "88.100/Z").unwrap_err();
+        assert!(matches!(&err, WriteError::QuotaIdentifiers { prefix, limit: 2 } if prefix == "88.100"), "{err}");
+        assert_eq!(err.code().number(), 604);
+        assert!(err.to_string().contains("604"), "the message names the national code: {err}");
+        assert_eq!(create(&node, &owner, "88.100/Y").unwrap(), Applied::Replaced, "a replace is never refused");
+        assert_eq!(create(&node, &owner, "88.100/y").unwrap(), Applied::Replaced, "matched ignoring case");
+        node.delete(&owner, &Identifier::parse("88.100/Y").unwrap(), None).unwrap();
+        create(&node, &owner, "88.100/Z").unwrap();
+        create(&node, &owner, "88.100.5/A").unwrap();
+        create(&node, &Admin::node(), "88.100/W").unwrap();
+        assert_eq!(node.registry().count_under("88.100").unwrap(), 3, "the node's own principal has no quota");
+        // A batch is decided op by op on what the ones before it did.
+        let op = |h: &str| Op::Put { id: Identifier::parse(h).unwrap(), values: vec![], options: PutOptions::default() };
+        let delete = |h: &str| Op::Delete { id: Identifier::parse(h).unwrap(), indexes: None };
+        // X, Z and W: over the limit, so room for one only after two deletes.
+        let batch = vec![delete("88.100/W"), delete("88.100/Z"), op("88.100/V"), op("88.100/U")];
+        let err = node.batch(&owner, batch).unwrap_err();
+        assert_eq!((err.position, err.error.code().number()), (3, 604));
+        assert!(node.registry().get(&Identifier::parse("88.100/W").unwrap()).unwrap().is_some(), "nothing applied");
+        node.batch(&owner, vec![delete("88.100/W"), delete("88.100/Z"), op("88.100/V")]).unwrap();
+        assert_eq!(node.registry().count_under("88.100").unwrap(), 2);
+    }
+
+    #[test]
+    fn concurrent_creates_cannot_both_take_the_last_place() {
+        let (_dir, node) = with_quotas(Limits { identifiers: 2, ..Limits::default() }, vec![]);
+        let owner = login(&node, "88.100");
+        let (node, owner) = (&node, &owner);
+        let created: usize = std::thread::scope(|scope| {
+            let tries: Vec<_> =
+                (0..4).map(|i| scope.spawn(move || create(node, owner, &format!("88.100/T{i}")).is_ok())).collect();
+            tries.into_iter().map(|t| usize::from(t.join().unwrap())).sum()
+        });
+        assert_eq!((created, node.registry().count_under("88.100").unwrap()), (1, 2));
+    }
+
+    #[test]
+    fn the_prefix_quota_counts_derived_prefixes_one_level_down() {
+        let lifted = Override { prefixes: Some(0), ..Override::default() };
+        let (_dir, node) = with_quotas(Limits { prefixes: 1, ..Limits::default() }, vec![("88.200", lifted)]);
+        let owner = login(&node, "88.100");
+        create(&node, &owner, "0.NA/88.100.1").unwrap();
+        let err = create(&node, &owner, "0.NA/88.100.2").unwrap_err();
+        assert!(matches!(&err, WriteError::QuotaPrefixes { prefix, limit: 1 } if prefix == "88.100"), "{err}");
+        assert_eq!(err.code().number(), 605);
+        create(&node, &owner, "0.NA/88.100.1.1").unwrap();
+        assert_eq!(create(&node, &owner, "0.NA/88.100.1").unwrap(), Applied::Replaced);
+        create(&node, &owner, "88.100/more").unwrap();
+        let other = login(&node, "88.200");
+        create(&node, &other, "0.NA/88.200.1").unwrap();
+        create(&node, &other, "0.NA/88.200.2").unwrap();
+        node.delete(&owner, &Identifier::parse("0.NA/88.100.1").unwrap(), None).unwrap();
+        create(&node, &owner, "0.NA/88.100.2").unwrap();
+    }
+
+    #[test]
+    fn the_deepest_override_decides_a_create() {
+        let deeper = Override { identifiers: Some(1), ..Override::default() };
+        let (_dir, node) = with_quotas(Limits { identifiers: 100, ..Limits::default() }, vec![("88.100.7", deeper)]);
+        let owner = login(&node, "88.100");
+        create(&node, &owner, "88.100.7/A").unwrap();
+        assert_eq!(create(&node, &owner, "88.100.7/B").unwrap_err().code().number(), 604);
+        assert_eq!(create(&node, &owner, "88.100.7.1/A").map(drop).unwrap_err().code().number(), 604, "below it");
+        create(&node, &owner, "88.100/B").unwrap();
     }
 }
