@@ -10,6 +10,7 @@ mod hardening;
 mod hierarchy;
 mod http_server;
 mod layout;
+mod quota;
 mod recursor;
 mod server;
 
