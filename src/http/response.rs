@@ -271,7 +271,10 @@ mod tests {
             (503, Some(1), Some(3))
         );
         let daily = from_daily_limit(&DailyLimit { admin: "0.NA/88".into(), limit: 5, retry_after: 60 }, None);
-        assert_eq!((daily.status.as_u16(), daily.retry_after, daily.body["responseCode"].as_u64()), (429, Some(60), Some(603)));
+        assert_eq!(
+            (daily.status.as_u16(), daily.retry_after, daily.body["responseCode"].as_u64()),
+            (429, Some(60), Some(603))
+        );
         let full = from_write_error(&WriteError::QuotaIdentifiers { prefix: "88".into(), limit: 5 }, None);
         assert_eq!((full.status.as_u16(), full.body["responseCode"].as_u64()), (403, Some(604)));
         let large = from_write_error(&WriteError::BatchTooLarge { count: 2001, max: 2000 }, None);

@@ -10,11 +10,14 @@
 //! transaction commits durably, and only then are the subscribers told what changed
 //! ([`Subscriber`]): the front ends' caches drop what the write made stale before the write is
 //! acknowledged. Every write, allowed or refused, is logged on the `audit` tracing target.
+//! Quotas ([`quota`]) are decided in the same place: the registry ones by `rules::apply` inside
+//! the transaction, the daily request count by [`Node::count_request`], which each front end
+//! calls once per request it runs as an administrator.
 //!
 //! ```text
-//!  front end (HTTP, Handle) ── Admin from Authenticator ──┐
-//!        resolve / list ── read: rights, filters, Zones ──┤── Registry snapshot
-//!  put / delete / batch ── seal secrets ── transact { rules::apply per op } ── commit ──> Subscribers
+//!  front end (HTTP, Handle) ── Admin from Authenticator ── count_request (603) ──┐
+//!        resolve / list ── read: rights, filters, Zones ─────────────────────────┤── Registry snapshot
+//!  put / delete / batch ── seal secrets ── transact { rules::apply per op, quotas 604/605 } ── commit ──> Subscribers
 //! ```
 
 pub mod quota;
@@ -67,7 +70,8 @@ pub enum WriteError {
     )]
     QuotaIdentifiers { prefix: String, limit: u64 },
     #[error(
-        "{prefix} has the {limit} derived prefixes its quota allows (quota prefixes; national code 605, RC_PREFIX_LIMIT)"
+        "{prefix} has the {limit} derived prefixes its quota allows (quota prefixes; national code 605, \
+         RC_PREFIX_LIMIT)"
     )]
     QuotaPrefixes { prefix: String, limit: u64 },
     #[error(transparent)]

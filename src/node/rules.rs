@@ -418,7 +418,8 @@ mod tests {
         create(&node, &Admin::node(), "88.100/W").unwrap();
         assert_eq!(node.registry().count_under("88.100").unwrap(), 3, "the node's own principal has no quota");
         // A batch is decided op by op on what the ones before it did.
-        let op = |h: &str| Op::Put { id: Identifier::parse(h).unwrap(), values: vec![], options: PutOptions::default() };
+        let op =
+            |h: &str| Op::Put { id: Identifier::parse(h).unwrap(), values: vec![], options: PutOptions::default() };
         let delete = |h: &str| Op::Delete { id: Identifier::parse(h).unwrap(), indexes: None };
         // X, Z and W: over the limit, so room for one only after two deletes.
         let batch = vec![delete("88.100/W"), delete("88.100/Z"), op("88.100/V"), op("88.100/U")];

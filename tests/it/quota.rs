@@ -16,7 +16,12 @@ fn override_88_100(config: &mut Config, set: impl FnOnce(&mut QuotaOverride)) {
 }
 
 /// Sends a request off the runtime (the client blocks); returns status and parsed body.
-async fn send(method: &'static str, url: String, auth: Option<String>, body: Option<String>) -> (u16, serde_json::Value) {
+async fn send(
+    method: &'static str,
+    url: String,
+    auth: Option<String>,
+    body: Option<String>,
+) -> (u16, serde_json::Value) {
     let (status, text) =
         tokio::task::spawn_blocking(move || call(method, &url, auth.as_deref(), body.as_deref())).await.unwrap();
     (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")))
