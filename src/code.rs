@@ -45,12 +45,26 @@ pub enum ResponseCode {
     InvalidSessionSetup = 504,
     /// A session request was replayed (its counter was seen).
     SessionMessageRejected = 505,
+    /// The administrator made all the requests its day allows (the national system's
+    /// RC_REQUEST_LIMIT_DAILY; `[quota] daily_requests`).
+    RequestLimitDaily = 603,
+    /// The prefix holds all the identifiers it may (RC_REGISTER_COUNT_LIMIT; `[quota]
+    /// identifiers`).
+    RegisterCountLimit = 604,
+    /// The prefix has all the derived prefixes it may (RC_PREFIX_LIMIT; `[quota] prefixes`).
+    PrefixLimit = 605,
 }
 
 impl ResponseCode {
     /// The number the protocols carry.
     pub fn number(self) -> u32 {
         self as u32
+    }
+
+    /// Whether only the national system's clients know this code (603-605): CNRI's decoder
+    /// throws "Unknown responseCode" on them, so other Handle clients get RC_ERROR instead.
+    pub fn is_national(self) -> bool {
+        matches!(self, Self::RequestLimitDaily | Self::RegisterCountLimit | Self::PrefixLimit)
     }
 }
 
@@ -78,5 +92,8 @@ mod tests {
         assert_eq!(ResponseCode::ServerNotResponsible.number(), 301);
         assert_eq!(ResponseCode::AuthenticationFailed.number(), 403);
         assert_eq!(serde_json::to_string(&ResponseCode::ValuesNotFound).unwrap(), "200");
+        let national = [ResponseCode::RequestLimitDaily, ResponseCode::RegisterCountLimit, ResponseCode::PrefixLimit];
+        assert_eq!(national.map(ResponseCode::number), [603, 604, 605]);
+        assert!(national.iter().all(|c| c.is_national()) && !ResponseCode::Error.is_national());
     }
 }

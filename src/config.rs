@@ -3,6 +3,7 @@
 //! Command-line flags override the file (see `main.rs`). Each tunable says where its number
 //! comes from.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,63 @@ pub struct Config {
     pub handle: HandleConfig,
     pub cache: CacheConfig,
     pub recursive: RecursiveConfig,
+    pub quota: QuotaConfig,
+}
+
+/// Quotas (`[quota]`, see `crate::node::quota`): the national system's codes 603-605 as limits
+/// the node keeps. Every limit defaults to 0, no limit, so a node behaves as before until its
+/// operator sets one.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotaConfig {
+    /// The most identifiers one prefix may hold (prefix records aside); one more is refused
+    /// with 604. Replacing or deleting an identifier is never refused.
+    pub identifiers: u64,
+    /// The most derived prefixes with a prefix record directly under one prefix (`0.NA/88.100.x`
+    /// under `88.100`); one more is refused with 605.
+    pub prefixes: u64,
+    /// The most requests one administrator (its identifier, whatever the index) may make in a
+    /// UTC day over HTTP and the Handle protocol; more are refused with 603. Anonymous requests
+    /// are not counted. The counts are kept in memory and restart at a restart.
+    pub daily_requests: u64,
+    /// Overrides by prefix (`[quota.prefix."88.100.1"]`), with any of the three keys: they apply
+    /// at and below that prefix (for `daily_requests`, to administrators whose identifier lies
+    /// there: `0.NA/88.100.1`, `88.100.1/admin`); the deepest override that sets a key wins.
+    pub prefix: BTreeMap<String, QuotaOverride>,
+}
+
+/// One `[quota.prefix."P"]` table; a key left out keeps the value from above, and 0 lifts the
+/// limit.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaOverride {
+    pub identifiers: Option<u64>,
+    pub prefixes: Option<u64>,
+    pub daily_requests: Option<u64>,
+}
+
+impl QuotaConfig {
+    /// The quotas the node core keeps, or the first override whose prefix is no prefix.
+    pub fn quotas(&self) -> Result<crate::node::Quotas, ConfigError> {
+        use crate::node::quota::{Limits, Override};
+        let mut seen = std::collections::HashSet::new();
+        for prefix in self.prefix.keys() {
+            let key = format!("quota.prefix.{prefix:?}");
+            crate::identifier::check_prefix(prefix)
+                .map_err(|e| ConfigError::BadQuotaPrefix { key: key.clone(), reason: e.to_string() })?;
+            if !seen.insert(prefix.to_ascii_lowercase()) {
+                let reason = "another override names the same prefix in other case".to_owned();
+                return Err(ConfigError::BadQuotaPrefix { key, reason });
+            }
+        }
+        let global =
+            Limits { identifiers: self.identifiers, prefixes: self.prefixes, daily_requests: self.daily_requests };
+        let overrides = self.prefix.iter().map(|(prefix, o)| {
+            let o = Override { identifiers: o.identifiers, prefixes: o.prefixes, daily_requests: o.daily_requests };
+            (prefix.clone(), o)
+        });
+        Ok(crate::node::Quotas::new(global, overrides))
+    }
 }
 
 /// The Handle protocol listener (`crate::handle` over `crate::server`'s sockets): TCP and UDP
@@ -279,6 +337,7 @@ impl Default for Config {
             handle: HandleConfig::default(),
             cache: CacheConfig::default(),
             recursive: RecursiveConfig::default(),
+            quota: QuotaConfig::default(),
         }
     }
 }
@@ -332,6 +391,8 @@ pub enum ConfigError {
     BadServerAdmin { admin: String, reason: String },
     #[error("dns.zones: {zone:?} is not a prefix: {reason}")]
     BadZone { zone: String, reason: String },
+    #[error("{key}: not a prefix: {reason}")]
+    BadQuotaPrefix { key: String, reason: String },
     #[error("name server {name:?} is not a domain name: {reason}")]
     BadNameServer { name: String, reason: String },
 }
@@ -421,6 +482,21 @@ mod tests {
         );
         let err = toml::from_str::<Config>("[dns]\nlisten_on = \"x\"").unwrap_err().to_string();
         assert!(err.contains("unknown field `listen_on`"), "{err}");
+    }
+
+    #[test]
+    fn quotas_default_to_none_and_overrides_name_prefixes() {
+        let c: Config = toml::from_str("").unwrap();
+        let q = c.quota.quotas().unwrap();
+        assert_eq!((q.identifiers("88"), q.prefixes("88"), q.daily_requests("88")), (0, 0, 0));
+        let text = "[quota]\nidentifiers = 10\n[quota.prefix.\"88.100.1\"]\nidentifiers = 3\ndaily_requests = 7\n";
+        let q = toml::from_str::<Config>(text).unwrap().quota.quotas().unwrap();
+        assert_eq!((q.identifiers("88.100.1.2"), q.identifiers("88.100"), q.daily_requests("88.100.1")), (3, 10, 7));
+        let bad = toml::from_str::<Config>("[quota.prefix.\"88..1\"]\nprefixes = 1\n").unwrap();
+        let err = bad.quota.quotas().unwrap_err().to_string();
+        assert!(err.starts_with("quota.prefix.\"88..1\": not a prefix"), "{err}");
+        let err = toml::from_str::<Config>("[quota.prefix.\"88\"]\nidentifier = 1\n").unwrap_err().to_string();
+        assert!(err.contains("unknown field `identifier`"), "{err}");
     }
 
     #[test]

@@ -25,7 +25,9 @@
 //! The node core (protocol-neutral; imports no front end):
 //! - [`node`]: resolve and list under the read rules, put, delete and batch decided by one
 //!   function inside the write transaction (`node::rules`), the served [`node::Zones`] and
-//!   their delegations, and the [`node::Subscriber`] hook the front ends' caches hang on.
+//!   their delegations, the [`node::Subscriber`] hook the front ends' caches hang on, and the
+//!   [`node::quota`]s (identifiers and derived prefixes per prefix, requests per administrator
+//!   and day).
 //! - [`auth`]: administrators, `HS_ADMIN` permissions, the authenticator (bounded secret
 //!   checks, throttling); `Admin::node()` is the trusted in-process principal that `admin init`,
 //!   the demo and the tests write as.

@@ -130,6 +130,11 @@ impl Admin {
         self.trusted
     }
 
+    /// The administrator's identifier in registry key form (ASCII lower case), whatever its index.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
     /// How logs and messages name this administrator: `index:identifier`, or "the node".
     pub fn user(&self) -> String {
         if self.trusted { self.identifier.clone() } else { format!("{}:{}", self.index, self.identifier) }

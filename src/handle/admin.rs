@@ -15,6 +15,10 @@
 //! | LIST_HOMED_NAS (302) | the zones the node serves (`Node::zones`), as `0.NA/` prefix records |
 //! | RESOLUTION (1), public-only clear | `Node::resolve` as the administrator |
 //! | LOGIN_ID_SYSTEM (2001) | none: the connection is logged in as the administrator |
+//!
+//! Every request run as an administrator counts against its daily quota (`Node::count_request`).
+//! The quota refusals 603-605 go only to a client that logged in with LOGIN_ID_SYSTEM; others
+//! get RC_ERROR with the same message ([`Connection::refusal_code`]).
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -69,6 +73,14 @@ impl Connection {
     /// Sets the session of the message being answered.
     pub(super) fn enter(&mut self, session: Option<InSession>) {
         self.session = session;
+    }
+
+    /// The code a refusal with `code` is sent with: the national quota codes (603-605) only to
+    /// a client that logged in with LOGIN_ID_SYSTEM (a national SDK, which knows them); any
+    /// other gets RC_ERROR, because CNRI's decoder throws "Unknown responseCode" on them. The
+    /// refusal's message names the national code either way.
+    pub(super) fn refusal_code(&self, code: ResponseCode) -> ResponseCode {
+        if code.is_national() && self.login.is_none() { ResponseCode::Error } else { code }
     }
 
     /// The listing to go on with after the message just written, if any.
@@ -267,7 +279,12 @@ impl Frontend {
             Err(text) => return error(request, ResponseCode::ProtocolError, &text, now, out),
         };
         if request.header.opcode == opcode::RESOLUTION {
+            // Counted against the daily quota there, as a logged-in client's resolutions are.
             return self.resolution(request, Some(admin), &[], conn, now, out);
+        }
+        if let Err(e) = self.node.count_request(admin) {
+            tracing::warn!(target: "audit", user = %admin.user(), error = %e, "refused");
+            return error(request, conn.refusal_code(e.code()), &e.to_string(), now, out);
         }
         if request.header.opcode == opcode::LIST_HOMED_NAS {
             // The prefixes this node serves, configured and homed, as prefix records (a node
@@ -320,7 +337,7 @@ impl Frontend {
                 request.respond(ResponseCode::Success.number(), now, out, |out| write_bytes(out, body.handle))
             }
             Ok(()) => request.respond(ResponseCode::Success.number(), now, out, |_| {}),
-            Err(e) => error(request, e.code(), &e.to_string(), now, out),
+            Err(e) => error(request, conn.refusal_code(e.code()), &e.to_string(), now, out),
         }
     }
 }

@@ -211,6 +211,11 @@ impl Frontend {
         let version = request.envelope.suggested.min(message::MAX_VERSION);
         let public_only = request.header.op_flags & op_flags::PUBLIC_ONLY != 0;
         let principal = principal.filter(|_| !public_only);
+        // Only a request that reads as an administrator counts against its daily quota; the
+        // anonymous path passes a `None`.
+        if let Some(Err(e)) = principal.map(|admin| self.node.count_request(admin)) {
+            return error(request, conn.refusal_code(e.code()), &e.to_string(), now, out);
+        }
         let Ok(query) = Query::decode(request.body) else {
             return error(request, ResponseCode::ProtocolError, "the resolution request is malformed", now, out);
         };

@@ -154,7 +154,8 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes> {
 }
 
 /// The administrator the request's credentials prove: 401 without credentials, the
-/// authenticator's refusal (logged on the `audit` target) with wrong ones.
+/// authenticator's refusal (logged on the `audit` target) with wrong ones, 429 (603) for an
+/// administrator over its day's requests (each authenticated request counts once).
 fn authenticate(
     node: &Node,
     headers: &HeaderMap,
@@ -162,11 +163,16 @@ fn authenticate(
     handle: Option<&str>,
 ) -> Result<Admin> {
     let credentials = credentials(headers)?.ok_or_else(|| response::authentication_needed(handle))?;
-    node.authenticate(&credentials, source).map_err(|e| {
+    let admin = node.authenticate(&credentials, source).map_err(|e| {
         let user = format!("{}:{}", credentials.index, credentials.admin);
         tracing::warn!(target: "audit", user, handle, error = %e, "authentication failed");
         response::from_auth_error(&e, handle)
-    })
+    })?;
+    node.count_request(&admin).map_err(|e| {
+        tracing::warn!(target: "audit", user = %admin.user(), handle, error = %e, "refused");
+        response::from_daily_limit(&e, handle)
+    })?;
+    Ok(admin)
 }
 
 /// The identifier a request names (102, INVALID_HANDLE, when it is none).

@@ -7,7 +7,7 @@ use serde_json::{Value as Json, json};
 
 use crate::auth::AuthError;
 use crate::code::ResponseCode;
-use crate::node::{ReadError, WriteError};
+use crate::node::{DailyLimit, ReadError, WriteError};
 use crate::registry::RegistryError;
 
 /// Why a reply's HTTP status is not the one its code usually gets: the few statuses that say
@@ -45,9 +45,13 @@ pub(super) fn status(code: ResponseCode, detail: Detail) -> StatusCode {
         ResponseCode::OperationNotSupported => StatusCode::NOT_IMPLEMENTED,
         ResponseCode::RecursionCountTooHigh => StatusCode::LOOP_DETECTED,
         ResponseCode::ServerNotResponsible => StatusCode::MISDIRECTED_REQUEST,
-        ResponseCode::InvalidAdmin | ResponseCode::InsufficientPermissions | ResponseCode::AuthenticationFailed => {
-            StatusCode::FORBIDDEN
-        }
+        ResponseCode::InvalidAdmin
+        | ResponseCode::InsufficientPermissions
+        | ResponseCode::AuthenticationFailed
+        | ResponseCode::RegisterCountLimit
+        | ResponseCode::PrefixLimit => StatusCode::FORBIDDEN,
+        // Over the day's requests: come back tomorrow (`Retry-After` says when).
+        ResponseCode::RequestLimitDaily => StatusCode::TOO_MANY_REQUESTS,
         ResponseCode::AuthenticationNeeded
         | ResponseCode::AuthenticationTimeout
         | ResponseCode::SessionTimeout
@@ -177,6 +181,12 @@ pub(super) fn from_auth_error(e: &AuthError, handle: Option<&str>) -> Reply {
     }
 }
 
+/// An administrator over its day's requests: 429 with responseCode 603, and `Retry-After` the
+/// seconds to 00:00 UTC, when the count restarts.
+pub(super) fn from_daily_limit(e: &DailyLimit, handle: Option<&str>) -> Reply {
+    Reply { retry_after: Some(e.retry_after), ..error(e.code(), handle, e) }
+}
+
 /// The reply to a refused write.
 pub(super) fn from_write_error(e: &WriteError, handle: Option<&str>) -> Reply {
     match e {
@@ -242,6 +252,9 @@ mod tests {
             (ResponseCode::InsufficientPermissions, 403),
             (ResponseCode::AuthenticationNeeded, 401),
             (ResponseCode::AuthenticationFailed, 403),
+            (ResponseCode::RequestLimitDaily, 429),
+            (ResponseCode::RegisterCountLimit, 403),
+            (ResponseCode::PrefixLimit, 403),
         ];
         for (code, expected) in table {
             assert_eq!(usual(code), expected, "{code:?}");
@@ -257,6 +270,13 @@ mod tests {
             (busy.status.as_u16(), busy.retry_after, busy.body["responseCode"].as_u64()),
             (503, Some(1), Some(3))
         );
+        let daily = from_daily_limit(&DailyLimit { admin: "0.NA/88".into(), limit: 5, retry_after: 60 }, None);
+        assert_eq!(
+            (daily.status.as_u16(), daily.retry_after, daily.body["responseCode"].as_u64()),
+            (429, Some(60), Some(603))
+        );
+        let full = from_write_error(&WriteError::QuotaIdentifiers { prefix: "88".into(), limit: 5 }, None);
+        assert_eq!((full.status.as_u16(), full.body["responseCode"].as_u64()), (403, Some(604)));
         let large = from_write_error(&WriteError::BatchTooLarge { count: 2001, max: 2000 }, None);
         assert_eq!((large.status.as_u16(), large.body["responseCode"].as_u64()), (413, Some(4)));
     }

@@ -10,13 +10,17 @@
 //! transaction commits durably, and only then are the subscribers told what changed
 //! ([`Subscriber`]): the front ends' caches drop what the write made stale before the write is
 //! acknowledged. Every write, allowed or refused, is logged on the `audit` tracing target.
+//! Quotas ([`quota`]) are decided in the same place: the registry ones by `rules::apply` inside
+//! the transaction, the daily request count by [`Node::count_request`], which each front end
+//! calls once per request it runs as an administrator.
 //!
 //! ```text
-//!  front end (HTTP, Handle) ── Admin from Authenticator ──┐
-//!        resolve / list ── read: rights, filters, Zones ──┤── Registry snapshot
-//!  put / delete / batch ── seal secrets ── transact { rules::apply per op } ── commit ──> Subscribers
+//!  front end (HTTP, Handle) ── Admin from Authenticator ── count_request (603) ──┐
+//!        resolve / list ── read: rights, filters, Zones ─────────────────────────┤── Registry snapshot
+//!  put / delete / batch ── seal secrets ── transact { rules::apply per op, quotas 604/605 } ── commit ──> Subscribers
 //! ```
 
+pub mod quota;
 mod read;
 mod rules;
 pub mod zones;
@@ -32,6 +36,7 @@ use crate::record::{Record, RecordError, Value, types, unix_now};
 use crate::registry::{Applied, MAX_BATCH, Reader as _, Registry, RegistryError};
 use crate::secret::{self, SealKey, SecretError};
 
+pub use self::quota::{DailyLimit, Quotas};
 pub use self::read::{Found, Listing, Page, ReadError, ReadFilter, Resolution};
 pub use self::zones::{HomeError, Zones};
 
@@ -61,6 +66,16 @@ pub enum WriteError {
     InvalidPrefix { record: String, source: crate::identifier::IdentifierError },
     #[error("{prefix} cannot be delegated: {reason}")]
     Undelegable { prefix: String, reason: String },
+    #[error(
+        "{prefix} holds the {limit} identifiers its quota allows (quota identifiers; national code 604, \
+         RC_REGISTER_COUNT_LIMIT)"
+    )]
+    QuotaIdentifiers { prefix: String, limit: u64 },
+    #[error(
+        "{prefix} has the {limit} derived prefixes its quota allows (quota prefixes; national code 605, \
+         RC_PREFIX_LIMIT)"
+    )]
+    QuotaPrefixes { prefix: String, limit: u64 },
     #[error(transparent)]
     Registry(RegistryError),
 }
@@ -79,6 +94,8 @@ impl WriteError {
             }
             Self::InvalidPrefix { .. } => ResponseCode::InvalidHandle,
             Self::BatchTooLarge { .. } => ResponseCode::ProtocolError,
+            Self::QuotaIdentifiers { .. } => ResponseCode::RegisterCountLimit,
+            Self::QuotaPrefixes { .. } => ResponseCode::PrefixLimit,
             Self::Registry(_) => ResponseCode::Error,
         }
     }
@@ -206,6 +223,8 @@ pub struct Node {
     /// Seals a copy of each new secret for the Handle protocol's challenge-response (see
     /// [`crate::secret`]); without it secrets are stored as hashes only.
     seal_key: Option<Arc<SealKey>>,
+    /// What administrators may create and how often they may ask ([`quota`]); none by default.
+    quotas: Quotas,
 }
 
 impl Node {
@@ -225,12 +244,25 @@ impl Node {
             auth,
             subscribers: Vec::new(),
             seal_key: None,
+            quotas: Quotas::default(),
         })
     }
 
     /// Lets `admins` (`(index, identifier)`) home and unhome prefixes.
     pub fn set_server_admins(&mut self, admins: Vec<(u32, String)>) {
         self.server_admins = admins;
+    }
+
+    /// Applies `quotas` from now on.
+    pub fn set_quotas(&mut self, quotas: Quotas) {
+        self.quotas = quotas;
+    }
+
+    /// Counts a request of `admin` against its daily quota, or refuses it (603): each front end
+    /// calls this once per request it runs as an authenticated administrator. Anonymous
+    /// requests are not counted.
+    pub fn count_request(&self, admin: &Admin) -> Result<(), DailyLimit> {
+        self.quotas.count_request(admin, unix_now())
     }
 
     /// Seals a copy of every secret written from now on with `key`.
@@ -394,7 +426,7 @@ impl Node {
             let mut changed = Changed::default();
             for (position, op) in ops.iter().enumerate() {
                 let at = |error: WriteError| BatchError { position, error };
-                let (outcome, delegation) = rules::apply(txn, admin, op, now).map_err(at)?;
+                let (outcome, delegation) = rules::apply(txn, admin, op, &self.quotas, now).map_err(at)?;
                 applied.push(outcome);
                 changed.identifiers.push(op.id().clone());
                 if let Some(Delegation { prefix, record }) = delegation {

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::{Delegation, Op, ValueChange, WriteError};
+use super::{Delegation, Op, Quotas, ValueChange, WriteError};
 use crate::auth::{Admin, Permission};
 use crate::identifier::{Identifier, check_prefix, parent_prefix};
 use crate::record::{Record, Value, types};
@@ -20,6 +20,7 @@ pub(super) fn apply(
     txn: &mut WriteTxn<'_>,
     admin: &Admin,
     op: &Op,
+    quotas: &Quotas,
     now: i64,
 ) -> Result<(Applied, Option<Delegation>), WriteError> {
     match op {
@@ -29,6 +30,7 @@ pub(super) fn apply(
                     return Err(WriteError::NotFound { identifier: id.to_string() });
                 }
                 check_create(txn, admin, id)?;
+                check_quota(txn, admin, id, quotas)?;
                 let record = Record::new(id, stamp(values.clone(), now))?;
                 let applied = txn.put(&record, true)?;
                 return Ok((applied, delegation_change(None, Some(&record))));
@@ -132,6 +134,32 @@ fn check_create(reader: &impl Reader, admin: &Admin, id: &Identifier) -> Result<
         None => admin.is_node(),
     };
     if allowed { Ok(()) } else { Err(forbidden(admin, action, id.as_str())) }
+}
+
+/// Creating an identifier needs room under its prefix's identifier quota; creating a prefix
+/// record, room under its parent's prefix quota (both counted as this transaction sees them, so
+/// a batch's earlier creates count). Replacing and deleting never meet a quota, nor does the
+/// node's own principal.
+fn check_quota(txn: &WriteTxn<'_>, admin: &Admin, id: &Identifier, quotas: &Quotas) -> Result<(), WriteError> {
+    if admin.is_node() {
+        return Ok(());
+    }
+    match id.record_prefix() {
+        Some(prefix) => {
+            let Some(parent) = parent_prefix(prefix) else { return Ok(()) };
+            let limit = quotas.prefixes(parent);
+            if limit > 0 && txn.count_derived(parent, limit)? >= limit {
+                return Err(WriteError::QuotaPrefixes { prefix: parent.to_owned(), limit });
+            }
+        }
+        None => {
+            let limit = quotas.identifiers(id.prefix());
+            if limit > 0 && txn.count_under(id.prefix())? >= limit {
+                return Err(WriteError::QuotaIdentifiers { prefix: id.prefix().to_owned(), limit });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Deleting a record needs DeleteHandle on it (or the prefix records above it); deleting a
@@ -257,7 +285,7 @@ fn changed(old: &Value, new: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::super::testing::login;
-    use super::super::{Node, PutOptions};
+    use super::super::{Node, PutOptions, Quotas};
     use super::*;
     use crate::auth::ALL_PERMISSIONS;
     use crate::record::admin::encode_admin;
@@ -356,5 +384,94 @@ mod tests {
             assert!(matches!(err, WriteError::InvalidPrefix { .. }), "{handle}: {err}");
         }
         node.put(&Admin::node(), &Identifier::parse("0.NA/88.100.5").unwrap(), vec![], &PutOptions::default()).unwrap();
+    }
+
+    //------------ Quotas ---------------------------------------------------------------------
+
+    use super::super::quota::{Limits, Override};
+
+    fn with_quotas(global: Limits, overrides: Vec<(&str, Override)>) -> (tempfile::TempDir, Node) {
+        let (dir, mut node) = node();
+        node.set_quotas(Quotas::new(global, overrides.into_iter().map(|(p, o)| (p.to_owned(), o))));
+        (dir, node)
+    }
+
+    fn create(node: &Node, admin: &Admin, handle: &str) -> Result<Applied, WriteError> {
+        node.put(admin, &Identifier::parse(handle).unwrap(), vec![], &PutOptions::default())
+    }
+
+    #[test]
+    fn the_identifier_quota_refuses_the_next_create_but_never_a_replace_or_a_delete() {
+        // 88.100 holds 88.100/X already: room for one more.
+        let (_dir, node) = with_quotas(Limits { identifiers: 2, ..Limits::default() }, vec![]);
+        let owner = login(&node, "88.100");
+        create(&node, &owner, "88.100/Y").unwrap();
+        let err = create(&node, &owner, "88.100/Z").unwrap_err();
+        assert!(matches!(&err, WriteError::QuotaIdentifiers { prefix, limit: 2 } if prefix == "88.100"), "{err}");
+        assert_eq!(err.code().number(), 604);
+        assert!(err.to_string().contains("604"), "the message names the national code: {err}");
+        assert_eq!(create(&node, &owner, "88.100/Y").unwrap(), Applied::Replaced, "a replace is never refused");
+        assert_eq!(create(&node, &owner, "88.100/y").unwrap(), Applied::Replaced, "matched ignoring case");
+        node.delete(&owner, &Identifier::parse("88.100/Y").unwrap(), None).unwrap();
+        create(&node, &owner, "88.100/Z").unwrap();
+        create(&node, &owner, "88.100.5/A").unwrap();
+        create(&node, &Admin::node(), "88.100/W").unwrap();
+        assert_eq!(node.registry().count_under("88.100").unwrap(), 3, "the node's own principal has no quota");
+        // A batch is decided op by op on what the ones before it did.
+        let op =
+            |h: &str| Op::Put { id: Identifier::parse(h).unwrap(), values: vec![], options: PutOptions::default() };
+        let delete = |h: &str| Op::Delete { id: Identifier::parse(h).unwrap(), indexes: None };
+        // X, Z and W: over the limit, so room for one only after two deletes.
+        let batch = vec![delete("88.100/W"), delete("88.100/Z"), op("88.100/V"), op("88.100/U")];
+        let err = node.batch(&owner, batch).unwrap_err();
+        assert_eq!((err.position, err.error.code().number()), (3, 604));
+        assert!(node.registry().get(&Identifier::parse("88.100/W").unwrap()).unwrap().is_some(), "nothing applied");
+        node.batch(&owner, vec![delete("88.100/W"), delete("88.100/Z"), op("88.100/V")]).unwrap();
+        assert_eq!(node.registry().count_under("88.100").unwrap(), 2);
+    }
+
+    #[test]
+    fn concurrent_creates_cannot_both_take_the_last_place() {
+        let (_dir, node) = with_quotas(Limits { identifiers: 2, ..Limits::default() }, vec![]);
+        let owner = login(&node, "88.100");
+        let (node, owner) = (&node, &owner);
+        let created: usize = std::thread::scope(|scope| {
+            let tries: Vec<_> =
+                (0..4).map(|i| scope.spawn(move || create(node, owner, &format!("88.100/T{i}")).is_ok())).collect();
+            tries.into_iter().map(|t| usize::from(t.join().unwrap())).sum()
+        });
+        assert_eq!((created, node.registry().count_under("88.100").unwrap()), (1, 2));
+    }
+
+    #[test]
+    fn the_prefix_quota_counts_derived_prefixes_one_level_down() {
+        let lifted = Override { prefixes: Some(0), ..Override::default() };
+        let (_dir, node) = with_quotas(Limits { prefixes: 1, ..Limits::default() }, vec![("88.200", lifted)]);
+        let owner = login(&node, "88.100");
+        create(&node, &owner, "0.NA/88.100.1").unwrap();
+        let err = create(&node, &owner, "0.NA/88.100.2").unwrap_err();
+        assert!(matches!(&err, WriteError::QuotaPrefixes { prefix, limit: 1 } if prefix == "88.100"), "{err}");
+        assert_eq!(err.code().number(), 605);
+        create(&node, &owner, "0.NA/88.100.1.1").unwrap();
+        assert_eq!(create(&node, &owner, "0.NA/88.100.1").unwrap(), Applied::Replaced);
+        create(&node, &owner, "88.100/more").unwrap();
+        let other = login(&node, "88.200");
+        create(&node, &other, "0.NA/88.200.1").unwrap();
+        create(&node, &other, "0.NA/88.200.2").unwrap();
+        node.delete(&owner, &Identifier::parse("0.NA/88.100.1").unwrap(), None).unwrap();
+        create(&node, &owner, "0.NA/88.100.2").unwrap();
+    }
+
+    #[test]
+    fn the_deepest_override_decides_a_create() {
+        let deeper = Override { identifiers: Some(1), ..Override::default() };
+        let (_dir, node) = with_quotas(Limits { identifiers: 100, ..Limits::default() }, vec![("88.100.7", deeper)]);
+        let owner = login(&node, "88.100");
+        create(&node, &owner, "88.100.7/A").unwrap();
+        assert_eq!(create(&node, &owner, "88.100.7/B").unwrap_err().code().number(), 604);
+        create(&node, &owner, "88.100.7.1/A").unwrap();
+        let err = create(&node, &owner, "88.100.7.1/B").unwrap_err();
+        assert!(matches!(&err, WriteError::QuotaIdentifiers { prefix, limit: 1 } if prefix == "88.100.7.1"), "{err}");
+        create(&node, &owner, "88.100/B").unwrap();
     }
 }

@@ -106,6 +106,7 @@ pub fn assemble_all(
 ) -> Result<Assembled, ServerError> {
     let mut node = Node::new(registry.clone(), config.dns.zones())?;
     node.set_server_admins(config.handle.server_admins()?);
+    node.set_quotas(config.quota.quotas()?);
     if let Some(key) = seal_key {
         node.set_seal_key(key);
     }

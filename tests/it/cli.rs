@@ -105,6 +105,20 @@ pub(crate) fn call(method: &str, url: &str, auth: Option<&str>, body: Option<&st
             }
             r.send(body)
         }
+        ("POST", Some(body)) => {
+            let mut r = agent.post(url).header("Content-Type", "application/json");
+            if let Some(a) = auth {
+                r = r.header("Authorization", a);
+            }
+            r.send(body)
+        }
+        ("DELETE", _) => {
+            let mut r = agent.delete(url);
+            if let Some(a) = auth {
+                r = r.header("Authorization", a);
+            }
+            r.call()
+        }
         _ => panic!("unsupported request {method}"),
     }
     .unwrap();

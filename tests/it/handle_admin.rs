@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use hmac::Mac;
 use idnode::auth::{Admin, prefix_admin_values};
+use idnode::config::QuotaOverride;
 use idnode::identifier::Identifier;
 use idnode::node::PutOptions;
 use idnode::record::{Permissions, Value};
@@ -17,7 +18,7 @@ use sha2::Digest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-use crate::{TestNode, start_server};
+use crate::{TestNode, start_server, start_server_with};
 
 const PUBLIC_ONLY: u32 = 0x0100_0000;
 
@@ -685,4 +686,72 @@ async fn a_recursive_node_resolves_requests_asking_for_recursion_down_the_tree()
     const CT: u32 = 0x4000_0000;
     assert_eq!(once(recursive.handle, &ask("88.100.1/ABC-123", 13, REC_PO_RD | CT)).await.code, 2);
     recursive.stop().await;
+}
+
+//------------ Quotas ------------------------------------------------------------------------
+
+/// Logs `stream` in with LOGIN_ID_SYSTEM (2001) as `300:0.NA/88.100` with its secret, as the
+/// national SDKs do.
+async fn log_in_with_secret(stream: &mut TcpStream, secret: &[u8]) {
+    let mut login = handle_only("0.NA/88.100");
+    login.extend_from_slice(&300u32.to_be_bytes());
+    let challenge = exchange(stream, &Out::new(2001, 1, login)).await;
+    assert_eq!((challenge.opcode, challenge.code), (2001, 402));
+    let proof = secret_proof(secret, &challenge);
+    let logged_in = exchange(stream, &answer("HS_SECKEY", "0.NA/88.100", 300, &proof, &challenge, 2)).await;
+    assert_eq!((logged_in.opcode, logged_in.code), (2001, 1), "{logged_in:?}");
+}
+
+/// The message of an error body (no digest asked for).
+fn error_message(response: &In) -> String {
+    assert_eq!(word(&response.body, 0) as usize, response.body.len() - 4, "{response:?}");
+    String::from_utf8(response.body[4..].to_vec()).unwrap()
+}
+
+fn create(handle: &str, request: u32) -> Out {
+    Out::new(100, request, with_values(handle, &[value(1, "URL", "https://q.example/", 0x0e)]))
+}
+
+#[tokio::test]
+async fn a_client_logged_in_with_2001_gets_the_national_quota_codes_604_and_603() {
+    let node = operator_on(
+        start_server_with(|c| {
+            let o = QuotaOverride { identifiers: Some(1), daily_requests: Some(4), ..QuotaOverride::default() };
+            c.quota.prefix.insert("88.100".into(), o);
+        })
+        .await,
+    );
+    let mut stream = TcpStream::connect(node.handle).await.unwrap();
+    log_in_with_secret(&mut stream, b"s3cret").await;
+    // The day's requests: 1.
+    assert_eq!(exchange(&mut stream, &create("88.100/A", 3)).await.code, 1);
+    // 2: the prefix is full.
+    let full = exchange(&mut stream, &create("88.100/B", 4)).await;
+    assert_eq!((full.opcode, full.code), (100, 604), "{full:?}");
+    let message = error_message(&full);
+    assert!(message.contains("88.100") && message.contains("604"), "{message}");
+    // 3: a resolution as the administrator (public-only clear) counts; 4: a delete.
+    assert_eq!(exchange(&mut stream, &Out::new(1, 5, resolution("88.100/A"))).await.code, 1);
+    assert_eq!(exchange(&mut stream, &Out::new(101, 6, handle_only("88.100/A"))).await.code, 1);
+    // 5: over the day's 4.
+    let over = exchange(&mut stream, &create("88.100/B", 7)).await;
+    assert_eq!((over.opcode, over.code), (100, 603), "{over:?}");
+    assert!(error_message(&over).contains("603"), "{over:?}");
+    assert!(node.registry.get(&Identifier::parse("88.100/B").unwrap()).unwrap().is_none());
+    // Anonymous resolutions are not counted.
+    assert_eq!(resolve(node.handle, "88.100.1/ABC-123").await.code, 1);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_did_not_log_in_gets_rc_error_naming_604() {
+    let node = operator_on(start_server_with(|c| c.quota.identifiers = 1).await);
+    let addr = node.handle;
+    assert_eq!(as_operator(addr, &create("88.100/A", 7), b"s3cret").await.code, 1);
+    let refused = as_operator(addr, &create("88.100/B", 8), b"s3cret").await;
+    // CNRI's client throws on 604; RC_ERROR it reports with the message.
+    assert_eq!((refused.opcode, refused.code), (100, 2), "{refused:?}");
+    let message = error_message(&refused);
+    assert!(message.contains("604") && message.contains("RC_REGISTER_COUNT_LIMIT"), "{message}");
+    node.stop().await;
 }

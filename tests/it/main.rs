@@ -12,6 +12,7 @@ mod hardening;
 mod hierarchy;
 mod http_server;
 mod layout;
+mod quota;
 mod recursor;
 mod server;
 

@@ -389,6 +389,37 @@ impl WriteTxn<'_> {
         }
     }
 
+    /// How many identifiers are registered under `prefix` (not its sub-prefixes), as this
+    /// transaction sees it: one read of the counts it keeps.
+    pub fn count_under(&self, prefix: &str) -> Result<u64, RegistryError> {
+        Ok(self.counts.get(prefix.to_ascii_lowercase().as_str())?.map_or(0, |g| g.value()))
+    }
+
+    /// How many derived prefixes directly under `prefix` (`88.100.1` under `88.100`, not
+    /// `88.100.1.5`) have a prefix record, counting to `at_most`: one seek per prefix found and
+    /// per sub-prefix with records only below it, whose records are skipped, never walked.
+    pub fn count_derived(&self, prefix: &str, at_most: u64) -> Result<u64, RegistryError> {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let start = format!("{}.", prefix_record_key(prefix)).into_bytes();
+        let (mut from, mut found) = (Included(start.clone()), 0);
+        while found < at_most {
+            let bounds = (from.as_ref().map(Vec::as_slice), Unbounded);
+            let Some(entry) = self.table.range::<&[u8]>(bounds)?.next() else { break };
+            let key = entry?.0.value().to_vec();
+            let Some(rest) = key.strip_prefix(start.as_slice()) else { break };
+            // `88.100.1-x` sorts between `88.100.1` and `88.100.1.5`: go on right after a prefix
+            // found; below one, skip past `88.100.1.` and `88.100.1/` (`0` is the byte after `/`).
+            from = match rest.iter().position(|b| *b == b'.' || *b == b'/') {
+                None => {
+                    found += 1;
+                    Excluded(key)
+                }
+                Some(end) => Included([&key[..start.len() + end], b"0"].concat()),
+            };
+        }
+        Ok(found)
+    }
+
     /// Deletes the record under a registry key; returns whether it existed.
     pub fn delete(&mut self, key: &[u8]) -> Result<bool, RegistryError> {
         let existed = self.table.remove(key)?.is_some();
@@ -492,148 +523,4 @@ fn decode_key(key: &[u8], bytes: &[u8]) -> Result<Record, RegistryError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::record::Value;
-
-    fn record(id: &str) -> Record {
-        Record::new(&Identifier::parse(id).unwrap(), vec![Value::new(1, "URL", format!("https://x/{id}"), 0)]).unwrap()
-    }
-
-    /// Writes `records` in one transaction, all or none, as the node core does.
-    fn put_all(reg: &Registry, records: &[Record]) -> Result<(), RegistryError> {
-        reg.transact(|txn| {
-            for (position, record) in records.iter().enumerate() {
-                txn.put(record, false).map_err(|e| e.at(position))?;
-            }
-            Ok(())
-        })
-    }
-
-    fn delete(reg: &Registry, id: &str) -> bool {
-        reg.transact(|txn| txn.delete(Identifier::parse(id).unwrap().key().as_bytes())).unwrap()
-    }
-
-    #[test]
-    fn put_get_delete_survive_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let id = Identifier::parse("88.100.1/ABC").unwrap();
-        {
-            let reg = Registry::open(dir.path()).unwrap();
-            put_all(&reg, &[record("88.100.1/ABC")]).unwrap();
-            assert_eq!(
-                reg.get(&Identifier::parse("88.100.1/abc").unwrap()).unwrap().unwrap().identifier,
-                "88.100.1/ABC"
-            );
-        }
-        let reg = Registry::open(dir.path()).unwrap();
-        assert!(reg.get(&id).unwrap().is_some());
-        assert!(delete(&reg, "88.100.1/ABC"));
-        assert!(!delete(&reg, "88.100.1/abc"));
-        assert!(reg.get(&id).unwrap().is_none());
-    }
-
-    #[test]
-    fn second_open_reports_the_directory_in_use() {
-        let dir = tempfile::tempdir().unwrap();
-        let _first = Registry::open(dir.path()).unwrap();
-        let err = Registry::open(dir.path()).err().unwrap();
-        assert!(matches!(err, RegistryError::InUse { .. }), "{err}");
-        assert!(err.to_string().contains("in use by another idnode process"));
-    }
-
-    #[test]
-    fn case_variant_is_refused_and_aborts_the_whole_batch() {
-        let dir = tempfile::tempdir().unwrap();
-        let reg = Registry::open(dir.path()).unwrap();
-        put_all(&reg, &[record("88/ABC")]).unwrap();
-        put_all(&reg, &[record("88/ABC")]).unwrap(); // same case: replace
-        let err = put_all(&reg, &[record("88/new"), record("88/abc")]).unwrap_err();
-        assert!(matches!(err, RegistryError::CaseConflict { position: 1, .. }), "{err}");
-        assert!(reg.get(&Identifier::parse("88/new").unwrap()).unwrap().is_none(), "batch rolled back");
-    }
-
-    #[test]
-    fn a_transaction_bumps_the_serial_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let reg = Registry::open(dir.path()).unwrap();
-        let s0 = reg.serial();
-        let batch: Vec<_> = (0..MAX_BATCH).map(|i| record(&format!("88/{i}"))).collect();
-        put_all(&reg, &batch).unwrap();
-        assert_eq!(reg.len().unwrap(), MAX_BATCH as u64);
-        assert_eq!(reg.serial(), s0 + 1);
-    }
-
-    #[test]
-    fn a_bulk_load_is_visible_at_once_and_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let reg = Registry::open(dir.path()).unwrap();
-            let mut bulk = reg.bulk();
-            for i in 0..3 {
-                bulk.transact(|txn| txn.put(&record(&format!("88/{i}")), false)).unwrap();
-                assert_eq!(reg.len().unwrap(), i + 1, "visible before any sync");
-            }
-            bulk.sync().unwrap();
-            bulk.transact(|txn| txn.put(&record("88/last"), false)).unwrap();
-            bulk.finish().unwrap();
-        }
-        let reg = Registry::open(dir.path()).unwrap();
-        assert_eq!(reg.len().unwrap(), 4);
-    }
-
-    #[test]
-    fn transact_sees_its_own_changes_and_an_error_leaves_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let reg = Registry::open(dir.path()).unwrap();
-        put_all(&reg, &[record("88/old")]).unwrap();
-        let serial = reg.serial();
-        let err: Result<(), RegistryError> = reg.transact(|txn| {
-            txn.put(&record("88/other"), true)?;
-            assert!(txn.get(b"88/other")?.is_some(), "a transaction reads its own writes");
-            txn.put(&record("88/old"), true).map_err(|e| e.at(1))?;
-            Ok(())
-        });
-        assert!(matches!(err, Err(RegistryError::AlreadyExists { position: 1, .. })), "{err:?}");
-        assert_eq!(reg.serial(), serial, "nothing was committed");
-        assert!(reg.get(&Identifier::parse("88/other").unwrap()).unwrap().is_none(), "rolled back");
-        let deleted =
-            reg.transact::<_, RegistryError>(|txn| Ok((txn.delete(b"88/old")?, txn.delete(b"88/none")?))).unwrap();
-        assert_eq!(deleted, (true, false));
-        assert!(reg.get(&Identifier::parse("88/old").unwrap()).unwrap().is_none());
-        assert_eq!(reg.serial(), serial + 1);
-    }
-
-    #[test]
-    fn a_plain_secret_is_never_stored() {
-        let dir = tempfile::tempdir().unwrap();
-        let reg = Registry::open(dir.path()).unwrap();
-        let id = Identifier::parse("88/ops").unwrap();
-        let plain = Record::new(&id, vec![Value::new(300, "hs_seckey", "plain", 0)]).unwrap();
-        assert!(matches!(put_all(&reg, &[plain]), Err(RegistryError::UnsealedSecret { index: 300, .. })));
-        assert!(reg.get(&id).unwrap().is_none());
-    }
-
-    #[test]
-    fn list_pages_stay_under_the_prefix() {
-        let dir = tempfile::tempdir().unwrap();
-        let reg = Registry::open(dir.path()).unwrap();
-        let ids = ["88.100.1/a", "88.100.1/B", "88.100.1/c", "88.100.10/x", "88.100.1.5/y", "88.100/z"];
-        put_all(&reg, &ids.map(record)).unwrap();
-        assert_eq!(reg.list("88.100.1", None, 0, 2).unwrap(), ["88.100.1/a", "88.100.1/B"]);
-        assert_eq!(reg.list("88.100.1", None, 2, 2).unwrap(), ["88.100.1/c"]);
-        assert!(reg.list("88.100.1", None, 4, 2).unwrap().is_empty());
-        assert_eq!(reg.list("88.100.1", Some("88.100.1/b"), 0, 5).unwrap(), ["88.100.1/c"]);
-        assert_eq!(reg.list("88.100.1", Some("88.100.1/c"), 0, 5).unwrap(), Vec::<String>::new());
-        assert_eq!(reg.count_under("88.100.1").unwrap(), 3);
-        assert_eq!(reg.count_under("88.100").unwrap(), 1);
-        delete(&reg, "88.100.1/a");
-        put_all(&reg, &[record("88.100.1/c")]).unwrap();
-        assert_eq!(reg.count_under("88.100.1").unwrap(), 2, "deletes count down, replacements do not count");
-        let snap = reg.snapshot().unwrap();
-        assert!(snap.has_key_starting_with(b"88.100.1.", Some(b"88.100.1/")).unwrap());
-        assert!(snap.has_key_starting_with(b"88.100.1.5.", Some(b"88.100.1.5/")).unwrap());
-        assert!(!snap.has_key_starting_with(b"88.100.2.", Some(b"88.100.2/")).unwrap());
-        assert!(!snap.has_key_starting_with(b"88.100.1/d", None).unwrap());
-    }
-}
+mod tests;
