@@ -25,6 +25,19 @@ impl Frontend {
         datagram[2] & message::ENV_ENCRYPTED == 0 && self.slow(message)
     }
 
+    /// Whether this node relays recursive resolutions (`[recursive] handle_roots`).
+    pub fn is_recursive(&self) -> bool {
+        self.recursor.is_some()
+    }
+
+    /// Whether `datagram`, which [may block](Self::datagram_may_block), is a resolution this
+    /// recursive node relays: it waits on other nodes, not on this one's CPU.
+    pub fn datagram_relays(&self, datagram: &[u8]) -> bool {
+        let word = |at: usize| datagram.get(at..at + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        let at = message::ENVELOPE_LEN;
+        self.recursor.is_some() && word(at) == opcode::RESOLUTION && word(at + 8) & op_flags::RECURSIVE != 0
+    }
+
     /// Answers one UDP datagram: an envelope and the whole message, or one piece of a message
     /// spread over several datagrams, kept in `pieces` until the last arrives (then the whole
     /// is answered; until then nothing is sent). Administration and encrypted messages are

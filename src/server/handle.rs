@@ -11,13 +11,16 @@
 //! UDP: one OS thread owns the socket and its buffers, receives a datagram, answers it
 //! synchronously and sends the answer in numbered 492-byte chunks when it exceeds one 512-byte
 //! datagram. A request spread over several datagrams is put back together first
-//! ([`crate::handle::reassembly`]). A datagram that may block (an answer to a challenge, a
-//! session setup: CNRI's client sends both over UDP; a recursive resolution) goes to a second
-//! thread with a clone of the socket.
+//! ([`crate::handle::reassembly`]). A datagram that may block goes to other threads, each with a
+//! clone of the socket: an answer to a challenge or a session setup (CNRI's client sends both
+//! over UDP; each costs CPU) to one thread, and on a recursive node a recursive resolution
+//! (which waits on other nodes) to one of [`RELAY_THREADS`].
 
 use std::net::{SocketAddr, UdpSocket};
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -58,29 +61,67 @@ pub(super) fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     Ok(socket)
 }
 
-/// 64: datagrams that may block (administration, answers to challenges, session setups) waiting
-/// for the UDP socket's slow thread; beyond that one is answered on the receiving thread with
-/// PROTOCOL_ERROR, and the client moves to TCP.
+/// 64: datagrams that may block (answers to challenges, session setups) waiting for the UDP
+/// socket's slow thread, and as many recursive resolutions waiting for the relay threads; beyond
+/// that one is answered on the receiving thread with PROTOCOL_ERROR, and the client moves to
+/// TCP.
 const SLOW_QUEUE: usize = 64;
+/// 8: recursive resolutions a recursive node relays over UDP at once, each waiting on other
+/// nodes (at most `[recursive] max_in_flight` over every transport).
+pub(super) const RELAY_THREADS: usize = 8;
+
+/// Threads answering datagrams that may block, fed by one bounded queue.
+struct Pool {
+    queue: SyncSender<(Vec<u8>, SocketAddr)>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Pool {
+    /// `threads` threads named `name`, each with its own clone of `socket`; `None` when not one
+    /// could start (the receiving thread then refuses what would have gone to them).
+    fn start(socket: &UdpSocket, frontend: &Arc<Frontend>, name: &str, threads: usize) -> Option<Self> {
+        let (queue, rx) = sync_channel::<(Vec<u8>, SocketAddr)>(SLOW_QUEUE);
+        let rx = Arc::new(Mutex::new(rx));
+        let mut started = Vec::new();
+        for _ in 0..threads {
+            let clone = match socket.try_clone() {
+                Ok(clone) => clone,
+                Err(e) => {
+                    tracing::warn!(error = %e, name, "no socket clone for slow Handle datagrams");
+                    break;
+                }
+            };
+            let (frontend, rx) = (frontend.clone(), rx.clone());
+            match std::thread::Builder::new().name(name.into()).spawn(move || slow_worker(&clone, &frontend, &rx)) {
+                Ok(thread) => started.push(thread),
+                Err(e) => {
+                    tracing::warn!(error = %e, name, "no thread for slow Handle datagrams");
+                    break;
+                }
+            }
+        }
+        (!started.is_empty()).then_some(Self { queue, threads: started })
+    }
+
+    /// Closes the queue and waits for the threads to finish what they hold; their socket clones
+    /// close with them.
+    fn stop(self) {
+        drop(self.queue);
+        for thread in self.threads {
+            if thread.join().is_err() {
+                tracing::error!("a slow Handle UDP thread panicked");
+            }
+        }
+    }
+}
 
 /// Receives and answers datagrams until `token` is cancelled. A datagram that may block
-/// ([`Frontend::datagram_may_block`]) is copied to a second thread owning a clone of the socket,
-/// so that a proof or a durable write never delays the queries behind it.
+/// ([`Frontend::datagram_may_block`]) is copied to another thread ([`Pool`]), so that a proof,
+/// a durable write or another node never delays the queries behind it.
 pub(super) fn udp_worker(socket: UdpSocket, frontend: &Arc<Frontend>, token: &CancellationToken) {
-    let slow = match socket.try_clone() {
-        Ok(clone) => {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, SocketAddr)>(SLOW_QUEUE);
-            let frontend = frontend.clone();
-            let spawned = std::thread::Builder::new()
-                .name("handle-udp-slow".into())
-                .spawn(move || slow_worker(&clone, &frontend, &rx));
-            spawned.map_err(|e| tracing::warn!(error = %e, "no thread for slow Handle datagrams")).ok().map(|t| (tx, t))
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "no socket clone for slow Handle datagrams");
-            None
-        }
-    };
+    let slow = Pool::start(&socket, frontend, "handle-udp-slow", 1);
+    let relay = frontend.is_recursive().then(|| Pool::start(&socket, frontend, "handle-udp-relay", RELAY_THREADS));
+    let relay = relay.flatten();
     let mut datagram = vec![0u8; MAX_DATAGRAM];
     let mut out = Vec::with_capacity(MAX_MESSAGE_LEN);
     let mut chunk = Vec::with_capacity(512);
@@ -95,8 +136,9 @@ pub(super) fn udp_worker(socket: UdpSocket, frontend: &Arc<Frontend>, token: &Ca
             }
         };
         let request = &datagram[..len];
-        if let Some((slow, _)) = slow.as_ref().filter(|_| frontend.datagram_may_block(request)) {
-            if slow.try_send((request.to_vec(), peer)).is_ok() {
+        if frontend.datagram_may_block(request) {
+            let pool = if frontend.datagram_relays(request) { relay.as_ref() } else { slow.as_ref() };
+            if pool.is_some_and(|p| p.queue.try_send((request.to_vec(), peer)).is_ok()) {
                 continue;
             }
         }
@@ -106,21 +148,18 @@ pub(super) fn udp_worker(socket: UdpSocket, frontend: &Arc<Frontend>, token: &Ca
             send_datagrams(&socket, peer, &envelope, &out, &mut chunk);
         }
     }
-    // Closing the queue ends the slow thread once it is empty; joining it closes its socket
-    // clone, so the port is free again when this returns.
-    if let Some((tx, thread)) = slow {
-        drop(tx);
-        if thread.join().is_err() {
-            tracing::error!("the slow Handle UDP thread panicked");
-        }
-    }
+    // The port is free again once every clone is closed.
+    slow.into_iter().chain(relay).for_each(Pool::stop);
 }
 
-/// Answers the datagrams that may block, one at a time, until the receiving thread ends.
-fn slow_worker(socket: &UdpSocket, frontend: &Frontend, queue: &std::sync::mpsc::Receiver<(Vec<u8>, SocketAddr)>) {
+/// Answers datagrams that may block, one at a time, until the queue closes.
+fn slow_worker(socket: &UdpSocket, frontend: &Frontend, queue: &Mutex<Receiver<(Vec<u8>, SocketAddr)>>) {
     let mut out = Vec::with_capacity(MAX_MESSAGE_LEN);
     let mut chunk = Vec::with_capacity(512);
-    while let Ok((request, peer)) = queue.recv() {
+    loop {
+        // One thread waits in `recv` holding the lock; the others wait for the lock.
+        let job = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
+        let Ok((request, peer)) = job else { break };
         let mut conn = Connection::new(Some(peer.ip()));
         let verdict = answer(frontend, |f| f.answer_datagram_blocking(&request, now(), &mut conn, &mut out));
         if let Verdict::Respond(envelope) = verdict {

@@ -38,7 +38,7 @@ impl Out {
 
     /// Envelope (2.10 suggesting 2.11, as the national SDKs send) + header + body + empty
     /// credential.
-    fn bytes(&self) -> Vec<u8> {
+    pub(crate) fn bytes(&self) -> Vec<u8> {
         let mut m = Vec::new();
         for n in [self.opcode, 0, self.flags] {
             m.extend_from_slice(&n.to_be_bytes());

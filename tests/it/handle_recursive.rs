@@ -7,7 +7,7 @@ use idnode::identifier::Identifier;
 use idnode::node::PutOptions;
 use idnode::record::Value;
 
-use crate::handle_admin::{Out, once, resolution, string};
+use crate::handle_admin::{Out, once, resolution, string, word};
 
 const REC_PO: u32 = 0x1000_0000 | 0x0100_0000;
 
@@ -42,6 +42,58 @@ async fn a_prefix_named_through_a_service_handle_is_resolved_at_the_service_s_si
     put("0.SERV/88.700", "URL", b"https://not-a-site.example/".to_vec());
     let siteless = once(recursive.handle, &ask("88.700/X", 7)).await;
     assert_eq!(siteless.code, 2, "{siteless:?}");
+    recursive.stop().await;
+    top.stop().await;
+    secondary.stop().await;
+}
+
+#[tokio::test]
+async fn over_udp_a_slow_recursive_resolution_does_not_hold_up_the_others() {
+    let secondary = crate::start_server_with(|c| c.dns.zones = vec!["88.100".into()]).await;
+    let top = crate::start_server_with(|c| c.dns.zones = vec!["88".into()]).await;
+    let mut info = Vec::new();
+    string(&mut info, b"/");
+    let site = once(secondary.handle, &Out::new(2, 1, info)).await.body;
+    // 88.900 is delegated to a server that takes connections and never answers.
+    let stuck = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut stuck_site = idnode::record::site::Site::decode(&site).unwrap();
+    stuck_site.servers.truncate(1);
+    stuck_site.servers[0].interfaces.iter_mut().for_each(|i| i.port = u32::from(stuck.local_addr().unwrap().port()));
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((connection, _)) = stuck.accept().await {
+            open.push(connection);
+        }
+    });
+    let put = |id: &str, data: Vec<u8>| {
+        let values = vec![Value::new(1, "HS_SITE", data, 0)];
+        top.node.put(&Admin::node(), &Identifier::parse(id).unwrap(), values, &PutOptions::default()).unwrap();
+    };
+    put("0.NA/88.100", site);
+    put("0.NA/88.900", stuck_site.encode());
+    let root = top.handle;
+    let recursive = crate::start_server_with(|c| {
+        c.recursive.handle_roots = vec![root];
+        c.recursive.timeout_ms = 4000;
+        c.recursive.resolution_budget_ms = 8000;
+    })
+    .await;
+    let ask = |handle: &str, request: u32| Out { flags: REC_PO, ..Out::new(1, request, resolution(handle)) }.bytes();
+
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.send_to(&ask("88.900/SLOW", 21), recursive.handle).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    socket.send_to(&ask("88.100.1/ABC-123", 22), recursive.handle).await.unwrap();
+    let mut buf = [0u8; 2048];
+    let mut answered = Vec::new();
+    for _ in 0..2 {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(15), socket.recv(&mut buf)).await.unwrap().unwrap();
+        answered.push((word(&buf[..n], 8), word(&buf[..n], 24)));
+    }
+    // The second request is answered (SUCCESS) while the first still waits on its server, which
+    // then times out (ERROR).
+    assert_eq!(answered, [(22, 1), (21, 2)]);
+    held.abort();
     recursive.stop().await;
     top.stop().await;
     secondary.stop().await;
