@@ -53,8 +53,13 @@ public class HandleJavaCheck {
     }
 
     public static void main(String[] args) throws Exception {
+        if (args.length == 4 && args[0].equals("--recursive")) {
+            recursive(args[1], args[2], args[3]);
+            return;
+        }
         if (args.length != 4) {
             System.err.println("usage: HandleJavaCheck SITEINFO_JSON SITEINFO_BIN IDENTIFIER EXPECTED_URL");
+            System.err.println("       HandleJavaCheck --recursive SITEINFO_JSON IDENTIFIER EXPECTED_URL");
             System.exit(2);
         }
         String json = new String(Files.readAllBytes(Paths.get(args[0])), StandardCharsets.UTF_8);
@@ -186,6 +191,41 @@ public class HandleJavaCheck {
             throw new AssertionError("a response signed with another key was accepted");
         });
 
+        finish();
+    }
+
+    /** A recursive node as the national public recursive node is used: the identifier asked
+     * of that node alone, with the recursion flag set, over TCP and UDP; the node finds the
+     * node serving it. */
+    private static void recursive(String siteJson, String identifier, String expectedUrl) throws Exception {
+        SiteInfo site = SiteInfoConverter.convertToSiteInfo(new String(Files.readAllBytes(Paths.get(siteJson)),
+            StandardCharsets.UTF_8));
+        HandleResolver resolver = new HandleResolver();
+        resolver.setSessionTracker(null);
+        resolver.setCache(null);
+        resolver.setCertifiedCache(null);
+        resolver.traceMessages = Boolean.getBoolean("trace");
+        int[] protocols = { Interface.SP_HDL_TCP, Interface.SP_HDL_UDP };
+        String[] names = { "TCP", "UDP" };
+        for (int p = 0; p < protocols.length; p++) {
+            int protocol = protocols[p];
+            check("the recursive node resolves " + identifier + " over " + names[p] + " (REC set)", () -> {
+                ResolutionRequest req = new ResolutionRequest(Util.encodeString(identifier), null, null, null);
+                req.recursive = true;
+                AbstractResponse resp = resolver.sendRequestToSite(req, site, protocol);
+                require(resp instanceof ResolutionResponse, "a ResolutionResponse, not " + resp);
+                HandleValue[] values = ((ResolutionResponse) resp).getHandleValues();
+                require(Arrays.stream(values).anyMatch(v -> v.getDataAsString().equals(expectedUrl)), expectedUrl);
+                return values.length + " values";
+            });
+        }
+        check("an identifier the recursive node cannot place is refused, not hung", () -> {
+            ResolutionRequest req = new ResolutionRequest(Util.encodeString("77.404/X"), null, null, null);
+            req.recursive = true;
+            AbstractResponse resp = resolver.sendRequestToSite(req, site, Interface.SP_HDL_TCP);
+            require(resp.responseCode != AbstractMessage.RC_SUCCESS, "not SUCCESS");
+            return resp.responseCode + " " + AbstractMessage.getResponseCodeMessage(resp.responseCode);
+        });
         finish();
     }
 
