@@ -47,11 +47,21 @@ pub struct Connection {
     listing: Option<Listing>,
     /// The session the message being answered belongs to (checked by its MAC), if any.
     session: Option<InSession>,
+    /// The client asked for the site (GET_SITE_INFO) on this connection.
+    asked_site: bool,
+    /// The client knows the national quota codes 601-605: it asked for the site and then logged
+    /// in (LOGIN_ID_SYSTEM), as Teleinfo's SDK does and CAICT's does not.
+    national_codes: bool,
 }
 
 impl Connection {
     pub fn new(source: Option<IpAddr>) -> Self {
-        Self { source, login: None, listing: None, session: None }
+        Self { source, login: None, listing: None, session: None, asked_site: false, national_codes: false }
+    }
+
+    /// Notes that the client asked for the site on this connection.
+    pub(super) fn asked_site(&mut self) {
+        self.asked_site = true;
     }
 
     /// The administrator this connection logged in as, if any.
@@ -76,11 +86,14 @@ impl Connection {
     }
 
     /// The code a refusal with `code` is sent with: the national quota codes (603-605) only to
-    /// a client that logged in with LOGIN_ID_SYSTEM (a national SDK, which knows them); any
-    /// other gets RC_ERROR, because CNRI's decoder throws "Unknown responseCode" on them. The
-    /// refusal's message names the national code either way.
+    /// a client known to decode them: one that asked for the site and then logged in with
+    /// LOGIN_ID_SYSTEM on this connection, as Teleinfo's SDK logs in. Any other gets RC_ERROR:
+    /// CNRI's decoder throws "Unknown responseCode" on them, CAICT's SDK (which logs in without
+    /// asking for the site) knows other codes, and Teleinfo's would close the connection and
+    /// wait out its timeout on a code it does not know. The refusal's message names the
+    /// national code either way.
     pub(super) fn refusal_code(&self, code: ResponseCode) -> ResponseCode {
-        if code.is_national() && self.login.is_none() { ResponseCode::Error } else { code }
+        if code.is_national() && !self.national_codes { ResponseCode::Error } else { code }
     }
 
     /// The listing to go on with after the message just written, if any.
@@ -203,6 +216,7 @@ impl Frontend {
             Ok(admin) if original.header.opcode == opcode::LOGIN_ID_SYSTEM => {
                 tracing::info!(target: "audit", user = %admin.user(), "logged in over the Handle protocol");
                 conn.login = Some(admin);
+                conn.national_codes = conn.asked_site;
                 original.respond(ResponseCode::Success.number(), now, out, |_| {})
             }
             Ok(admin) => self.run_as(&admin, &original, &pending.message, now, conn, out),

@@ -169,7 +169,10 @@ impl Frontend {
             opcode::SESSION_TERMINATE => self.session_end(&request, conn, now, out),
             opcode::RESPONSE_TO_CHALLENGE => self.answer_challenge(&request, now, conn, out),
             op if admin::is_administration(op) => self.administer(&request, message, now, conn, out),
-            opcode::GET_SITE_INFO => self.site.answer(&request, now, out),
+            opcode::GET_SITE_INFO => {
+                conn.asked_site();
+                self.site.answer(&request, now, out)
+            }
             op => {
                 error(&request, ResponseCode::OperationNotSupported, &format!("opcode {op} is not supported"), now, out)
             }

@@ -690,9 +690,15 @@ async fn a_recursive_node_resolves_requests_asking_for_recursion_down_the_tree()
 
 //------------ Quotas ------------------------------------------------------------------------
 
-/// Logs `stream` in with LOGIN_ID_SYSTEM (2001) as `300:0.NA/88.100` with its secret, as the
-/// national SDKs do.
+/// Logs `stream` in with LOGIN_ID_SYSTEM (2001) as `300:0.NA/88.100` with its secret, as
+/// Teleinfo's SDK does: GET_SITE_INFO first on the same connection, then the login.
 async fn log_in_with_secret(stream: &mut TcpStream, secret: &[u8]) {
+    assert_eq!(exchange(stream, &Out::new(2, 90, handle_only("/"))).await.code, 1, "GET_SITE_INFO");
+    log_in_without_site(stream, secret).await;
+}
+
+/// The login alone, as CAICT's SDK sends it.
+async fn log_in_without_site(stream: &mut TcpStream, secret: &[u8]) {
     let mut login = handle_only("0.NA/88.100");
     login.extend_from_slice(&300u32.to_be_bytes());
     let challenge = exchange(stream, &Out::new(2001, 1, login)).await;
@@ -753,5 +759,42 @@ async fn a_client_that_did_not_log_in_gets_rc_error_naming_604() {
     assert_eq!((refused.opcode, refused.code), (100, 2), "{refused:?}");
     let message = error_message(&refused);
     assert!(message.contains("604") && message.contains("RC_REGISTER_COUNT_LIMIT"), "{message}");
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_logged_in_without_asking_the_site_gets_rc_error_naming_604() {
+    let node = operator_on(start_server_with(|c| c.quota.identifiers = 1).await);
+    let mut stream = TcpStream::connect(node.handle).await.unwrap();
+    log_in_without_site(&mut stream, b"s3cret").await;
+    assert_eq!(exchange(&mut stream, &create("88.100/A", 3)).await.code, 1);
+    // CAICT's SDK logs in so, and knows 407, 408 and 3001, not 603-605.
+    let refused = exchange(&mut stream, &create("88.100/B", 4)).await;
+    assert_eq!((refused.opcode, refused.code), (100, 2), "{refused:?}");
+    assert!(error_message(&refused).contains("604"), "{refused:?}");
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn teleinfo_resolutions_with_their_trailing_field_and_keep_alives_are_answered_on_a_logged_in_connection() {
+    let node = operator_node().await;
+    let mut stream = TcpStream::connect(node.handle).await.unwrap();
+    log_in_with_secret(&mut stream, b"s3cret").await;
+    // The SDK's own session id on every request, no MAC; RECU_AUTH (0x4) set; `bytes authBytes`
+    // (empty) after the type list.
+    let teleinfo = |handle: &str, request: u32, session: u32| {
+        let mut body = resolution(handle);
+        body.extend_from_slice(&[0, 0, 0, 0]);
+        Out { flags: PUBLIC_ONLY | 0x1000_0000 | 0x4, session, ..Out::new(1, request, body) }
+    };
+    let resolved = exchange(&mut stream, &teleinfo("88.100.1/ABC-123", 11, 10_001)).await;
+    assert_eq!((resolved.opcode, resolved.code, resolved.request), (1, 1, 11), "{resolved:?}");
+    assert!(String::from_utf8_lossy(&resolved.body).contains("https://example.com/products/ABC-123"));
+    // The keep-alive: a resolution of "0" with session id 0, answered with an ordinary code.
+    let alive = exchange(&mut stream, &teleinfo("0", 12, 0)).await;
+    assert!(matches!(alive.code, 100 | 102 | 200), "{alive:?}");
+    // Still logged in: a write runs without a challenge (never a 402 on a logged-in connection).
+    let created = exchange(&mut stream, &create("88.100/ALIVE", 13)).await;
+    assert_eq!((created.opcode, created.code), (100, 1), "{created:?}");
     node.stop().await;
 }
