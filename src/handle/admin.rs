@@ -248,7 +248,9 @@ impl Frontend {
                 })
             }
             b"HS_PUBKEY" => self.node.prove(&admin, answer.index, types::PUBKEY, source, |_, value| {
-                PublicKey::decode(&value.data).is_some_and(|key| key.answer_matches(&signed, answer.proof))
+                // The identity an SM2 signature covers is the handle as the client sent it.
+                let signer = String::from_utf8_lossy(answer.admin);
+                PublicKey::decode(&value.data).is_some_and(|key| key.answer_matches(&signer, &signed, answer.proof))
             }),
             _ => {
                 return Err((

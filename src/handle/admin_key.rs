@@ -170,6 +170,6 @@ mod tests {
         let mut answer = Vec::new();
         write_bytes(&mut answer, b"SHA-256");
         write_bytes(&mut answer, &signature);
-        assert!(public.answer_matches(message, &answer));
+        assert!(public.answer_matches("0.NA/88.100", message, &answer));
     }
 }

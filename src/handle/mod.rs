@@ -40,6 +40,7 @@ pub mod cache;
 pub mod client;
 pub mod credential;
 mod datagram;
+mod gm;
 pub mod key;
 pub mod message;
 mod proof;

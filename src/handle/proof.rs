@@ -12,7 +12,7 @@
 //!   ([`crate::secret`]).
 //! - **Public keys** (`HS_PUBKEY`, in Handle's key encoding): RSA (PKCS #1 v1.5, verified by
 //!   `ring`, 2048 to 8192 bits) and DSA (DER `r, s`, by RustCrypto's `dsa`), each with SHA-256
-//!   or SHA-1 as the answer names it.
+//!   or SHA-1 as the answer names it; and the national system's SM2 ([`super::gm`]).
 
 use dsa::signature::hazmat::PrehashVerifier as _;
 use hmac::{Hmac, Mac as _};
@@ -128,6 +128,8 @@ pub(super) enum PublicKey {
         e: Vec<u8>,
     },
     Dsa(Box<dsa::VerifyingKey>),
+    /// The national system's SM2 ([`super::gm`]).
+    Sm2(Box<sm2::PublicKey>),
 }
 
 /// The hash an answer's signature was made with.
@@ -139,9 +141,13 @@ enum Hash {
 
 impl PublicKey {
     /// Reads Handle's key encoding (`bytes type`, `u16 0`, then per type: RSA exponent and
-    /// modulus; DSA q, p, g, y; each a Java `BigInteger` byte string). `None` for another type
-    /// (DH, the national system's SM2) or a malformed key.
+    /// modulus; DSA q, p, g, y; each a Java `BigInteger` byte string), or an SM2 key in one of
+    /// the Teleinfo SDK's forms ([`super::gm::decode`]). `None` for another type (DH) or a
+    /// malformed key.
     pub(super) fn decode(data: &[u8]) -> Option<Self> {
+        if let Some(key) = super::gm::decode(data) {
+            return Some(PublicKey::Sm2(Box::new(key)));
+        }
         let mut r = Reader::new(data);
         let kind = r.bytes().ok()?;
         r.u16().ok()?;
@@ -172,10 +178,13 @@ impl PublicKey {
     }
 
     /// Whether `answer` (`bytes hash algorithm`, `bytes signature`) is this key's signature of
-    /// `message`.
-    pub(super) fn answer_matches(&self, message: &[u8], answer: &[u8]) -> bool {
+    /// `message`, made by the administrator `admin` (an SM2 signature covers its identity).
+    pub(super) fn answer_matches(&self, admin: &str, message: &[u8], answer: &[u8]) -> bool {
         let mut r = Reader::new(answer);
         let (Ok(algorithm), Ok(signature)) = (r.bytes(), r.bytes()) else { return false };
+        if let PublicKey::Sm2(key) = self {
+            return super::gm::answer_matches(key, admin, algorithm, message, signature);
+        }
         let Some(hash) = hash_named(algorithm) else { return false };
         match self {
             PublicKey::Rsa { n, e } => {
@@ -195,6 +204,7 @@ impl PublicKey {
                 };
                 key.verify_prehash(&digest, &signature).is_ok()
             }
+            PublicKey::Sm2(_) => false,
         }
     }
 }
@@ -334,11 +344,11 @@ mod tests {
         let mut answer = Vec::new();
         write_bytes(&mut answer, b"SHA1");
         write_bytes(&mut answer, &signature);
-        assert!(key.answer_matches(NONCE_AND_DIGEST, &answer));
-        assert!(!key.answer_matches(b"another challenge", &answer));
+        assert!(key.answer_matches("0.NA/88.100", NONCE_AND_DIGEST, &answer));
+        assert!(!key.answer_matches("0.NA/88.100", b"another challenge", &answer));
         let mut sha256 = Vec::new();
         write_bytes(&mut sha256, b"SHA-256");
         write_bytes(&mut sha256, &signature);
-        assert!(!key.answer_matches(NONCE_AND_DIGEST, &sha256), "signed with SHA-1, named SHA-256");
+        assert!(!key.answer_matches("0.NA/88.100", NONCE_AND_DIGEST, &sha256), "signed with SHA-1, named SHA-256");
     }
 }

@@ -75,7 +75,7 @@ pub(crate) fn string(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-async fn exchange(stream: &mut TcpStream, out: &Out) -> In {
+pub(crate) async fn exchange(stream: &mut TcpStream, out: &Out) -> In {
     stream.write_all(&out.bytes()).await.unwrap();
     let mut head = [0u8; 20];
     tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut head)).await.unwrap().unwrap();
@@ -96,7 +96,7 @@ pub(crate) async fn once(addr: SocketAddr, out: &Out) -> In {
 }
 
 /// A HandleValue: index, timestamp, relative TTL 86400, permissions, type, data, no references.
-fn value(index: u32, kind: &str, data: &str, permissions: u8) -> Vec<u8> {
+pub(crate) fn value(index: u32, kind: &str, data: &str, permissions: u8) -> Vec<u8> {
     let mut v = Vec::new();
     v.extend_from_slice(&index.to_be_bytes());
     v.extend_from_slice(&[0, 0, 0, 0, 0, 0, 1, 0x51, 0x80, permissions]);
@@ -107,7 +107,7 @@ fn value(index: u32, kind: &str, data: &str, permissions: u8) -> Vec<u8> {
 }
 
 /// Handle, value count, values: the body of CREATE_HANDLE, ADD_VALUE, MODIFY_VALUE.
-fn with_values(handle: &str, values: &[Vec<u8>]) -> Vec<u8> {
+pub(crate) fn with_values(handle: &str, values: &[Vec<u8>]) -> Vec<u8> {
     let mut b = Vec::new();
     string(&mut b, handle.as_bytes());
     b.extend_from_slice(&(values.len() as u32).to_be_bytes());
@@ -128,7 +128,7 @@ pub(crate) fn resolution(handle: &str) -> Vec<u8> {
 }
 
 /// What the client signs: the challenge's nonce, then the request digest without its code.
-fn challenge_message(challenge: &In) -> Vec<u8> {
+pub(crate) fn challenge_message(challenge: &In) -> Vec<u8> {
     assert_eq!((challenge.code, challenge.body[0]), (402, 3), "a challenge with a SHA-256 digest");
     let digest = &challenge.body[1..33];
     assert_eq!(word(&challenge.body, 33), 16);

@@ -8,6 +8,7 @@ mod handle;
 mod handle_admin;
 mod handle_home;
 mod handle_recursive;
+mod handle_sm2;
 mod hardening;
 mod hierarchy;
 mod http_server;
