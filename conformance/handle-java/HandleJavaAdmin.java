@@ -45,30 +45,6 @@ import net.handle.hdllib.SecretKeyAuthenticationInfo;
 import net.handle.hdllib.Util;
 
 public class HandleJavaAdmin {
-    private static int passed = 0;
-    private static int failed = 0;
-
-    private interface Check {
-        String run() throws Exception;
-    }
-
-    /** Runs one check: it returns a detail line on success and throws on failure. */
-    private static void check(String name, Check check) {
-        try {
-            String detail = check.run();
-            System.out.println("ok   " + name + (detail == null ? "" : ": " + detail));
-            passed++;
-        } catch (Throwable e) {
-            System.out.println("FAIL " + name + ": " + e);
-            if (Boolean.getBoolean("trace")) e.printStackTrace(System.out);
-            failed++;
-        }
-    }
-
-    private static void require(boolean condition, String what) {
-        if (!condition) throw new AssertionError(what);
-    }
-
     private static String secret(String file) throws Exception {
         return new String(Files.readAllBytes(Paths.get(file)), StandardCharsets.UTF_8).split("\n")[0].trim();
     }
@@ -109,7 +85,7 @@ public class HandleJavaAdmin {
         } catch (HandleException e) {
             throw new AssertionError("response code " + code + " expected, CNRI's client threw " + e);
         }
-        require(resp.responseCode == code, "code " + code + " expected, got " + resp.responseCode + " "
+        Checks.require(resp.responseCode == code, "code " + code + " expected, got " + resp.responseCode + " "
             + AbstractMessage.getResponseCodeMessage(resp.responseCode));
         String msg = resp instanceof ErrorResponse ? new String(((ErrorResponse) resp).message, StandardCharsets.UTF_8) : "";
         return resp.responseCode + " " + AbstractMessage.getResponseCodeMessage(resp.responseCode) + " \"" + msg + "\"";
@@ -120,7 +96,7 @@ public class HandleJavaAdmin {
         AbstractResponse resp = resolver(false).processRequest(
             new ResolutionRequest(Util.encodeString(handle), null, null, null));
         if (resp.responseCode == AbstractMessage.RC_HANDLE_NOT_FOUND) return null;
-        require(resp instanceof ResolutionResponse, "a ResolutionResponse, not " + resp);
+        Checks.require(resp instanceof ResolutionResponse, "a ResolutionResponse, not " + resp);
         return ((ResolutionResponse) resp).getHandleValues();
     }
 
@@ -154,48 +130,48 @@ public class HandleJavaAdmin {
     private static void adminRound(String label, HandleResolver r, AuthenticationInfo auth, String admin,
         String prefix, String handle) {
         byte[] h = Util.encodeString(handle);
-        check(label + ": CreateHandleRequest " + handle, () -> {
+        Checks.check(label + ": CreateHandleRequest " + handle, () -> {
             succeed(r, new CreateHandleRequest(h, new HandleValue[] { url(1, "https://example.com/java/1"),
                 adminValue(admin) }, auth));
             HandleValue v = value(publicValues(handle), 1);
-            require(v != null && v.getDataAsString().equals("https://example.com/java/1"), "the URL resolves");
+            Checks.require(v != null && v.getDataAsString().equals("https://example.com/java/1"), "the URL resolves");
             return "created, resolves to " + v.getDataAsString();
         });
-        check(label + ": CreateHandleRequest again is HANDLE_ALREADY_EXISTS", () -> refused(r,
+        Checks.check(label + ": CreateHandleRequest again is HANDLE_ALREADY_EXISTS", () -> refused(r,
             new CreateHandleRequest(h, new HandleValue[] { url(1, "https://example.com/java/again") }, auth),
             AbstractMessage.RC_HANDLE_ALREADY_EXISTS));
-        check(label + ": AddValueRequest (a public EMAIL, a restricted NOTE)", () -> {
+        Checks.check(label + ": AddValueRequest (a public EMAIL, a restricted NOTE)", () -> {
             HandleValue email = new HandleValue(2, Util.encodeString("EMAIL"), Util.encodeString("java@example.com"));
             HandleValue note = new HandleValue(3, Util.encodeString("NOTE"), Util.encodeString("not for the public"));
             note.setAnyoneCanRead(false);
             succeed(r, new AddValueRequest(h, new HandleValue[] { email, note }, auth));
             HandleValue[] values = publicValues(handle);
-            require(value(values, 2) != null, "the EMAIL resolves");
-            require(value(values, 3) == null, "the restricted NOTE is not public");
+            Checks.require(value(values, 2) != null, "the EMAIL resolves");
+            Checks.require(value(values, 3) == null, "the restricted NOTE is not public");
             return values.length + " public values";
         });
-        check(label + ": ModifyValueRequest index 1", () -> {
+        Checks.check(label + ": ModifyValueRequest index 1", () -> {
             succeed(r, new ModifyValueRequest(h, url(1, "https://example.com/java/modified"), auth));
             HandleValue v = value(publicValues(handle), 1);
-            require(v != null && v.getDataAsString().equals("https://example.com/java/modified"), "modified URL");
+            Checks.require(v != null && v.getDataAsString().equals("https://example.com/java/modified"), "modified URL");
             return "now " + v.getDataAsString();
         });
-        check(label + ": resolution with ignoreRestrictedValues=false reads the restricted value", () -> {
+        Checks.check(label + ": resolution with ignoreRestrictedValues=false reads the restricted value", () -> {
             ResolutionRequest req = new ResolutionRequest(h, null, null, auth);
             req.ignoreRestrictedValues = false;
             AbstractResponse resp = succeed(r, req);
             HandleValue note = value(((ResolutionResponse) resp).getHandleValues(), 3);
-            require(note != null && note.getDataAsString().equals("not for the public"), "the NOTE");
+            Checks.require(note != null && note.getDataAsString().equals("not for the public"), "the NOTE");
             return "NOTE = " + note.getDataAsString();
         });
-        check(label + ": RemoveValueRequest index 2", () -> {
+        Checks.check(label + ": RemoveValueRequest index 2", () -> {
             succeed(r, new RemoveValueRequest(h, 2, auth));
-            require(value(publicValues(handle), 2) == null, "the EMAIL is gone");
+            Checks.require(value(publicValues(handle), 2) == null, "the EMAIL is gone");
             return "EMAIL gone";
         });
-        check(label + ": RemoveValueRequest of a missing index is VALUES_NOT_FOUND", () -> refused(r,
+        Checks.check(label + ": RemoveValueRequest of a missing index is VALUES_NOT_FOUND", () -> refused(r,
             new RemoveValueRequest(h, 77, auth), AbstractMessage.RC_VALUES_NOT_FOUND));
-        check(label + ": ListHandlesRequest " + prefix, () -> {
+        Checks.check(label + ": ListHandlesRequest " + prefix, () -> {
             List<String> names = new ArrayList<>();
             AbstractResponse last = r.processRequest(new ListHandlesRequest(Util.encodeString(prefix), auth), resp -> {
                 if (resp instanceof ListHandlesResponse) {
@@ -204,13 +180,13 @@ public class HandleJavaAdmin {
                     throw new HandleException(HandleException.INTERNAL_ERROR, "not a listing: " + resp);
                 }
             });
-            require(last == null || last.responseCode == AbstractMessage.RC_SUCCESS, "SUCCESS, not " + last);
-            require(names.contains(handle), handle + " among " + names);
+            Checks.require(last == null || last.responseCode == AbstractMessage.RC_SUCCESS, "SUCCESS, not " + last);
+            Checks.require(names.contains(handle), handle + " among " + names);
             return names.size() + " handles: " + names;
         });
-        check(label + ": DeleteHandleRequest " + handle, () -> {
+        Checks.check(label + ": DeleteHandleRequest " + handle, () -> {
             succeed(r, new DeleteHandleRequest(h, auth));
-            require(publicValues(handle) == null, "HANDLE_NOT_FOUND afterwards");
+            Checks.require(publicValues(handle) == null, "HANDLE_NOT_FOUND afterwards");
             return "gone";
         });
     }
@@ -231,7 +207,7 @@ public class HandleJavaAdmin {
 
         // 1. Secret key with CNRI's default resolver: a Diffie-Hellman session before admin requests.
         HandleResolver withSessions = resolver(true);
-        require(withSessions.getSessionTracker() != null, "new HandleResolver() has a session tracker");
+        Checks.require(withSessions.getSessionTracker() != null, "new HandleResolver() has a session tracker");
         adminRound("secret key, session", withSessions, auth, admin, prefix, suffixPrefix + "/JAVA-1");
         // ... and plain challenge-response, as with resolver.setSessionTracker(null).
         HandleResolver plain = resolver(false);
@@ -258,10 +234,10 @@ public class HandleJavaAdmin {
             byte[] passphrase = secret(args[5]).getBytes(StandardCharsets.UTF_8);
             keyPairRound("idnode admin keygen key pair", "KEYGEN", 303, withSessions, auth, adminHandle, suffixPrefix, () -> {
                 byte[] file = Files.readAllBytes(Paths.get(keyFile));
-                require(Util.requiresSecretKey(file), "the key file is encrypted");
+                Checks.require(Util.requiresSecretKey(file), "the key file is encrypted");
                 PrivateKey key = Util.getPrivateKeyFromBytes(Util.decrypt(file, passphrase), 0);
                 byte[] pub = Files.readAllBytes(Paths.get(keyFile + ".pub"));
-                require(Util.getPublicKeyFromBytes(pub) != null, "the .pub file is a key");
+                Checks.require(Util.getPublicKeyFromBytes(pub) != null, "the .pub file is a key");
                 return new Object[] { pub, key };
             });
         }
@@ -269,22 +245,22 @@ public class HandleJavaAdmin {
         // 3. Refusals.
         for (boolean sessions : new boolean[] { true, false }) {
             String how = sessions ? "session" : "no session";
-            check("a wrong secret is AUTHENTICATION_FAILED (" + how + ")", () -> refused(resolver(sessions),
+            Checks.check("a wrong secret is AUTHENTICATION_FAILED (" + how + ")", () -> refused(resolver(sessions),
                 new CreateHandleRequest(Util.encodeString(suffixPrefix + "/JAVA-WRONG"),
                     new HandleValue[] { url(1, "https://example.com/wrong") }, secretKey(admin, secret + "-wrong")),
                 AbstractMessage.RC_AUTHENTICATION_FAILED));
-            check("the operator of another prefix is INSUFFICIENT_PERMISSIONS (" + how + ")", () -> refused(
+            Checks.check("the operator of another prefix is INSUFFICIENT_PERMISSIONS (" + how + ")", () -> refused(
                 resolver(sessions), new CreateHandleRequest(Util.encodeString(suffixPrefix + "/JAVA-OTHER"),
                     new HandleValue[] { url(1, "https://example.com/other") }, secretKey(other, otherSecret)),
                 AbstractMessage.RC_INSUFFICIENT_PERMISSIONS));
         }
-        check("nothing was created by the refused requests", () -> {
-            require(publicValues(suffixPrefix + "/JAVA-WRONG") == null, "no JAVA-WRONG");
-            require(publicValues(suffixPrefix + "/JAVA-OTHER") == null, "no JAVA-OTHER");
+        Checks.check("nothing was created by the refused requests", () -> {
+            Checks.require(publicValues(suffixPrefix + "/JAVA-WRONG") == null, "no JAVA-WRONG");
+            Checks.require(publicValues(suffixPrefix + "/JAVA-OTHER") == null, "no JAVA-OTHER");
             return null;
         });
 
-        finish();
+        Checks.finish();
     }
 
     interface KeySource {
@@ -297,7 +273,7 @@ public class HandleJavaAdmin {
     private static void keyPairRound(String label, String name, int index, HandleResolver withSessions,
             AuthenticationInfo auth, String adminHandle, String suffixPrefix, KeySource source) {
         PrivateKey[] priv = new PrivateKey[1];
-        check(label + ": HS_PUBKEY stored at " + index + ":" + adminHandle + ", an administrator", () -> {
+        Checks.check(label + ": HS_PUBKEY stored at " + index + ":" + adminHandle + ", an administrator", () -> {
             Object[] pair = source.get();
             byte[] pubBytes = (byte[]) pair[0];
             HandleValue pub = new HandleValue(index, Common.PUBLIC_KEY_TYPE, pubBytes);
@@ -305,7 +281,7 @@ public class HandleJavaAdmin {
             succeed(withSessions, new AddValueRequest(Util.encodeString(adminHandle),
                 new HandleValue[] { pub, admins }, auth));
             HandleValue stored = value(publicValues(adminHandle), index);
-            require(stored != null && Arrays.equals(stored.getData(), pub.getData()), "the key resolves as stored");
+            Checks.require(stored != null && Arrays.equals(stored.getData(), pub.getData()), "the key resolves as stored");
             priv[0] = (PrivateKey) pair[1];
             return priv[0].getAlgorithm() + ", " + pubBytes.length + " bytes";
         });
@@ -313,28 +289,23 @@ public class HandleJavaAdmin {
         PublicKeyAuthenticationInfo keyAuth = new PublicKeyAuthenticationInfo(Util.encodeString(adminHandle), index, priv[0]);
         String handle = suffixPrefix + "/JAVA-" + name;
         HandleResolver r = resolver(true);
-        check(label + ", session: CreateHandleRequest " + handle, () -> {
+        Checks.check(label + ", session: CreateHandleRequest " + handle, () -> {
             succeed(r, new CreateHandleRequest(Util.encodeString(handle),
                 new HandleValue[] { url(1, "https://example.com/java/" + name) }, keyAuth));
-            require(value(publicValues(handle), 1) != null, "it resolves");
+            Checks.require(value(publicValues(handle), 1) != null, "it resolves");
             return "created";
         });
-        check(label + ", session: DeleteHandleRequest " + handle, () -> {
+        Checks.check(label + ", session: DeleteHandleRequest " + handle, () -> {
             succeed(r, new DeleteHandleRequest(Util.encodeString(handle), keyAuth));
-            require(publicValues(handle) == null, "HANDLE_NOT_FOUND afterwards");
+            Checks.require(publicValues(handle) == null, "HANDLE_NOT_FOUND afterwards");
             return "gone";
         });
-        check(label + ", no session: CreateHandleRequest and DeleteHandleRequest", () -> {
+        Checks.check(label + ", no session: CreateHandleRequest and DeleteHandleRequest", () -> {
             HandleResolver p = resolver(false);
             succeed(p, new CreateHandleRequest(Util.encodeString(handle),
                 new HandleValue[] { url(1, "https://example.com/java/" + name) }, keyAuth));
             succeed(p, new DeleteHandleRequest(Util.encodeString(handle), keyAuth));
             return "created and deleted";
         });
-    }
-
-    private static void finish() {
-        System.out.println(passed + " passed, " + failed + " failed");
-        System.exit(failed == 0 ? 0 : 1);
     }
 }

@@ -29,29 +29,6 @@ import net.handle.hdllib.SiteInfo;
 import net.handle.hdllib.Util;
 
 public class HandleJavaCheck {
-    private static int passed = 0;
-    private static int failed = 0;
-
-    private interface Check {
-        String run() throws Exception;
-    }
-
-    /** Runs one check: it returns a detail line on success and throws on failure. */
-    private static void check(String name, Check check) {
-        try {
-            String detail = check.run();
-            System.out.println("ok   " + name + (detail == null ? "" : ": " + detail));
-            passed++;
-        } catch (Throwable e) {
-            System.out.println("FAIL " + name + ": " + e);
-            failed++;
-        }
-    }
-
-    private static void require(boolean condition, String what) {
-        if (!condition) throw new AssertionError(what);
-    }
-
     public static void main(String[] args) throws Exception {
         if (args.length == 4 && args[0].equals("--recursive")) {
             recursive(args[1], args[2], args[3]);
@@ -76,29 +53,29 @@ public class HandleJavaCheck {
         resolver.traceMessages = Boolean.getBoolean("trace");
 
         SiteInfo[] site = new SiteInfo[1];
-        check("siteinfo.json parses with SiteInfoConverter", () -> {
+        Checks.check("siteinfo.json parses with SiteInfoConverter", () -> {
             site[0] = SiteInfoConverter.convertToSiteInfo(json);
-            require(site[0].servers.length == 1, "one server");
-            require(site[0].isPrimary, "primary");
+            Checks.require(site[0].servers.length == 1, "one server");
+            Checks.require(site[0].isPrimary, "primary");
             return site[0].servers[0].getAddressString() + " protocol " + site[0].majorProtocolVersion + "."
                 + site[0].minorProtocolVersion + ", " + site[0].servers[0].interfaces.length + " interfaces";
         });
-        if (site[0] == null) finish();
+        if (site[0] == null) Checks.finish();
 
-        check("siteinfo.bin decodes to the same site as siteinfo.json", () -> {
+        Checks.check("siteinfo.bin decodes to the same site as siteinfo.json", () -> {
             SiteInfo decoded = new SiteInfo();
             Encoder.decodeSiteInfoRecord(bin, 0, decoded);
             byte[] fromJson = Encoder.encodeSiteInfoRecord(site[0]);
-            require(Arrays.equals(Encoder.encodeSiteInfoRecord(decoded), fromJson),
+            Checks.require(Arrays.equals(Encoder.encodeSiteInfoRecord(decoded), fromJson),
                 "same bytes re-encoded:\n  bin  " + Util.decodeHexString(Encoder.encodeSiteInfoRecord(decoded), false)
                 + "\n  json " + Util.decodeHexString(fromJson, false));
-            require(Arrays.equals(bin, Encoder.encodeSiteInfoRecord(site[0])), "CNRI encodes the JSON to siteinfo.bin");
+            Checks.require(Arrays.equals(bin, Encoder.encodeSiteInfoRecord(site[0])), "CNRI encodes the JSON to siteinfo.bin");
             return bin.length + " bytes";
         });
 
-        check("the site's public key is an RSA key", () -> {
+        Checks.check("the site's public key is an RSA key", () -> {
             PublicKey key = Util.getPublicKeyFromBytes(site[0].servers[0].publicKey, 0);
-            require("RSA".equals(key.getAlgorithm()), "RSA, not " + key.getAlgorithm());
+            Checks.require("RSA".equals(key.getAlgorithm()), "RSA, not " + key.getAlgorithm());
             return key.getAlgorithm() + " " + ((java.security.interfaces.RSAPublicKey) key).getModulus().bitLength()
                 + " bits";
         });
@@ -109,50 +86,50 @@ public class HandleJavaCheck {
             int protocol = protocols[p][0];
             String over = " over " + names[p];
 
-            check("GET_SITE_INFO" + over + " returns the published site", () -> {
+            Checks.check("GET_SITE_INFO" + over + " returns the published site", () -> {
                 GenericRequest req = new GenericRequest(Util.encodeString("/"), AbstractMessage.OC_GET_SITE_INFO, null);
                 AbstractResponse resp = resolver.sendRequestToSite(req, site[0], protocol);
-                require(resp instanceof GetSiteInfoResponse, "a GetSiteInfoResponse, not " + resp);
+                Checks.require(resp instanceof GetSiteInfoResponse, "a GetSiteInfoResponse, not " + resp);
                 SiteInfo got = ((GetSiteInfoResponse) resp).siteInfo;
-                require(Arrays.equals(Encoder.encodeSiteInfoRecord(got), bin), "the same site as siteinfo.bin");
+                Checks.require(Arrays.equals(Encoder.encodeSiteInfoRecord(got), bin), "the same site as siteinfo.bin");
                 return "serial " + got.serialNumber + ", " + got.servers[0].getAddressString();
             });
 
-            check("resolve " + identifier + over, () -> {
+            Checks.check("resolve " + identifier + over, () -> {
                 ResolutionRequest req = new ResolutionRequest(Util.encodeString(identifier), null, null, null);
                 AbstractResponse resp = resolver.sendRequestToSite(req, site[0], protocol);
-                require(resp instanceof ResolutionResponse, "a ResolutionResponse, not " + resp);
+                Checks.require(resp instanceof ResolutionResponse, "a ResolutionResponse, not " + resp);
                 HandleValue[] values = ((ResolutionResponse) resp).getHandleValues();
                 boolean found = false;
                 for (HandleValue v : values) found |= v.getDataAsString().equals(expectedUrl);
-                require(found, "a value " + expectedUrl + " among " + Arrays.toString(values));
+                Checks.require(found, "a value " + expectedUrl + " among " + Arrays.toString(values));
                 return values.length + " values, version " + resp.majorProtocolVersion + "." + resp.minorProtocolVersion;
             });
 
-            check("certified resolution" + over + " verifies with the site's key", () -> {
+            Checks.check("certified resolution" + over + " verifies with the site's key", () -> {
                 ResolutionRequest req = new ResolutionRequest(Util.encodeString(identifier), null, null, null);
                 req.certify = true;
                 req.returnRequestDigest = true;
                 // sendRequestToSite checks the HS_SIGNED credential against the server's key in
                 // the site, and the request digest; either failing throws.
                 AbstractResponse resp = resolver.sendRequestToSite(req, site[0], protocol);
-                require(resp instanceof ResolutionResponse, "a ResolutionResponse, not " + resp);
-                require(resp.signature != null && resp.signature.length > 0, "a credential");
+                Checks.require(resp instanceof ResolutionResponse, "a ResolutionResponse, not " + resp);
+                Checks.require(resp.signature != null && resp.signature.length > 0, "a credential");
                 PublicKey key = Util.getPublicKeyFromBytes(site[0].servers[0].publicKey, 0);
-                require(resp.verifyMessage(key), "verifyMessage with the site's key");
+                Checks.require(resp.verifyMessage(key), "verifyMessage with the site's key");
                 return "HS_SIGNED, " + resp.signature.length + " credential bytes";
             });
 
-            check("certified GET_SITE_INFO" + over + " verifies", () -> {
+            Checks.check("certified GET_SITE_INFO" + over + " verifies", () -> {
                 GenericRequest req = new GenericRequest(Util.encodeString("/"), AbstractMessage.OC_GET_SITE_INFO, null);
                 req.certify = true;
                 AbstractResponse resp = resolver.sendRequestToSite(req, site[0], protocol);
-                require(resp instanceof GetSiteInfoResponse, "a GetSiteInfoResponse, not " + resp);
+                Checks.require(resp instanceof GetSiteInfoResponse, "a GetSiteInfoResponse, not " + resp);
                 return null;
             });
         }
 
-        check("resolveHandle through local_info.json, the way CNRI's tools find a server", () -> {
+        Checks.check("resolveHandle through local_info.json, the way CNRI's tools find a server", () -> {
             // conformance/handle-java/run lists the node's site for the identifier's prefix in
             // local_info.json of the client configuration (-Dnet.handle.configDir).
             HandleResolver configured = new HandleResolver();
@@ -162,19 +139,19 @@ public class HandleJavaCheck {
             HandleValue[] values = configured.resolveHandle(identifier, null, null);
             boolean found = false;
             for (HandleValue v : values) found |= v.getDataAsString().equals(expectedUrl);
-            require(found, "a value " + expectedUrl + " among " + Arrays.toString(values));
+            Checks.require(found, "a value " + expectedUrl + " among " + Arrays.toString(values));
             return values.length + " values";
         });
 
-        check("an unknown identifier is HANDLE_NOT_FOUND", () -> {
+        Checks.check("an unknown identifier is HANDLE_NOT_FOUND", () -> {
             ResolutionRequest req = new ResolutionRequest(Util.encodeString(identifier + "-none"), null, null, null);
             AbstractResponse resp = resolver.sendRequestToSite(req, site[0], Interface.SP_HDL_TCP);
-            require(resp.responseCode == AbstractMessage.RC_HANDLE_NOT_FOUND, "code 100, not " + resp);
-            require(resp instanceof ErrorResponse, "an ErrorResponse");
+            Checks.require(resp.responseCode == AbstractMessage.RC_HANDLE_NOT_FOUND, "code 100, not " + resp);
+            Checks.require(resp instanceof ErrorResponse, "an ErrorResponse");
             return AbstractMessage.getResponseCodeMessage(resp.responseCode);
         });
 
-        check("a tampered key fails verification", () -> {
+        Checks.check("a tampered key fails verification", () -> {
             SiteInfo forged = SiteInfoConverter.convertToSiteInfo(json);
             byte[] key = forged.servers[0].publicKey.clone();
             // The modulus' last byte (CNRI's RSA encoding ends with 4 unused zero bytes): another key.
@@ -185,13 +162,13 @@ public class HandleJavaCheck {
             try {
                 resolver.sendRequestToSite(req, forged, Interface.SP_HDL_TCP);
             } catch (HandleException e) {
-                require(e.getCode() == HandleException.MISSING_OR_INVALID_SIGNATURE, "MISSING_OR_INVALID_SIGNATURE, not " + e);
+                Checks.require(e.getCode() == HandleException.MISSING_OR_INVALID_SIGNATURE, "MISSING_OR_INVALID_SIGNATURE, not " + e);
                 return "refused: " + e.getMessage();
             }
             throw new AssertionError("a response signed with another key was accepted");
         });
 
-        finish();
+        Checks.finish();
     }
 
     /** A recursive node as the national public recursive node is used: the identifier asked
@@ -209,28 +186,23 @@ public class HandleJavaCheck {
         String[] names = { "TCP", "UDP" };
         for (int p = 0; p < protocols.length; p++) {
             int protocol = protocols[p];
-            check("the recursive node resolves " + identifier + " over " + names[p] + " (REC set)", () -> {
+            Checks.check("the recursive node resolves " + identifier + " over " + names[p] + " (REC set)", () -> {
                 ResolutionRequest req = new ResolutionRequest(Util.encodeString(identifier), null, null, null);
                 req.recursive = true;
                 AbstractResponse resp = resolver.sendRequestToSite(req, site, protocol);
-                require(resp instanceof ResolutionResponse, "a ResolutionResponse, not " + resp);
+                Checks.require(resp instanceof ResolutionResponse, "a ResolutionResponse, not " + resp);
                 HandleValue[] values = ((ResolutionResponse) resp).getHandleValues();
-                require(Arrays.stream(values).anyMatch(v -> v.getDataAsString().equals(expectedUrl)), expectedUrl);
+                Checks.require(Arrays.stream(values).anyMatch(v -> v.getDataAsString().equals(expectedUrl)), expectedUrl);
                 return values.length + " values";
             });
         }
-        check("an identifier the recursive node cannot place is refused, not hung", () -> {
+        Checks.check("an identifier the recursive node cannot place is refused, not hung", () -> {
             ResolutionRequest req = new ResolutionRequest(Util.encodeString("77.404/X"), null, null, null);
             req.recursive = true;
             AbstractResponse resp = resolver.sendRequestToSite(req, site, Interface.SP_HDL_TCP);
-            require(resp.responseCode != AbstractMessage.RC_SUCCESS, "not SUCCESS");
+            Checks.require(resp.responseCode != AbstractMessage.RC_SUCCESS, "not SUCCESS");
             return resp.responseCode + " " + AbstractMessage.getResponseCodeMessage(resp.responseCode);
         });
-        finish();
-    }
-
-    private static void finish() {
-        System.out.println(passed + " passed, " + failed + " failed");
-        System.exit(failed == 0 ? 0 : 1);
+        Checks.finish();
     }
 }
