@@ -635,17 +635,27 @@ async fn a_client_rooted_at_the_top_level_node_finds_the_secondary_and_resolves_
     secondary.stop().await;
 }
 
-#[tokio::test]
-async fn a_recursive_node_resolves_requests_asking_for_recursion_down_the_tree() {
+/// A secondary node serving 88.100 and a top-level node serving 88, and the secondary's site
+/// (GET_SITE_INFO), not yet registered at the top-level node.
+pub(crate) async fn top_and_secondary() -> (TestNode, TestNode, Vec<u8>) {
     let secondary = crate::start_server_with(|c| c.dns.zones = vec!["88.100".into()]).await;
     let top = crate::start_server_with(|c| c.dns.zones = vec!["88".into()]).await;
     let mut info = Vec::new();
     string(&mut info, b"/");
     let site = once(secondary.handle, &Out::new(2, 1, info)).await.body;
-    let delegation = vec![Value::new(1, "HS_SITE", site, 0)];
-    top.node
-        .put(&Admin::node(), &Identifier::parse("0.NA/88.100").unwrap(), delegation, &PutOptions::default())
-        .unwrap();
+    (top, secondary, site)
+}
+
+/// Stores `data` as value 1 of type `kind` of `id` at `node`, as the node itself.
+pub(crate) fn put_value(node: &TestNode, id: &str, kind: &str, data: Vec<u8>) {
+    let values = vec![Value::new(1, kind, data, 0)];
+    node.node.put(&Admin::node(), &Identifier::parse(id).unwrap(), values, &PutOptions::default()).unwrap();
+}
+
+#[tokio::test]
+async fn a_recursive_node_resolves_requests_asking_for_recursion_down_the_tree() {
+    let (top, secondary, site) = top_and_secondary().await;
+    put_value(&top, "0.NA/88.100", "HS_SITE", site);
     let root = top.handle;
     let recursive = crate::start_server_with(|c| c.recursive.handle_roots = vec![root]).await;
     let ask = |handle: &str, request: u32, flags: u32| Out { flags, ..Out::new(1, request, resolution(handle)) };

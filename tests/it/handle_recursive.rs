@@ -2,27 +2,15 @@
 //! handles (`HS_SERV`, as the Global Handle Registry delegates many): the recursive node
 //! resolves the service handle at the roots for its sites, and resolves there.
 
-use idnode::auth::Admin;
-use idnode::identifier::Identifier;
-use idnode::node::PutOptions;
-use idnode::record::Value;
-
-use crate::handle_admin::{Out, once, resolution, string, word};
+use crate::handle_admin::{Out, once, put_value, resolution, top_and_secondary, word};
 
 const REC_PO: u32 = 0x1000_0000 | 0x0100_0000;
 
 #[tokio::test]
 async fn a_prefix_named_through_a_service_handle_is_resolved_at_the_service_s_site() {
-    let secondary = crate::start_server_with(|c| c.dns.zones = vec!["88.100".into()]).await;
-    let top = crate::start_server_with(|c| c.dns.zones = vec!["88".into()]).await;
-    let mut info = Vec::new();
-    string(&mut info, b"/");
-    let site = once(secondary.handle, &Out::new(2, 1, info)).await.body;
+    let (top, secondary, site) = top_and_secondary().await;
     // 0.NA/88.100 names its site through 0.SERV/88.100, which holds it.
-    let put = |id: &str, kind: &str, data: Vec<u8>| {
-        let values = vec![Value::new(1, kind, data, 0)];
-        top.node.put(&Admin::node(), &Identifier::parse(id).unwrap(), values, &PutOptions::default()).unwrap();
-    };
+    let put = |id: &str, kind: &str, data: Vec<u8>| put_value(&top, id, kind, data);
     put("0.NA/88.100", "HS_SERV", b"0.SERV/88.100".to_vec());
     put("0.SERV/88.100", "HS_SITE", site);
     let root = top.handle;
@@ -49,11 +37,7 @@ async fn a_prefix_named_through_a_service_handle_is_resolved_at_the_service_s_si
 
 #[tokio::test]
 async fn over_udp_a_slow_recursive_resolution_does_not_hold_up_the_others() {
-    let secondary = crate::start_server_with(|c| c.dns.zones = vec!["88.100".into()]).await;
-    let top = crate::start_server_with(|c| c.dns.zones = vec!["88".into()]).await;
-    let mut info = Vec::new();
-    string(&mut info, b"/");
-    let site = once(secondary.handle, &Out::new(2, 1, info)).await.body;
+    let (top, secondary, site) = top_and_secondary().await;
     // 88.900 is delegated to a server that takes connections and never answers.
     let stuck = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut stuck_site = idnode::record::site::Site::decode(&site).unwrap();
@@ -65,12 +49,8 @@ async fn over_udp_a_slow_recursive_resolution_does_not_hold_up_the_others() {
             open.push(connection);
         }
     });
-    let put = |id: &str, data: Vec<u8>| {
-        let values = vec![Value::new(1, "HS_SITE", data, 0)];
-        top.node.put(&Admin::node(), &Identifier::parse(id).unwrap(), values, &PutOptions::default()).unwrap();
-    };
-    put("0.NA/88.100", site);
-    put("0.NA/88.900", stuck_site.encode());
+    put_value(&top, "0.NA/88.100", "HS_SITE", site);
+    put_value(&top, "0.NA/88.900", "HS_SITE", stuck_site.encode());
     let root = top.handle;
     let recursive = crate::start_server_with(|c| {
         c.recursive.handle_roots = vec![root];
