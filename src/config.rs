@@ -20,6 +20,44 @@ pub struct Config {
     pub cache: CacheConfig,
     pub recursive: RecursiveConfig,
     pub quota: QuotaConfig,
+    pub ops: OpsConfig,
+}
+
+/// Operations (`[ops]`): the listener for monitoring, and the lookup target the statistics
+/// measure progress toward (`crate::stats`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpsConfig {
+    /// false (the default): no operations listener; statistics are counted and saved all the
+    /// same. Off by default so that several nodes on one host need no port each.
+    pub enabled: bool,
+    /// 127.0.0.1:9641: `/metrics` (Prometheus text format) and `/stats` (JSON). Loopback by
+    /// default: per-prefix volumes are the operator's business, not the public's.
+    pub listen: SocketAddr,
+    /// 0: no target. Lookups the node should serve in `target_days` days (a plan's
+    /// "2,000,000,000 lookups in a year").
+    pub target_lookups: u64,
+    /// 365: the target's period in days.
+    pub target_days: u32,
+}
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            listen: "127.0.0.1:9641".parse().expect("literal address"),
+            target_lookups: 0,
+            target_days: 365,
+        }
+    }
+}
+
+impl OpsConfig {
+    /// The lookup target, if one is set.
+    pub fn target(&self) -> Option<crate::stats::Target> {
+        (self.target_lookups > 0)
+            .then(|| crate::stats::Target { lookups: self.target_lookups, days: self.target_days.max(1) })
+    }
 }
 
 /// Quotas (`[quota]`, see `crate::node::quota`): the national system's codes 603-605 as limits
@@ -338,6 +376,7 @@ impl Default for Config {
             cache: CacheConfig::default(),
             recursive: RecursiveConfig::default(),
             quota: QuotaConfig::default(),
+            ops: OpsConfig::default(),
         }
     }
 }

@@ -170,6 +170,24 @@ impl Frontend {
         &self.authoritative
     }
 
+    /// The prefix (`88.100.1`) of the name the last question parsed into `scratch` asked: the
+    /// labels between `_id` (or the name's start) and the national apex, most significant
+    /// first, written into `out`; `false` when the name has none.
+    pub fn question_prefix(&self, scratch: &Scratch, out: &mut Vec<u8>) -> bool {
+        out.clear();
+        let (apex, apex_labels) = self.authoritative.national_apex();
+        let name = &scratch.name;
+        let Some(own) = name.labels_below(apex, apex_labels) else { return false };
+        let first = (0..own).position(|i| name.label(i) == b"_id").map_or(0, |i| i + 1);
+        for i in (first..own).rev() {
+            if !out.is_empty() {
+                out.push(b'.');
+            }
+            out.extend_from_slice(name.label(i));
+        }
+        !out.is_empty()
+    }
+
     /// The national apex, under which every identifier has its DNS name.
     pub fn apex(&self) -> Name {
         self.authoritative.zones()[0].national_apex()

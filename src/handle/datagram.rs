@@ -117,3 +117,23 @@ impl Frontend {
         self.answer(envelope, message, now, conn, out)
     }
 }
+
+/// For the statistics: when `response` (a message) answers a RESOLUTION, its response code,
+/// and the prefix of the handle `request` (the request's message, `encrypted` or not) asked,
+/// when readable (`88.100.1` of `88.100.1/ABC`; `0.NA` of a prefix record or a bare prefix).
+pub fn lookup<'r>(request: &'r [u8], encrypted: bool, response: &[u8]) -> Option<(u32, Option<&'r [u8]>)> {
+    let word = |b: &[u8], at: usize| b.get(at..at + 4).map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+    if word(response, 0)? != opcode::RESOLUTION {
+        return None;
+    }
+    let code = word(response, 4)?;
+    let handle = (!encrypted)
+        .then(|| request.get(message::HEADER_LEN..))
+        .flatten()
+        .and_then(|body| body.get(4..4 + word(body, 0)? as usize));
+    let prefix = handle.map(|h| match h.iter().position(|b| *b == b'/') {
+        Some(slash) => &h[..slash],
+        None => crate::identifier::PREFIX_AUTHORITY.as_bytes(),
+    });
+    Some((code, prefix.filter(|p| !p.is_empty())))
+}

@@ -59,6 +59,7 @@ use crate::node::{Node, ReadFilter, Resolution};
 use crate::record::{Permissions, Ttl, Value, types};
 pub use admin::{Connection, Listing};
 use cache::ResolutionCache;
+pub use datagram::lookup;
 use message::{Envelope, Reader, Request, Version, WireError, op_flags, opcode, write_bytes, write_u32};
 
 /// What the transport does with an incoming message.

@@ -20,6 +20,7 @@ use crate::node::{Listing, Node, Op, Page, PutOptions, ReadError, ReadFilter, Re
 use crate::record::json::JsonValue;
 use crate::record::{Value, unix_now};
 use crate::registry::{Applied, MAX_BATCH, MAX_LIST_OFFSET};
+use crate::stats::{Outcome, Protocol};
 
 /// 100: page size of a listing when the client names none; 10,000 the most one page returns.
 const DEFAULT_PAGE_SIZE: usize = 100;
@@ -207,7 +208,10 @@ pub(super) async fn resolve(
     request: Request,
 ) -> Reply {
     let Incoming { headers, source, .. } = Incoming::new(request);
-    reply(
+    // Counted as a lookup, as DNS and the Handle protocol count theirs.
+    let stats = node.stats().clone();
+    let prefix = handle.split_once('/').map(|(prefix, _)| prefix.to_owned());
+    let answer = reply(
         blocking(move || {
             let p = params(query.as_deref())?;
             let id = parse_id(&handle)?;
@@ -228,7 +232,10 @@ pub(super) async fn resolve(
             Ok(Reply::new(ResponseCode::Success, Detail::Usual, body).pretty(p.pretty))
         })
         .await,
-    )
+    );
+    let code = answer.body.get("responseCode").and_then(serde_json::Value::as_u64).unwrap_or(2);
+    stats.count(Protocol::Http, Outcome::of_handle(code as u32), prefix.as_deref());
+    answer
 }
 
 //------------ PUT /api/handles/{handle} ------------------------------------------------------

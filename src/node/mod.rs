@@ -225,6 +225,8 @@ pub struct Node {
     seal_key: Option<Arc<SealKey>>,
     /// What administrators may create and how often they may ask ([`quota`]); none by default.
     quotas: Quotas,
+    /// The lookups counted by every front end ([`crate::stats`]).
+    stats: Arc<crate::stats::Stats>,
 }
 
 impl Node {
@@ -245,12 +247,23 @@ impl Node {
             subscribers: Vec::new(),
             seal_key: None,
             quotas: Quotas::default(),
+            stats: Arc::new(crate::stats::Stats::empty()),
         })
     }
 
     /// Lets `admins` (`(index, identifier)`) home and unhome prefixes.
     pub fn set_server_admins(&mut self, admins: Vec<(u32, String)>) {
         self.server_admins = admins;
+    }
+
+    /// Counts lookups into `stats` from now on.
+    pub fn set_stats(&mut self, stats: Arc<crate::stats::Stats>) {
+        self.stats = stats;
+    }
+
+    /// The lookups counted so far.
+    pub fn stats(&self) -> &Arc<crate::stats::Stats> {
+        &self.stats
     }
 
     /// Applies `quotas` from now on.

@@ -31,6 +31,9 @@ const COUNTS: TableDefinition<'_, &str, u64> = TableDefinition::new("counts");
 /// The prefixes homed at run time (the Handle protocol's HOME_NA), beside the configured zones,
 /// with the Unix time each was homed.
 const HOMED: TableDefinition<'_, &str, u64> = TableDefinition::new("homed");
+/// The resolution statistics of each day ([`crate::stats`]), by day since the Unix epoch, as
+/// JSON.
+const STATS: TableDefinition<'_, i64, &[u8]> = TableDefinition::new("stats");
 /// Set in META once COUNTS holds every record (databases made before it are counted at open).
 const COUNTED: &str = "counted";
 /// 100,000: the deepest a listing may page by offset (`page * pageSize`); beyond it clients go
@@ -238,6 +241,42 @@ impl Registry {
         };
         txn.commit()?;
         Ok(changed)
+    }
+
+    /// Every day's saved statistics, oldest first.
+    pub fn stats_days(&self) -> Result<Vec<(i64, Vec<u8>)>, RegistryError> {
+        let txn = self.db.begin_read()?;
+        let table = match txn.open_table(STATS) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(RegistryError::Storage(e.into())),
+        };
+        table
+            .range::<i64>(..)?
+            .map(|entry| entry.map(|(k, v)| (k.value(), v.value().to_vec())).map_err(Into::into))
+            .collect()
+    }
+
+    /// Replaces the statistics saved for `day`, durably. Not a change to the records: the
+    /// serial stays.
+    pub fn save_stats_day(&self, day: i64, counts: &[u8]) -> Result<(), RegistryError> {
+        self.write_stats(|table| table.insert(day, counts).map(drop))
+    }
+
+    /// Drops the statistics of the days before `day`.
+    pub fn drop_stats_before(&self, day: i64) -> Result<(), RegistryError> {
+        self.write_stats(|table| table.retain(|d, _| d >= day))
+    }
+
+    fn write_stats(
+        &self,
+        f: impl FnOnce(&mut redb::Table<'_, i64, &'static [u8]>) -> Result<(), redb::StorageError>,
+    ) -> Result<(), RegistryError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_quick_repair(true);
+        f(&mut txn.open_table(STATS)?)?;
+        txn.commit()?;
+        Ok(())
     }
 
     /// Identifiers registered under `prefix` (not its sub-prefixes), in key order: `limit` of

@@ -33,6 +33,7 @@ use crate::accept::{Caps, accept};
 use crate::handle::message::{ENVELOPE_LEN, Envelope, MAX_MESSAGE_LEN, udp_datagrams};
 use crate::handle::reassembly::Reassembly;
 use crate::handle::{Connection, Frontend, Verdict};
+use crate::stats::{Counter, Outcome, Protocol, Stats};
 
 /// 100 ms: how long the UDP thread blocks in receive before it looks whether to stop.
 const STOP_CHECK: Duration = Duration::from_millis(100);
@@ -43,6 +44,23 @@ const MAX_DATAGRAM: usize = 65_535;
 fn now() -> u32 {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     u32::try_from(secs).unwrap_or(u32::MAX)
+}
+
+/// Counts the answer `out` to `request` (a message) when it answers a resolution.
+fn count(counter: &mut Counter, protocol: Protocol, request: &[u8], encrypted: bool, out: &[u8]) {
+    if let Some((code, prefix)) = crate::handle::lookup(request, encrypted, out) {
+        counter.count(protocol, Outcome::of_handle(code), prefix);
+    }
+}
+
+/// [`count`] for a datagram: a whole request, or the last piece of one (whose handle is not
+/// read).
+fn count_datagram(counter: &mut Counter, datagram: &[u8], out: &[u8]) {
+    let whole = Envelope::decode(datagram).is_ok_and(|e| {
+        e.flags & crate::handle::message::ENV_ENCRYPTED == 0
+            && e.message_length as usize + ENVELOPE_LEN == datagram.len()
+    });
+    count(counter, Protocol::HandleUdp, datagram.get(ENVELOPE_LEN..).unwrap_or_default(), !whole, out);
 }
 
 /// Calls the front end; a panic (a bug, never expected) drops this one message.
@@ -79,7 +97,13 @@ struct Pool {
 impl Pool {
     /// `threads` threads named `name`, each with its own clone of `socket`; `None` when not one
     /// could start (the receiving thread then refuses what would have gone to them).
-    fn start(socket: &UdpSocket, frontend: &Arc<Frontend>, name: &str, threads: usize) -> Option<Self> {
+    fn start(
+        socket: &UdpSocket,
+        frontend: &Arc<Frontend>,
+        stats: &Arc<Stats>,
+        name: &str,
+        threads: usize,
+    ) -> Option<Self> {
         let (queue, rx) = sync_channel::<(Vec<u8>, SocketAddr)>(SLOW_QUEUE);
         let rx = Arc::new(Mutex::new(rx));
         let mut started = Vec::new();
@@ -91,8 +115,9 @@ impl Pool {
                     break;
                 }
             };
-            let (frontend, rx) = (frontend.clone(), rx.clone());
-            match std::thread::Builder::new().name(name.into()).spawn(move || slow_worker(&clone, &frontend, &rx)) {
+            let (frontend, rx, counter) = (frontend.clone(), rx.clone(), Counter::new(stats.clone()));
+            let spawned = std::thread::Builder::new().name(name.into());
+            match spawned.spawn(move || slow_worker(&clone, &frontend, &rx, counter)) {
                 Ok(thread) => started.push(thread),
                 Err(e) => {
                     tracing::warn!(error = %e, name, "no thread for slow Handle datagrams");
@@ -118,15 +143,18 @@ impl Pool {
 /// Receives and answers datagrams until `token` is cancelled. A datagram that may block
 /// ([`Frontend::datagram_may_block`]) is copied to another thread ([`Pool`]), so that a proof,
 /// a durable write or another node never delays the queries behind it.
-pub(super) fn udp_worker(socket: UdpSocket, frontend: &Arc<Frontend>, token: &CancellationToken) {
-    let slow = Pool::start(&socket, frontend, "handle-udp-slow", 1);
-    let relay = frontend.is_recursive().then(|| Pool::start(&socket, frontend, "handle-udp-relay", RELAY_THREADS));
+pub(super) fn udp_worker(socket: UdpSocket, frontend: &Arc<Frontend>, stats: &Arc<Stats>, token: &CancellationToken) {
+    let slow = Pool::start(&socket, frontend, stats, "handle-udp-slow", 1);
+    let relay =
+        frontend.is_recursive().then(|| Pool::start(&socket, frontend, stats, "handle-udp-relay", RELAY_THREADS));
+    let mut counter = Counter::new(stats.clone());
     let relay = relay.flatten();
     let mut datagram = vec![0u8; MAX_DATAGRAM];
     let mut out = Vec::with_capacity(MAX_MESSAGE_LEN);
     let mut chunk = Vec::with_capacity(512);
     let mut pieces = Reassembly::default();
     while !token.is_cancelled() {
+        counter.tick();
         let (len, peer) = match socket.recv_from(&mut datagram) {
             Ok(r) => r,
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
@@ -145,6 +173,7 @@ pub(super) fn udp_worker(socket: UdpSocket, frontend: &Arc<Frontend>, token: &Ca
         let mut conn = Connection::new(Some(peer.ip()));
         let verdict = answer(frontend, |f| f.answer_datagram(request, now(), &mut conn, &mut pieces, &mut out));
         if let Verdict::Respond(envelope) = verdict {
+            count_datagram(&mut counter, request, &out);
             send_datagrams(&socket, peer, &envelope, &out, &mut chunk);
         }
     }
@@ -153,7 +182,12 @@ pub(super) fn udp_worker(socket: UdpSocket, frontend: &Arc<Frontend>, token: &Ca
 }
 
 /// Answers datagrams that may block, one at a time, until the queue closes.
-fn slow_worker(socket: &UdpSocket, frontend: &Frontend, queue: &Mutex<Receiver<(Vec<u8>, SocketAddr)>>) {
+fn slow_worker(
+    socket: &UdpSocket,
+    frontend: &Frontend,
+    queue: &Mutex<Receiver<(Vec<u8>, SocketAddr)>>,
+    mut counter: Counter,
+) {
     let mut out = Vec::with_capacity(MAX_MESSAGE_LEN);
     let mut chunk = Vec::with_capacity(512);
     loop {
@@ -163,6 +197,7 @@ fn slow_worker(socket: &UdpSocket, frontend: &Frontend, queue: &Mutex<Receiver<(
         let mut conn = Connection::new(Some(peer.ip()));
         let verdict = answer(frontend, |f| f.answer_datagram_blocking(&request, now(), &mut conn, &mut out));
         if let Verdict::Respond(envelope) = verdict {
+            count_datagram(&mut counter, &request, &out);
             send_datagrams(socket, peer, &envelope, &out, &mut chunk);
         }
     }
@@ -183,16 +218,18 @@ pub(super) async fn acceptor(
     listener: TcpListener,
     frontend: Arc<Frontend>,
     limits: TcpLimits,
+    stats: Arc<Stats>,
     tracker: TaskTracker,
     token: CancellationToken,
 ) {
     let caps = Caps { max_connections: limits.max_connections, per_source: limits.per_source };
     accept(&listener, caps, &tracker, &token, "Handle TCP", |stream, peer| {
-        let (frontend, token) = (frontend.clone(), token.clone());
+        let (frontend, token, stats) = (frontend.clone(), token.clone(), stats.clone());
         async move {
+            let mut counter = Counter::new(stats);
             tokio::select! {
                 _ = token.cancelled() => {}
-                r = connection(stream, peer, frontend, limits.idle_timeout) => {
+                r = connection(stream, peer, frontend, limits.idle_timeout, &mut counter) => {
                     if let Err(e) = r {
                         tracing::debug!(error = %e, %peer, "Handle TCP connection ended");
                     }
@@ -209,6 +246,7 @@ async fn connection(
     peer: SocketAddr,
     frontend: Arc<Frontend>,
     idle: Duration,
+    counter: &mut Counter,
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let mut head = [0u8; ENVELOPE_LEN];
@@ -257,6 +295,8 @@ async fn connection(
         let Verdict::Respond(mut response) = verdict else {
             return Ok(());
         };
+        let encrypted = envelope.flags & crate::handle::message::ENV_ENCRYPTED != 0;
+        count(counter, Protocol::HandleTcp, &message, encrypted, &out);
         // A listing goes on, one page a message, while the client reads.
         let mut listing = conn.take_listing();
         loop {

@@ -32,7 +32,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
+use crate::config::{Config, HttpConfig};
 use crate::dns::{Frontend, Scratch, Transport, Verdict};
 use crate::node::Node;
 use crate::registry::Registry;
@@ -49,12 +49,37 @@ pub trait DnsHandler: Send + Sync + 'static {
     /// Answers one request into `out`, synchronously, or hands back the work to spawn
     /// ([`Verdict::Defer`]).
     fn handle(&self, request: &[u8], transport: Transport, scratch: &mut Scratch, out: &mut Vec<u8>) -> Verdict;
+
+    /// The prefix (`88.100.1`) of the name the last question in `scratch` asked, written into
+    /// `out`, for the statistics; `false` when it has none.
+    fn question_prefix(&self, _scratch: &Scratch, _out: &mut Vec<u8>) -> bool {
+        false
+    }
 }
 
 impl DnsHandler for Frontend {
     fn handle(&self, request: &[u8], transport: Transport, scratch: &mut Scratch, out: &mut Vec<u8>) -> Verdict {
         Frontend::handle(self, request, transport, scratch, out)
     }
+
+    fn question_prefix(&self, scratch: &Scratch, out: &mut Vec<u8>) -> bool {
+        Frontend::question_prefix(self, scratch, out)
+    }
+}
+
+/// Counts a DNS answer in `counter`: its outcome, and the prefix its question named.
+fn count_dns<H: DnsHandler>(
+    counter: &mut Counter,
+    handler: &H,
+    protocol: Protocol,
+    scratch: &Scratch,
+    response: &[u8],
+    prefix: &mut Vec<u8>,
+) {
+    let outcome = Outcome::of_dns(response);
+    // A malformed question left no name to read.
+    let named = outcome != Outcome::Error && handler.question_prefix(scratch, prefix);
+    counter.count(protocol, outcome, named.then_some(prefix.as_slice()));
 }
 
 /// Calls the handler; a panic in it drops this one query instead of the worker. (A panic in a
@@ -107,6 +132,7 @@ pub fn assemble_all(
     let mut node = Node::new(registry.clone(), config.dns.zones())?;
     node.set_server_admins(config.handle.server_admins()?);
     node.set_quotas(config.quota.quotas()?);
+    node.set_stats(Arc::new(crate::stats::Stats::load(&registry, config.ops.target())?));
     if let Some(key) = seal_key {
         node.set_seal_key(key);
     }
@@ -151,6 +177,7 @@ pub enum ServerError {
 }
 
 use crate::handle::{key::ServerKey, site_info};
+use crate::stats::{Counter, Outcome, Protocol};
 
 /// The Handle protocol's TCP listener and UDP socket (on the same port) and its TCP limits.
 struct HandleSockets {
@@ -207,6 +234,8 @@ pub struct Server {
     handle: Option<HandleSockets>,
     /// Response rate limiting for UDP; `None` when `dns.rrl.responses_per_second` is 0.
     rrl: Option<Arc<crate::dns::rrl::Rrl>>,
+    /// The operations listener (`/metrics`, `/stats`), unless `ops.enabled` is false.
+    ops: Option<crate::http::HttpListener>,
 }
 
 impl Server {
@@ -243,7 +272,23 @@ impl Server {
         let Assembled { node, dns: frontend, handle: handle_frontend } =
             assemble_all(config, registry, seal_key, site)?;
         let rrl = crate::dns::rrl::Rrl::new(&config.dns.rrl)?.map(Arc::new);
-        Ok(Self { node, frontend, handle_frontend, udp, tcp, http, tcp_limits, handle, rrl })
+        let ops = match config.ops.enabled {
+            // The API's limits, fewer connections, never TLS (loopback or a monitoring network).
+            true => {
+                let listen = config.ops.listen;
+                let (max_connections, max_connections_per_source) = (64, 16);
+                let ops = HttpConfig { listen, max_connections, max_connections_per_source, ..config.http.clone() };
+                let ops = HttpConfig { tls_cert: None, tls_key: None, ..ops };
+                Some(crate::http::HttpListener::bind(&ops).await?)
+            }
+            false => None,
+        };
+        Ok(Self { node, frontend, handle_frontend, udp, tcp, http, tcp_limits, handle, rrl, ops })
+    }
+
+    /// The operations listener's address (`/metrics`, `/stats`); `None` when it is off.
+    pub fn ops_addr(&self) -> Option<SocketAddr> {
+        self.ops.as_ref().and_then(|o| o.local_addr().ok())
     }
 
     /// The node core: the writes and reads every front end goes through.
@@ -283,6 +328,9 @@ impl Server {
         let tracker = TaskTracker::new();
         let frontend = self.frontend;
         let runtime = tokio::runtime::Handle::current();
+        let stats = self.node.stats().clone();
+        let saver = tokio::spawn(save_stats(stats.clone(), self.node.clone(), token.clone()));
+        let node = self.node.clone();
         let mut workers: Vec<_> = self
             .udp
             .into_iter()
@@ -290,25 +338,37 @@ impl Server {
             .map(|(i, socket)| {
                 let (frontend, tracker, token, runtime) =
                     (frontend.clone(), tracker.clone(), token.clone(), runtime.clone());
-                let rrl = self.rrl.clone();
+                let (rrl, stats) = (self.rrl.clone(), stats.clone());
                 std::thread::Builder::new()
                     .name(format!("udp-worker-{i}"))
-                    .spawn(move || udp::worker(socket, &frontend, rrl.as_ref(), &tracker, &token, &runtime))
+                    .spawn(move || udp::worker(socket, &frontend, rrl.as_ref(), &stats, &tracker, &token, &runtime))
             })
             .collect::<Result<_, _>>()
             .map_err(ServerError::Workers)?;
+        let handle_for_ops = self.handle.is_some().then(|| self.handle_frontend.clone());
         if let Some(handle) = self.handle {
             let frontend = self.handle_frontend;
-            let (udp_frontend, udp_token) = (frontend.clone(), token.clone());
+            let (udp_frontend, udp_token, udp_stats) = (frontend.clone(), token.clone(), stats.clone());
             let worker = std::thread::Builder::new()
                 .name("handle-udp".into())
-                .spawn(move || handle::udp_worker(handle.udp, &udp_frontend, &udp_token))
+                .spawn(move || handle::udp_worker(handle.udp, &udp_frontend, &udp_stats, &udp_token))
                 .map_err(ServerError::Workers)?;
             workers.push(worker);
-            tracker.spawn(handle::acceptor(handle.tcp, frontend, handle.limits, tracker.clone(), token.clone()));
+            let (limits, stats) = (handle.limits, stats.clone());
+            tracker.spawn(handle::acceptor(handle.tcp, frontend, limits, stats, tracker.clone(), token.clone()));
+        }
+        if let Some(listener) = self.ops {
+            let ops = crate::ops::Ops {
+                node: node.clone(),
+                dns: frontend.clone(),
+                handle: handle_for_ops,
+                rrl: self.rrl.clone(),
+            };
+            tracker.spawn(listener.serve(crate::ops::router(Arc::new(ops)), token.clone()));
         }
         let http = tracker.spawn(crate::http::serve(self.http, self.node, token.clone()));
-        tracker.spawn(tcp::acceptor(self.tcp, frontend, self.tcp_limits, tracker.clone(), token.clone()));
+        let limits = self.tcp_limits;
+        tracker.spawn(tcp::acceptor(self.tcp, frontend, limits, stats.clone(), tracker.clone(), token.clone()));
         shutdown.await;
         token.cancel();
         // The workers notice within one receive timeout.
@@ -316,6 +376,30 @@ impl Server {
         tracker.close();
         tracker.wait().await;
         http.await?;
+        saver.await?;
+        // Every worker and connection merged its counts as it ended: the last save.
+        tokio::task::spawn_blocking(move || stats.save(node.registry())).await??;
         Ok(())
+    }
+}
+
+/// Saves the statistics every [`crate::stats::SAVE_EVERY`] until `token` is cancelled (the
+/// caller saves once more when every front end has stopped).
+async fn save_stats(stats: Arc<crate::stats::Stats>, node: Arc<Node>, token: CancellationToken) {
+    let save = |stats: Arc<crate::stats::Stats>, node: Arc<Node>| async move {
+        let saved = tokio::task::spawn_blocking(move || stats.save(node.registry())).await;
+        match saved {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot save the statistics; trying again later"),
+            Err(e) => tracing::warn!(error = %e, "saving the statistics failed"),
+        }
+    };
+    let mut every = tokio::time::interval(crate::stats::SAVE_EVERY);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => break,
+            _ = every.tick() => save(stats.clone(), node.clone()).await,
+        }
     }
 }

@@ -14,10 +14,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{DnsHandler, answer};
+use super::{DnsHandler, answer, count_dns};
 use crate::accept::{Caps, accept};
 use crate::dns::framing::{self, FrameError, MAX_MESSAGE};
 use crate::dns::{Scratch, Transport, Verdict};
+use crate::stats::{Counter, Protocol, Stats};
 
 #[derive(Debug, Clone, Copy)]
 pub(super) struct TcpLimits {
@@ -31,16 +32,18 @@ pub(super) async fn acceptor<H: DnsHandler>(
     listener: TcpListener,
     handler: Arc<H>,
     limits: TcpLimits,
+    stats: Arc<Stats>,
     tracker: TaskTracker,
     token: CancellationToken,
 ) {
     let caps = Caps { max_connections: limits.max_connections, per_source: limits.per_source };
     accept(&listener, caps, &tracker, &token, "DNS TCP", |stream, peer| {
-        let (handler, token) = (handler.clone(), token.clone());
+        let (handler, token, stats) = (handler.clone(), token.clone(), stats.clone());
         async move {
+            let mut counter = Counter::new(stats);
             tokio::select! {
                 _ = token.cancelled() => {}
-                r = connection(stream, &*handler, limits.idle_timeout) => {
+                r = connection(stream, &*handler, limits.idle_timeout, &mut counter) => {
                     if let Err(e) = r {
                         tracing::debug!(error = %e, %peer, "TCP connection ended");
                     }
@@ -57,6 +60,7 @@ async fn connection<H: DnsHandler>(
     mut stream: TcpStream,
     handler: &H,
     idle_timeout: Duration,
+    counter: &mut Counter,
 ) -> Result<(), FrameError> {
     stream.set_nodelay(true)?;
     let idle = Some(idle_timeout);
@@ -64,6 +68,7 @@ async fn connection<H: DnsHandler>(
     let mut out = Vec::with_capacity(MAX_MESSAGE);
     let mut framed = Vec::with_capacity(MAX_MESSAGE + 2);
     let mut scratch = Scratch::default();
+    let mut prefix = Vec::new();
     loop {
         match framing::read(&mut stream, &mut request, MAX_MESSAGE, idle).await {
             Ok(true) => {}
@@ -77,6 +82,7 @@ async fn connection<H: DnsHandler>(
             Verdict::Drop => return Ok(()),
             Verdict::Defer(pending) => out = pending.resolve().await,
         }
+        count_dns(counter, handler, Protocol::DnsTcp, &scratch, &out, &mut prefix);
         // A client that does not read its answers holds a slot no longer than an idle one.
         match framing::write(&mut stream, &out, &mut framed, idle).await {
             Ok(()) => {}

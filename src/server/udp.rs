@@ -17,10 +17,11 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{DnsHandler, answer};
+use super::{DnsHandler, answer, count_dns};
 use crate::dns::framing::MAX_MESSAGE;
 use crate::dns::rrl::{self, Action, Rrl};
 use crate::dns::{Scratch, Transport, Verdict};
+use crate::stats::{Counter, Outcome, Protocol as Lookup, Stats};
 
 /// 100 ms: how long a UDP worker blocks in receive before it looks whether to stop.
 const STOP_CHECK: Duration = Duration::from_millis(100);
@@ -48,6 +49,7 @@ pub(super) fn worker<H: DnsHandler>(
     socket: UdpSocket,
     frontend: &Arc<H>,
     rrl: Option<&Arc<Rrl>>,
+    stats: &Arc<Stats>,
     tracker: &TaskTracker,
     token: &CancellationToken,
     runtime: &tokio::runtime::Handle,
@@ -55,7 +57,10 @@ pub(super) fn worker<H: DnsHandler>(
     let socket = Arc::new(socket);
     let mut batch = Batch::new();
     let mut scratch = Scratch::default();
+    let mut counter = Counter::new(stats.clone());
+    let mut prefix = Vec::with_capacity(64);
     while !token.is_cancelled() {
+        counter.tick();
         let received = match batch.receive(&socket) {
             Ok(n) => n,
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
@@ -69,6 +74,8 @@ pub(super) fn worker<H: DnsHandler>(
             let query = &batch.queries[i][..batch.lengths[i]];
             match answer(&**frontend, query, Transport::Udp, &mut scratch, &mut batch.answers[batch.replies]) {
                 Verdict::Respond => {
+                    let out = &batch.answers[batch.replies];
+                    count_dns(&mut counter, &**frontend, Lookup::DnsUdp, &scratch, out, &mut prefix);
                     if let (Some(rrl), Some(peer)) = (rrl, rrl.and_then(|_| batch.peer(i))) {
                         let out = &mut batch.answers[batch.replies];
                         match rrl.check(peer.ip(), out, std::time::Instant::now()) {
@@ -86,11 +93,13 @@ pub(super) fn worker<H: DnsHandler>(
                 Verdict::Defer(pending) => {
                     let Some(peer) = batch.peer(i) else { continue };
                     let (socket, token, rrl) = (socket.clone(), token.clone(), rrl.cloned());
+                    let stats = stats.clone();
                     tracker.spawn_on(
                         async move {
                             tokio::select! {
                                 _ = token.cancelled() => {}
                                 mut response = pending.resolve() => {
+                                    stats.count(Lookup::DnsUdp, Outcome::of_dns(&response), None);
                                     let now = std::time::Instant::now();
                                     let action = rrl.map_or(Action::Send, |r| r.check(peer.ip(), &response, now));
                                     match action {
@@ -306,7 +315,9 @@ mod tests {
         let (tracker, token) = (TaskTracker::new(), CancellationToken::new());
         let stop = token.clone();
         let handle = runtime.handle().clone();
-        let worker = std::thread::spawn(move || worker(socket, &Arc::new(Fragile), None, &tracker, &token, &handle));
+        let stats = Arc::new(Stats::empty());
+        let worker =
+            std::thread::spawn(move || worker(socket, &Arc::new(Fragile), None, &stats, &tracker, &token, &handle));
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
         client.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         let mut buf = [0u8; 64];

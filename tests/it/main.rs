@@ -16,6 +16,7 @@ mod layout;
 mod quota;
 mod recursor;
 mod server;
+mod stats;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub struct TestNode {
     pub http: SocketAddr,
     /// The Handle protocol's address (TCP and UDP).
     pub handle: SocketAddr,
+    /// The operations listener's address, when the test turned it on.
+    pub ops: Option<SocketAddr>,
     pub frontend: Arc<Frontend>,
     /// The Handle protocol front end (its cache statistics).
     pub handle_frontend: Arc<idnode::handle::Frontend>,
@@ -58,6 +61,7 @@ async fn start_server_in(dir: tempfile::TempDir, demo: bool, adjust: impl FnOnce
     config.dns.listen = "127.0.0.1:0".parse().unwrap();
     config.http.listen = "127.0.0.1:0".parse().unwrap();
     config.handle.listen = "127.0.0.1:0".parse().unwrap();
+    config.ops.listen = "127.0.0.1:0".parse().unwrap();
     config.dns.udp_workers = 2;
     adjust(&mut config);
     let registry = Arc::new(Registry::open(&config.data_dir).unwrap());
@@ -69,6 +73,7 @@ async fn start_server_in(dir: tempfile::TempDir, demo: bool, adjust: impl FnOnce
     let handle_frontend = server.handle_frontend().clone();
     let addr = server.local_addr();
     let http = server.http_addr();
+    let ops = server.ops_addr();
     // A test that switches the Handle protocol off gets the unspecified address.
     let handle = server.handle_addr().unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     let (tx, rx) = oneshot::channel::<()>();
@@ -79,6 +84,7 @@ async fn start_server_in(dir: tempfile::TempDir, demo: bool, adjust: impl FnOnce
         addr,
         http,
         handle,
+        ops,
         frontend,
         handle_frontend,
         node,

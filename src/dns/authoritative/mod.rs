@@ -40,6 +40,8 @@ pub struct Authoritative {
     zones: ArcSwap<Vec<Zone>>,
     /// The national apex in lower-case wire form: the same for every zone.
     national_apex: Vec<u8>,
+    /// Its labels.
+    national_labels: usize,
     /// The settings the zones were made from, to make them again when the node's zones change;
     /// `None`: this role's zones are fixed.
     settings: Option<crate::config::DnsConfig>,
@@ -60,6 +62,7 @@ impl Authoritative {
         let zones: Vec<Zone> = zones.into_iter().map(Zone::new).collect();
         Self {
             national_apex: zones[0].national_apex_wire().to_vec(),
+            national_labels: zones[0].apex_labels() - zones[0].prefix_labels(),
             zones: ArcSwap::from_pointee(zones),
             settings: None,
             registry,
@@ -83,6 +86,11 @@ impl Authoritative {
     /// The national apex in lower-case wire form.
     pub fn national_apex_wire(&self) -> &[u8] {
         &self.national_apex
+    }
+
+    /// The national apex in lower-case wire form, and its labels.
+    pub fn national_apex(&self) -> (&[u8], usize) {
+        (&self.national_apex, self.national_labels)
     }
 
     pub fn registry(&self) -> &Arc<Registry> {

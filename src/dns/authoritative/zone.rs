@@ -173,6 +173,11 @@ impl Zone {
         self.apex_labels
     }
 
+    /// How many labels the zone's prefix adds below the national apex.
+    pub fn prefix_labels(&self) -> usize {
+        self.prefix_labels
+    }
+
     /// Builds every answer for `qname` (at or below the apex, `own` labels left of it) from the
     /// registry, and how long it may be cached.
     pub fn answer(

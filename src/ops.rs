@@ -1,0 +1,114 @@
+//! The operations listener (`[ops] listen`, loopback by default): `/metrics` in Prometheus' text
+//! format, written with the Prometheus project's own `prometheus-client`, and `/stats`, the
+//! resolution statistics as JSON ([`crate::stats::Report`], what `idnode stats` prints).
+//!
+//! Nothing here runs on the query path: a scrape reads the counters the front ends already keep
+//! (the statistics' merged tallies, the caches' and rate limiter's atomics) and builds the page
+//! from them.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::cache::CacheStats;
+use crate::node::Node;
+use crate::stats::{Outcome, Protocol};
+
+/// What the pages are made from.
+pub struct Ops {
+    pub node: Arc<Node>,
+    pub dns: Arc<crate::dns::Frontend>,
+    pub handle: Option<Arc<crate::handle::Frontend>>,
+    pub rrl: Option<Arc<crate::dns::rrl::Rrl>>,
+}
+
+/// The routes: `/metrics` and `/stats`.
+pub fn router(ops: Arc<Ops>) -> Router {
+    Router::new().route("/metrics", get(metrics)).route("/stats", get(stats)).with_state(ops)
+}
+
+async fn stats(State(ops): State<Arc<Ops>>) -> Response {
+    let report = ops.node.stats().report();
+    (StatusCode::OK, axum::Json(report)).into_response()
+}
+
+async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
+    let page = tokio::task::spawn_blocking(move || ops.page()).await;
+    match page {
+        Ok(Ok(page)) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], page).into_response(),
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+type Labels = Vec<(&'static str, &'static str)>;
+
+impl Ops {
+    /// The metrics page, built now.
+    fn page(&self) -> Result<String, String> {
+        let mut registry = Registry::with_prefix("idnode");
+        let lookups = Family::<Labels, Counter>::default();
+        let since_start = self.node.stats().since_start();
+        for protocol in Protocol::ALL {
+            for outcome in Outcome::ALL {
+                let labels = vec![("protocol", protocol.name()), ("outcome", outcome.name())];
+                lookups.get_or_create(&labels).inc_by(since_start[protocol as usize][outcome as usize]);
+            }
+        }
+        registry.register("lookups", "Lookups answered since the node started, by protocol and outcome", lookups);
+
+        let report = self.node.stats().report();
+        let today = Gauge::<i64>::default();
+        today.set(i64::try_from(report.today.lookups).unwrap_or(i64::MAX));
+        registry.register("lookups_today", "Lookups answered today (UTC), restarts included", today);
+        if let Some(target) = &report.target {
+            let share = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+            share.set(target.share);
+            registry.register("target_share", "Lookups in the target's period as a share of the target", share);
+        }
+
+        let mut caches = vec![("dns", self.dns.cache_stats())];
+        if let Some(handle) = self.handle.as_ref().and_then(|h| h.cache_stats()) {
+            caches.push(("handle", handle));
+        }
+        let (hits, misses) = (Family::<Labels, Counter>::default(), Family::<Labels, Counter>::default());
+        let (entries, bytes) = (Family::<Labels, Gauge>::default(), Family::<Labels, Gauge>::default());
+        for (name, c) in &caches {
+            let CacheStats { hits: h, misses: m, entries: e, bytes: b, .. } = *c;
+            hits.get_or_create(&vec![("cache", *name)]).inc_by(h);
+            misses.get_or_create(&vec![("cache", *name)]).inc_by(m);
+            entries.get_or_create(&vec![("cache", *name)]).set(i64::try_from(e).unwrap_or(i64::MAX));
+            bytes.get_or_create(&vec![("cache", *name)]).set(i64::try_from(b).unwrap_or(i64::MAX));
+        }
+        registry.register("cache_hits", "Front cache hits", hits);
+        registry.register("cache_misses", "Front cache misses (registry reads)", misses);
+        registry.register("cache_entries", "Answers in the front cache", entries);
+        registry.register("cache_bytes", "What the front cache's answers weigh", bytes);
+
+        if let Some(rrl) = &self.rrl {
+            let (slipped, dropped) = rrl.stats();
+            let limited = Family::<Labels, Counter>::default();
+            limited.get_or_create(&vec![("action", "slip")]).inc_by(slipped);
+            limited.get_or_create(&vec![("action", "drop")]).inc_by(dropped);
+            registry.register("rate_limited", "DNS responses held back by response rate limiting", limited);
+        }
+
+        let identifiers = Gauge::<i64>::default();
+        let count = self.node.registry().len().map_err(|e| e.to_string())?;
+        identifiers.set(i64::try_from(count).unwrap_or(i64::MAX));
+        registry.register("identifiers", "Records in the registry", identifiers);
+
+        let mut page = String::new();
+        encode(&mut page, &registry).map_err(|e| e.to_string())?;
+        Ok(page)
+    }
+}
