@@ -109,6 +109,16 @@ enum Command {
     },
     /// Measure a node: queries/s, latency, loss, and how long it takes to serve a target number of lookups.
     Bench(probe::BenchArgs),
+    /// Resolution statistics of a running node: lookups today by protocol and outcome, the
+    /// busiest prefixes, every day kept, progress toward the target (`[ops]` in its config).
+    Stats {
+        /// The node's operations listener (`[ops] listen`, with `[ops] enabled = true`).
+        #[arg(long, env = "IDNODE_OPS", default_value = "http://127.0.0.1:9641")]
+        ops: String,
+        /// Print the JSON report itself.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the DNS name of an identifier, to use with dig.
     DnsName {
         identifier: String,
@@ -279,6 +289,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::DnsName { identifier, apex } => probe::dns_name(&identifier, &apex),
         Command::Bench(args) => probe::bench(args),
+        Command::Stats { ops, json } => remote::stats(&ops, json),
         Command::Id { command: IdCommand::Get { handle, types, index, json, api } } => {
             remote::get(&api, &handle, types, &index, json)
         }

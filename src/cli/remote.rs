@@ -159,3 +159,45 @@ pub fn prefix_list(api: &Api, prefix: &str, page: usize, page_size: usize) -> an
     }
     Ok(())
 }
+
+/// `idnode stats`: the node's resolution statistics, from its operations listener's `/stats`
+/// (`[ops]`), as text or as the JSON itself.
+pub fn stats(ops: &str, json: bool) -> anyhow::Result<()> {
+    let report = ApiClient::new(ops, None).get_path("/stats")?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        return Ok(());
+    }
+    let counts = |map: &serde_json::Value| -> String {
+        let pairs = map.as_object().into_iter().flatten();
+        pairs.map(|(k, v)| format!("{k} {}", v.as_u64().unwrap_or(0))).collect::<Vec<_>>().join(", ")
+    };
+    let today = &report["today"];
+    writeln!(out, "lookups today ({}, UTC): {}", report["date"].as_str().unwrap_or("?"), today["lookups"])?;
+    writeln!(out, "  by protocol: {}", counts(&today["by_protocol"]))?;
+    writeln!(out, "  by outcome:  {}", counts(&today["by_outcome"]))?;
+    let days = report["days"].as_array().map_or(0, Vec::len);
+    writeln!(out, "lookups in the {days} days kept: {}", report["total"])?;
+    if let Some(target) = report["target"].as_object() {
+        let share = target["share"].as_f64().unwrap_or(0.0) * 100.0;
+        writeln!(
+            out,
+            "target: {} lookups in {} days; done {} ({share:.4}%); at the last days' rate {} in the period",
+            target["lookups"], target["days"], target["done"], target["projected"]
+        )?;
+    }
+    for (title, key) in [("enterprise prefixes", "top_prefixes"), ("secondary-node prefixes", "top_secondary_prefixes")]
+    {
+        writeln!(out, "busiest {title} today:")?;
+        for p in report[key].as_array().into_iter().flatten() {
+            writeln!(out, "  {:<24} {}", p["prefix"].as_str().unwrap_or("?"), p["lookups"])?;
+        }
+    }
+    writeln!(out, "the last days:")?;
+    let all = report["days"].as_array().cloned().unwrap_or_default();
+    for day in all.iter().skip(all.len().saturating_sub(7)) {
+        writeln!(out, "  {} {}", day["date"].as_str().unwrap_or("?"), day["lookups"])?;
+    }
+    Ok(())
+}

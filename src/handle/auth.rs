@@ -142,7 +142,10 @@ impl Challenges {
                 id
             }
             None => loop {
-                let id = OsRng.next_u32();
+                // 1..=i32::MAX: the Java SDKs keep ids in an `int` and Teleinfo's id-pointer-sdk
+                // (MessagePacketsManager) sends `sessionId > 0 ? sessionId : 0`, so an id with the
+                // top bit set comes back as 0 and the answer finds no challenge (405).
+                let id = OsRng.next_u32() >> 1;
                 if id != 0 && !inner.by_id.contains_key(&id) {
                     break id;
                 }
@@ -218,6 +221,16 @@ mod tests {
         assert_eq!((pending.message.as_slice(), pending.signed()), (&b"request"[..], [&nonce[..], &[1, 2]].concat()));
         assert!(challenges.take(id, t0).is_none(), "once");
         assert!(challenges.take(other, t0 + CHALLENGE_TTL + Duration::from_secs(1)).is_none(), "expired");
+    }
+
+    #[test]
+    fn challenge_ids_are_positive_java_ints() {
+        let challenges = Challenges::default();
+        let t0 = Instant::now();
+        for _ in 0..1000 {
+            let (id, _) = challenges.issue(&envelope(), b"r", vec![], None, None, t0);
+            assert!((1..=i32::MAX as u32).contains(&id), "{id:#x} is not a positive Java int");
+        }
     }
 
     #[test]

@@ -129,7 +129,8 @@ impl Sessions {
             }
         }
         let id = loop {
-            let id = OsRng.next_u32();
+            // 1..=i32::MAX, as challenge ids (auth.rs): Java clients test `sessionId > 0`.
+            let id = OsRng.next_u32() >> 1;
             if id != 0 && !sessions.contains_key(&id) {
                 break id;
             }

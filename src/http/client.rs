@@ -47,6 +47,11 @@ impl ApiClient {
         self.send("DELETE", &self.handle_url(handle, query), None)
     }
 
+    /// `GET` of any path on the node (`/stats` on the operations listener).
+    pub fn get_path(&self, path: &str) -> Result<Json, ClientError> {
+        self.send("GET", &format!("{}{path}", self.base), None)
+    }
+
     /// `GET /api/handles?prefix=` or `/api/prefixes?prefix=` (`what` is `handles` or `prefixes`).
     pub fn list(&self, what: &str, prefix: &str, page: usize, page_size: usize) -> Result<Json, ClientError> {
         let query = [("prefix", prefix.to_owned()), ("page", page.to_string()), ("pageSize", page_size.to_string())];
