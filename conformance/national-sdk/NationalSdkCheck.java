@@ -250,7 +250,7 @@ public class NationalSdkCheck {
                     failures.add("#" + (i + 1) + ": " + describe(e));
                 }
             }
-            require(failures.isEmpty(), failures.size() + " of 24 logins failed, first " + failures.get(0));
+            if (!failures.isEmpty()) throw new AssertionError(failures.size() + " of 24 logins failed, first " + failures.get(0));
             return "24 of 24";
         });
         pooling(node, new SecretKeyAuthenticationInfo(prefixRecord, 300, secret.getBytes(StandardCharsets.UTF_8)));
