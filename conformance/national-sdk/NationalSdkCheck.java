@@ -379,7 +379,7 @@ public class NationalSdkCheck {
                 Set<String> now = connections(node.getPort());
                 now.removeAll(before);
                 require(now.size() == 1, "one new connection, saw " + now.size());
-                return "1 connection, 1 login";
+                return "30 requests, 1 connection";
             }
         });
         check("pooling: 4 threads x 10 requests on a client with two connections", () -> {
