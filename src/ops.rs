@@ -1,5 +1,6 @@
-//! The operations listener (`[ops] listen`, loopback by default): `/metrics` in Prometheus' text
-//! format, written with the Prometheus project's own `prometheus-client`, and `/stats`, the
+//! The operations listener (`[ops] listen`, loopback by default): `/metrics` in the OpenMetrics
+//! text format (which Prometheus scrapes), written with the Prometheus project's own
+//! `prometheus-client`, and `/stats`, the
 //! resolution statistics as JSON ([`crate::stats::Report`], what `idnode stats` prints).
 //!
 //! Nothing here runs on the query path: a scrape reads the counters the front ends already keep
@@ -44,7 +45,8 @@ async fn stats(State(ops): State<Arc<Ops>>) -> Response {
 async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
     let page = tokio::task::spawn_blocking(move || ops.page()).await;
     match page {
-        Ok(Ok(page)) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], page).into_response(),
+        Ok(Ok(page)) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], page)
+            .into_response(),
         Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }

@@ -30,6 +30,9 @@ pub fn run(config: Config, load_demo: bool) -> anyhow::Result<()> {
         if let Some(handle) = server.handle_addr() {
             tracing::info!(%handle, "serving the Handle protocol over UDP and TCP");
         }
+        if let Some(ops) = server.ops_addr() {
+            tracing::info!(%ops, "serving /metrics and /stats (idnode stats --ops http://{ops})");
+        }
         let zones: Vec<String> = frontend.zone_apexes().iter().map(ToString::to_string).collect();
         let (identifiers, data, workers) = (registry.len()?, config.data_dir.display(), config.udp_workers());
         tracing::info!(%addr, ?zones, identifiers, %data, workers, "serving DNS over UDP and TCP");
