@@ -31,8 +31,9 @@ pub struct OpsConfig {
     /// false (the default): no operations listener; statistics are counted and saved all the
     /// same. Off by default so that several nodes on one host need no port each.
     pub enabled: bool,
-    /// 127.0.0.1:9641: `/metrics` (OpenMetrics text, which Prometheus scrapes) and `/stats` (JSON). Loopback by
-    /// default: per-prefix volumes are the operator's business, not the public's.
+    /// 127.0.0.1:9641: `/metrics` (OpenMetrics text, which Prometheus scrapes) and `/stats`
+    /// (JSON). Loopback by default: per-prefix volumes are the operator's business, not the
+    /// public's.
     pub listen: SocketAddr,
     /// 0: no target. Lookups the node should serve in `target_days` days (a plan's
     /// "2,000,000,000 lookups in a year").
