@@ -344,7 +344,8 @@ public class CaictSdkCheck {
         IIDManageServiceChannel reader = channel();
         // 88.100.1/ABC-123 has a non-public value (INTERNAL at 50). The channel's lookups never
         // set PO (MsgSettings.publicOnly is false and has no setter), and the SDK answers a 402
-        // only for LOGIN_ID_SYSTEM: a challenge reaches the application as the response.
+        // only for LOGIN_ID_SYSTEM: idnode answers a channel opened as CAICT's (GET_SITE_INFO at
+        // session id 0) with the public values rather than a challenge.
         check("anonymous: lookupIdentifier 88.100.1/ABC-123 as the demo does (PO clear; a non-public value at 50)", () -> {
             IdentifierValue[] vs = values(reader, "88.100.1/ABC-123");
             IdentifierValue url = byType(vs, "URL");

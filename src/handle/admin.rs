@@ -47,21 +47,44 @@ pub struct Connection {
     listing: Option<Listing>,
     /// The session the message being answered belongs to (checked by its MAC), if any.
     session: Option<InSession>,
-    /// The client asked for the site (GET_SITE_INFO) on this connection.
+    /// The client asked for the site (GET_SITE_INFO) on this connection with a session id of
+    /// its own, as Teleinfo's SDK does (CAICT's asks with session id 0).
     asked_site: bool,
-    /// The client knows the national quota codes 601-605: it asked for the site and then logged
-    /// in (LOGIN_ID_SYSTEM), as Teleinfo's SDK does and CAICT's does not.
+    /// The client knows the national quota codes 601-605: it asked for the site with a session
+    /// id and then logged in (LOGIN_ID_SYSTEM), as Teleinfo's SDK does and CAICT's does not.
     national_codes: bool,
+    /// The client opened this connection asking for the site with session id 0 and kept it
+    /// open, as CAICT's SDK opens its channels: it answers a challenge only to log in, so an
+    /// anonymous resolution with public-only clear gets the public values, not a challenge.
+    never_challenged: bool,
 }
 
 impl Connection {
     pub fn new(source: Option<IpAddr>) -> Self {
-        Self { source, login: None, listing: None, session: None, asked_site: false, national_codes: false }
+        Self {
+            source,
+            login: None,
+            listing: None,
+            session: None,
+            asked_site: false,
+            national_codes: false,
+            never_challenged: false,
+        }
     }
 
-    /// Notes that the client asked for the site on this connection.
-    pub(super) fn asked_site(&mut self) {
-        self.asked_site = true;
+    /// Notes that the client asked for the site on this connection, with the session id
+    /// `session` (0: none).
+    pub(super) fn asked_site(&mut self, session: u32) {
+        match session {
+            0 => self.never_challenged = true,
+            _ => self.asked_site = true,
+        }
+    }
+
+    /// Whether an anonymous resolution with public-only clear on this connection may be
+    /// challenged (see `never_challenged`).
+    pub(super) fn takes_challenges(&self) -> bool {
+        !self.never_challenged
     }
 
     /// The administrator this connection logged in as, if any.
@@ -86,10 +109,11 @@ impl Connection {
     }
 
     /// The code a refusal with `code` is sent with: the national quota codes (603-605) only to
-    /// a client known to decode them: one that asked for the site and then logged in with
-    /// LOGIN_ID_SYSTEM on this connection, as Teleinfo's SDK logs in. Any other gets RC_ERROR:
-    /// CNRI's decoder throws "Unknown responseCode" on them, CAICT's SDK (which logs in without
-    /// asking for the site) knows other codes, and Teleinfo's would close the connection and
+    /// a client known to decode them: one that asked for the site with a session id of its own
+    /// and then logged in with LOGIN_ID_SYSTEM on this connection, as Teleinfo's SDK logs in. Any
+    /// other gets RC_ERROR: CNRI's decoder throws "Unknown responseCode" on them, CAICT's SDK
+    /// (which asks for the site with session id 0) reports "未知响应码: 604" without the
+    /// message, and Teleinfo's would close the connection and
     /// wait out its timeout on a code it does not know. The refusal's message names the
     /// national code either way.
     pub(super) fn refusal_code(&self, code: ResponseCode) -> ResponseCode {

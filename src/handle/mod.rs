@@ -172,7 +172,9 @@ impl Frontend {
             opcode::RESPONSE_TO_CHALLENGE => self.answer_challenge(&request, now, conn, out),
             op if admin::is_administration(op) => self.administer(&request, message, now, conn, out),
             opcode::GET_SITE_INFO => {
-                conn.asked_site();
+                // Teleinfo's SDK asks with the session id it picked for the connection (10001
+                // and up); CAICT's asks with 0, when its channel opens, and knows no 601-605.
+                conn.asked_site(request.envelope.session_id);
                 self.site.answer(&request, now, out)
             }
             op => {
@@ -262,7 +264,9 @@ impl Frontend {
         let filter = ReadFilter { public_only: principal.is_none(), ..ReadFilter::default() };
         let types: Vec<&[u8]> = query.types().collect();
         let mut record = match self.node.resolve(principal, &id, &filter) {
-            Ok(Resolution::Found(found)) if found.withheld && principal.is_none() && !public_only => {
+            Ok(Resolution::Found(found))
+                if found.withheld && principal.is_none() && !public_only && conn.takes_challenges() =>
+            {
                 return (self.challenge(request, message, conn, now, out), None);
             }
             Ok(Resolution::Found(found)) => found.record,

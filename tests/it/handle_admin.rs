@@ -701,13 +701,22 @@ async fn a_recursive_node_resolves_requests_asking_for_recursion_down_the_tree()
 //------------ Quotas ------------------------------------------------------------------------
 
 /// Logs `stream` in with LOGIN_ID_SYSTEM (2001) as `300:0.NA/88.100` with its secret, as
-/// Teleinfo's SDK does: GET_SITE_INFO first on the same connection, then the login.
+/// Teleinfo's SDK does: GET_SITE_INFO first on the same connection with the session id the SDK
+/// picked (10001 and up), then the login.
 async fn log_in_with_secret(stream: &mut TcpStream, secret: &[u8]) {
+    let site = Out { session: 10_001, ..Out::new(2, 90, handle_only("/")) };
+    assert_eq!(exchange(stream, &site).await.code, 1, "GET_SITE_INFO");
+    log_in_without_site(stream, secret).await;
+}
+
+/// As CAICT's ID-SDK 2.0.3 logs in: GET_SITE_INFO with session id 0 when its channel opens
+/// (IdentifierResolveEngine.createConnection), then the login.
+async fn log_in_as_caict(stream: &mut TcpStream, secret: &[u8]) {
     assert_eq!(exchange(stream, &Out::new(2, 90, handle_only("/"))).await.code, 1, "GET_SITE_INFO");
     log_in_without_site(stream, secret).await;
 }
 
-/// The login alone, as CAICT's SDK sends it.
+/// The login alone.
 async fn log_in_without_site(stream: &mut TcpStream, secret: &[u8]) {
     let mut login = handle_only("0.NA/88.100");
     login.extend_from_slice(&300u32.to_be_bytes());
@@ -782,6 +791,37 @@ async fn a_client_logged_in_without_asking_the_site_gets_rc_error_naming_604() {
     let refused = exchange(&mut stream, &create("88.100/B", 4)).await;
     assert_eq!((refused.opcode, refused.code), (100, 2), "{refused:?}");
     assert!(error_message(&refused).contains("604"), "{refused:?}");
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn caict_s_login_after_asking_the_site_with_session_id_0_gets_rc_error_naming_604() {
+    let node = operator_on(start_server_with(|c| c.quota.identifiers = 1).await);
+    let mut stream = TcpStream::connect(node.handle).await.unwrap();
+    log_in_as_caict(&mut stream, b"s3cret").await;
+    assert_eq!(exchange(&mut stream, &create("88.100/A", 3)).await.code, 1);
+    // CAICT's decoder knows 407, 408 and 3001, not 603-605: on 604 it throws "未知响应码: 604"
+    // and the application never sees the message (conformance/national-sdk/run-caict).
+    let refused = exchange(&mut stream, &create("88.100/B", 4)).await;
+    assert_eq!((refused.opcode, refused.code), (100, 2), "{refused:?}");
+    assert!(error_message(&refused).contains("604"), "{refused:?}");
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_caict_channel_s_anonymous_lookups_get_the_public_values_and_others_are_challenged() {
+    let node = operator_node().await;
+    // ABC-123 holds a value only administrators may read (index 50, the demo's).
+    let ask = Out::new(1, 21, resolution("88.100.1/ABC-123"));
+    // CAICT's SDK opens its channel with GET_SITE_INFO at session id 0, never sets public-only
+    // and answers challenges only to log in: its lookups get the public values.
+    let mut channel = TcpStream::connect(node.handle).await.unwrap();
+    assert_eq!(exchange(&mut channel, &Out::new(2, 20, handle_only("/"))).await.code, 1);
+    let looked_up = exchange(&mut channel, &ask).await;
+    assert_eq!((looked_up.opcode, looked_up.code), (1, 1), "{looked_up:?}");
+    assert!(String::from_utf8_lossy(&looked_up.body).contains("https://example.com/products/ABC-123"));
+    // Any other client asking for every value is challenged, as CNRI's server does.
+    assert_eq!(once(node.handle, &ask).await.code, 402);
     node.stop().await;
 }
 
