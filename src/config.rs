@@ -21,6 +21,9 @@ pub struct Config {
     pub recursive: RecursiveConfig,
     pub quota: QuotaConfig,
     pub ops: OpsConfig,
+    /// The log filter, as `RUST_LOG` takes it (`info`, `idnode=debug,warn`); over `RUST_LOG`
+    /// when set, and changed by a reload (SIGHUP).
+    pub log: Option<String>,
 }
 
 /// Operations (`[ops]`): the listener for monitoring, and the lookup target the statistics
@@ -378,6 +381,7 @@ impl Default for Config {
             recursive: RecursiveConfig::default(),
             quota: QuotaConfig::default(),
             ops: OpsConfig::default(),
+            log: None,
         }
     }
 }

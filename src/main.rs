@@ -240,13 +240,7 @@ enum AdminCommand {
 }
 
 fn main() -> ExitCode {
-    use std::io::IsTerminal as _;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    idnode::cli::init_logging();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -259,17 +253,21 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { settings, dns, http, handle, zones, roots, demo } => {
-            let mut config = settings.load()?;
-            config.dns.listen = dns.unwrap_or(config.dns.listen);
-            config.http.listen = http.unwrap_or(config.http.listen);
-            config.handle.listen = handle.unwrap_or(config.handle.listen);
-            if !zones.is_empty() {
-                config.dns.zones = zones;
-            }
-            if !roots.is_empty() {
-                config.recursive.roots = roots;
-            }
-            serve::run(config, demo)
+            // The file with the command line's settings over it: at start, and again on SIGHUP.
+            let load = move || -> anyhow::Result<Config> {
+                let mut config = settings.load()?;
+                config.dns.listen = dns.unwrap_or(config.dns.listen);
+                config.http.listen = http.unwrap_or(config.http.listen);
+                config.handle.listen = handle.unwrap_or(config.handle.listen);
+                if !zones.is_empty() {
+                    config.dns.zones = zones.clone();
+                }
+                if !roots.is_empty() {
+                    config.recursive.roots = roots.clone();
+                }
+                Ok(config)
+            };
+            serve::run(load()?, demo, load)
         }
         Command::Import { file, settings, batch } => data::import(&settings.load()?, &file, batch),
         Command::Export { settings, output, zone_file } => {

@@ -1,4 +1,10 @@
 //! `idnode serve`: open the registry, assemble the node, serve until Ctrl-C or SIGTERM.
+//!
+//! Under systemd (`Type=notify`, packaging/idnode.service) the node says READY=1 once every
+//! listener is bound, pings the watchdog at half its interval, and says STOPPING=1 on the way
+//! out. SIGHUP reloads the configuration: what can change while the node runs is applied (the
+//! zones, quotas, server administrators, the lookup target, the log filter), and what needs a
+//! restart is named in the log.
 
 use std::sync::Arc;
 
@@ -10,8 +16,16 @@ use crate::registry::Registry;
 use crate::server::Server;
 
 /// Serves `config` until a shutdown signal; with `load_demo`, loads the demo namespace first
-/// unless it is already there, and prints commands to try.
-pub fn run(config: Config, load_demo: bool) -> anyhow::Result<()> {
+/// unless it is already there, and prints commands to try. On SIGHUP `reload` gives the
+/// configuration again.
+pub fn run(
+    config: Config,
+    load_demo: bool,
+    reload: impl Fn() -> anyhow::Result<Config> + Send + 'static,
+) -> anyhow::Result<()> {
+    if let Some(log) = &config.log {
+        super::set_log_filter(log)?;
+    }
     let registry = Arc::new(Registry::open(&config.data_dir)?);
     if load_demo && registry.get(&Identifier::parse(demo::DEMO_IDENTIFIER)?)?.is_none() {
         let report = demo::load(&registry)?;
@@ -47,11 +61,113 @@ pub fn run(config: Config, load_demo: bool) -> anyhow::Result<()> {
             }
             eprintln!();
         }
-        server.serve(shutdown_signal()).await?;
+        let node = server.node().clone();
+        let reloader = tokio::spawn(reload_on_hangup(config, node, reload));
+        let watchdog = tokio::spawn(ping_watchdog());
+        notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving")]);
+        server
+            .serve(async {
+                shutdown_signal().await;
+                notify(&[sd_notify::NotifyState::Stopping]);
+            })
+            .await?;
+        reloader.abort();
+        watchdog.abort();
         let stats = frontend.cache_stats();
         tracing::info!(hits = stats.hits, misses = stats.misses, "stopped");
         Ok(())
     })
+}
+
+/// Tells systemd `states` when it started the node with a notify socket; anything else is a
+/// no-op.
+fn notify(states: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(false, states) {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
+}
+
+/// Pings systemd's watchdog at half its interval, when it set one (`WatchdogSec=`).
+async fn ping_watchdog() {
+    let mut usec = 0;
+    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
+        return;
+    }
+    let mut every = tokio::time::interval(std::time::Duration::from_micros(usec / 2));
+    loop {
+        every.tick().await;
+        notify(&[sd_notify::NotifyState::Watchdog]);
+    }
+}
+
+/// Reloads the configuration on each SIGHUP (see the module docs).
+async fn reload_on_hangup(
+    mut current: Config,
+    node: Arc<crate::node::Node>,
+    reload: impl Fn() -> anyhow::Result<Config> + Send + 'static,
+) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            tracing::warn!("no SIGHUP handler: the configuration is read at start only");
+            return;
+        };
+        while hangup.recv().await.is_some() {
+            notify(&[
+                sd_notify::NotifyState::Reloading,
+                sd_notify::NotifyState::monotonic_usec_now().unwrap_or(sd_notify::NotifyState::Status("reloading")),
+            ]);
+            match reload().and_then(|new| apply(&current, &new, &node).map(|()| new)) {
+                Ok(new) => current = new,
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "reload refused; the running configuration stays"),
+            }
+            notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving")]);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (current, node, reload);
+}
+
+/// Applies what of `new` can change while the node runs, and names in the log what else
+/// changed (it takes a restart). Nothing is applied when any part is refused.
+fn apply(old: &Config, new: &Config, node: &crate::node::Node) -> anyhow::Result<()> {
+    let quotas = new.quota.quotas()?;
+    let admins = new.handle.server_admins()?;
+    if let Some(log) = &new.log {
+        tracing_subscriber::EnvFilter::try_new(log).map_err(|e| anyhow::anyhow!("log = {log:?}: {e}"))?;
+    }
+    let zones_changed = node.set_configured_zones(new.dns.zones.clone())?;
+    node.set_quotas(quotas);
+    node.set_server_admins(admins);
+    node.stats().set_target(new.ops.target());
+    if let Some(log) = &new.log {
+        super::set_log_filter(log)?;
+    }
+    let mut later = Vec::new();
+    let differs = |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+    let without_zones = |c: &Config| crate::config::DnsConfig { zones: Vec::new(), ..c.dns.clone() };
+    let without_admins = |c: &Config| crate::config::HandleConfig { server_admins: Vec::new(), ..c.handle.clone() };
+    let without_target = |c: &Config| crate::config::OpsConfig { target_lookups: 0, target_days: 0, ..c.ops.clone() };
+    for (name, changed) in [
+        ("data_dir", differs(&old.data_dir, &new.data_dir)),
+        ("dns (but zones)", differs(&without_zones(old), &without_zones(new))),
+        ("http", differs(&old.http, &new.http)),
+        ("handle (but server_admins)", differs(&without_admins(old), &without_admins(new))),
+        ("cache", differs(&old.cache, &new.cache)),
+        ("recursive", differs(&old.recursive, &new.recursive)),
+        ("ops (but the target)", differs(&without_target(old), &without_target(new))),
+    ] {
+        if changed {
+            later.push(name);
+        }
+    }
+    tracing::info!(
+        zones_changed,
+        ?later,
+        "configuration reloaded: zones, quotas, server administrators, \
+        target and log filter applied; the sections in `later` changed and take effect at the next restart"
+    );
+    Ok(())
 }
 
 /// Completes on Ctrl-C or SIGTERM.

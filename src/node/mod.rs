@@ -217,14 +217,14 @@ pub struct Node {
     /// Serialises [`Node::home`] calls.
     homing: Mutex<()>,
     /// Who may home and unhome prefixes: `(index, identifier)` (`[handle] server_admins`).
-    server_admins: Vec<(u32, String)>,
+    server_admins: ArcSwap<Vec<(u32, String)>>,
     auth: auth::Authenticator,
     subscribers: Vec<Arc<dyn Subscriber>>,
     /// Seals a copy of each new secret for the Handle protocol's challenge-response (see
     /// [`crate::secret`]); without it secrets are stored as hashes only.
     seal_key: Option<Arc<SealKey>>,
     /// What administrators may create and how often they may ask ([`quota`]); none by default.
-    quotas: Quotas,
+    quotas: ArcSwap<Quotas>,
     /// The lookups counted by every front end ([`crate::stats`]).
     stats: Arc<crate::stats::Stats>,
 }
@@ -242,18 +242,18 @@ impl Node {
             registry,
             zones,
             homing: Mutex::new(()),
-            server_admins: Vec::new(),
+            server_admins: ArcSwap::from_pointee(Vec::new()),
             auth,
             subscribers: Vec::new(),
             seal_key: None,
-            quotas: Quotas::default(),
+            quotas: ArcSwap::from_pointee(Quotas::default()),
             stats: Arc::new(crate::stats::Stats::empty()),
         })
     }
 
     /// Lets `admins` (`(index, identifier)`) home and unhome prefixes.
-    pub fn set_server_admins(&mut self, admins: Vec<(u32, String)>) {
-        self.server_admins = admins;
+    pub fn set_server_admins(&self, admins: Vec<(u32, String)>) {
+        self.server_admins.store(Arc::new(admins));
     }
 
     /// Counts lookups into `stats` from now on.
@@ -267,15 +267,16 @@ impl Node {
     }
 
     /// Applies `quotas` from now on.
-    pub fn set_quotas(&mut self, quotas: Quotas) {
-        self.quotas = quotas;
+    pub fn set_quotas(&self, quotas: Quotas) {
+        let old = self.quotas.load();
+        self.quotas.store(Arc::new(quotas.keeping_counts_of(&old)));
     }
 
     /// Counts a request of `admin` against its daily quota, or refuses it (603): each front end
     /// calls this once per request it runs as an authenticated administrator. Anonymous
     /// requests are not counted.
     pub fn count_request(&self, admin: &Admin) -> Result<(), DailyLimit> {
-        self.quotas.count_request(admin, unix_now())
+        self.quotas.load().count_request(admin, unix_now())
     }
 
     /// Seals a copy of every secret written from now on with `key`.
@@ -434,12 +435,13 @@ impl Node {
             }
         }
         let now = unix_now();
+        let quotas = self.quotas.load();
         self.registry.transact(|txn| {
             let mut applied = Vec::with_capacity(ops.len());
             let mut changed = Changed::default();
             for (position, op) in ops.iter().enumerate() {
                 let at = |error: WriteError| BatchError { position, error };
-                let (outcome, delegation) = rules::apply(txn, admin, op, &self.quotas, now).map_err(at)?;
+                let (outcome, delegation) = rules::apply(txn, admin, op, &quotas, now).map_err(at)?;
                 applied.push(outcome);
                 changed.identifiers.push(op.id().clone());
                 if let Some(Delegation { prefix, record }) = delegation {

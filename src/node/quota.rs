@@ -96,6 +96,13 @@ impl Quotas {
         Self { global, overrides, daily: Mutex::default() }
     }
 
+    /// These limits with the day's request counts of `old` (a reload: the counts go on; requests
+    /// counted by `old` while the reload runs may be lost).
+    pub fn keeping_counts_of(self, old: &Quotas) -> Self {
+        let daily = std::mem::take(&mut *old.daily.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        Self { daily: Mutex::new(daily), ..self }
+    }
+
     /// The deepest override at or above `prefix` that sets the key `pick` reads, else `global`.
     fn limit(&self, prefix: &str, pick: fn(&Override) -> Option<u64>, global: u64) -> u64 {
         if self.overrides.is_empty() {

@@ -391,7 +391,7 @@ mod tests {
     use super::super::quota::{Limits, Override};
 
     fn with_quotas(global: Limits, overrides: Vec<(&str, Override)>) -> (tempfile::TempDir, Node) {
-        let (dir, mut node) = node();
+        let (dir, node) = node();
         node.set_quotas(Quotas::new(global, overrides.into_iter().map(|(p, o)| (p.to_owned(), o))));
         (dir, node)
     }

@@ -154,13 +154,35 @@ impl HomeError {
 }
 
 impl Node {
+    /// Serves `configured` (a reloaded `[dns] zones`) beside the homed prefixes from now on;
+    /// returns whether the zones changed. Refused, with nothing changed, when a front end
+    /// cannot serve them.
+    pub fn set_configured_zones(&self, configured: Vec<String>) -> Result<bool, HomeError> {
+        let _one = self.homing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let current = self.zones.load_full();
+        if current.configured() == configured.as_slice() {
+            return Ok(false);
+        }
+        let zones = Zones::new(configured).with_homed(current.homed().iter().cloned());
+        for subscriber in &self.subscribers {
+            let prefix = zones.prefixes().join(", ");
+            subscriber.check_zones(&zones).map_err(|reason| HomeError::Unservable { prefix, reason })?;
+        }
+        let zones = std::sync::Arc::new(zones);
+        self.zones.store(zones.clone());
+        for subscriber in &self.subscribers {
+            subscriber.zones_changed(&zones);
+        }
+        Ok(true)
+    }
+
     /// Homes `prefix` here (`home`), or unhomes it, as `admin`, who must be one of the node's
     /// server administrators. Durable before the zones change and before it returns. Returns
     /// whether the zones changed: homing a prefix already served is a success that changes
     /// nothing. Only homed prefixes can be unhomed; configured ones stay until the
     /// configuration changes.
     pub fn home(&self, admin: &Admin, prefix: &str, home: bool) -> Result<bool, HomeError> {
-        if !admin.is_among(&self.registry.snapshot()?, &self.server_admins)? {
+        if !admin.is_among(&self.registry.snapshot()?, &self.server_admins.load())? {
             return Err(HomeError::Forbidden { user: admin.user() });
         }
         check_prefix(prefix)

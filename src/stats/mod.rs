@@ -237,7 +237,7 @@ impl Drop for Counter {
 /// The node's statistics (see the module docs).
 pub struct Stats {
     inner: Mutex<Inner>,
-    target: Option<Target>,
+    target: Mutex<Option<Target>>,
 }
 
 struct Inner {
@@ -273,7 +273,7 @@ impl Stats {
         }
         Ok(Self {
             inner: Mutex::new(Inner { day: today, today: current, past, ended: None, since_start: [[0; 5]; 5] }),
-            target,
+            target: Mutex::new(target),
         })
     }
 
@@ -282,7 +282,7 @@ impl Stats {
         let day = day_of(crate::record::unix_now());
         let inner =
             Inner { day, today: DayCounts::default(), past: BTreeMap::new(), ended: None, since_start: [[0; 5]; 5] };
-        Self { inner: Mutex::new(inner), target: None }
+        Self { inner: Mutex::new(inner), target: Mutex::new(None) }
     }
 
     fn merge(&self, tally: &Tally) {
@@ -347,8 +347,14 @@ impl Stats {
 
     /// What the statistics say now.
     pub fn report(&self) -> Report {
+        let target = *self.target.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        Report::new(inner.day, &inner.today, &inner.past, self.target.as_ref())
+        Report::new(inner.day, &inner.today, &inner.past, target.as_ref())
+    }
+
+    /// Measures progress toward `target` from now on (a reloaded configuration).
+    pub fn set_target(&self, target: Option<Target>) {
+        *self.target.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = target;
     }
 }
 
