@@ -120,3 +120,4 @@ pub mod registry;
 pub mod secret;
 pub mod server;
 pub mod stats;
+pub mod status;

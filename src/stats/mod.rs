@@ -15,6 +15,7 @@
 //! [`KEEP_DAYS`].
 
 mod report;
+mod series;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::registry::{Registry, RegistryError};
 pub use report::{Report, Target};
+pub use series::{PrefixSeries, Series};
 
 /// Where a lookup came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -349,6 +351,13 @@ impl Stats {
     pub fn report(&self) -> Report {
         let inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         Report::new(inner.day, &inner.today, &inner.past, self.target.as_ref())
+    }
+
+    /// Lookups per day over the last `days` days, today included, the `top` busiest prefixes a
+    /// chart (see [`Series`]).
+    pub fn series(&self, days: usize, top: usize) -> Series {
+        let inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Series::new(inner.day, &inner.today, &inner.past, days, top)
     }
 }
 
