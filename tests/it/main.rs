@@ -17,6 +17,7 @@ mod quota;
 mod recursor;
 mod server;
 mod stats;
+mod status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
