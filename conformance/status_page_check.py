@@ -102,7 +102,7 @@ def browser(binary, *args):
                    "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={profile}",
                    # The page draws after its fetch of status.json: let the browser's clock run
                    # until the network is idle (at most 10 s of virtual time) before it dumps.
-                   "--virtual-time-budget=10000", *args, OPS + "/"]
+                   "--virtual-time-budget=10000", "--run-all-compositor-stages-before-draw", *args, OPS + "/"]
         done = subprocess.run(command, capture_output=True, text=True, timeout=BROWSER_TIMEOUT)
         assert done.returncode == 0, f"chromium exited {done.returncode}: {done.stderr[-3000:]}"
         return done.stdout
