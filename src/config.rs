@@ -43,6 +43,10 @@ pub struct OpsConfig {
     pub target_lookups: u64,
     /// 365: the target's period in days.
     pub target_days: u32,
+    /// 30: seconds between the status page's probes of the child nodes (one SOA query to each
+    /// delegation's first server, at most 64, 1 s each); 0: no probes. Half a minute shows an
+    /// outage while an operator looks, at two queries a minute per child.
+    pub health_interval_secs: u64,
 }
 
 impl Default for OpsConfig {
@@ -52,6 +56,7 @@ impl Default for OpsConfig {
             listen: "127.0.0.1:9641".parse().expect("literal address"),
             target_lookups: 0,
             target_days: 365,
+            health_interval_secs: 30,
         }
     }
 }

@@ -56,6 +56,10 @@
 //! [`import`](mod@import) (JSON Lines import and export), [`demo`] (the demo namespace), [`bench`](mod@bench) (`idnode
 //! bench`, the load generator and capacity planner).
 //!
+//! Operations: [`stats`] (lookups by protocol, outcome, prefix and day, saved in the registry),
+//! [`ops`] (the operations listener: `/metrics`, `/stats`) and [`status`] (its status page, and
+//! the background prober of child nodes' health).
+//!
 //! # The path of a DNS query
 //! ```text
 //!  server::udp worker (recvmmsg batch) / server::tcp connection (dns::framing)
@@ -120,3 +124,4 @@ pub mod registry;
 pub mod secret;
 pub mod server;
 pub mod stats;
+pub mod status;

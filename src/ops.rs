@@ -1,7 +1,8 @@
 //! The operations listener (`[ops] listen`, loopback by default): `/metrics` in the OpenMetrics
 //! text format (which Prometheus scrapes), written with the Prometheus project's own
 //! `prometheus-client`, and `/stats`, the
-//! resolution statistics as JSON ([`crate::stats::Report`], what `idnode stats` prints).
+//! resolution statistics as JSON ([`crate::stats::Report`], what `idnode stats` prints), and the
+//! status page (`/`, `/status`, and the `/status.json` it draws; see [`crate::status`]).
 //!
 //! Nothing here runs on the query path: a scrape reads the counters the front ends already keep
 //! (the statistics' merged tallies, the caches' and rate limiter's atomics) and builds the page
@@ -30,11 +31,39 @@ pub struct Ops {
     pub dns: Arc<crate::dns::Frontend>,
     pub handle: Option<Arc<crate::handle::Frontend>>,
     pub rrl: Option<Arc<crate::dns::rrl::Rrl>>,
+    /// What the status page says about the configuration, and the child nodes' health.
+    pub status: crate::status::Settings,
+    pub health: Arc<crate::status::Health>,
 }
 
-/// The routes: `/metrics` and `/stats`.
+/// The routes: `/metrics`, `/stats`, and the status page.
 pub fn router(ops: Arc<Ops>) -> Router {
-    Router::new().route("/metrics", get(metrics)).route("/stats", get(stats)).with_state(ops)
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/stats", get(stats))
+        .route("/", get(status_page))
+        .route("/status", get(status_page))
+        .route("/status.json", get(status_json))
+        .with_state(ops)
+}
+
+async fn status_page() -> Response {
+    crate::status::page()
+}
+
+async fn status_json(State(ops): State<Arc<Ops>>) -> Response {
+    let built = tokio::task::spawn_blocking(move || {
+        let sources = crate::status::Sources {
+            node: &ops.node,
+            apex: crate::dns::mapping::presentation(&ops.dns.apex()),
+            settings: &ops.status,
+            health: &ops.health,
+            caches: ops.caches(),
+        };
+        crate::status::Status::build(&sources).map_err(|e| e.to_string())
+    })
+    .await;
+    crate::status::json(built.unwrap_or_else(|e| Err(e.to_string())))
 }
 
 async fn stats(State(ops): State<Arc<Ops>>) -> Response {
@@ -55,6 +84,15 @@ async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
 type Labels = Vec<(&'static str, &'static str)>;
 
 impl Ops {
+    /// The front caches' counters: DNS, and the Handle protocol's when it has one.
+    fn caches(&self) -> Vec<(&'static str, CacheStats)> {
+        let mut caches = vec![("dns", self.dns.cache_stats())];
+        if let Some(handle) = self.handle.as_ref().and_then(|h| h.cache_stats()) {
+            caches.push(("handle", handle));
+        }
+        caches
+    }
+
     /// The metrics page, built now.
     fn page(&self) -> Result<String, String> {
         let mut registry = Registry::with_prefix("idnode");
@@ -78,10 +116,7 @@ impl Ops {
             registry.register("target_share", "Lookups in the target's period as a share of the target", share);
         }
 
-        let mut caches = vec![("dns", self.dns.cache_stats())];
-        if let Some(handle) = self.handle.as_ref().and_then(|h| h.cache_stats()) {
-            caches.push(("handle", handle));
-        }
+        let caches = self.caches();
         let (hits, misses) = (Family::<Labels, Counter>::default(), Family::<Labels, Counter>::default());
         let (entries, bytes) = (Family::<Labels, Gauge>::default(), Family::<Labels, Gauge>::default());
         for (name, c) in &caches {

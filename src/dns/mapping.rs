@@ -103,6 +103,13 @@ pub fn identifier_name(id: &Identifier, apex: &Name) -> Option<Name> {
     Name::from_labels(labels).ok()?.append_domain(apex).ok()
 }
 
+/// The DNS name of a prefix's zone under `apex` (`88.105` is `105.88.<apex>`), or `None` when it
+/// is longer than DNS allows.
+pub fn prefix_zone_name(prefix: &str, apex: &Name) -> Option<Name> {
+    let labels = prefix_labels(prefix).map(|l| Label::from_raw_bytes(&l)).collect::<Result<Vec<_>, _>>().ok()?;
+    Name::from_labels(labels).ok()?.append_domain(apex).ok()
+}
+
 /// A name in presentation form (RFC 1035 5.1), as dig reads it: special characters behind a
 /// backslash, bytes outside printable ASCII as `\DDD` in decimal. (hickory-proto 0.26 writes
 /// `\DDD` in octal, which dig reads as another byte, so names shown to users are written here.)

@@ -326,6 +326,38 @@ impl Registry {
         Ok(out)
     }
 
+    /// Prefix records of the prefixes derived from `prefix` (all of them for `""`), in key
+    /// order: at most `limit`, those whose key follows `after` (a registry key, see
+    /// [`prefix_record_key`]) when it is given. What the status page pages through for
+    /// delegations.
+    pub fn prefix_records(
+        &self,
+        prefix: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Record>, RegistryError> {
+        let start = match prefix {
+            "" => format!("{}/", crate::identifier::PREFIX_AUTHORITY.to_ascii_lowercase()),
+            prefix => format!("{}.", prefix_record_key(prefix)),
+        };
+        let snapshot = self.snapshot()?;
+        let range = match after {
+            Some(after) => {
+                snapshot.table.range::<&[u8]>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))?
+            }
+            None => snapshot.table.range(start.as_bytes()..)?,
+        };
+        let mut out = Vec::new();
+        for entry in range {
+            let (k, v) = entry?;
+            if !k.value().starts_with(start.as_bytes()) || out.len() == limit {
+                break;
+            }
+            out.push(decode_key(k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
     /// How many identifiers are registered under `prefix` (not its sub-prefixes): one read.
     pub fn count_under(&self, prefix: &str) -> Result<u64, RegistryError> {
         let txn = self.db.begin_read()?;

@@ -234,8 +234,9 @@ pub struct Server {
     handle: Option<HandleSockets>,
     /// Response rate limiting for UDP; `None` when `dns.rrl.responses_per_second` is 0.
     rrl: Option<Arc<crate::dns::rrl::Rrl>>,
-    /// The operations listener (`/metrics`, `/stats`), unless `ops.enabled` is false.
-    ops: Option<crate::http::HttpListener>,
+    /// The operations listener (`/metrics`, `/stats`, the status page), unless `ops.enabled`
+    /// is false, with what the status page shows of the configuration.
+    ops: Option<(crate::http::HttpListener, crate::status::Settings)>,
 }
 
 impl Server {
@@ -279,7 +280,7 @@ impl Server {
                 let (max_connections, max_connections_per_source) = (64, 16);
                 let ops = HttpConfig { listen, max_connections, max_connections_per_source, ..config.http.clone() };
                 let ops = HttpConfig { tls_cert: None, tls_key: None, ..ops };
-                Some(crate::http::HttpListener::bind(&ops).await?)
+                Some((crate::http::HttpListener::bind(&ops).await?, crate::status::Settings::from_config(config)))
             }
             false => None,
         };
@@ -288,7 +289,7 @@ impl Server {
 
     /// The operations listener's address (`/metrics`, `/stats`); `None` when it is off.
     pub fn ops_addr(&self) -> Option<SocketAddr> {
-        self.ops.as_ref().and_then(|o| o.local_addr().ok())
+        self.ops.as_ref().and_then(|(o, _)| o.local_addr().ok())
     }
 
     /// The node core: the writes and reads every front end goes through.
@@ -357,12 +358,20 @@ impl Server {
             let (limits, stats) = (handle.limits, stats.clone());
             tracker.spawn(handle::acceptor(handle.tcp, frontend, limits, stats, tracker.clone(), token.clone()));
         }
-        if let Some(listener) = self.ops {
+        if let Some((listener, settings)) = self.ops {
+            let health = Arc::new(crate::status::Health::default());
+            if let Some(every) = settings.probe_every {
+                let probes =
+                    crate::status::health::run(health.clone(), node.clone(), frontend.apex(), every, token.clone());
+                tracker.spawn(probes);
+            }
             let ops = crate::ops::Ops {
                 node: node.clone(),
                 dns: frontend.clone(),
                 handle: handle_for_ops,
                 rrl: self.rrl.clone(),
+                status: settings,
+                health,
             };
             tracker.spawn(listener.serve(crate::ops::router(Arc::new(ops)), token.clone()));
         }

@@ -15,6 +15,7 @@
 //! [`KEEP_DAYS`].
 
 mod report;
+mod series;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::registry::{Registry, RegistryError};
 pub use report::{Report, Target};
+pub use series::{PrefixSeries, Series};
 
 /// Where a lookup came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -355,6 +357,13 @@ impl Stats {
     /// Measures progress toward `target` from now on (a reloaded configuration).
     pub fn set_target(&self, target: Option<Target>) {
         *self.target.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = target;
+    }
+
+    /// Lookups per day over the last `days` days, today included, the `top` busiest prefixes a
+    /// chart (see [`Series`]).
+    pub fn series(&self, days: usize, top: usize) -> Series {
+        let inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Series::new(inner.day, &inner.today, &inner.past, days, top)
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{DayCounts, OTHER, Outcome, Protocol};
+use super::{DayCounts, Outcome, Protocol};
 
 /// 20: prefixes listed in a report.
 const TOP: usize = 20;
@@ -80,8 +80,7 @@ impl Report {
         }
         let mut secondary: BTreeMap<String, u64> = BTreeMap::new();
         for (prefix, n) in &today.prefixes {
-            let two: Vec<&str> = prefix.splitn(3, '.').take(2).collect();
-            *secondary.entry(if prefix == OTHER { OTHER.to_owned() } else { two.join(".") }).or_default() += n;
+            *secondary.entry(super::series::secondary_of(prefix)).or_default() += n;
         }
         let mut days: Vec<DayTotal> =
             past.iter().map(|(d, counts)| DayTotal { date: date(*d), lookups: counts.total() }).collect();

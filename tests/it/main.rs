@@ -17,6 +17,7 @@ mod quota;
 mod recursor;
 mod server;
 mod stats;
+mod status;
 mod systemd;
 
 use std::net::SocketAddr;
