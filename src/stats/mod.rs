@@ -103,9 +103,9 @@ pub const KEEP_DAYS: i64 = 400;
 /// 10 s: how often today's counts are saved.
 pub const SAVE_EVERY: Duration = Duration::from_secs(10);
 /// 1 s: how long a worker keeps counts to itself at most.
-const MERGE_EVERY: Duration = Duration::from_secs(1);
+pub const MERGE_EVERY: Duration = Duration::from_secs(1);
 /// 4,096: counts a worker keeps to itself at most.
-const MERGE_AFTER: u32 = 4096;
+pub const MERGE_AFTER: u32 = 4096;
 /// 256: prefixes one worker keeps between merges; more go to [`OTHER`] until the next merge.
 const TALLY_PREFIXES: usize = 256;
 

@@ -11,7 +11,7 @@ use crate::registry::RegistryError;
 
 /// 10,000: prefix records read at most to find the delegations (a top-level node's secondary
 /// nodes number in the tens to hundreds; this leaves room for prefixes it serves itself).
-const MAX_SCANNED: usize = 10_000;
+pub const MAX_SCANNED: usize = 10_000;
 /// 512: prefix records read per registry snapshot.
 const PAGE: usize = 512;
 
