@@ -50,7 +50,8 @@ def metrics_parse_with_the_prometheus_parser():
     found = families()
     for name, kind in [("idnode_lookups", "counter"), ("idnode_cache_hits", "counter"),
                        ("idnode_identifiers", "gauge"), ("idnode_lookups_today", "gauge"),
-                       ("idnode_target_share", "gauge")]:
+                       ("idnode_target_share", "gauge"), ("idnode_dns_responses", "counter"),
+                       ("idnode_dns_questions", "counter"), ("idnode_dns_answer_seconds", "histogram")]:
         assert name in found, f"{name} missing from {sorted(found)}"
         assert found[name].type == kind, (name, found[name].type)
     return f"{len(found)} families"
@@ -68,6 +69,17 @@ def lookups_are_counted_by_protocol_and_outcome():
         assert sum(v for (p, _), v in by.items() if p == protocol) > 0, f"no {protocol} lookups: {by}"
     assert by[("dns-udp", "answer")] > 0 and by[("dns-udp", "not-found")] > 0, by
     return ", ".join(f"{p}/{o} {int(v)}" for (p, o), v in sorted(by.items()) if v)
+
+
+@check
+def writes_and_failed_authentications_are_counted():
+    found = families()
+    writes = {s.labels["result"]: s.value for s in found["idnode_writes"].samples if s.name == "idnode_writes_total"}
+    failures = [s.value for s in found["idnode_auth_failures"].samples if s.name == "idnode_auth_failures_total"]
+    # http.sh and pyhandle_check.py wrote, and sent wrong secrets, before this check.
+    assert writes.get("applied", 0) > 0 and writes.get("refused", 0) > 0, writes
+    assert failures and failures[0] > 0, failures
+    return f"writes {writes}, failed authentications {int(failures[0])}"
 
 
 @check

@@ -83,6 +83,42 @@ async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
 
 type Labels = Vec<(&'static str, &'static str)>;
 
+/// RCODE names (RFC 1035, 2136, 6891) for the metrics' labels.
+const RCODES: [&str; 16] = [
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET", "NXRRSET", "NOTAUTH",
+    "NOTZONE", "11", "12", "13", "14", "15",
+];
+
+/// Sampled answer times: bucket counts (per bucket, the last `+Inf`) and their sum, encoded as
+/// an OpenMetrics histogram.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sampled {
+    counts: [u64; crate::stats::dns::LATENCY_BOUNDS_US.len() + 1],
+    sum: f64,
+}
+
+/// A [`Sampled`] behind the lock a [`Family`] member needs.
+#[derive(Debug, Default)]
+struct SampledMetric(std::sync::Mutex<Sampled>);
+
+impl prometheus_client::metrics::TypedMetric for SampledMetric {
+    const TYPE: prometheus_client::metrics::MetricType = prometheus_client::metrics::MetricType::Histogram;
+}
+
+impl prometheus_client::encoding::EncodeMetric for SampledMetric {
+    fn encode(&self, mut encoder: prometheus_client::encoding::MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let sampled = *self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let bounds = crate::stats::dns::LATENCY_BOUNDS_US.iter().map(|us| *us as f64 / 1e6).chain([f64::MAX]);
+        let buckets: Vec<(f64, u64)> = bounds.zip(sampled.counts).collect();
+        let count = sampled.counts.iter().sum();
+        encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(sampled.sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> prometheus_client::metrics::MetricType {
+        prometheus_client::metrics::MetricType::Histogram
+    }
+}
+
 impl Ops {
     /// The front caches' counters: DNS, and the Handle protocol's when it has one.
     fn caches(&self) -> Vec<(&'static str, CacheStats)> {
@@ -143,6 +179,41 @@ impl Ops {
         let count = self.node.registry().len().map_err(|e| e.to_string())?;
         identifiers.set(i64::try_from(count).unwrap_or(i64::MAX));
         registry.register("identifiers", "Records in the registry", identifiers);
+
+        let counters = self.node.counters();
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        let writes = Family::<Labels, Counter>::default();
+        writes.get_or_create(&vec![("result", "applied")]).inc_by(load(&counters.writes_applied));
+        writes.get_or_create(&vec![("result", "refused")]).inc_by(load(&counters.writes_refused));
+        registry.register("writes", "Writes (single or batches) since the node started, applied or refused", writes);
+        let failures = Counter::<u64>::default();
+        failures.inc_by(load(&counters.auth_failures));
+        registry.register("auth_failures", "Failed authentications (HTTP Basic, Handle challenges)", failures);
+
+        let dns = self.node.stats().dns_since_start();
+        let responses = Family::<Labels, Counter>::default();
+        for (t, transport) in ["udp", "tcp"].into_iter().enumerate() {
+            for (code, n) in dns.rcodes[t].iter().enumerate().filter(|(_, n)| **n > 0) {
+                responses.get_or_create(&vec![("transport", transport), ("rcode", RCODES[code])]).inc_by(*n);
+            }
+        }
+        registry.register("dns_responses", "DNS responses since the node started, by transport and RCODE", responses);
+        let questions = Family::<Labels, Counter>::default();
+        let names = crate::stats::dns::QTYPES.iter().map(|(_, name)| *name).chain(["other"]);
+        for (name, n) in names.zip(dns.qtypes) {
+            questions.get_or_create(&vec![("qtype", name)]).inc_by(n);
+        }
+        registry.register("dns_questions", "DNS questions answered since the node started, by type", questions);
+        let times = Family::<Labels, SampledMetric>::default();
+        for (from, source) in ["cache", "registry"].into_iter().enumerate() {
+            let sampled = Sampled { counts: dns.latency[from], sum: dns.latency_sum[from] };
+            *times.get_or_create(&vec![("source", source)]).0.lock().unwrap_or_else(|p| p.into_inner()) = sampled;
+        }
+        registry.register(
+            "dns_answer_seconds",
+            "Time to answer a DNS question (one in 64 timed), from the front cache or the registry",
+            times,
+        );
 
         let mut page = String::new();
         encode(&mut page, &registry).map_err(|e| e.to_string())?;

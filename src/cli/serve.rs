@@ -3,8 +3,9 @@
 //! Under systemd (`Type=notify`, packaging/idnode.service) the node says READY=1 once every
 //! listener is bound, pings the watchdog at half its interval, and says STOPPING=1 on the way
 //! out. SIGHUP reloads the configuration: what can change while the node runs is applied (the
-//! zones, quotas, server administrators, the lookup target, the log filter), and what needs a
-//! restart is named in the log.
+//! zones, quotas, server administrators, the lookup target, the log filter, and the HTTPS
+//! certificate and key, read again from their files), and what needs a restart is named in the
+//! log.
 
 use std::sync::Arc;
 
@@ -61,8 +62,8 @@ pub fn run(
             }
             eprintln!();
         }
-        let node = server.node().clone();
-        let reloader = tokio::spawn(reload_on_hangup(config, node, reload));
+        let live = Live { node: server.node().clone(), tls: server.tls_reloader() };
+        let reloader = tokio::spawn(reload_on_hangup(config, live, reload));
         let watchdog = tokio::spawn(ping_watchdog());
         notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving")]);
         server
@@ -100,10 +101,17 @@ async fn ping_watchdog() {
     }
 }
 
+/// What a reload changes while the node serves.
+struct Live {
+    node: Arc<crate::node::Node>,
+    /// The HTTP API's certificate and key, when it speaks HTTPS.
+    tls: Option<crate::http::TlsReloader>,
+}
+
 /// Reloads the configuration on each SIGHUP (see the module docs).
 async fn reload_on_hangup(
     mut current: Config,
-    node: Arc<crate::node::Node>,
+    live: Live,
     reload: impl Fn() -> anyhow::Result<Config> + Send + 'static,
 ) {
     #[cfg(unix)]
@@ -117,7 +125,7 @@ async fn reload_on_hangup(
                 sd_notify::NotifyState::Reloading,
                 sd_notify::NotifyState::monotonic_usec_now().unwrap_or(sd_notify::NotifyState::Status("reloading")),
             ]);
-            match reload().and_then(|new| apply(&current, &new, &node).map(|()| new)) {
+            match reload().and_then(|new| apply(&current, &new, &live).map(|()| new)) {
                 Ok(new) => current = new,
                 Err(e) => tracing::error!(error = %format!("{e:#}"), "reload refused; the running configuration stays"),
             }
@@ -125,12 +133,19 @@ async fn reload_on_hangup(
         }
     }
     #[cfg(not(unix))]
-    let _ = (current, node, reload);
+    let _ = (current, live, reload);
 }
 
 /// Applies what of `new` can change while the node runs, and names in the log what else
 /// changed (it takes a restart). Nothing is applied when any part is refused.
-fn apply(old: &Config, new: &Config, node: &crate::node::Node) -> anyhow::Result<()> {
+fn apply(old: &Config, new: &Config, live: &Live) -> anyhow::Result<()> {
+    let node = &live.node;
+    // The certificate and key are read again even when their paths stay (a renewed
+    // certificate); turning HTTPS on or off takes a restart.
+    let tls = match (&live.tls, &new.http.tls_cert, &new.http.tls_key) {
+        (Some(reloader), Some(cert), Some(key)) => Some((reloader, crate::http::TlsReloader::prepare(cert, key)?)),
+        _ => None,
+    };
     let quotas = new.quota.quotas()?;
     let admins = new.handle.server_admins()?;
     if let Some(log) = &new.log {
@@ -140,6 +155,7 @@ fn apply(old: &Config, new: &Config, node: &crate::node::Node) -> anyhow::Result
     node.set_quotas(quotas);
     node.set_server_admins(admins);
     node.stats().set_target(new.ops.target());
+    let tls_reloaded = tls.map(|(reloader, prepared)| reloader.install(prepared)).is_some();
     if let Some(log) = &new.log {
         super::set_log_filter(log)?;
     }
@@ -151,7 +167,7 @@ fn apply(old: &Config, new: &Config, node: &crate::node::Node) -> anyhow::Result
     for (name, changed) in [
         ("data_dir", differs(&old.data_dir, &new.data_dir)),
         ("dns (but zones)", differs(&without_zones(old), &without_zones(new))),
-        ("http", differs(&old.http, &new.http)),
+        ("http (but the certificate and key files' contents)", differs(&old.http, &new.http)),
         ("handle (but server_admins)", differs(&without_admins(old), &without_admins(new))),
         ("cache", differs(&old.cache, &new.cache)),
         ("recursive", differs(&old.recursive, &new.recursive)),
@@ -163,9 +179,10 @@ fn apply(old: &Config, new: &Config, node: &crate::node::Node) -> anyhow::Result
     }
     tracing::info!(
         zones_changed,
+        tls_reloaded,
         ?later,
-        "configuration reloaded: zones, quotas, server administrators, \
-        target and log filter applied; the sections in `later` changed and take effect at the next restart"
+        "configuration reloaded: zones, quotas, server administrators, target, log filter and the HTTPS \
+         certificate applied; the sections in `later` changed and take effect at the next restart"
     );
     Ok(())
 }

@@ -79,6 +79,22 @@ const TYPE_MAILA: u16 = 254;
 #[derive(Default)]
 pub struct Scratch {
     name: QueryName,
+    /// Whether the last answer came from the front cache; `None` when no authoritative answer
+    /// was looked up (an error, a refusal, a recursive node).
+    hit: Option<bool>,
+}
+
+impl Scratch {
+    /// Whether the last answer came from the front cache (see `hit`).
+    pub fn cache_hit(&self) -> Option<bool> {
+        self.hit
+    }
+
+    /// The last question's name in wire form (lower-cased): its length is where the question's
+    /// type starts in the answer, after the 12-byte header.
+    pub fn question_name_len(&self) -> usize {
+        self.name.wire().len()
+    }
 }
 
 /// A request that passed the front end's checks, parsed once: what either role answers from.
@@ -219,6 +235,7 @@ impl Frontend {
     /// Answers one request into `out`, or defers it (see [`Verdict`]). The request is parsed
     /// here once; the role that answers gets the parsed question.
     pub fn handle(&self, request: &[u8], transport: Transport, scratch: &mut Scratch, out: &mut Vec<u8>) -> Verdict {
+        scratch.hit = None;
         let query = match wire::parse(request, &mut scratch.name) {
             Ok(q) => q,
             Err(Reject::Drop) => return Verdict::Drop,
@@ -256,7 +273,7 @@ impl Frontend {
         match &self.recursor {
             Some(recursor) => recursor.answer(&question, out),
             None => {
-                self.authoritative.answer(&question, zone, own, out);
+                scratch.hit = Some(self.authoritative.answer(&question, zone, own, out));
                 Verdict::Respond
             }
         }

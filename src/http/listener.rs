@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::Body;
 use axum::body::Bytes;
@@ -120,15 +121,33 @@ impl Limits {
 /// A bound HTTP(S) listener with its limits; [`HttpListener::serve`] runs it.
 pub struct HttpListener {
     tcp: TcpListener,
-    tls: Option<TlsAcceptor>,
+    /// The TLS configuration new connections get; swapped by [`TlsReloader::reload`].
+    tls: Option<Arc<ArcSwap<TlsAcceptor>>>,
     limits: Limits,
+}
+
+/// Replaces a listener's certificate and key while it serves: connections accepted from then
+/// on get the new ones, open ones keep theirs.
+#[derive(Clone)]
+pub struct TlsReloader(Arc<ArcSwap<TlsAcceptor>>);
+
+impl TlsReloader {
+    /// Reads `cert` and `key` (the same checks as at start), ready to [`install`](Self::install).
+    pub fn prepare(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
+        Ok(TlsAcceptor::from(Arc::new(server_config(cert, key)?)))
+    }
+
+    /// Serves `prepared` to the connections accepted from now on.
+    pub fn install(&self, prepared: TlsAcceptor) {
+        self.0.store(Arc::new(prepared));
+    }
 }
 
 impl HttpListener {
     /// Loads the TLS files (if any), then binds `config.listen`, so that a bad file or a busy
     /// port is an error before anything is served.
     pub async fn bind(config: &HttpConfig) -> Result<Self, ListenError> {
-        let tls = tls_acceptor(config)?;
+        let tls = tls_acceptor(config)?.map(|acceptor| Arc::new(ArcSwap::from_pointee(acceptor)));
         let addr = config.listen;
         let tcp = TcpListener::bind(addr).await.map_err(|source| ListenError::Bind { addr, source })?;
         Ok(Self { tcp, tls, limits: Limits::new(config) })
@@ -143,6 +162,11 @@ impl HttpListener {
         self.tls.is_some()
     }
 
+    /// What replaces the certificate and key while the listener serves; `None` without TLS.
+    pub fn tls_reloader(&self) -> Option<TlsReloader> {
+        self.tls.clone().map(TlsReloader)
+    }
+
     /// Serves `router` until `token` is cancelled, then closes the listening socket, lets every
     /// connection finish and returns.
     pub async fn serve(self, router: Router, token: CancellationToken) {
@@ -150,7 +174,8 @@ impl HttpListener {
         let tracker = TaskTracker::new();
         let caps = Caps { max_connections: limits.max_connections, per_source: limits.per_source };
         accept(&tcp, caps, &tracker, &token, "HTTP", |stream, peer| {
-            let (router, tls, token) = (router.clone(), tls.clone(), token.clone());
+            let tls = tls.as_ref().map(|t| TlsAcceptor::clone(&t.load()));
+            let (router, token) = (router.clone(), token.clone());
             // The connection watches the token itself: it finishes its request and closes.
             async move { connection(stream, peer, router, tls, limits, &token).await }
         })

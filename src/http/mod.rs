@@ -26,7 +26,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 
-pub use self::listener::{HttpListener, ListenError, TlsError};
+pub use self::listener::{HttpListener, ListenError, TlsError, TlsReloader};
 use crate::node::Node;
 
 pub fn router(node: Arc<Node>) -> Router {

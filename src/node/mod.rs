@@ -227,6 +227,18 @@ pub struct Node {
     quotas: ArcSwap<Quotas>,
     /// The lookups counted by every front end ([`crate::stats`]).
     stats: Arc<crate::stats::Stats>,
+    counters: Counters,
+}
+
+/// What the node counts besides lookups, since it started.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Writes (single or batches) applied.
+    pub writes_applied: std::sync::atomic::AtomicU64,
+    /// Writes refused (rights, quotas, invalid values, conflicts).
+    pub writes_refused: std::sync::atomic::AtomicU64,
+    /// Credentials or proofs that failed (HTTP Basic and the Handle protocol's challenges).
+    pub auth_failures: std::sync::atomic::AtomicU64,
 }
 
 impl Node {
@@ -248,6 +260,7 @@ impl Node {
             seal_key: None,
             quotas: ArcSwap::from_pointee(Quotas::default()),
             stats: Arc::new(crate::stats::Stats::empty()),
+            counters: Counters::default(),
         })
     }
 
@@ -311,7 +324,8 @@ impl Node {
         credentials: &auth::Credentials,
         source: Option<std::net::IpAddr>,
     ) -> Result<Admin, auth::AuthError> {
-        let admin = self.auth.authenticate(&self.registry, credentials, source)?;
+        let admin =
+            self.auth.authenticate(&self.registry, credentials, source).inspect_err(|_| self.count_failure())?;
         if let Some(key) = &self.seal_key {
             self.add_sealed_copy(key, credentials);
         }
@@ -328,7 +342,16 @@ impl Node {
         source: Option<std::net::IpAddr>,
         proves: impl Fn(&Record, &Value) -> bool,
     ) -> Result<Admin, auth::AuthError> {
-        self.auth.prove(&self.registry, admin, index, kind, source, proves)
+        self.auth.prove(&self.registry, admin, index, kind, source, proves).inspect_err(|_| self.count_failure())
+    }
+
+    fn count_failure(&self) {
+        self.counters.auth_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Writes and failed authentications since the node started (for the metrics).
+    pub fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     /// After `credentials` passed: if their secret is stored as a hash alone (written before the
@@ -399,6 +422,8 @@ impl Node {
             ops => format!("batch of {}", ops.len()),
         };
         let result = self.seal_and_apply(admin, &mut ops);
+        let counter = if result.is_ok() { &self.counters.writes_applied } else { &self.counters.writes_refused };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match &result {
             Ok((_, changed)) => {
                 for subscriber in &self.subscribers {

@@ -67,7 +67,8 @@ impl DnsHandler for Frontend {
     }
 }
 
-/// Counts a DNS answer in `counter`: its outcome, and the prefix its question named.
+/// Counts a DNS answer in `counter`: its outcome and the prefix its question named, and for the
+/// metrics its RCODE, type and, when `started` (a sampled question), how long it took.
 fn count_dns<H: DnsHandler>(
     counter: &mut Counter,
     handler: &H,
@@ -75,11 +76,23 @@ fn count_dns<H: DnsHandler>(
     scratch: &Scratch,
     response: &[u8],
     prefix: &mut Vec<u8>,
+    started: Option<std::time::Instant>,
 ) {
     let outcome = Outcome::of_dns(response);
     // A malformed question left no name to read.
     let named = outcome != Outcome::Error && handler.question_prefix(scratch, prefix);
+    let timed = started.and_then(|t| scratch.cache_hit().map(|hit| (hit, t.elapsed())));
+    let name_len = if outcome == Outcome::Error { usize::MAX / 2 } else { scratch.question_name_len() };
+    counter.dns().count(protocol == Protocol::DnsTcp, response, name_len, timed);
     counter.count(protocol, outcome, named.then_some(prefix.as_slice()));
+}
+
+/// When the `n`th question (counted in `n`) is one whose answer is timed, the time it started:
+/// the first of every [`crate::stats::dns::SAMPLE_EVERY`].
+fn sampled(n: &mut u32) -> Option<std::time::Instant> {
+    let due = *n % crate::stats::dns::SAMPLE_EVERY == 0;
+    *n = n.wrapping_add(1);
+    due.then(std::time::Instant::now)
 }
 
 /// Calls the handler; a panic in it drops this one query instead of the worker. (A panic in a
@@ -285,6 +298,12 @@ impl Server {
             false => None,
         };
         Ok(Self { node, frontend, handle_frontend, udp, tcp, http, tcp_limits, handle, rrl, ops })
+    }
+
+    /// What replaces the HTTP API's certificate and key while the node serves (a reload);
+    /// `None` when the API speaks plain HTTP.
+    pub fn tls_reloader(&self) -> Option<crate::http::TlsReloader> {
+        self.http.tls_reloader()
     }
 
     /// The operations listener's address (`/metrics`, `/stats`); `None` when it is off.

@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{DnsHandler, answer, count_dns};
+use super::{DnsHandler, answer, count_dns, sampled};
 use crate::accept::{Caps, accept};
 use crate::dns::framing::{self, FrameError, MAX_MESSAGE};
 use crate::dns::{Scratch, Transport, Verdict};
@@ -69,12 +69,14 @@ async fn connection<H: DnsHandler>(
     let mut framed = Vec::with_capacity(MAX_MESSAGE + 2);
     let mut scratch = Scratch::default();
     let mut prefix = Vec::new();
+    let mut n = 0;
     loop {
         match framing::read(&mut stream, &mut request, MAX_MESSAGE, idle).await {
             Ok(true) => {}
             Ok(false) | Err(FrameError::Idle(_)) => return Ok(()),
             Err(e) => return Err(e),
         }
+        let started = sampled(&mut n);
         match answer(handler, &request, Transport::Tcp, &mut scratch, &mut out) {
             Verdict::Respond => {}
             // RFC 7766 allows closing on a message that is not worth an answer; a recursive node
@@ -82,7 +84,7 @@ async fn connection<H: DnsHandler>(
             Verdict::Drop => return Ok(()),
             Verdict::Defer(pending) => out = pending.resolve().await,
         }
-        count_dns(counter, handler, Protocol::DnsTcp, &scratch, &out, &mut prefix);
+        count_dns(counter, handler, Protocol::DnsTcp, &scratch, &out, &mut prefix, started);
         // A client that does not read its answers holds a slot no longer than an idle one.
         match framing::write(&mut stream, &out, &mut framed, idle).await {
             Ok(()) => {}

@@ -17,7 +17,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{DnsHandler, answer, count_dns};
+use super::{DnsHandler, answer, count_dns, sampled};
 use crate::dns::framing::MAX_MESSAGE;
 use crate::dns::rrl::{self, Action, Rrl};
 use crate::dns::{Scratch, Transport, Verdict};
@@ -59,6 +59,7 @@ pub(super) fn worker<H: DnsHandler>(
     let mut scratch = Scratch::default();
     let mut counter = Counter::new(stats.clone());
     let mut prefix = Vec::with_capacity(64);
+    let mut n = 0;
     while !token.is_cancelled() {
         counter.tick();
         let received = match batch.receive(&socket) {
@@ -72,10 +73,11 @@ pub(super) fn worker<H: DnsHandler>(
         batch.replies = 0;
         for i in 0..received {
             let query = &batch.queries[i][..batch.lengths[i]];
+            let started = sampled(&mut n);
             match answer(&**frontend, query, Transport::Udp, &mut scratch, &mut batch.answers[batch.replies]) {
                 Verdict::Respond => {
                     let out = &batch.answers[batch.replies];
-                    count_dns(&mut counter, &**frontend, Lookup::DnsUdp, &scratch, out, &mut prefix);
+                    count_dns(&mut counter, &**frontend, Lookup::DnsUdp, &scratch, out, &mut prefix, started);
                     if let (Some(rrl), Some(peer)) = (rrl, rrl.and_then(|_| batch.peer(i))) {
                         let out = &mut batch.answers[batch.replies];
                         match rrl.check(peer.ip(), out, std::time::Instant::now()) {

@@ -14,6 +14,7 @@
 //! bounded: [`MAX_PREFIXES`] a day, the others counted together as `other`. Days are kept for
 //! [`KEEP_DAYS`].
 
+pub mod dns;
 mod report;
 mod series;
 
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::registry::{Registry, RegistryError};
+pub use dns::DnsCounts;
 pub use report::{Report, Target};
 pub use series::{PrefixSeries, Series};
 
@@ -146,6 +148,8 @@ impl DayCounts {
 /// One worker's counts since it last merged them (see the module docs).
 pub struct Tally {
     counts: [[u64; 5]; 5],
+    /// DNS answers by RCODE, type and time ([`dns`]).
+    dns: DnsCounts,
     prefixes: HashMap<Box<[u8]>, u64>,
     other: u64,
     pending: u32,
@@ -154,7 +158,14 @@ pub struct Tally {
 
 impl Default for Tally {
     fn default() -> Self {
-        Self { counts: [[0; 5]; 5], prefixes: HashMap::new(), other: 0, pending: 0, since: Instant::now() }
+        Self {
+            counts: [[0; 5]; 5],
+            dns: DnsCounts::default(),
+            prefixes: HashMap::new(),
+            other: 0,
+            pending: 0,
+            since: Instant::now(),
+        }
     }
 }
 
@@ -192,6 +203,7 @@ impl Tally {
     pub fn merge(&mut self, stats: &Stats) {
         stats.merge(self);
         self.counts = [[0; 5]; 5];
+        self.dns = DnsCounts::default();
         self.prefixes.clear();
         self.other = 0;
         self.pending = 0;
@@ -215,6 +227,11 @@ impl Counter {
     pub fn count(&mut self, protocol: Protocol, outcome: Outcome, prefix: Option<&[u8]>) {
         self.tally.count(protocol, outcome, prefix);
         self.tally.merge_if_due(&self.stats);
+    }
+
+    /// The DNS counts, to count an answer's RCODE, type and time into (with [`Self::count`]).
+    pub fn dns(&mut self) -> &mut DnsCounts {
+        &mut self.tally.dns
     }
 
     /// Merges what [`MERGE_EVERY`] has left waiting: for a worker that wakes without lookups.
@@ -252,6 +269,8 @@ struct Inner {
     ended: Option<i64>,
     /// `[protocol][outcome]` since the process started: what metrics count (they only grow).
     since_start: [[u64; 5]; 5],
+    /// DNS answers since the process started.
+    dns: DnsCounts,
 }
 
 impl Stats {
@@ -274,7 +293,14 @@ impl Stats {
             }
         }
         Ok(Self {
-            inner: Mutex::new(Inner { day: today, today: current, past, ended: None, since_start: [[0; 5]; 5] }),
+            inner: Mutex::new(Inner {
+                day: today,
+                today: current,
+                past,
+                ended: None,
+                since_start: [[0; 5]; 5],
+                dns: DnsCounts::default(),
+            }),
             target: Mutex::new(target),
         })
     }
@@ -282,8 +308,14 @@ impl Stats {
     /// Statistics that start empty and are never saved (tests, fuzzing, `bench`).
     pub fn empty() -> Self {
         let day = day_of(crate::record::unix_now());
-        let inner =
-            Inner { day, today: DayCounts::default(), past: BTreeMap::new(), ended: None, since_start: [[0; 5]; 5] };
+        let inner = Inner {
+            day,
+            today: DayCounts::default(),
+            past: BTreeMap::new(),
+            ended: None,
+            since_start: [[0; 5]; 5],
+            dns: DnsCounts::default(),
+        };
         Self { inner: Mutex::new(inner), target: Mutex::new(None) }
     }
 
@@ -298,6 +330,7 @@ impl Stats {
         for (mine, theirs) in inner.since_start.iter_mut().flatten().zip(tally.counts.iter().flatten()) {
             *mine += theirs;
         }
+        inner.dns.add(&tally.dns);
         for (prefix, n) in &tally.prefixes {
             inner.today.add_prefix(&String::from_utf8_lossy(prefix), *n);
         }
@@ -345,6 +378,11 @@ impl Stats {
     /// [`Outcome::ALL`]).
     pub fn since_start(&self) -> [[u64; 5]; 5] {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).since_start
+    }
+
+    /// DNS answers since the process started, by RCODE, type and time.
+    pub fn dns_since_start(&self) -> DnsCounts {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).dns
     }
 
     /// What the statistics say now.

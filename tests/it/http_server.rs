@@ -252,6 +252,24 @@ async fn https_serves_the_api_with_the_configured_certificate() {
 }
 
 #[tokio::test]
+async fn a_reload_serves_the_renewed_certificate_to_new_connections() {
+    let tls = self_signed();
+    let node = start_https(&tls).await;
+    let mut before = connect_tls(node.http, &tls.cert).await;
+    // The certificate renewed in place, as certbot does, then the node reloads (SIGHUP).
+    let renewed = self_signed();
+    for file in ["cert.pem", "key.pem"] {
+        std::fs::copy(renewed.dir.path().join(file), tls.dir.path().join(file)).unwrap();
+    }
+    let (cert, key) = (tls.dir.path().join("cert.pem"), tls.dir.path().join("key.pem"));
+    node.tls.as_ref().unwrap().install(idnode::http::TlsReloader::prepare(&cert, &key).unwrap());
+    // A client that trusts only the renewed certificate connects; the open connection goes on.
+    get_abc(&mut connect_tls(node.http, &renewed.cert).await).await;
+    get_abc(&mut before).await;
+    node.stop().await;
+}
+
+#[tokio::test]
 async fn plain_http_to_the_tls_port_gets_no_http_answer_and_https_goes_on() {
     let tls = self_signed();
     let node = start_https(&tls).await;

@@ -39,6 +39,8 @@ pub struct TestNode {
     pub handle: SocketAddr,
     /// The operations listener's address, when the test turned it on.
     pub ops: Option<SocketAddr>,
+    /// What replaces the HTTPS certificate, when the API speaks HTTPS.
+    pub tls: Option<idnode::http::TlsReloader>,
     pub frontend: Arc<Frontend>,
     /// The Handle protocol front end (its cache statistics).
     pub handle_frontend: Arc<idnode::handle::Frontend>,
@@ -76,6 +78,7 @@ async fn start_server_in(dir: tempfile::TempDir, demo: bool, adjust: impl FnOnce
     let addr = server.local_addr();
     let http = server.http_addr();
     let ops = server.ops_addr();
+    let tls = server.tls_reloader();
     // A test that switches the Handle protocol off gets the unspecified address.
     let handle = server.handle_addr().unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     let (tx, rx) = oneshot::channel::<()>();
@@ -87,6 +90,7 @@ async fn start_server_in(dir: tempfile::TempDir, demo: bool, adjust: impl FnOnce
         http,
         handle,
         ops,
+        tls,
         frontend,
         handle_frontend,
         node,

@@ -77,6 +77,14 @@ async fn lookups_are_counted_by_protocol_outcome_and_prefix_and_kept_across_a_re
     assert!(metrics.contains(r#"idnode_lookups_total{protocol="dns-udp",outcome="not-found"} 1"#), "{metrics}");
     assert!(metrics.contains("idnode_identifiers "), "{metrics}");
     assert!(metrics.contains(r#"idnode_cache_hits_total{cache="dns"}"#), "{metrics}");
+    assert!(metrics.contains(r#"idnode_dns_responses_total{transport="udp",rcode="NXDOMAIN"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"idnode_dns_responses_total{transport="tcp",rcode="NOERROR"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"idnode_dns_questions_total{qtype="TXT"} 4"#), "{metrics}");
+    // The first question of each worker and connection is timed: at least one from the registry.
+    assert!(metrics.contains("# TYPE idnode_dns_answer_seconds histogram"), "{metrics}");
+    assert!(metrics.contains(r#"idnode_writes_total{result="applied"}"#), "{metrics}");
+    assert!(metrics.contains("idnode_auth_failures_total 0"), "{metrics}");
+    assert!(metrics.contains(r#"idnode_dns_answer_seconds_count{source="registry"}"#), "{metrics}");
 
     // Saved when the node stops, read back when it starts.
     let node = node.restart(enable_ops).await;

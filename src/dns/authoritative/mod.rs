@@ -101,13 +101,16 @@ impl Authoritative {
         self.cache.stats()
     }
 
-    /// Answers `question`, whose name `zone` holds `own` labels below its apex, into `out`.
-    pub(in crate::dns) fn answer(&self, question: &Question<'_>, zone: &Zone, own: usize, out: &mut Vec<u8>) {
+    /// Answers `question`, whose name `zone` holds `own` labels below its apex, into `out`;
+    /// returns whether the answer came from the front cache.
+    pub(in crate::dns) fn answer(&self, question: &Question<'_>, zone: &Zone, own: usize, out: &mut Vec<u8>) -> bool {
         let name = question.name;
         let now = Instant::now();
+        let mut hit = true;
         let entry = match self.cache.get(name.wire(), now) {
             Some(entry) => entry,
             None => {
+                hit = false;
                 // SeqCst on both sides: see `generation`.
                 let generation = self.generation.load(Ordering::SeqCst);
                 match zone.answer(name, own, &self.registry, crate::record::unix_now()) {
@@ -115,12 +118,13 @@ impl Authoritative {
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot answer from the registry; answering SERVFAIL");
                         question.respond(&self.servfail, out);
-                        return;
+                        return false;
                     }
                 }
             }
         };
         question.respond(entry.value.select(question.query.qtype, zone), out);
+        hit
     }
 
     /// Caches an answer built from a registry read that began at `generation`; if a write
