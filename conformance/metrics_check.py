@@ -9,29 +9,15 @@ after the other checks sent it lookups over DNS (UDP and TCP) and HTTP.
 import json
 import os
 import subprocess
-import sys
-import traceback
 import urllib.request
 
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from checks import check, finish
+
 OPS = os.environ["OPS"]
 IDNODE = os.environ["IDNODE"]
 
-results = {"passed": 0, "failed": 0}
-
-
-def check(fn):
-    try:
-        detail = fn()
-    except Exception:
-        print(f"FAIL {fn.__name__}")
-        traceback.print_exc(file=sys.stdout)
-        results["failed"] += 1
-    else:
-        print(f"ok   {fn.__name__}" + (f": {detail}" if detail else ""))
-        results["passed"] += 1
-    return fn
 
 
 def fetch(path):
@@ -108,5 +94,4 @@ def idnode_stats_prints_the_report():
     return out.stdout.splitlines()[0]
 
 
-print(f"metrics: {results['passed']} passed, {results['failed']} failed")
-sys.exit(1 if results["failed"] else 0)
+finish("metrics")

@@ -21,11 +21,12 @@ import shutil
 import socket
 import ssl
 import subprocess
-import sys
 import tempfile
 import time
-import traceback
 import urllib.request
+
+import checks
+from checks import check, finish
 
 OPS = os.environ["OPS"]
 HTTP = os.environ["HTTP"]
@@ -36,25 +37,7 @@ HOSTILE = 'child <script>document.title="pwned"</script><img src=x onerror="docu
 # 20 s: what one Chromium run may take (it starts in 1-3 s on these machines).
 BROWSER_TIMEOUT = 20
 
-results = {"passed": 0, "failed": 0}
 
-
-def check(fn):
-    try:
-        detail = fn()
-    except Exception:
-        print(f"FAIL {fn.__name__}")
-        traceback.print_exc(file=sys.stdout)
-        results["failed"] += 1
-    else:
-        print(f"ok   {fn.__name__}" + (f": {detail}" if detail else ""))
-        results["passed"] += 1
-    return fn
-
-
-def finish():
-    print(f"status page: {results['passed']} passed, {results['failed']} failed")
-    sys.exit(1 if results["failed"] else 0)
 
 
 def chromium():
@@ -117,8 +100,8 @@ binary = chromium()
 if not binary:
     print("FAIL chromium is not installed and could not be: "
           + ("apt-get install chromium failed" if os.geteuid() == 0 else "sudo apt-get install -y chromium"))
-    results["failed"] += 1
-    finish()
+    checks.results["failed"] += 1
+    finish("status page")
 
 # Two delegations below the node's zone: 88.105 at this node's own DNS address (it answers, with
 # a referral: up) and 88.106 at a port nothing listens on (down). 88.105's site description is
@@ -208,4 +191,4 @@ def a_screenshot_is_taken():
     return f"{SCREENSHOT} ({width}x{height}, {len(png)} bytes)"
 
 
-finish()
+finish("status page")
