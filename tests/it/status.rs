@@ -18,7 +18,7 @@ use crate::{TestNode, start_server_with};
 const HOSTILE: &str = r#"child <script>document.title="pwned"</script><img src=x onerror=alert(1)> & co"#;
 
 /// GET `path`: the status, the headers (lower-cased names) and the body.
-async fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+pub(crate) async fn get(addr: SocketAddr, path: &str) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let request = format!("GET {path} HTTP/1.1\r\nHost: idnode\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
