@@ -138,14 +138,14 @@ fn question_end(message: &[u8]) -> Option<usize> {
 }
 
 /// The wildcard address of `server`'s family, port 0: where a client socket binds.
-fn unspecified(server: SocketAddr) -> SocketAddr {
+pub(super) fn unspecified(server: SocketAddr) -> SocketAddr {
     let ip: std::net::IpAddr =
         if server.is_ipv4() { std::net::Ipv4Addr::UNSPECIFIED.into() } else { std::net::Ipv6Addr::UNSPECIFIED.into() };
     SocketAddr::new(ip, 0)
 }
 
 /// A query id from the operating system's random source (through a v4 UUID).
-fn random_id() -> u16 {
+pub(super) fn random_id() -> u16 {
     let bytes = uuid::Uuid::new_v4().into_bytes();
     u16::from_be_bytes([bytes[0], bytes[1]])
 }

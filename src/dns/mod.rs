@@ -31,6 +31,7 @@ pub mod mapping;
 pub mod recursive;
 pub mod rrl;
 pub mod wire;
+pub mod xfr;
 pub mod zonefile;
 
 use std::sync::Arc;
@@ -58,6 +59,9 @@ pub enum Verdict {
     /// A recursive node's cache miss, admitted among the resolutions in flight: spawn
     /// [`Pending::resolve`] (it owns its question) and send the response it returns.
     Defer(Pending),
+    /// A zone transfer (TCP only): the connection hands the request and its peer to
+    /// [`Frontend::transfer`], which writes the answer's messages itself.
+    Transfer,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +129,8 @@ pub struct Frontend {
     max_udp_payload: u16,
     refused: Body,
     notimp: Body,
+    /// Who may transfer the zones, and the transfers under way.
+    transfers: Arc<xfr::Transfers>,
 }
 
 impl Frontend {
@@ -140,6 +146,7 @@ impl Frontend {
             max_udp_payload: max_udp_payload.max(CLASSIC_UDP),
             refused: Body { rcode: rcode::REFUSED, ..Body::empty() },
             notimp: Body { rcode: rcode::NOTIMP, ..Body::empty() },
+            transfers: Arc::new(xfr::Transfers::new(crate::config::Replication::default())),
         }
     }
 
@@ -152,7 +159,8 @@ impl Frontend {
     ) -> Result<Self, crate::config::ConfigError> {
         let zones = zone_config(&config.dns, zones)?;
         let authoritative = Authoritative::new(zones, registry, config.cache.max_bytes()).following(config.dns.clone());
-        let frontend = Self::serving(authoritative, config.dns.max_udp_payload);
+        let mut frontend = Self::serving(authoritative, config.dns.max_udp_payload);
+        frontend.transfers = Arc::new(xfr::Transfers::new(config.replication.resolve()?));
         let r = &config.recursive;
         if r.roots.is_empty() {
             return Ok(frontend);
@@ -184,6 +192,11 @@ impl Frontend {
     /// The authoritative role: its cache subscribes to the node's writes.
     pub fn authoritative(&self) -> &Arc<Authoritative> {
         &self.authoritative
+    }
+
+    /// Zone transfers: who may, and since when the zones are what they are.
+    pub fn transfers(&self) -> &Arc<xfr::Transfers> {
+        &self.transfers
     }
 
     /// The prefix (`88.100.1`) of the name the last question parsed into `scratch` asked: the
@@ -240,6 +253,12 @@ impl Frontend {
             Ok(q) => q,
             Err(Reject::Drop) => return Verdict::Drop,
             Err(Reject::Error { id, copied_flags, rcode }) => {
+                // Signed requests and IXFR (its client's SOA) have more records than a plain query.
+                if rcode == rcode::FORMERR {
+                    if let Some(verdict) = self.answer_signed(request, transport, scratch, out) {
+                        return verdict;
+                    }
+                }
                 wire::write_error(out, id, copied_flags, rcode);
                 return Verdict::Respond;
             }
@@ -266,6 +285,9 @@ impl Frontend {
             question.respond(&self.refused, out);
             return Verdict::Respond;
         };
+        if matches!(query.qtype, TYPE_IXFR | TYPE_AXFR) && transport == Transport::Tcp {
+            return Verdict::Transfer;
+        }
         if matches!(query.qtype, TYPE_IXFR | TYPE_AXFR | TYPE_MAILB | TYPE_MAILA) {
             question.respond(&self.notimp, out);
             return Verdict::Respond;

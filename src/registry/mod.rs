@@ -15,13 +15,19 @@
 //! ([`crate::secret`]). The registry knows nothing of protocols or permissions: the node core
 //! ([`crate::node`]) decides writes and tells the caches in front of it.
 
+mod changes;
+mod side;
+
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::identifier::{Identifier, prefix_record_key};
 use crate::record::{Record, RecordError};
+use changes::{CHANGES, Change, FLOOR};
+
+pub use changes::{ChangeSet, LogView, LogWindow, seq_of_serial};
 
 const RECORDS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("records");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
@@ -39,7 +45,8 @@ const COUNTED: &str = "counted";
 /// 100,000: the deepest a listing may page by offset (`page * pageSize`); beyond it clients go
 /// on from the last identifier they got (`after`), which costs one seek however deep.
 pub const MAX_LIST_OFFSET: usize = 100_000;
-/// The zone serial: bumped by every committed write (RFC 1982 arithmetic lets it wrap).
+/// The sequence number of the last committed write (see [`changes`]); the zone serial is its low
+/// 32 bits. Named for the serial it was before the change log.
 const SERIAL: &str = "serial";
 /// 2000: the largest batch the vendor registration APIs accept (docs/handle-model.md, "Limits").
 pub const MAX_BATCH: usize = 2000;
@@ -66,6 +73,8 @@ pub enum RegistryError {
     UnsealedSecret { identifier: String, index: u32 },
     #[error("stored record {key:?} cannot be read: {source}")]
     Corrupt { key: String, source: RecordError },
+    #[error("change log entry {seq} cannot be read: {reason}")]
+    CorruptLog { seq: u64, reason: String },
 }
 
 macro_rules! storage_from {
@@ -98,7 +107,10 @@ pub trait Reader {
 
 pub struct Registry {
     db: Database,
-    serial: AtomicU32,
+    /// The sequence number of the last committed write.
+    seq: AtomicU64,
+    /// The change log's window: writes kept, seconds kept.
+    window: (AtomicU64, AtomicU64),
 }
 
 impl Registry {
@@ -129,22 +141,38 @@ impl Registry {
                 count_all(&records, &mut counts)?;
                 meta.insert(COUNTED, 1)?;
             }
-            let serial = meta.get(SERIAL)?.map(|g| g.value());
-            match serial {
-                Some(s) => s,
-                None => {
-                    meta.insert(SERIAL, 1)?;
-                    1
-                }
+            let seq = meta.get(SERIAL)?.map_or(1, |g| g.value());
+            meta.insert(SERIAL, seq)?;
+            // A database made before the change log: the log starts now.
+            if meta.get(FLOOR)?.is_none() {
+                meta.insert(FLOOR, seq)?;
             }
+            txn.open_table(CHANGES)?;
+            seq
         };
         txn.commit()?;
-        Ok(Self { db, serial: AtomicU32::new(serial as u32) })
+        let window = LogWindow::default();
+        Ok(Self { db, seq: AtomicU64::new(serial), window: (window.keep.into(), window.keep_secs.into()) })
     }
 
-    /// The zone serial; it changes with every committed write.
+    /// The zone serial: the low 32 bits of the last write's sequence number.
     pub fn serial(&self) -> u32 {
-        self.serial.load(Ordering::Acquire)
+        self.seq() as u32
+    }
+
+    /// The sequence number of the last committed write (see [`changes`]).
+    pub fn seq(&self) -> u64 {
+        self.seq.load(Ordering::Acquire)
+    }
+
+    /// Sets how much of the change log is kept (the default is [`LogWindow::default`]).
+    pub fn set_log_window(&self, window: LogWindow) {
+        self.window.0.store(window.keep, Ordering::Relaxed);
+        self.window.1.store(window.keep_secs, Ordering::Relaxed);
+    }
+
+    fn log_window(&self) -> LogWindow {
+        LogWindow { keep: self.window.0.load(Ordering::Relaxed), keep_secs: self.window.1.load(Ordering::Relaxed) }
     }
 
     /// The record of `id` (matched ignoring ASCII case), as committed now.
@@ -156,6 +184,16 @@ impl Registry {
     pub fn snapshot(&self) -> Result<Snapshot, RegistryError> {
         let txn = self.db.begin_read()?;
         Ok(Snapshot { table: txn.open_table(RECORDS)? })
+    }
+
+    /// The records and the change log as of one commit, with that commit's sequence number and
+    /// the log's floor: what a zone transfer or a mirror reads from.
+    pub fn log_view(&self) -> Result<LogView, RegistryError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let seq = meta.get(SERIAL)?.map_or(0, |g| g.value());
+        let floor = meta.get(FLOOR)?.map_or(seq, |g| g.value());
+        Ok(LogView::new(Snapshot { table: txn.open_table(RECORDS)? }, txn.open_table(CHANGES)?, seq, floor))
     }
 
     /// How many records the registry holds, prefix records included.
@@ -184,8 +222,10 @@ impl Registry {
         self.write(Durability::Immediate, f)
     }
 
-    /// Runs `f` in one write transaction, bumps the serial and commits with `durability`; an
-    /// error from `f` aborts the transaction (dropping it rolls back), leaving nothing written.
+    /// Runs `f` in one write transaction and commits with `durability`; an error from `f` aborts
+    /// the transaction (dropping it rolls back), leaving nothing written. A transaction that
+    /// changed records takes the next sequence number; a synced one logs its changes, a bulk
+    /// one moves the log's floor past itself.
     fn write<T, E: From<RegistryError>>(
         &self,
         durability: Durability,
@@ -196,87 +236,45 @@ impl Registry {
         // Quick-repair saves the allocator state with each synced commit, so that opening the
         // file after a crash does not walk all of it (minutes at tens of gigabytes).
         txn.set_quick_repair(matches!(durability, Durability::Immediate));
-        let (out, serial) = {
+        let logged = matches!(durability, Durability::Immediate);
+        let (out, seq) = {
             let mut w = WriteTxn {
                 table: txn.open_table(RECORDS).map_err(RegistryError::from)?,
                 counts: txn.open_table(COUNTS).map_err(RegistryError::from)?,
+                log: Vec::new(),
+                changed: false,
+                logged,
             };
             let out = f(&mut w)?;
+            let (changed, log) = (w.changed, std::mem::take(&mut w.log));
             drop(w);
-            let mut meta = txn.open_table(META).map_err(RegistryError::from)?;
-            let serial =
-                meta.get(SERIAL).map_err(RegistryError::from)?.map_or(0, |g| g.value()).wrapping_add(1) & 0xffff_ffff;
-            meta.insert(SERIAL, serial).map_err(RegistryError::from)?;
-            (out, serial)
+            (out, if changed { Some(self.next_seq(&txn, log, logged)?) } else { None })
         };
         // With Durability::Immediate, commit returns only after the file is synced: what is
         // acknowledged survives power loss.
         txn.commit().map_err(RegistryError::from)?;
-        self.serial.store(serial as u32, Ordering::Release);
+        if let Some(seq) = seq {
+            self.seq.store(seq, Ordering::Release);
+        }
         Ok(out)
     }
 
-    /// The prefixes homed at run time, in order.
-    pub fn homed(&self) -> Result<Vec<String>, RegistryError> {
-        let txn = self.db.begin_read()?;
-        let table = match txn.open_table(HOMED) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(RegistryError::Storage(e.into())),
-        };
-        table.range::<&str>(..)?.map(|entry| Ok(entry?.0.value().to_owned())).collect()
-    }
-
-    /// Homes `prefix` (`homed`) or unhomes it, durably; returns whether that changed anything.
-    /// Zones are not records: the serial stays.
-    pub fn set_homed(&self, prefix: &str, homed: bool) -> Result<bool, RegistryError> {
-        let mut txn = self.db.begin_write()?;
-        txn.set_quick_repair(true);
-        let changed = {
-            let mut table = txn.open_table(HOMED)?;
-            match homed {
-                true => table.insert(prefix, crate::record::unix_now().max(0) as u64)?.is_none(),
-                false => table.remove(prefix)?.is_some(),
+    /// Takes the next sequence number in `txn` and logs `log` under it (`logged`), or moves the
+    /// log's floor to it (a bulk load).
+    fn next_seq(&self, txn: &redb::WriteTransaction, log: Vec<Change>, logged: bool) -> Result<u64, RegistryError> {
+        let mut meta = txn.open_table(META)?;
+        let seq = meta.get(SERIAL)?.map_or(0, |g| g.value()) + 1;
+        meta.insert(SERIAL, seq)?;
+        let floor = match logged {
+            true => {
+                changes::log(&mut txn.open_table(CHANGES)?, seq, log, self.log_window(), crate::record::unix_now())?
             }
+            false => Some(seq),
         };
-        txn.commit()?;
-        Ok(changed)
-    }
-
-    /// Every day's saved statistics, oldest first.
-    pub fn stats_days(&self) -> Result<Vec<(i64, Vec<u8>)>, RegistryError> {
-        let txn = self.db.begin_read()?;
-        let table = match txn.open_table(STATS) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(RegistryError::Storage(e.into())),
-        };
-        table
-            .range::<i64>(..)?
-            .map(|entry| entry.map(|(k, v)| (k.value(), v.value().to_vec())).map_err(Into::into))
-            .collect()
-    }
-
-    /// Replaces the statistics saved for `day`, durably. Not a change to the records: the
-    /// serial stays.
-    pub fn save_stats_day(&self, day: i64, counts: &[u8]) -> Result<(), RegistryError> {
-        self.write_stats(|table| table.insert(day, counts).map(drop))
-    }
-
-    /// Drops the statistics of the days before `day`.
-    pub fn drop_stats_before(&self, day: i64) -> Result<(), RegistryError> {
-        self.write_stats(|table| table.retain(|d, _| d >= day))
-    }
-
-    fn write_stats(
-        &self,
-        f: impl FnOnce(&mut redb::Table<'_, i64, &'static [u8]>) -> Result<(), redb::StorageError>,
-    ) -> Result<(), RegistryError> {
-        let mut txn = self.db.begin_write()?;
-        txn.set_quick_repair(true);
-        f(&mut txn.open_table(STATS)?)?;
-        txn.commit()?;
-        Ok(())
+        if let Some(floor) = floor {
+            meta.insert(FLOOR, floor)?;
+        }
+        Ok(seq)
     }
 
     /// Identifiers registered under `prefix` (not its sub-prefixes), in key order: `limit` of
@@ -397,6 +395,21 @@ impl Snapshot {
         Reader::get(self, key)
     }
 
+    /// The records whose keys lie from `start` up to `end` (to the last without `end`), in key
+    /// order.
+    pub fn range(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+    ) -> Result<impl Iterator<Item = Result<Record, RegistryError>> + '_, RegistryError> {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let range = self.table.range::<&[u8]>((Included(start), end.map_or(Unbounded, Excluded)))?;
+        Ok(range.map(|entry| {
+            let (k, v) = entry?;
+            decode_key(k.value(), v.value())
+        }))
+    }
+
     /// Whether some key begins with `start`; with `or_start`, whether some key begins with
     /// either. `or_start` must sort after `start` with nothing that begins with neither between
     /// them (`88.100.1.` then `88.100.1/`), so one seek answers both.
@@ -414,6 +427,10 @@ impl Snapshot {
 pub struct WriteTxn<'a> {
     table: redb::Table<'a, &'static [u8], &'static [u8]>,
     counts: redb::Table<'a, &'static str, u64>,
+    /// What it changed, for the change log (when `logged`).
+    log: Vec<Change>,
+    changed: bool,
+    logged: bool,
 }
 
 impl Reader for WriteTxn<'_> {
@@ -435,9 +452,9 @@ impl WriteTxn<'_> {
             return Err(RegistryError::UnsealedSecret { identifier: record.identifier.to_string(), index: v.index });
         }
         let key = record.identifier.key();
-        let existing = match self.table.get(key.as_bytes())? {
-            Some(old) => Some(decode(&key, old.value())?.identifier),
-            None => None,
+        let (existing, old) = match self.table.get(key.as_bytes())? {
+            Some(old) => (Some(decode(&key, old.value())?.identifier), self.logged.then(|| old.value().to_vec())),
+            None => (None, None),
         };
         match existing {
             Some(existing) if existing != record.identifier => Err(RegistryError::CaseConflict {
@@ -449,15 +466,24 @@ impl WriteTxn<'_> {
                 Err(RegistryError::AlreadyExists { position: 0, identifier: existing.to_string() })
             }
             Some(_) => {
-                self.table.insert(key.as_bytes(), record.encode().as_slice())?;
+                self.insert(key.into_bytes(), record.encode(), old)?;
                 Ok(Applied::Replaced)
             }
             None => {
-                self.table.insert(key.as_bytes(), record.encode().as_slice())?;
                 add_count(&mut self.counts, key.as_bytes(), 1)?;
+                self.insert(key.into_bytes(), record.encode(), None)?;
                 Ok(Applied::Created)
             }
         }
+    }
+
+    fn insert(&mut self, key: Vec<u8>, new: Vec<u8>, old: Option<Vec<u8>>) -> Result<(), RegistryError> {
+        self.table.insert(key.as_slice(), new.as_slice())?;
+        self.changed = true;
+        if self.logged {
+            self.log.push(Change { key, old, new: Some(new) });
+        }
+        Ok(())
     }
 
     /// How many identifiers are registered under `prefix` (not its sub-prefixes), as this
@@ -493,11 +519,15 @@ impl WriteTxn<'_> {
 
     /// Deletes the record under a registry key; returns whether it existed.
     pub fn delete(&mut self, key: &[u8]) -> Result<bool, RegistryError> {
-        let existed = self.table.remove(key)?.is_some();
-        if existed {
-            add_count(&mut self.counts, key, -1)?;
+        let Some(old) = self.table.remove(key)?.map(|old| old.value().to_vec()) else {
+            return Ok(false);
+        };
+        add_count(&mut self.counts, key, -1)?;
+        self.changed = true;
+        if self.logged {
+            self.log.push(Change { key: key.to_vec(), old: Some(old), new: None });
         }
-        Ok(existed)
+        Ok(true)
     }
 }
 

@@ -145,3 +145,57 @@ fn list_pages_stay_under_the_prefix() {
     // 88.100.1, 88.100.1-x and 88.100.10, not 88.100.1.5; 88.100.2 has no record of its own.
     assert_eq!((derived(10), derived(2)), (3, 2), "no further than asked");
 }
+
+#[test]
+fn each_committed_write_is_logged_with_the_bytes_before_and_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::open(dir.path()).unwrap();
+    let start = reg.seq();
+    put_all(&reg, &[record("88/a"), record("88/b")]).unwrap();
+    let mut changed = record("88/a");
+    changed.values[0].data = b"https://changed".to_vec();
+    put_all(&reg, &[changed.clone()]).unwrap();
+    assert!(delete(&reg, "88/b"));
+    assert!(!delete(&reg, "88/b"), "a delete that finds nothing");
+    let _ = put_all(&reg, &[record("88/new"), record("88/A")]).unwrap_err();
+    assert_eq!(reg.seq(), start + 3, "one number a write; nothing for a no-op or a rolled-back one");
+    let view = reg.log_view().unwrap();
+    assert_eq!((view.seq, view.floor), (start + 3, start));
+    let sets: Vec<_> = view.changes_after(start).unwrap().map(Result::unwrap).collect();
+    let seqs: Vec<u64> = sets.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, [start + 1, start + 2, start + 3]);
+    let first = &sets[0].1.changes;
+    assert_eq!(first.len(), 2);
+    assert_eq!((first[0].key.as_slice(), first[0].old.as_deref()), (b"88/a".as_slice(), None));
+    assert_eq!(Record::decode(first[0].new.as_deref().unwrap()).unwrap(), record("88/a"));
+    let replaced = &sets[1].1.changes[0];
+    assert_eq!(Record::decode(replaced.old.as_deref().unwrap()).unwrap(), record("88/a"));
+    assert_eq!(Record::decode(replaced.new.as_deref().unwrap()).unwrap(), changed);
+    let deleted = &sets[2].1.changes[0];
+    assert_eq!((deleted.key.as_slice(), deleted.new.as_deref()), (b"88/b".as_slice(), None));
+    assert_eq!(view.changes_after(start + 2).unwrap().count(), 1, "from a later sequence number");
+}
+
+#[test]
+fn the_log_keeps_its_window_and_a_bulk_load_moves_its_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::open(dir.path()).unwrap();
+    reg.set_log_window(LogWindow { keep: 5, keep_secs: 3600 });
+    for i in 0..20 {
+        put_all(&reg, &[record(&format!("88/{i}"))]).unwrap();
+    }
+    let view = reg.log_view().unwrap();
+    assert_eq!(view.seq - view.floor, 5, "the last 5 writes are kept");
+    assert_eq!(view.changes_after(view.floor).unwrap().count(), 5);
+    drop(view);
+    let mut bulk = reg.bulk();
+    bulk.transact(|txn| txn.put(&record("88/bulk"), false)).unwrap();
+    bulk.finish().unwrap();
+    let view = reg.log_view().unwrap();
+    assert_eq!(view.floor, view.seq, "nothing before the bulk load can be brought up to date from the log");
+    drop(view);
+    drop(reg);
+    let reg = Registry::open(dir.path()).unwrap();
+    let view = reg.log_view().unwrap();
+    assert_eq!((view.floor, view.seq), (reg.seq(), reg.seq()), "kept across a reopen");
+}

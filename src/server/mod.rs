@@ -55,6 +55,18 @@ pub trait DnsHandler: Send + Sync + 'static {
     fn question_prefix(&self, _scratch: &Scratch, _out: &mut Vec<u8>) -> bool {
         false
     }
+
+    /// Serves a zone transfer ([`Verdict::Transfer`]) to `peer` on `stream`; `Ok` when the
+    /// connection may go on.
+    fn transfer<'a>(
+        &'a self,
+        _request: &'a [u8],
+        _peer: SocketAddr,
+        _stream: &'a mut tokio::net::TcpStream,
+        _timeout: Duration,
+    ) -> impl Future<Output = Result<(), crate::dns::framing::FrameError>> + Send + 'a {
+        async { Ok(()) }
+    }
 }
 
 impl DnsHandler for Frontend {
@@ -64,6 +76,16 @@ impl DnsHandler for Frontend {
 
     fn question_prefix(&self, scratch: &Scratch, out: &mut Vec<u8>) -> bool {
         Frontend::question_prefix(self, scratch, out)
+    }
+
+    fn transfer<'a>(
+        &'a self,
+        request: &'a [u8],
+        peer: SocketAddr,
+        stream: &'a mut tokio::net::TcpStream,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), crate::dns::framing::FrameError>> + Send + 'a {
+        Frontend::transfer(self, request, peer, stream, timeout)
     }
 }
 
@@ -132,6 +154,8 @@ pub struct Assembled {
     pub node: Arc<Node>,
     pub dns: Arc<Frontend>,
     pub handle: Arc<crate::handle::Frontend>,
+    /// Tells the secondaries in `[replication] notify` of writes, when there are any.
+    pub notifier: Option<Arc<crate::dns::xfr::notify::Notifier>>,
 }
 
 /// [`assemble`], with the Handle front end too, publishing `site` (its resolution cache,
@@ -149,8 +173,14 @@ pub fn assemble_all(
     if let Some(key) = seal_key {
         node.set_seal_key(key);
     }
+    let replication = config.replication.resolve().map_err(crate::config::ConfigError::from)?;
+    registry.set_log_window(replication.window);
     let dns = Arc::new(Frontend::from_config(config, &node.zones(), registry)?);
     node.subscribe(dns.authoritative().clone());
+    let notifier = crate::dns::xfr::notify::Notifier::new(dns.authoritative().clone(), &replication.notify);
+    if let Some(notifier) = &notifier {
+        node.subscribe(notifier.clone());
+    }
     let handle_cache =
         config.handle.cache_bytes().map(|bytes| Arc::new(crate::handle::cache::ResolutionCache::new(bytes)));
     if let Some(cache) = &handle_cache {
@@ -163,7 +193,7 @@ pub fn assemble_all(
         Some(cache) => handle.with_cache(cache),
         None => handle,
     });
-    Ok(Assembled { node, dns, handle })
+    Ok(Assembled { node, dns, handle, notifier })
 }
 
 /// Why a node could not start or stopped serving.
@@ -250,6 +280,7 @@ pub struct Server {
     /// The operations listener (`/metrics`, `/stats`, the status page), unless `ops.enabled`
     /// is false, with what the status page shows of the configuration.
     ops: Option<(crate::http::HttpListener, crate::status::Settings)>,
+    notifier: Option<Arc<crate::dns::xfr::notify::Notifier>>,
 }
 
 impl Server {
@@ -283,7 +314,7 @@ impl Server {
         };
         // The site is known once the Handle sockets have their addresses.
         let site = handle.as_mut().map(|h| std::mem::take(&mut h.site)).unwrap_or_default();
-        let Assembled { node, dns: frontend, handle: handle_frontend } =
+        let Assembled { node, dns: frontend, handle: handle_frontend, notifier } =
             assemble_all(config, registry, seal_key, site)?;
         let rrl = crate::dns::rrl::Rrl::new(&config.dns.rrl)?.map(Arc::new);
         let ops = match config.ops.enabled {
@@ -297,7 +328,7 @@ impl Server {
             }
             false => None,
         };
-        Ok(Self { node, frontend, handle_frontend, udp, tcp, http, tcp_limits, handle, rrl, ops })
+        Ok(Self { node, frontend, handle_frontend, udp, tcp, http, tcp_limits, handle, rrl, ops, notifier })
     }
 
     /// What replaces the HTTP API's certificate and key while the node serves (a reload);
@@ -393,6 +424,9 @@ impl Server {
                 health,
             };
             tracker.spawn(listener.serve(crate::ops::router(Arc::new(ops)), token.clone()));
+        }
+        if let Some(notifier) = self.notifier {
+            tracker.spawn(notifier.run(token.clone()));
         }
         let http = tracker.spawn(crate::http::serve(self.http, self.node, token.clone()));
         let limits = self.tcp_limits;

@@ -5,7 +5,9 @@
 //! after `tcp_idle_timeout_secs` without a query or with an answer its client does not read.
 //!
 //! A deferred answer (a recursive node's cache miss) is awaited on the connection's own task:
-//! answers go out in order, and the connection counts against the caps while it waits.
+//! answers go out in order, and the connection counts against the caps while it waits. So is a
+//! zone transfer ([`crate::dns::xfr`]), whose messages the connection writes as its client
+//! reads them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,7 +45,7 @@ pub(super) async fn acceptor<H: DnsHandler>(
             let mut counter = Counter::new(stats);
             tokio::select! {
                 _ = token.cancelled() => {}
-                r = connection(stream, &*handler, limits.idle_timeout, &mut counter) => {
+                r = connection(stream, peer, &*handler, limits.idle_timeout, &mut counter) => {
                     if let Err(e) = r {
                         tracing::debug!(error = %e, %peer, "TCP connection ended");
                     }
@@ -58,6 +60,7 @@ pub(super) async fn acceptor<H: DnsHandler>(
 /// answer.
 async fn connection<H: DnsHandler>(
     mut stream: TcpStream,
+    peer: std::net::SocketAddr,
     handler: &H,
     idle_timeout: Duration,
     counter: &mut Counter,
@@ -83,6 +86,12 @@ async fn connection<H: DnsHandler>(
             // at its cap of resolutions in flight drops the query the same way.
             Verdict::Drop => return Ok(()),
             Verdict::Defer(pending) => out = pending.resolve().await,
+            // The transfer writes its own messages, each within the timeout; the connection then
+            // serves further queries (a secondary asks for the SOA and the IXFR on one).
+            Verdict::Transfer => {
+                handler.transfer(&request, peer, &mut stream, idle_timeout).await?;
+                continue;
+            }
         }
         count_dns(counter, handler, Protocol::DnsTcp, &scratch, &out, &mut prefix, started);
         // A client that does not read its answers holds a slot no longer than an idle one.

@@ -89,7 +89,8 @@ pub(super) fn worker<H: DnsHandler>(
                     batch.reply_to[batch.replies] = i;
                     batch.replies += 1;
                 }
-                Verdict::Drop => {}
+                // Transfers are TCP only: the front end answers NOTIMP over UDP.
+                Verdict::Drop | Verdict::Transfer => {}
                 // A recursive node's miss waits on other servers: never on this worker. At the
                 // cap of resolutions in flight the front end dropped it, before any task existed.
                 Verdict::Defer(pending) => {

@@ -52,6 +52,9 @@ pub struct Authoritative {
     /// registry before a write may insert its answer after the write dropped the name; it sees
     /// the generation moved and drops its own insert, so no stale answer outlives the write.
     generation: AtomicU64,
+    /// The sequence number at which the zones last changed (made, or a prefix homed or
+    /// unhomed): the change log cannot bring a secondary from before it up to date.
+    zones_since: AtomicU64,
 }
 
 impl Authoritative {
@@ -61,6 +64,7 @@ impl Authoritative {
         assert!(!zones.is_empty(), "a node serves at least one zone");
         let zones: Vec<Zone> = zones.into_iter().map(Zone::new).collect();
         Self {
+            zones_since: AtomicU64::new(registry.seq()),
             national_apex: zones[0].national_apex_wire().to_vec(),
             national_labels: zones[0].apex_labels() - zones[0].prefix_labels(),
             zones: ArcSwap::from_pointee(zones),
@@ -99,6 +103,11 @@ impl Authoritative {
 
     pub fn cache_stats(&self) -> CacheStats {
         self.cache.stats()
+    }
+
+    /// The sequence number at which the zones last changed.
+    pub fn zones_since(&self) -> u64 {
+        self.zones_since.load(Ordering::SeqCst)
     }
 
     /// Answers `question`, whose name `zone` holds `own` labels below its apex, into `out`;
@@ -190,6 +199,7 @@ impl crate::node::Subscriber for Authoritative {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "the new zones cannot be served over DNS; the old ones stay"),
         }
+        self.zones_since.store(self.registry.seq(), Ordering::SeqCst);
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.cache.retain(|_| false);
     }

@@ -164,6 +164,11 @@ impl Zone {
         &self.config.apex
     }
 
+    /// The TTL of the SOA, NS and glue records.
+    pub fn ttl(&self) -> u32 {
+        self.config.ttl
+    }
+
     /// The apex in lower-case wire form.
     pub fn apex_wire(&self) -> &[u8] {
         &self.apex_wire
@@ -231,29 +236,9 @@ impl Zone {
                         return Ok((set, secs(cfg.negative_ttl)));
                     }
                     let ttl = public.iter().map(|v| v.ttl.seconds_at(now)).min().unwrap_or(0);
-                    let txt: Vec<Record> = public
-                        .iter()
-                        .map(|v| {
-                            let strings = mapping::txt_strings(v);
-                            let refs: Vec<&[u8]> = strings.iter().map(Vec::as_slice).collect();
-                            Record::from_rdata(name.clone(), v.ttl.seconds_at(now), RData::TXT(TXT::from_bytes(refs)))
-                        })
-                        .collect();
-                    let uri: Vec<Record> = public
-                        .iter()
-                        .filter(|v| mapping::is_url(v))
-                        .map(|v| {
-                            let rdata = RData::Unknown {
-                                code: RecordType::Unknown(mapping::URI_TYPE),
-                                rdata: NULL::with(mapping::uri_rdata(v)),
-                            };
-                            Record::from_rdata(name.clone(), v.ttl.seconds_at(now), rdata)
-                        })
-                        .collect();
                     // One encoding of all records (the ANY answer), split into TXT and URI.
-                    let txt_count = txt.len();
-                    let mut records = txt;
-                    records.extend(uri);
+                    let records = identifier_records(&name, &record, now);
+                    let txt_count = records.iter().filter(|r| r.record_type() == RecordType::TXT).count();
                     let any = self.encode(&name, rcode::NOERROR, &records, &[], &[])?;
                     let (txt, uri) = match any.split_answers(txt_count as u16) {
                         Some(parts) => parts,
@@ -326,6 +311,18 @@ impl Zone {
     /// under the cut, in the order the sites list them.
     /// A cut so long that `nsN.<cut>` is no DNS name cannot be referred to: an error, logged.
     fn referral(&self, name: &Name, cut: &Name, sites: &[Site]) -> Result<Body, AnswerError> {
+        let (ns, glue) = self.cut_records(cut, sites)?;
+        let mut body = self.encode(name, rcode::NOERROR, &[], &ns, &glue)?;
+        body.authoritative = false;
+        Ok(body)
+    }
+
+    /// The NS records of a cut and their glue (see [`Zone::referral`]).
+    pub(in crate::dns) fn cut_records(
+        &self,
+        cut: &Name,
+        sites: &[Site],
+    ) -> Result<(Vec<Record>, Vec<Record>), AnswerError> {
         let ttl = self.config.referral_ttl;
         let mut ns = Vec::new();
         let mut glue = Vec::new();
@@ -338,9 +335,17 @@ impl Zone {
             };
             glue.push(Record::from_rdata(host, ttl, rdata));
         }
-        let mut body = self.encode(name, rcode::NOERROR, &[], &ns, &glue)?;
-        body.authoritative = false;
-        Ok(body)
+        Ok((ns, glue))
+    }
+
+    /// The apex's NS records and the glue of those inside the zone.
+    pub(in crate::dns) fn apex_records(&self) -> Vec<Record> {
+        let cfg = &self.config;
+        let ns = cfg
+            .nameservers
+            .iter()
+            .map(|(n, _)| Record::from_rdata(cfg.apex.clone(), cfg.ttl, RData::NS(NS(n.clone()))));
+        ns.chain((0..cfg.nameservers.len()).flat_map(|i| self.glue(i))).collect()
     }
 
     /// Answer bodies for the non-empty record lists among `lists`.
@@ -368,7 +373,8 @@ impl Zone {
         })
     }
 
-    fn soa(&self, serial: u32, ttl: u32) -> Record {
+    /// The zone's SOA record with `serial`.
+    pub(in crate::dns) fn soa(&self, serial: u32, ttl: u32) -> Record {
         let c = &self.config;
         let mname = c.nameservers.first().map_or_else(|| c.apex.clone(), |(n, _)| n.clone());
         let soa = SOA::new(mname, c.hostmaster.clone(), serial, c.refresh, c.retry, c.expire, c.negative_ttl);
@@ -505,6 +511,25 @@ pub fn zone_config(
             })
         })
         .collect()
+}
+
+/// An identifier's public values as records named `name`: one TXT each, then a URI for each URL
+/// (docs/dns-mapping.md).
+pub(in crate::dns) fn identifier_records(name: &Name, record: &crate::record::Record, now: i64) -> Vec<Record> {
+    let public: Vec<_> = record.values.iter().filter(|v| v.is_public()).collect();
+    let txt = public.iter().map(|v| {
+        let strings = mapping::txt_strings(v);
+        let refs: Vec<&[u8]> = strings.iter().map(Vec::as_slice).collect();
+        Record::from_rdata(name.clone(), v.ttl.seconds_at(now), RData::TXT(TXT::from_bytes(refs)))
+    });
+    let uri = public.iter().filter(|v| mapping::is_url(v)).map(|v| {
+        let rdata =
+            RData::Unknown { code: RecordType::Unknown(mapping::URI_TYPE), rdata: NULL::with(mapping::uri_rdata(v)) };
+        Record::from_rdata(name.clone(), v.ttl.seconds_at(now), rdata)
+    });
+    let mut out: Vec<Record> = txt.collect();
+    out.extend(uri);
+    out
 }
 
 fn glue_for(glue: &[Record], t: RecordType) -> (u16, Vec<Record>) {

@@ -9,6 +9,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod replication;
+
+pub use replication::{
+    Allow, Notify, Replication, ReplicationConfig, ReplicationError, TsigKey, key_name as tsig_key_name,
+};
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -21,6 +27,7 @@ pub struct Config {
     pub recursive: RecursiveConfig,
     pub quota: QuotaConfig,
     pub ops: OpsConfig,
+    pub replication: ReplicationConfig,
     /// The log filter, as `RUST_LOG` takes it (`info`, `idnode=debug,warn`); over `RUST_LOG`
     /// when set, and changed by a reload (SIGHUP).
     pub log: Option<String>,
@@ -386,6 +393,7 @@ impl Default for Config {
             recursive: RecursiveConfig::default(),
             quota: QuotaConfig::default(),
             ops: OpsConfig::default(),
+            replication: ReplicationConfig::default(),
             log: None,
         }
     }
@@ -444,6 +452,8 @@ pub enum ConfigError {
     BadQuotaPrefix { key: String, reason: String },
     #[error("name server {name:?} is not a domain name: {reason}")]
     BadNameServer { name: String, reason: String },
+    #[error(transparent)]
+    Replication(#[from] ReplicationError),
 }
 
 impl Config {
