@@ -31,6 +31,7 @@ pub mod mapping;
 pub mod recursive;
 pub mod rrl;
 pub mod wire;
+pub mod zone_import;
 pub mod zonefile;
 
 use std::sync::Arc;
