@@ -228,7 +228,7 @@ mod tests {
     fn ttls_in_seconds_and_bind_units() {
         assert_eq!(ttl(b"3600"), Some(3600));
         assert_eq!(ttl(b"1h30m"), Some(5400));
-        assert_eq!(ttl(b"1W2D"), Some(8 * 86_400));
+        assert_eq!(ttl(b"1W2D"), Some(9 * 86_400));
         assert_eq!(ttl(b"0"), Some(0));
         assert_eq!(ttl(b"1h30"), None);
         assert_eq!(ttl(b"IN"), None);
@@ -241,7 +241,7 @@ mod tests {
         assert_eq!(txt(&[tok("\\#"), tok("4"), tok("01310178")]).unwrap(), vec![b"1".to_vec(), b"x".to_vec()]);
         assert!(txt(&[tok("\\#"), tok("3"), tok("01310178")]).is_err());
         assert_eq!(uri(&[tok("1"), tok("1"), tok("https://x")]).unwrap(), (1, 1, b"https://x".to_vec()));
-        assert_eq!(uri(&[tok("\\#"), tok("5"), tok("0002000178")]).unwrap(), (2, 0, b"x".to_vec()));
+        assert_eq!(uri(&[tok("\\#"), tok("5"), tok("0002000178")]).unwrap(), (2, 1, b"x".to_vec()));
         assert_eq!(address(&[tok("192.0.2.1")], false).unwrap().to_string(), "192.0.2.1");
         assert!(address(&[tok("192.0.2.1")], true).is_err());
         assert_eq!(address(&[tok("\\#"), tok("4"), tok("c0000201")], false).unwrap().to_string(), "192.0.2.1");

@@ -124,6 +124,8 @@ enum Refusal {
     UriWithoutTxt { name: String, priority: u16 },
     #[error("{kind} at {name}: {kind} records are not identifier values{hint}")]
     Type { kind: String, name: String, hint: &'static str },
+    #[error("TXT at {name}: value {index} is an HS_SECKEY, and a secret served in DNS is no secret; set it over the API")]
+    Secret { name: String, index: u32 },
     #[error("{name}: {source}")]
     Record { name: String, source: RecordError },
     #[error(
@@ -206,7 +208,8 @@ impl Importer {
                     feed.read_failed(line, source);
                     return;
                 }
-                Err(e) => Err((e.line(), e.into())),
+                // The identifier read so far lies before the bad line: it is stored.
+                Err(e) => self.flush(feed).and(Err((e.line(), e.into()))),
             };
             match result {
                 Ok(true) => {}
@@ -226,7 +229,10 @@ impl Importer {
         let at = |refusal: Refusal| (line, refusal);
         let first = &entry.tokens[0];
         if !entry.blank_owner && !first.quoted && first.raw.starts_with(b"$") {
-            return self.directive(entry).map(|()| true).map_err(at);
+            return match self.directive(entry) {
+                Ok(()) => Ok(true),
+                Err(refusal) => self.flush(feed).and(Err(at(refusal))),
+            };
         }
         let (owner, rest) = match entry.blank_owner {
             true => (self.owner.clone().ok_or(at(Refusal::NoOwner))?, &entry.tokens[..]),
@@ -238,13 +244,13 @@ impl Importer {
             }
         };
         self.owner = Some(owner.clone());
-        let name = fields::show(&owner);
-        let (ttl, kind, rdata) = self.fields(&name, rest).map_err(at)?;
         let lower = fields::lower(&owner);
         // A record of another name ends the identifier being read.
         if self.group.as_ref().is_some_and(|g| g.owner != lower) && !self.flush(feed)? {
             return Ok(false);
         }
+        let name = fields::show(&owner);
+        let (ttl, kind, rdata) = self.fields(&name, rest).map_err(at)?;
         let zone = self.zone(&lower, &kind).map_err(at)?;
         let what = format!("{kind} at {name}");
         if !lower.ends_with(zone) {
@@ -412,6 +418,9 @@ impl Importer {
         let strings = fields::txt(rdata).map_err(field)?;
         let refs: Vec<&[u8]> = strings.iter().map(Vec::as_slice).collect();
         let (index, kind, data) = mapping::parse_txt(&refs).ok_or_else(|| at(Refusal::NotValue { name: name.clone() }))?;
+        if kind.eq_ignore_ascii_case(crate::record::types::SECRET_KEY) {
+            return Err(at(Refusal::Secret { name, index }));
+        }
         let record_error = |source| at(Refusal::Record { name: name.clone(), source });
         if group.values.iter().any(|v| v.index == index) {
             return Err(record_error(RecordError::DuplicateIndex { index }));
