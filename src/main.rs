@@ -275,7 +275,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             serve::run(load()?, demo, load)
         }
-        Command::Import { file, settings, batch, zone_file } => data::import(&settings.load()?, &file, batch, zone_file),
+        Command::Import { file, settings, batch, zone_file } => {
+            data::import(&settings.load()?, &file, batch, zone_file)
+        }
         Command::Export { settings, output, zone_file } => {
             data::export(&settings.load()?, output.as_deref(), zone_file)
         }

@@ -493,10 +493,15 @@ Pump-7  300 IN TXT \"1\" \"URL\" \"https://example.com/pump/7\"
     let out = idnode(&["import", "--zone-file", file.to_str().unwrap(), "--data", data.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("imported 1 identifiers from 9 lines"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("zone id.example.: its SOA (1), NS (1) and name server addresses (1)"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("zone id.example.: its SOA (1), NS (1) and name server addresses (1)"),
+        "{}",
+        stderr(&out)
+    );
 
     // A bad record on standard input: named by its line, the identifier before it stored.
-    let bad = "$ORIGIN id.example.\n$TTL 60\n@ SOA ns1 h 1 2 3 4 5\nV._id.88 TXT \"1\" \"NOTE\" \"kept\"\nmx._id.88 MX 10 mail\n";
+    let bad = "$ORIGIN id.example.\n$TTL 60\n@ SOA ns1 h 1 2 3 4 5\n\
+               V._id.88 TXT \"1\" \"NOTE\" \"kept\"\nmx._id.88 MX 10 mail\n";
     let mut child = Command::new(env!("CARGO_BIN_EXE_idnode"))
         .args(["import", "--zone-file", "-", "--data", data.to_str().unwrap()])
         .stdin(Stdio::piped())

@@ -237,7 +237,10 @@ mod tests {
 
     #[test]
     fn rdata_in_usual_and_generic_form() {
-        assert_eq!(txt(&[tok("1"), tok("URL"), tok("a\\032b")]).unwrap(), [&b"1"[..], b"URL", b"a b"].map(<[u8]>::to_vec));
+        assert_eq!(
+            txt(&[tok("1"), tok("URL"), tok("a\\032b")]).unwrap(),
+            [&b"1"[..], b"URL", b"a b"].map(<[u8]>::to_vec)
+        );
         assert_eq!(txt(&[tok("\\#"), tok("4"), tok("01310178")]).unwrap(), vec![b"1".to_vec(), b"x".to_vec()]);
         assert!(txt(&[tok("\\#"), tok("3"), tok("01310178")]).is_err());
         assert_eq!(uri(&[tok("1"), tok("1"), tok("https://x")]).unwrap(), (1, 1, b"https://x".to_vec()));

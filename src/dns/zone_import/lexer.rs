@@ -215,7 +215,10 @@ mod tests {
         let text = "; head\n@ IN SOA ns1 host (\n  1 ; serial\n  2 3 4 5 )\n\n\tTXT \"a \\\"b\\\" ;c\" d\\ e\r\n";
         let got = entries(text).unwrap();
         assert_eq!(got.len(), 2);
-        assert_eq!(got[0], (2, false, ["@", "IN", "SOA", "ns1", "host", "1", "2", "3", "4", "5"].map(String::from).to_vec()));
+        assert_eq!(
+            got[0],
+            (2, false, ["@", "IN", "SOA", "ns1", "host", "1", "2", "3", "4", "5"].map(String::from).to_vec())
+        );
         assert_eq!(got[1], (6, true, vec!["TXT".into(), "\"a \\\"b\\\" ;c\"".into(), "d\\ e".into()]));
     }
 

@@ -111,7 +111,9 @@ enum Refusal {
     Delegation { name: String, prefix: String },
     #[error("NS at {name}: only the apex's name servers are accepted (as zone settings, not stored)")]
     NsElsewhere { name: String },
-    #[error("{kind} at {name}: not the address of a name server of the apex (NS before it), and not an identifier value")]
+    #[error(
+        "{kind} at {name}: not the address of a name server of the apex (NS before it), and not an identifier value"
+    )]
     NotGlue { kind: String, name: String },
     #[error("{kind} at {name}: no identifier has this name (identifiers are SUFFIX._id.PREFIX-LABELS.<apex>)")]
     NotIdentifier { kind: String, name: String },
@@ -120,11 +122,16 @@ enum Refusal {
          as `idnode export --zone-file` writes them)"
     )]
     NotValue { name: String },
-    #[error("URI at {name}: URI record without the TXT value it derives from (a URL value at index {priority} with this target)")]
+    #[error(
+        "URI at {name}: URI record without the TXT value it derives from \
+         (a URL value at index {priority} with this target)"
+    )]
     UriWithoutTxt { name: String, priority: u16 },
     #[error("{kind} at {name}: {kind} records are not identifier values{hint}")]
     Type { kind: String, name: String, hint: &'static str },
-    #[error("TXT at {name}: value {index} is an HS_SECKEY, and a secret served in DNS is no secret; set it over the API")]
+    #[error(
+        "TXT at {name}: value {index} is an HS_SECKEY, and a secret served in DNS is no secret; set it over the API"
+    )]
     Secret { name: String, index: u32 },
     #[error("{name}: {source}")]
     Record { name: String, source: RecordError },
@@ -257,8 +264,6 @@ impl Importer {
             return Err(at(Refusal::Outside { what, zone: fields::show(zone) }));
         }
         let is_apex = lower.len() == zone.len();
-        // Labels below the national apex, as written: what an identifier is read from.
-        let relative = &owner[..owner.len() - self.national.len()];
         match kind.as_str() {
             "SOA" if is_apex => self.summary.soa += 1,
             "SOA" => return Err(at(Refusal::SoaNotAtApex { name, zone: self.summary.apex.clone() })),
@@ -273,7 +278,8 @@ impl Importer {
                 self.summary.nameservers += 1;
             }
             "NS" => {
-                let labels: Vec<&[u8]> = lower[..relative.len()].iter().map(Vec::as_slice).collect();
+                let below = lower.len() - self.national.len();
+                let labels: Vec<&[u8]> = lower[..below].iter().map(Vec::as_slice).collect();
                 return Err(at(match mapping::classify(&labels) {
                     NameKind::Prefix(prefix) => Refusal::Delegation { name, prefix },
                     _ => Refusal::NsElsewhere { name },
@@ -284,7 +290,7 @@ impl Importer {
                 self.summary.glue += 1;
             }
             "A" | "AAAA" => return Err(at(Refusal::NotGlue { kind, name })),
-            "TXT" | "URI" => self.value(line, &owner, lower, relative, &kind, ttl, rdata)?,
+            "TXT" | "URI" => self.value(line, &owner, lower, &kind, ttl, rdata)?,
             _ => {
                 let hint = match kind.as_str() {
                     "RRSIG" | "NSEC" | "NSEC3" | "NSEC3PARAM" | "DNSKEY" | "CDS" | "CDNSKEY" | "ZONEMD" => {
@@ -386,18 +392,18 @@ impl Importer {
     }
 
     /// A TXT or URI record: a value of the identifier the owner names.
-    #[allow(clippy::too_many_arguments)]
     fn value(
         &mut self,
         line: u64,
         owner: &Labels,
         lower: Labels,
-        relative: &[Vec<u8>],
         kind: &str,
         ttl: u32,
         rdata: &[Token],
     ) -> Result<(), Refused> {
         let name = fields::show(owner);
+        // Labels below the national apex, as written: what an identifier is read from.
+        let relative = &owner[..owner.len() - self.national.len()];
         let at = |refusal: Refusal| (line, refusal);
         if self.group.is_none() {
             let identifier = identifier_of(relative)
@@ -417,7 +423,8 @@ impl Importer {
         }
         let strings = fields::txt(rdata).map_err(field)?;
         let refs: Vec<&[u8]> = strings.iter().map(Vec::as_slice).collect();
-        let (index, kind, data) = mapping::parse_txt(&refs).ok_or_else(|| at(Refusal::NotValue { name: name.clone() }))?;
+        let (index, kind, data) =
+            mapping::parse_txt(&refs).ok_or_else(|| at(Refusal::NotValue { name: name.clone() }))?;
         if kind.eq_ignore_ascii_case(crate::record::types::SECRET_KEY) {
             return Err(at(Refusal::Secret { name, index }));
         }
@@ -466,7 +473,8 @@ fn identifier_of(relative: &[Vec<u8>]) -> Option<Identifier> {
     let refs: Vec<&[u8]> = lower.iter().map(Vec::as_slice).collect();
     let NameKind::Identifier { key, .. } = mapping::classify(&refs) else { return None };
     let id_at = lower.iter().rposition(|l| l == mapping::ID_LABEL)?;
-    let prefix: Vec<&str> = relative[id_at + 1..].iter().rev().map(|l| std::str::from_utf8(l).ok()).collect::<Option<_>>()?;
+    let prefix: Vec<&str> =
+        relative[id_at + 1..].iter().rev().map(|l| std::str::from_utf8(l).ok()).collect::<Option<_>>()?;
     let suffix: Vec<u8> = relative[..id_at].iter().rev().flatten().copied().collect();
     let id = Identifier::from_parts(&prefix.join("."), &String::from_utf8(suffix).ok()?).ok()?;
     (id.key() == key).then_some(id)

@@ -25,14 +25,21 @@ fn import_text(registry: &Registry, text: &str) -> Result<ZoneReport, ZoneImport
 
 /// What a record holds that a zone file carries: the identifier as written, and each value's
 /// index, type, data and TTL.
-fn seen(record: &Record) -> (String, Vec<(u32, String, Vec<u8>, Ttl)>) {
+type Seen = (String, Vec<(u32, String, Vec<u8>, Ttl)>);
+
+fn seen(record: &Record) -> Seen {
     let values = record.values.iter().map(|v| (v.index, v.kind.clone(), v.data.clone(), v.ttl)).collect();
     (record.identifier.as_str().to_owned(), values)
 }
 
-fn all(registry: &Registry) -> Vec<(String, Vec<(u32, String, Vec<u8>, Ttl)>)> {
+fn all(registry: &Registry) -> Vec<Seen> {
     let mut out = Vec::new();
-    registry.for_each(|r| Ok::<_, crate::registry::RegistryError>(out.push(seen(&r)))).unwrap();
+    registry
+        .for_each(|r| {
+            out.push(seen(&r));
+            Ok::<_, crate::registry::RegistryError>(())
+        })
+        .unwrap();
     out
 }
 
@@ -73,7 +80,7 @@ fn a_written_zone_imports_back_to_the_same_records() {
     assert_eq!((report.apex.as_str(), report.prefix.as_str()), ("id.example.", ""));
     // DNS names lose case and `zonefile::write` writes them lower-cased, so the identifiers come
     // back in lower case (the Knot and BIND tests below import names as written).
-    let lowered = |records: Vec<(String, Vec<(u32, String, Vec<u8>, Ttl)>)>| {
+    let lowered = |records: Vec<Seen>| {
         records.into_iter().map(|(id, values)| (id.to_ascii_lowercase(), values)).collect::<Vec<_>>()
     };
     assert_eq!(all(&target), lowered(all(&source)));
@@ -122,7 +129,10 @@ valve   1d TXT ( \"1\"
 ";
     let (_d, reg) = registry();
     let report = import_text(&reg, text).unwrap();
-    assert_eq!((report.import.records, report.apex.as_str(), report.prefix.as_str()), (2, "100.88.id.example.", "88.100"));
+    assert_eq!(
+        (report.import.records, report.apex.as_str(), report.prefix.as_str()),
+        (2, "100.88.id.example.", "88.100")
+    );
     let (id, values) = seen(&get(&reg, "88.100.1/PUMP-7").unwrap());
     assert_eq!(id, "88.100.1/Pump-7");
     assert_eq!(values[0], (1, "URL".into(), b"https://example.com/pump/7".to_vec(), Ttl::Relative(300)));
@@ -151,9 +161,19 @@ fn refused(bad: &str, line: u64, says: &str, b_stored: bool) {
 
 #[test]
 fn refusals_name_the_line_and_keep_what_came_before() {
-    refused("b._id.1.100.88 MX 10 mail", 8, "MX at b._id.1.100.88.id.example.: MX records are not identifier values", false);
+    refused(
+        "b._id.1.100.88 MX 10 mail",
+        8,
+        "MX at b._id.1.100.88.id.example.: MX records are not identifier values",
+        false,
+    );
     refused("x._id.1.100.88 MX 10 mail", 8, "MX at x._id.1.100.88.id.example.", true);
-    refused("x._id.1.100.88 TXT \"v=spf1 -all\"", 8, "TXT at x._id.1.100.88.id.example.: not an identifier value", true);
+    refused(
+        "x._id.1.100.88 TXT \"v=spf1 -all\"",
+        8,
+        "TXT at x._id.1.100.88.id.example.: not an identifier value",
+        true,
+    );
     refused("x.other.example. TXT \"1\" \"URL\" \"u\"", 8, "outside the zone id.example.", true);
     refused("www TXT \"1\" \"URL\" \"u\"", 8, "TXT at www.id.example.: no identifier has this name", true);
     refused("$INCLUDE other.zone", 8, "$INCLUDE: a zone file that names other files is not imported", true);
@@ -184,7 +204,8 @@ fn the_zone_must_be_the_national_apex_or_a_prefix_below_it() {
     let err = import_text(&reg, "$ORIGIN id.example.\nx._id.88 TXT \"1\" \"X\" \"y\"\n").unwrap_err().to_string();
     assert!(err.starts_with("line 2: TXT at x._id.88.id.example.: no TTL and no $TTL"), "{err}");
     // A prefix zone holds only names below it.
-    let text = "$ORIGIN 100.88.id.example.\n$TTL 5\n@ SOA a b 1 2 3 4 5\nx._id.101.88.id.example. TXT \"1\" \"X\" \"y\"\n";
+    let text =
+        "$ORIGIN 100.88.id.example.\n$TTL 5\n@ SOA a b 1 2 3 4 5\nx._id.101.88.id.example. TXT \"1\" \"X\" \"y\"\n";
     let err = import_text(&reg, text).unwrap_err().to_string();
     assert!(err.starts_with("line 4: TXT at x._id.101.88.id.example.: outside the zone 100.88.id.example."), "{err}");
     assert!(reg.is_empty().unwrap());
