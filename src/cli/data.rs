@@ -83,7 +83,7 @@ pub fn export(config: &Config, output: Option<&Path>, zone_file: bool) -> anyhow
     };
     let count = if zone_file {
         let zone = dns::zone_config(&config.dns, &config.dns.zones())?.remove(0);
-        dns::zonefile::write(&registry, &zone, registry.serial(), out)?
+        dns::zonefile::write(&registry, &zone, out)?
     } else {
         import::export(&registry, out)?
     };

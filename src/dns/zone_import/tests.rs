@@ -71,7 +71,7 @@ fn a_written_zone_imports_back_to_the_same_records() {
     let config = Config::default();
     let zone = crate::dns::zone_config(&config.dns, &config.dns.zones()).unwrap().remove(0);
     let mut file = Vec::new();
-    assert_eq!(zonefile::write(&source, &zone, 1, &mut file).unwrap(), 5);
+    assert_eq!(zonefile::write(&source, &zone, &mut file).unwrap(), 5);
 
     let (_d2, target) = registry();
     let report = import(&target, "id.example.", file.as_slice(), 2, |_| {}).unwrap();
