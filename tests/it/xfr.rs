@@ -192,6 +192,13 @@ async fn a_signed_soa_query_gets_a_signed_answer_and_a_bad_signature_notauth() {
     assert_eq!(serial_of(&message.answers[0]), node.registry.serial());
     let tsig = tsig::find(&answer).unwrap().expect("signed");
     assert_eq!(tsig.key_name, "xfr.");
+    // An answer that does not fit a datagram with its TSIG: truncated, and still signed.
+    let mut big = crate::dns::query("datasheet-9._id.1.100.88.id.example.", RecordType::TXT, Some(1232));
+    tsig::sign_request(&mut big, &key(), idnode::record::unix_now() as u64);
+    let answer = crate::dns::udp(node.addr, &big).await.unwrap();
+    assert!(answer.len() <= 1232, "{} bytes", answer.len());
+    assert!(Message::from_vec(&answer).unwrap().metadata.truncation);
+    assert!(tsig::find(&answer).unwrap().is_some(), "signed");
     let mut bad = signed.clone();
     let at = bad.len() - 10;
     bad[at] ^= 1; // a byte of the MAC
