@@ -1,7 +1,8 @@
 //! Import and export files: JSON Lines, one identifier with its values per line, values in the
 //! Handle.Net JSON shape (see [`crate::record::json`]).
 //!
-//! Import is the registry's bulk load ([`Registry::bulk`]): batches of up to [`MAX_BATCH`]
+//! Import is the registry's bulk load ([`Registry::bulk`], through [`load`], which the zone-file
+//! import in [`crate::dns::zone_import`] shares): batches of up to [`MAX_BATCH`]
 //! records, each one transaction, without syncing each to disk: a synced commit every
 //! [`SYNC_EVERY`] and one at the end (also when it stops early) make them durable. It writes as
 //! the operator with the data directory in hand, so no permission is checked; secrets are sealed
@@ -59,17 +60,30 @@ pub fn import(
     batch_size: usize,
     progress: impl FnMut(u64),
 ) -> Result<ImportReport, ImportError> {
+    load(registry, batch_size, progress, |feed| parse(input, feed))
+}
+
+/// The bulk load under every import format: `read` parses its input on a thread of its own and
+/// hands records to the [`Feed`]; this thread writes them in batches of `batch_size` (at most
+/// [`MAX_BATCH`]), syncing every [`SYNC_EVERY`] and at the end, also when `read` stops at a bad
+/// line. `progress` is told how many bytes have been read.
+pub fn load(
+    registry: &Registry,
+    batch_size: usize,
+    progress: impl FnMut(u64),
+    read: impl FnOnce(&mut Feed) + Send,
+) -> Result<ImportReport, ImportError> {
     let mut bulk = registry.bulk();
-    let result = import_unsynced(&mut bulk, input, batch_size, progress);
+    let result = load_unsynced(&mut bulk, batch_size, progress, read);
     bulk.finish()?;
     result
 }
 
-fn import_unsynced(
+fn load_unsynced(
     bulk: &mut Bulk<'_>,
-    input: impl BufRead + Send,
     batch_size: usize,
     mut progress: impl FnMut(u64),
+    read: impl FnOnce(&mut Feed) + Send,
 ) -> Result<ImportReport, ImportError> {
     let batch_size = batch_size.clamp(1, MAX_BATCH);
     let (tx, rx) = std::sync::mpsc::sync_channel(4);
@@ -78,7 +92,12 @@ fn import_unsynced(
         // Returning early drops the receiver, which stops the parser at its next batch.
         std::thread::Builder::new()
             .name("import-parse".into())
-            .spawn_scoped(scope, move || parse(input, batch_size, tx))
+            .spawn_scoped(scope, move || {
+                let mut feed = Feed { tx, batch: Batch::default(), batch_size, stopped: false };
+                read(&mut feed);
+                // The writer may have stopped already; then there is nobody left to tell.
+                let _ = feed.tx.send(feed.batch);
+            })
             .map_err(|source| ImportError::Read { line: 0, source })?;
         let mut report = ImportReport::default();
         let mut synced = std::time::Instant::now();
@@ -102,6 +121,45 @@ fn import_unsynced(
     })
 }
 
+/// The parsing side of a [`load`]: takes records with the line each was read at and passes them
+/// to the writer in batches; the writer stores what came before an [`Feed::refuse`].
+pub struct Feed {
+    tx: SyncSender<Batch>,
+    batch: Batch,
+    batch_size: usize,
+    stopped: bool,
+}
+
+impl Feed {
+    /// Queues `record`, read at `line`. `false` once the writer has stopped (it failed): the
+    /// parser should stop reading.
+    pub fn push(&mut self, record: Record, line: u64) -> bool {
+        self.batch.records.push(record);
+        self.batch.lines.push(line);
+        if self.batch.records.len() >= self.batch_size {
+            let next = Batch { read: self.batch.read, bytes: self.batch.bytes, ..Batch::default() };
+            self.stopped |= self.tx.send(std::mem::replace(&mut self.batch, next)).is_err();
+        }
+        !self.stopped
+    }
+
+    /// How far the input has been read: lines and bytes.
+    pub fn read_to(&mut self, lines: u64, bytes: u64) {
+        self.batch.read = lines;
+        self.batch.bytes = bytes;
+    }
+
+    /// Ends the input at a bad line: nothing of it or after it is stored.
+    pub fn refuse(&mut self, line: u64, reason: String) {
+        self.batch.end = Some(End::Bad { line, reason });
+    }
+
+    /// Ends the input where it could not be read.
+    pub fn read_failed(&mut self, line: u64, source: std::io::Error) {
+        self.batch.end = Some(End::Read { line, source });
+    }
+}
+
 /// Parsed records with the line number of each, and how far the input has been read.
 #[derive(Default)]
 struct Batch {
@@ -118,42 +176,36 @@ enum End {
     Read { line: u64, source: std::io::Error },
 }
 
-fn parse(input: impl BufRead, batch_size: usize, tx: SyncSender<Batch>) {
+fn parse(input: impl BufRead, feed: &mut Feed) {
     let now = unix_now();
-    let mut batch = Batch::default();
+    let mut bytes = 0;
     for (i, line) in input.lines().enumerate() {
         let number = i as u64 + 1;
-        batch.read = number;
         let line = match line {
             Ok(line) => line,
             Err(source) => {
-                batch.end = Some(End::Read { line: number, source });
-                break;
+                feed.read_to(number, bytes);
+                feed.read_failed(number, source);
+                return;
             }
         };
-        batch.bytes += line.len() as u64 + 1;
+        bytes += line.len() as u64 + 1;
+        feed.read_to(number, bytes);
         if line.trim().is_empty() {
             continue;
         }
         match parse_line(&line, now) {
             Ok(record) => {
-                batch.records.push(record);
-                batch.lines.push(number);
+                if !feed.push(record, number) {
+                    return;
+                }
             }
             Err(reason) => {
-                batch.end = Some(End::Bad { line: number, reason });
-                break;
-            }
-        }
-        if batch.records.len() == batch_size {
-            let next = Batch { read: batch.read, bytes: batch.bytes, ..Batch::default() };
-            if tx.send(std::mem::replace(&mut batch, next)).is_err() {
+                feed.refuse(number, reason);
                 return;
             }
         }
     }
-    // The writer may have stopped already; then there is nobody left to tell.
-    let _ = tx.send(batch);
 }
 
 fn parse_line(line: &str, now: i64) -> Result<Record, String> {

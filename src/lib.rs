@@ -35,7 +35,7 @@
 //! Front ends:
 //! - [`dns`]: parses a query once, then the authoritative role (zone answers, referrals, the
 //!   answer cache) or the recursive role; the one query exchange and TCP framing, the `idnode
-//!   resolve` client, zone-file export, response rate limiting. The only user of hickory-proto.
+//!   resolve` client, zone-file export and import, response rate limiting. The only user of hickory-proto.
 //! - [`http`]: the Handle.Net JSON API (handlers that translate requests into node calls, the
 //!   one code-to-status table, the listener with its limits and TLS). The only user of axum.
 //! - [`handle`]: the Handle binary protocol (RFC 3652 as CNRI's Handle.Net 9.x speaks it): the

@@ -54,7 +54,8 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
-    /// Import identifiers from a JSON Lines file (one {"handle", "values"} object per line).
+    /// Import identifiers from a JSON Lines file (one {"handle", "values"} object per line), or
+    /// with --zone-file from a DNS zone file.
     Import {
         /// The file, or - for standard input.
         file: PathBuf,
@@ -63,6 +64,11 @@ enum Command {
         /// Records per transaction (at most 2000).
         #[arg(long, default_value_t = idnode::registry::MAX_BATCH)]
         batch: usize,
+        /// FILE is a DNS zone file (RFC 1035, as BIND, Knot or NSD write it) of the apex
+        /// (`[dns] apex`) or a prefix zone below it: each TXT value under an identifier's name
+        /// becomes a value of that identifier.
+        #[arg(long)]
+        zone_file: bool,
     },
     /// Export every identifier as JSON Lines.
     Export {
@@ -269,7 +275,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             serve::run(load()?, demo, load)
         }
-        Command::Import { file, settings, batch } => data::import(&settings.load()?, &file, batch),
+        Command::Import { file, settings, batch, zone_file } => {
+            data::import(&settings.load()?, &file, batch, zone_file)
+        }
         Command::Export { settings, output, zone_file } => {
             data::export(&settings.load()?, output.as_deref(), zone_file)
         }

@@ -37,6 +37,9 @@ pub fn dns_request(data: &[u8]) {
                 crate::hex(data)
             ),
             Verdict::Defer(_) => panic!("an authoritative node recursed; request {}", crate::hex(data)),
+            Verdict::Transfer => {
+                assert!(transport == Transport::Tcp, "a transfer over UDP; request {}", crate::hex(data))
+            }
         }
     }
 }

@@ -18,9 +18,9 @@ use crate::node::{Node, PutOptions, WriteError};
 use crate::registry::Registry;
 use crate::{dns, import, record};
 
-/// `idnode import FILE`: JSON Lines from `file` (`-` for standard input), `batch` records per
-/// transaction, with a progress bar on standard error.
-pub fn import(config: &Config, file: &Path, batch: usize) -> anyhow::Result<()> {
+/// `idnode import FILE`: JSON Lines, or with `zone_file` a DNS zone file, from `file` (`-` for
+/// standard input), `batch` records per transaction, with a progress bar on standard error.
+pub fn import(config: &Config, file: &Path, batch: usize, zone_file: bool) -> anyhow::Result<()> {
     let registry = Registry::open(&config.data_dir)?;
     let from_stdin = file.as_os_str() == "-";
     let (input, bar): (Box<dyn std::io::Read + Send>, _) = if from_stdin {
@@ -36,12 +36,21 @@ pub fn import(config: &Config, file: &Path, batch: usize) -> anyhow::Result<()> 
     };
     let started = Instant::now();
     let input = BufReader::with_capacity(1 << 20, input);
-    let result = import::import(&registry, input, batch, |bytes| bar.set_position(bytes));
-    bar.finish_and_clear();
-    let report = result.with_context(|| match from_stdin {
+    let context = || match from_stdin {
         true => "importing standard input".to_owned(),
         false => format!("importing {}", file.display()),
-    })?;
+    };
+    let progress = |bytes| bar.set_position(bytes);
+    let (report, zone) = if zone_file {
+        let result = dns::zone_import::import(&registry, &config.dns.apex, input, batch, progress);
+        bar.finish_and_clear();
+        let zone = result.with_context(context)?;
+        (zone.import, Some(zone))
+    } else {
+        let result = import::import(&registry, input, batch, progress);
+        bar.finish_and_clear();
+        (result.with_context(context)?, None)
+    };
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "imported {} identifiers from {} lines in {secs:.1} s ({:.0}/s) into {}",
@@ -50,6 +59,14 @@ pub fn import(config: &Config, file: &Path, batch: usize) -> anyhow::Result<()> 
         report.records as f64 / secs.max(1e-9),
         config.data_dir.display()
     );
+    if let Some(zone) = zone {
+        let prefix = if zone.prefix.is_empty() { String::new() } else { format!(" (prefix {})", zone.prefix) };
+        eprintln!(
+            "zone {}{prefix}: its SOA ({}), NS ({}) and name server addresses ({}) are the zone's settings, \
+             not stored: the node serves its own from [dns]",
+            zone.apex, zone.soa, zone.nameservers, zone.glue
+        );
+    }
     Ok(())
 }
 
@@ -66,7 +83,7 @@ pub fn export(config: &Config, output: Option<&Path>, zone_file: bool) -> anyhow
     };
     let count = if zone_file {
         let zone = dns::zone_config(&config.dns, &config.dns.zones())?.remove(0);
-        dns::zonefile::write(&registry, &zone, registry.serial(), out)?
+        dns::zonefile::write(&registry, &zone, out)?
     } else {
         import::export(&registry, out)?
     };

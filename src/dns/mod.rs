@@ -32,6 +32,7 @@ pub mod recursive;
 pub mod rrl;
 pub mod wire;
 pub mod xfr;
+pub mod zone_import;
 pub mod zonefile;
 
 use std::sync::Arc;

@@ -194,6 +194,10 @@ pub struct Body {
     pub authorities: u16,
     pub additionals: u16,
     pub bytes: Box<[u8]>,
+    /// Where the serial of the body's SOA record lies in `bytes`, when it has one: the node
+    /// writes its current serial there as it sends the answer, so that a cached answer never
+    /// shows an old one.
+    pub soa_serial: Option<u16>,
 }
 
 impl Body {
@@ -207,6 +211,7 @@ impl Body {
             authorities: 0,
             additionals: 0,
             bytes: Box::new([]),
+            soa_serial: None,
         }
     }
 }
@@ -265,26 +270,32 @@ pub fn ttl_offsets(sections: &[u8], count: usize) -> Option<Vec<usize>> {
     Some(records(sections, count)?.into_iter().map(|(_, ttl)| ttl).collect())
 }
 
+/// Where the serial of the first SOA record among the `count` records in `sections` starts.
+pub fn soa_serial_offset(sections: &[u8], count: usize) -> Option<usize> {
+    let (_, ttl) = records(sections, count)?.into_iter().find(|(_, ttl)| be16_at(sections, ttl - 4) == Some(6))?;
+    let rname = skip_name(sections, ttl + 6)?;
+    let serial = skip_name(sections, rname)?;
+    (serial + 4 <= sections.len()).then_some(serial)
+}
+
+/// Where the name at `at` ends (it may end in a compression pointer).
+fn skip_name(sections: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        match *sections.get(at)? {
+            0 => return Some(at + 1),
+            l if l & 0xc0 == 0xc0 => return Some(at + 2),
+            l => at += 1 + usize::from(l),
+        }
+    }
+}
+
 /// Where each of `count` resource records in `sections` starts, and where its TTL field starts.
 fn records(sections: &[u8], count: usize) -> Option<Vec<(usize, usize)>> {
     let mut at = 0;
     let mut out = Vec::with_capacity(count);
     for _ in 0..count {
         let start = at;
-        loop {
-            let len = *sections.get(at)?;
-            match len {
-                0 => {
-                    at += 1;
-                    break;
-                }
-                l if l & 0xc0 == 0xc0 => {
-                    at += 2;
-                    break;
-                }
-                l => at += 1 + usize::from(l),
-            }
-        }
+        at = skip_name(sections, at)?;
         out.push((start, at + 4));
         let rdlen = usize::from(be16_at(sections, at + 8)?);
         at += 10 + rdlen;
@@ -313,6 +324,7 @@ impl Body {
             authorities: 0,
             additionals: 0,
             bytes: bytes.into(),
+            soa_serial: None,
         };
         Some((part(k, &self.bytes[..at]), part(self.answers - k, &self.bytes[at..])))
     }
@@ -366,6 +378,7 @@ mod tests {
             authorities: 0,
             additionals: 0,
             bytes: [&first[..], &second[..]].concat().into(),
+            soa_serial: None,
         };
         let (a, b) = body.split_answers(1).unwrap();
         assert_eq!((a.answers, &a.bytes[..], b.answers, &b.bytes[..]), (1, &first[..], 1, &second[..]));
@@ -487,6 +500,7 @@ mod tests {
             authorities: 0,
             additionals: 0,
             bytes: vec![7; 600].into(),
+            soa_serial: None,
         };
         let mut out = Vec::new();
         write_response(&mut out, &req, &q, &body, None, 512);

@@ -4,9 +4,11 @@
 
 use std::io::Write;
 
-use super::authoritative::zone::{self, Zone, ZoneConfig};
+use hickory_proto::rr::{RData, Record};
+
+use super::authoritative::zone::{AnswerError, Zone, ZoneConfig};
 use super::mapping::{self, presentation};
-use super::wire::QueryName;
+use super::xfr::walk;
 use crate::record::unix_now;
 use crate::registry::{Registry, RegistryError};
 
@@ -15,60 +17,45 @@ use crate::registry::{Registry, RegistryError};
 pub enum ZoneFileError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Answer(#[from] AnswerError),
     #[error("writing the zone file: {0}")]
     Io(#[from] std::io::Error),
 }
 
-/// Writes the zone for `zone` (SOA, NS, glue, then every identifier's public values as TXT and
-/// URI records); returns how many identifiers it holds. Identifiers whose names exceed 255
-/// bytes have no DNS name and are skipped, as the node skips them.
-pub fn write(registry: &Registry, zone: &ZoneConfig, serial: u32, mut out: impl Write) -> Result<u64, ZoneFileError> {
+/// Writes the zone for `zone`, as a zone transfer sends it and from one snapshot of the
+/// registry: SOA (the serial of that snapshot), NS and glue, the NS and glue of each delegation
+/// cut, then every identifier's public values as TXT and URI records. Returns how many
+/// identifiers it holds. Identifiers whose names exceed 255 bytes have no DNS name and are
+/// skipped, as the node skips them.
+pub fn write(registry: &Registry, zone: &ZoneConfig, mut out: impl Write) -> Result<u64, ZoneFileError> {
+    let view = registry.log_view()?;
     let apex = presentation(&zone.apex);
     writeln!(out, "$ORIGIN {apex}")?;
     writeln!(out, "$TTL {}", zone.ttl)?;
     let mname = zone.nameservers.first().map_or_else(|| apex.clone(), |(n, _)| presentation(n));
     writeln!(
         out,
-        "@ {} IN SOA {mname} {} {serial} {} {} {} {}",
+        "@ {} IN SOA {mname} {} {} {} {} {} {}",
         zone.ttl,
         presentation(&zone.hostmaster),
+        view.serial(),
         zone.refresh,
         zone.retry,
         zone.expire,
         zone.negative_ttl
     )?;
-    for (name, addresses) in &zone.nameservers {
-        writeln!(out, "@ {} IN NS {}", zone.ttl, presentation(name))?;
-        if zone.apex.zone_of(name) {
-            for a in addresses {
-                let kind = if a.is_ipv4() { "A" } else { "AAAA" };
-                writeln!(out, "{} {} IN {kind} {a}", presentation(name), zone.ttl)?;
-            }
-        }
-    }
-    let now = unix_now();
-    // The zone decides which names it holds, as it does for queries.
+    // The zone decides which names it holds, as it does for queries and transfers.
     let zones = [Zone::new(zone.clone())];
-    // Owner names keep the apex as configured (the zone lower-cases its own copy).
-    let national_apex = zone.apex.trim_to(zone.apex.num_labels() as usize - prefix_labels(&zone.prefix));
-    let mut wire_name = QueryName::default();
+    let zone = &zones[0];
+    let cuts = walk::Cuts::of(zone, &zones, &view.records)?;
+    for record in zone.apex_records().iter().chain(cuts.records.iter().flatten()) {
+        write_record(&mut out, record)?;
+    }
     let mut count = 0;
-    registry.for_each(|record| -> Result<(), ZoneFileError> {
-        let id = &record.identifier;
-        let Some(name) = mapping::identifier_name(id, &national_apex) else {
-            return Ok(());
-        };
-        if !wire_name.read(&zone::wire_of(&name)) || zone::holding(&zones, &wire_name).is_none() {
-            return Ok(());
-        }
-        let owner = presentation(&name);
-        for v in record.values.iter().filter(|v| v.is_public()) {
-            let strings: Vec<String> = mapping::txt_strings(v).iter().map(|s| quoted(s)).collect();
-            writeln!(out, "{owner} {} IN TXT {}", v.ttl.seconds_at(now), strings.join(" "))?;
-            if mapping::is_url(v) {
-                let priority = v.index.min(u32::from(u16::MAX));
-                writeln!(out, "{owner} {} IN URI {priority} 1 {}", v.ttl.seconds_at(now), quoted(&v.data))?;
-            }
+    walk::identifiers(zone, &zones, &cuts, &view.records, unix_now(), |records| -> Result<(), ZoneFileError> {
+        for record in &records {
+            write_record(&mut out, record)?;
         }
         count += 1;
         Ok(())
@@ -77,8 +64,29 @@ pub fn write(registry: &Registry, zone: &ZoneConfig, serial: u32, mut out: impl 
     Ok(count)
 }
 
-fn prefix_labels(prefix: &str) -> usize {
-    if prefix.is_empty() { 0 } else { prefix.split('.').count() }
+/// One record in presentation form: the types a zone of the node holds.
+fn write_record(out: &mut impl Write, record: &Record) -> Result<(), ZoneFileError> {
+    let owner = presentation(&record.name);
+    let ttl = record.ttl;
+    match &record.data {
+        RData::TXT(txt) => {
+            let strings: Vec<String> = txt.txt_data.iter().map(|s| quoted(s)).collect();
+            writeln!(out, "{owner} {ttl} IN TXT {}", strings.join(" "))?;
+        }
+        RData::NS(ns) => writeln!(out, "{owner} {ttl} IN NS {}", presentation(&ns.0))?,
+        RData::A(a) => writeln!(out, "{owner} {ttl} IN A {}", a.0)?,
+        RData::AAAA(a) => writeln!(out, "{owner} {ttl} IN AAAA {}", a.0)?,
+        RData::Unknown { code, rdata } if u16::from(*code) == mapping::URI_TYPE => {
+            // Priority, weight, then the target (RFC 7553 4.5).
+            let bytes = &rdata.anything;
+            if let (Some(p), Some(w), Some(target)) = (bytes.get(..2), bytes.get(2..4), bytes.get(4..)) {
+                let (p, w) = (u16::from_be_bytes([p[0], p[1]]), u16::from_be_bytes([w[0], w[1]]));
+                writeln!(out, "{owner} {ttl} IN URI {p} {w} {}", quoted(target))?;
+            }
+        }
+        other => tracing::warn!(%owner, "a record of type {} has no zone-file form here", other.record_type()),
+    }
+    Ok(())
 }
 
 /// A character-string in presentation form: quoted, `"` and `\` escaped, and bytes outside

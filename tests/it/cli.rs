@@ -470,3 +470,58 @@ fn admin_keygen_writes_cnri_s_key_files_and_never_overwrites_them() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("never overwritten"));
     assert_eq!(std::fs::read(&key).unwrap(), file);
 }
+
+/// `idnode import --zone-file`: a BIND-style zone moved into a node, then resolved over DNS from
+/// the started node; a bad record is named by its line, and standard input works too.
+#[test]
+fn a_zone_file_imports_and_resolves_over_dns() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let zone = "\
+$ORIGIN id.example.
+$TTL 1h
+@       IN SOA ns1 hostmaster ( 2024010101 3h 15m 1w 5m ) ; from BIND
+        IN NS  ns1
+ns1     IN A   192.0.2.53
+$ORIGIN _id.1.100.88.id.example.
+Pump-7  300 IN TXT \"1\" \"URL\" \"https://example.com/pump/7\"
+        300 IN URI 1 1 \"https://example.com/pump/7\"
+            IN TXT \"2\" \"EMAIL\" \"ops@example.com\"
+";
+    let file = dir.path().join("id.example.zone");
+    std::fs::write(&file, zone).unwrap();
+    let out = idnode(&["import", "--zone-file", file.to_str().unwrap(), "--data", data.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("imported 1 identifiers from 9 lines"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("zone id.example.: its SOA (1), NS (1) and name server addresses (1)"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A bad record on standard input: named by its line, the identifier before it stored.
+    let bad = "$ORIGIN id.example.\n$TTL 60\n@ SOA ns1 h 1 2 3 4 5\n\
+               V._id.88 TXT \"1\" \"NOTE\" \"kept\"\nmx._id.88 MX 10 mail\n";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_idnode"))
+        .args(["import", "--zone-file", "-", "--data", data.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(bad.as_bytes());
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("importing standard input: line 5: MX at mx._id.88.id.example.: MX records are not"), "{err}");
+
+    let (mut server, addr) = serve(&data);
+    let out = idnode(&["resolve", "88.100.1/pump-7", "--server", &addr]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(text.contains("https://example.com/pump/7") && text.contains("ops@example.com"), "{text}");
+    let out = idnode(&["resolve", "88/V", "--server", &addr]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("kept"), "{}", stderr(&out));
+    server.kill().unwrap();
+    let export = String::from_utf8(idnode(&["export", "--data", data.to_str().unwrap()]).stdout).unwrap();
+    assert!(export.contains("\"88.100.1/Pump-7\""), "the case as the file wrote it: {export}");
+}

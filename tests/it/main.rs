@@ -19,6 +19,7 @@ mod server;
 mod stats;
 mod status;
 mod systemd;
+mod xfr;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

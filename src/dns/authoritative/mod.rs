@@ -132,7 +132,15 @@ impl Authoritative {
                 }
             }
         };
-        question.respond(entry.value.select(question.query.qtype, zone), out);
+        let body = entry.value.select(question.query.qtype, zone);
+        if question.respond(body, out) {
+            if let Some(at) = body.soa_serial {
+                let at = question.query.question_end + usize::from(at);
+                if let Some(serial) = out.get_mut(at..at + 4) {
+                    serial.copy_from_slice(&self.registry.serial().to_be_bytes());
+                }
+            }
+        }
         hit
     }
 
@@ -253,5 +261,33 @@ mod tests {
             })
             .collect();
         assert_eq!(data, [b"https://new".to_vec()], "the write's data, not what the miss read before it");
+    }
+
+    #[test]
+    fn a_cached_negative_answer_carries_the_serial_of_the_latest_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Arc::new(Registry::open(dir.path()).unwrap());
+        let (node, frontend) =
+            crate::server::assemble(&crate::config::Config::default(), registry.clone(), None).unwrap();
+        let put = |id: &str| {
+            let id = crate::identifier::Identifier::parse(id).unwrap();
+            node.put(&Admin::node(), &id, vec![Value::new(1, "URL", "https://x", 0)], &Default::default()).unwrap();
+        };
+        let ask = || {
+            let mut msg = Message::new(7, MessageType::Query, OpCode::Query);
+            msg.add_query(Query::query(Name::from_ascii("nope._id.1.100.88.id.example.").unwrap(), RecordType::TXT));
+            let mut out = Vec::new();
+            frontend.handle(&msg.to_vec().unwrap(), Transport::Udp, &mut Scratch::default(), &mut out);
+            let answer = Message::from_vec(&out).unwrap();
+            match &answer.authorities[0].data {
+                hickory_proto::rr::RData::SOA(soa) => soa.serial,
+                other => panic!("{other:?}"),
+            }
+        };
+        put("88.100.1/A");
+        assert_eq!(ask(), registry.serial(), "a miss");
+        put("88.100.2/B");
+        assert_eq!(ask(), registry.serial(), "a hit, after a write elsewhere");
+        assert_eq!(frontend.cache_stats().hits, 1, "the second answer came from the cache");
     }
 }

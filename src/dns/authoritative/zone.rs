@@ -363,8 +363,7 @@ impl Zone {
 
     /// NODATA or NXDOMAIN: the SOA in the authority section, with the negative TTL (RFC 2308 3).
     fn negative(&self, name: &Name, rcode: u8) -> Body {
-        // The serial in cached negative answers may lag behind writes elsewhere in the zone;
-        // resolvers use it for nothing but the TTL.
+        // The serial is written as the answer is sent (`Body::soa_serial`).
         let soa = self.soa(0, self.config.ttl.min(self.config.negative_ttl));
         // An SOA under a name that came off the wire always encodes; should it not, SERVFAIL.
         self.encode(name, rcode, &[], &[soa], &[]).unwrap_or_else(|e| {
@@ -426,6 +425,10 @@ impl Zone {
         if !complete || bytes.len() < question_end {
             return Err(AnswerError::encode(name, format!("{} bytes do not fit one DNS message", bytes.len())));
         }
+        let bytes: Box<[u8]> = bytes[question_end..].into();
+        let records = answers.len() + authorities.len() + additionals.len();
+        let has_soa = answers.iter().chain(authorities).any(|r| r.record_type() == RecordType::SOA);
+        let soa_serial = has_soa.then(|| wire::soa_serial_offset(&bytes, records)).flatten().map(|at| at as u16);
         Ok(Body {
             rcode,
             authoritative: true,
@@ -433,7 +436,8 @@ impl Zone {
             answers: answers.len() as u16,
             authorities: authorities.len() as u16,
             additionals: additionals.len() as u16,
-            bytes: bytes[question_end..].into(),
+            bytes,
+            soa_serial,
         })
     }
 }

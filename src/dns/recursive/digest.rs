@@ -173,6 +173,7 @@ impl Recursor {
             authorities: ns,
             additionals: ar,
             bytes: sections,
+            soa_serial: None,
         };
         Ok((Cached { body, ttl_offsets, stored: now }, Duration::from_secs(u64::from(ttl))))
     }

@@ -33,7 +33,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::framing::{self, FrameError};
-use super::wire::{QueryName, rcode};
+use super::wire::{self, QueryName, rcode};
 use super::{Frontend, Scratch, Transport, Verdict, zone};
 use crate::config::{Replication, TsigKey};
 use tsig::{Check, Signed, Signer};
@@ -114,6 +114,15 @@ impl Frontend {
             Verdict::Respond => {}
             // A recursive node's miss or a nested transfer: not served signed.
             _ => *out = reply(request, rcode::REFUSED),
+        }
+        // Over UDP the answer and its TSIG must fit what the client takes: else TC, and the
+        // client asks again over TCP.
+        let edns = wire::parse(&unsigned, &mut QueryName::default()).ok().and_then(|q| q.edns);
+        if out.len() + tsig::record_len(&signed.key_wire) > self.limit(transport, edns) {
+            let question_end = question_bytes(out).map_or(12, |q| 12 + q.len());
+            out.truncate(question_end);
+            out[2] |= 0x02;
+            out[6..12].fill(0);
         }
         Signer::new(key.clone(), signed.key_wire.clone(), signed.mac.clone()).sign(out, now);
         Some(Verdict::Respond)

@@ -205,6 +205,11 @@ pub fn append_error(message: &mut Vec<u8>, signed: &Signed, error: u16, key: Opt
     }
 }
 
+/// The bytes a TSIG record with this key name and an HMAC-SHA256 MAC adds to a message.
+pub fn record_len(key_wire: &[u8]) -> usize {
+    key_wire.len() + 10 + ALGORITHM.len() + 6 + 2 + 2 + 32 + 2 + 2 + 2
+}
+
 fn append(message: &mut Vec<u8>, key_wire: &[u8], time: u64, mac: &[u8], id: u16, error: u16, other: &[u8]) {
     message.extend_from_slice(key_wire);
     message.extend_from_slice(&TYPE_TSIG.to_be_bytes());
