@@ -111,8 +111,9 @@ pub fn prefix_zone_name(prefix: &str, apex: &Name) -> Option<Name> {
 }
 
 /// A name in presentation form (RFC 1035 5.1), as dig reads it: special characters behind a
-/// backslash, bytes outside printable ASCII as `\DDD` in decimal. (hickory-proto 0.26 writes
-/// `\DDD` in octal, which dig reads as another byte, so names shown to users are written here.)
+/// backslash, other punctuation and bytes outside printable ASCII as `\DDD` in decimal. (Knot
+/// refuses a zone file with a bare `:` in a name; hickory-proto 0.26 writes `\DDD` in octal,
+/// which dig reads as another byte, so names shown to users are written here.)
 pub fn presentation(name: &Name) -> String {
     let mut out = String::new();
     for label in name.iter() {
@@ -122,7 +123,7 @@ pub fn presentation(name: &Name) -> String {
                     out.push('\\');
                     out.push(b as char);
                 }
-                0x21..=0x7e => out.push(b as char),
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'/' | b'*' => out.push(b as char),
                 _ => out.push_str(&format!("\\{b:03}")),
             }
         }
@@ -227,7 +228,8 @@ mod tests {
     fn readable_names_for_ordinary_identifiers() {
         assert_eq!(name_of("88.100.1/ABC-123"), "abc-123._id.1.100.88.id.example.");
         assert_eq!(name_of("0.NA/88.100.1"), "88\\.100\\.1._id.na.0.id.example.");
-        assert_eq!(name_of("88.100.1/a/b:c"), "a/b:c._id.1.100.88.id.example.");
+        // Knot's zone-file parser refuses a bare `:`.
+        assert_eq!(name_of("88.100.1/a/b:c"), "a/b\\058c._id.1.100.88.id.example.");
         // Decimal escapes, as dig reads them: Ä is C3 84 (195 132), the space 32.
         assert_eq!(name_of("88/Ä b"), "\\195\\132\\032b._id.88.id.example.");
     }

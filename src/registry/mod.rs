@@ -16,6 +16,7 @@
 //! ([`crate::node`]) decides writes and tells the caches in front of it.
 
 mod changes;
+mod replica;
 mod side;
 
 use std::path::{Path, PathBuf};
@@ -25,9 +26,10 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableM
 
 use crate::identifier::{Identifier, prefix_record_key};
 use crate::record::{Record, RecordError};
-use changes::{CHANGES, Change, FLOOR};
+use changes::{CHANGES, FLOOR};
 
-pub use changes::{ChangeSet, LogView, LogWindow, seq_of_serial};
+pub use changes::{Change, ChangeSet, LogView, LogWindow, seq_of_serial};
+pub use replica::RecordsPage;
 
 const RECORDS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("records");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");

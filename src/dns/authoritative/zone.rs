@@ -518,18 +518,24 @@ pub fn zone_config(
 }
 
 /// An identifier's public values as records named `name`: one TXT each, then a URI for each URL
-/// (docs/dns-mapping.md).
+/// (docs/dns-mapping.md). Each RRset takes the shortest TTL of its values: the records of one
+/// set share one TTL (RFC 2181 5.2), and no value is kept longer than it allows.
 pub(in crate::dns) fn identifier_records(name: &Name, record: &crate::record::Record, now: i64) -> Vec<Record> {
     let public: Vec<_> = record.values.iter().filter(|v| v.is_public()).collect();
+    let urls: Vec<_> = public.iter().filter(|v| mapping::is_url(v)).collect();
+    let ttl = |values: &mut dyn Iterator<Item = &&crate::record::Value>| {
+        values.map(|v| v.ttl.seconds_at(now)).min().unwrap_or(0)
+    };
+    let (txt_ttl, uri_ttl) = (ttl(&mut public.iter()), ttl(&mut urls.iter().copied()));
     let txt = public.iter().map(|v| {
         let strings = mapping::txt_strings(v);
         let refs: Vec<&[u8]> = strings.iter().map(Vec::as_slice).collect();
-        Record::from_rdata(name.clone(), v.ttl.seconds_at(now), RData::TXT(TXT::from_bytes(refs)))
+        Record::from_rdata(name.clone(), txt_ttl, RData::TXT(TXT::from_bytes(refs)))
     });
-    let uri = public.iter().filter(|v| mapping::is_url(v)).map(|v| {
+    let uri = urls.iter().map(|v| {
         let rdata =
             RData::Unknown { code: RecordType::Unknown(mapping::URI_TYPE), rdata: NULL::with(mapping::uri_rdata(v)) };
-        Record::from_rdata(name.clone(), v.ttl.seconds_at(now), rdata)
+        Record::from_rdata(name.clone(), uri_ttl, rdata)
     });
     let mut out: Vec<Record> = txt.collect();
     out.extend(uri);
