@@ -117,6 +117,7 @@ pub mod handle;
 pub mod http;
 pub mod identifier;
 pub mod import;
+pub mod mirror;
 pub mod node;
 pub mod ops;
 pub mod record;

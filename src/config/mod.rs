@@ -179,11 +179,7 @@ impl HandleConfig {
         self.server_admins
             .iter()
             .map(|admin| {
-                let bad = |reason: &str| ConfigError::BadServerAdmin { admin: admin.clone(), reason: reason.into() };
-                let (index, identifier) = admin.split_once(':').ok_or_else(|| bad("it is not INDEX:IDENTIFIER"))?;
-                let index = index.parse().map_err(|_| bad("its index is not a number from 0 to 4294967295"))?;
-                let identifier = crate::identifier::Identifier::parse(identifier).map_err(|e| bad(&e.to_string()))?;
-                Ok((index, identifier.to_string()))
+                parse_admin(admin).map_err(|reason| ConfigError::BadServerAdmin { admin: admin.clone(), reason })
             })
             .collect()
     }
@@ -454,6 +450,14 @@ pub enum ConfigError {
     BadNameServer { name: String, reason: String },
     #[error(transparent)]
     Replication(#[from] ReplicationError),
+}
+
+/// An administrator as the settings name one, `INDEX:IDENTIFIER` (`300:0.NA/88`).
+pub fn parse_admin(admin: &str) -> Result<(u32, String), String> {
+    let (index, identifier) = admin.split_once(':').ok_or("it is not INDEX:IDENTIFIER")?;
+    let index = index.parse().map_err(|_| "its index is not a number from 0 to 4294967295")?;
+    let identifier = crate::identifier::Identifier::parse(identifier).map_err(|e| e.to_string())?;
+    Ok((index, identifier.to_string()))
 }
 
 impl Config {

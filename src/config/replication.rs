@@ -28,6 +28,27 @@ pub struct ReplicationConfig {
     pub allow_transfer: Vec<AllowConfig>,
     /// Secondaries told of every write (NOTIFY, RFC 1996), coalesced.
     pub notify: Vec<NotifyConfig>,
+    /// Administrators (`INDEX:IDENTIFIER`, or groups) who may read this node's change log and
+    /// records over the HTTP API: its idnode mirrors. None by default.
+    pub mirrors: Vec<String>,
+    /// Makes this node a mirror of a primary (see [`crate::mirror`]).
+    pub mirror: Option<MirrorConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorConfig {
+    /// The primary's HTTP API, `https://primary.example:8000` (`http://` only on loopback or a
+    /// trusted network: the secret travels with every request).
+    pub primary: String,
+    /// This mirror's administrator at the primary, `INDEX:IDENTIFIER`, listed in the primary's
+    /// `[replication] mirrors`.
+    pub user: String,
+    /// Its secret, or a file holding it.
+    pub secret: Option<String>,
+    pub secret_file: Option<PathBuf>,
+    /// PEM file of the CA that signed the primary's certificate; the public roots without it.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for ReplicationConfig {
@@ -40,6 +61,8 @@ impl Default for ReplicationConfig {
             keys: Vec::new(),
             allow_transfer: Vec::new(),
             notify: Vec::new(),
+            mirrors: Vec::new(),
+            mirror: None,
         }
     }
 }
@@ -112,6 +135,10 @@ pub struct Replication {
     pub keys: Vec<TsigKey>,
     pub allow: Vec<Allow>,
     pub notify: Vec<Notify>,
+    /// Who may read the change log and records: `(index, identifier)`.
+    pub mirrors: Vec<(u32, String)>,
+    /// Set on a mirror.
+    pub mirror: Option<crate::mirror::MirrorSettings>,
 }
 
 /// Why `[replication]` cannot be used.
@@ -123,6 +150,10 @@ pub enum ReplicationError {
     UnknownKey { name: String },
     #[error("replication.allow_transfer {address:?}: not an address or a network ({reason})")]
     BadAddress { address: String, reason: String },
+    #[error("replication.mirrors {admin:?}: {reason}")]
+    BadMirror { admin: String, reason: String },
+    #[error("replication.mirror: {0}")]
+    BadPrimary(String),
 }
 
 impl ReplicationConfig {
@@ -157,7 +188,38 @@ impl ReplicationConfig {
             .map(|n| Ok(Notify { address: n.address, key: find(&n.key)? }))
             .collect::<Result<_, ReplicationError>>()?;
         let window = LogWindow { keep: self.log_keep.max(1), keep_secs: self.log_keep_days.saturating_mul(86_400) };
-        Ok(Replication { window, max_transfers: self.max_transfers.max(1), keys, allow, notify })
+        let mirrors = self
+            .mirrors
+            .iter()
+            .map(|a| super::parse_admin(a).map_err(|reason| ReplicationError::BadMirror { admin: a.clone(), reason }))
+            .collect::<Result<_, _>>()?;
+        let mirror = self.mirror.as_ref().map(MirrorConfig::resolve).transpose()?;
+        Ok(Replication { window, max_transfers: self.max_transfers.max(1), keys, allow, notify, mirrors, mirror })
+    }
+}
+
+impl MirrorConfig {
+    fn resolve(&self) -> Result<crate::mirror::MirrorSettings, ReplicationError> {
+        let bad = ReplicationError::BadPrimary;
+        if !(self.primary.starts_with("https://") || self.primary.starts_with("http://")) {
+            return Err(bad(format!("primary {:?} is not an http:// or https:// address", self.primary)));
+        }
+        super::parse_admin(&self.user).map_err(|reason| bad(format!("user {:?}: {reason}", self.user)))?;
+        let secret = match (&self.secret, &self.secret_file) {
+            (Some(s), None) => s.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| bad(format!("cannot read secret_file {}: {e}", path.display())))?
+                .trim_end_matches(['\n', '\r'])
+                .to_owned(),
+            _ => return Err(bad("give either secret or secret_file".into())),
+        };
+        let ca_pem = match &self.ca_file {
+            Some(path) => {
+                Some(std::fs::read(path).map_err(|e| bad(format!("cannot read ca_file {}: {e}", path.display())))?)
+            }
+            None => None,
+        };
+        Ok(crate::mirror::MirrorSettings { primary: self.primary.clone(), user: self.user.clone(), secret, ca_pem })
     }
 }
 

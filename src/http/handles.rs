@@ -32,7 +32,7 @@ const MAX_WRITE_BODY: usize = 1 << 20;
 /// 64 MiB: the body of a batch (2000 records), read only after its sender authenticated.
 const MAX_BATCH_BODY: usize = 64 << 20;
 
-type Result<T> = std::result::Result<T, Reply>;
+pub(super) type Result<T> = std::result::Result<T, Reply>;
 
 /// The query parameters of the Handle.Net API.
 #[derive(Default)]
@@ -111,7 +111,7 @@ pub(super) fn credentials(headers: &HeaderMap) -> Result<Option<Credentials>> {
 }
 
 /// Runs registry and hashing work on the blocking pool.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(super) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     match tokio::task::spawn_blocking(f).await {
         Ok(result) => result,
         Err(e) => {
@@ -121,20 +121,20 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
     }
 }
 
-fn reply(result: Result<Reply>) -> Reply {
+pub(super) fn reply(result: Result<Reply>) -> Reply {
     result.unwrap_or_else(|reply| reply)
 }
 
 /// The parts of a request a handler reads before deciding whether to read its body.
-struct Incoming {
-    headers: HeaderMap,
+pub(super) struct Incoming {
+    pub(super) headers: HeaderMap,
     /// The client's address, where the listener recorded it.
-    source: Option<std::net::IpAddr>,
-    body: Body,
+    pub(super) source: Option<std::net::IpAddr>,
+    pub(super) body: Body,
 }
 
 impl Incoming {
-    fn new(request: Request) -> Self {
+    pub(super) fn new(request: Request) -> Self {
         let (parts, body) = request.into_parts();
         let source = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
         Self { headers: parts.headers, source, body }
@@ -157,7 +157,7 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes> {
 /// The administrator the request's credentials prove: 401 without credentials, the
 /// authenticator's refusal (logged on the `audit` target) with wrong ones, 429 (603) for an
 /// administrator over its day's requests (each authenticated request counts once).
-fn authenticate(
+pub(super) fn authenticate(
     node: &Node,
     headers: &HeaderMap,
     source: Option<std::net::IpAddr>,

@@ -8,6 +8,8 @@
 //! GET    /api/handles?prefix=P       list identifiers under P (page=, pageSize=)
 //! GET    /api/prefixes?prefix=P      list the prefixes derived from P
 //! POST   /api/batch                  up to 2000 puts and deletes in one transaction
+//! GET    /api/replication/changes    a mirror reads the change log (after=, limit=, wait=)
+//! GET    /api/replication/records    a mirror copies the records (after=, limit=)
 //! ```
 //!
 //! Registry reads, secret checks (Argon2, deliberately slow) and durable writes run on the
@@ -18,6 +20,7 @@
 pub mod client;
 mod handles;
 pub mod listener;
+mod replication;
 mod response;
 
 use std::sync::Arc;
@@ -35,6 +38,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/api/handles/{*handle}", get(handles::resolve).put(handles::put).delete(handles::delete))
         .route("/api/prefixes", get(handles::list_prefixes))
         .route("/api/batch", post(handles::batch))
+        .route("/api/replication/changes", get(replication::changes))
+        .route("/api/replication/records", get(replication::records))
         .with_state(node)
 }
 

@@ -192,6 +192,11 @@ pub(super) fn from_write_error(e: &WriteError, handle: Option<&str>) -> Reply {
     match e {
         WriteError::Registry(r) => from_registry_error(r, handle),
         WriteError::BatchTooLarge { .. } => error_with(e.code(), Detail::TooLarge, handle, e),
+        // A mirror points at its primary: the same request there (421 Misdirected Request).
+        WriteError::Mirror { primary } => {
+            let path = handle.map_or_else(|| "/api/batch".to_owned(), |h| format!("/api/handles/{h}"));
+            Reply { location: Some(format!("{}{path}", primary.trim_end_matches('/'))), ..error(e.code(), handle, e) }
+        }
         e => error(e.code(), handle, e),
     }
 }

@@ -20,6 +20,7 @@
 //!  put / delete / batch ── seal secrets ── transact { rules::apply per op, quotas 604/605 } ── commit ──> Subscribers
 //! ```
 
+mod mirror;
 pub mod quota;
 mod read;
 mod rules;
@@ -36,6 +37,7 @@ use crate::record::{Record, RecordError, Value, types, unix_now};
 use crate::registry::{Applied, MAX_BATCH, Reader as _, Registry, RegistryError};
 use crate::secret::{self, SealKey, SecretError};
 
+pub use self::mirror::MirrorStatus;
 pub use self::quota::{DailyLimit, Quotas};
 pub use self::read::{Found, Listing, Page, ReadError, ReadFilter, Resolution};
 pub use self::zones::{HomeError, Zones};
@@ -76,6 +78,8 @@ pub enum WriteError {
          RC_PREFIX_LIMIT)"
     )]
     QuotaPrefixes { prefix: String, limit: u64 },
+    #[error("this node is a mirror of {primary}: send writes there")]
+    Mirror { primary: String },
     #[error(transparent)]
     Registry(RegistryError),
 }
@@ -96,6 +100,7 @@ impl WriteError {
             Self::BatchTooLarge { .. } => ResponseCode::ProtocolError,
             Self::QuotaIdentifiers { .. } => ResponseCode::RegisterCountLimit,
             Self::QuotaPrefixes { .. } => ResponseCode::PrefixLimit,
+            Self::Mirror { .. } => ResponseCode::ServerNotResponsible,
             Self::Registry(_) => ResponseCode::Error,
         }
     }
@@ -228,6 +233,12 @@ pub struct Node {
     /// The lookups counted by every front end ([`crate::stats`]).
     stats: Arc<crate::stats::Stats>,
     counters: Counters,
+    /// Set on a mirror: its primary, and how it stands with it ([`mirror`]).
+    mirroring: Option<Arc<mirror::Mirroring>>,
+    /// Who may read the change log and records (`[replication] mirrors`).
+    mirrors: ArcSwap<Vec<(u32, String)>>,
+    /// The sequence number of the last write, for change-log requests that wait for one.
+    seq_watch: tokio::sync::watch::Sender<u64>,
 }
 
 /// What the node counts besides lookups, since it started.
@@ -251,7 +262,6 @@ impl Node {
         let auth = auth::Authenticator::new(cores.div_ceil(2));
         let zones = ArcSwap::from_pointee(zones.with_homed(registry.homed()?));
         Ok(Self {
-            registry,
             zones,
             homing: Mutex::new(()),
             server_admins: ArcSwap::from_pointee(Vec::new()),
@@ -261,6 +271,10 @@ impl Node {
             quotas: ArcSwap::from_pointee(Quotas::default()),
             stats: Arc::new(crate::stats::Stats::empty()),
             counters: Counters::default(),
+            mirroring: None,
+            mirrors: ArcSwap::from_pointee(Vec::new()),
+            seq_watch: tokio::sync::watch::Sender::new(registry.seq()),
+            registry,
         })
     }
 
@@ -326,7 +340,8 @@ impl Node {
     ) -> Result<Admin, auth::AuthError> {
         let admin =
             self.auth.authenticate(&self.registry, credentials, source).inspect_err(|_| self.count_failure())?;
-        if let Some(key) = &self.seal_key {
+        // A mirror's records are its primary's: it writes none of its own.
+        if let Some(key) = self.seal_key.as_ref().filter(|_| self.mirroring.is_none()) {
             self.add_sealed_copy(key, credentials);
         }
         Ok(admin)
@@ -421,7 +436,10 @@ impl Node {
             [op] => format!("{} {}", op.name(), op.id()),
             ops => format!("batch of {}", ops.len()),
         };
-        let result = self.seal_and_apply(admin, &mut ops);
+        let result = match self.primary() {
+            Some(primary) => Err(BatchError { position: 0, error: WriteError::Mirror { primary: primary.to_owned() } }),
+            None => self.seal_and_apply(admin, &mut ops),
+        };
         let counter = if result.is_ok() { &self.counters.writes_applied } else { &self.counters.writes_refused };
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match &result {
@@ -429,6 +447,7 @@ impl Node {
                 for subscriber in &self.subscribers {
                     subscriber.changed(changed);
                 }
+                self.seq_moved();
                 tracing::info!(target: "audit", user = %admin.user(), op = %summary, "applied");
             }
             Err(e) => tracing::warn!(target: "audit", user = %admin.user(), op = %summary, error = %e, "refused"),

@@ -21,6 +21,9 @@ use super::{RegistryError, Snapshot};
 pub(super) const CHANGES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("changes");
 /// In META: the floor of the log (see the module docs).
 pub(super) const FLOOR: &str = "log_floor";
+/// In META: a random number that names this registry's sequence of writes, so that a mirror
+/// knows whose log it follows; a mirror takes its primary's.
+pub(super) const LOG_ID: &str = "log_id";
 /// 64: the most entries one write prunes; the window shrinks back within a few writes of a
 /// smaller setting.
 const PRUNE_PER_WRITE: usize = 64;
@@ -105,6 +108,8 @@ pub struct LogView {
     pub seq: u64,
     /// Every change after this sequence number is in the log.
     pub floor: u64,
+    /// Whose sequence of writes this is (see `LOG_ID`).
+    pub log_id: u64,
 }
 
 impl LogView {
@@ -113,8 +118,9 @@ impl LogView {
         changes: redb::ReadOnlyTable<u64, &'static [u8]>,
         seq: u64,
         floor: u64,
+        log_id: u64,
     ) -> Self {
-        Self { records, changes, seq, floor }
+        Self { records, changes, seq, floor, log_id }
     }
 
     /// The zone serial of this view.

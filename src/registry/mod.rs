@@ -26,7 +26,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableM
 
 use crate::identifier::{Identifier, prefix_record_key};
 use crate::record::{Record, RecordError};
-use changes::{CHANGES, FLOOR};
+use changes::{CHANGES, FLOOR, LOG_ID};
 
 pub use changes::{Change, ChangeSet, LogView, LogWindow, seq_of_serial};
 pub use replica::RecordsPage;
@@ -149,6 +149,9 @@ impl Registry {
             if meta.get(FLOOR)?.is_none() {
                 meta.insert(FLOOR, seq)?;
             }
+            if meta.get(LOG_ID)?.is_none() {
+                meta.insert(LOG_ID, uuid::Uuid::new_v4().as_u64_pair().0)?;
+            }
             txn.open_table(CHANGES)?;
             seq
         };
@@ -195,7 +198,9 @@ impl Registry {
         let meta = txn.open_table(META)?;
         let seq = meta.get(SERIAL)?.map_or(0, |g| g.value());
         let floor = meta.get(FLOOR)?.map_or(seq, |g| g.value());
-        Ok(LogView::new(Snapshot { table: txn.open_table(RECORDS)? }, txn.open_table(CHANGES)?, seq, floor))
+        let log_id = meta.get(LOG_ID)?.map_or(0, |g| g.value());
+        let records = Snapshot { table: txn.open_table(RECORDS)? };
+        Ok(LogView::new(records, txn.open_table(CHANGES)?, seq, floor, log_id))
     }
 
     /// How many records the registry holds, prefix records included.

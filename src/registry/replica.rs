@@ -16,7 +16,7 @@
 
 use redb::{Durability, ReadableTable};
 
-use super::changes::{self, CHANGES, ChangeSet, FLOOR};
+use super::changes::{self, CHANGES, ChangeSet, FLOOR, LOG_ID};
 use super::{COUNTS, META, RECORDS, Registry, RegistryError, SERIAL, add_count};
 
 /// In META while a full copy is being loaded (see the module docs).
@@ -25,8 +25,9 @@ const RESYNC: &str = "resync";
 /// One page of a primary's records, in key order.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct RecordsPage {
-    /// The primary's sequence number when the page was read.
+    /// The primary's sequence number when the page was read, and whose sequence it is.
     pub seq: u64,
+    pub log_id: u64,
     /// Registry keys and the records' stored bytes.
     pub records: Vec<(Vec<u8>, Vec<u8>)>,
     /// Whether no record follows.
@@ -88,7 +89,7 @@ impl Registry {
             records.push((k.value().to_vec(), v.value().to_vec()));
         }
         let last = range.next().is_none();
-        Ok(RecordsPage { seq: view.seq, records, last })
+        Ok(RecordsPage { seq: view.seq, log_id: view.log_id, records, last })
     }
 
     /// Loads one page of a full copy: its records replace the local ones in its key range
@@ -127,15 +128,16 @@ impl Registry {
         Ok(())
     }
 
-    /// Ends a full copy taken from the primary at sequence number `seq`: the registry is the
-    /// primary's as of `seq`, and its log starts there.
-    pub fn finish_resync(&self, seq: u64) -> Result<(), RegistryError> {
+    /// Ends a full copy taken from the primary at sequence number `seq` of its sequence
+    /// `log_id`: the registry is the primary's as of `seq`, and its log starts there.
+    pub fn finish_resync(&self, seq: u64, log_id: u64) -> Result<(), RegistryError> {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate).map_err(|e| RegistryError::Storage(e.into()))?;
         {
             let mut meta = txn.open_table(META)?;
             meta.insert(SERIAL, seq)?;
             meta.insert(FLOOR, seq)?;
+            meta.insert(LOG_ID, log_id)?;
             meta.remove(RESYNC)?;
             txn.open_table(CHANGES)?.retain(|_, _| false)?;
         }
@@ -149,5 +151,11 @@ impl Registry {
         use redb::ReadableDatabase;
         let txn = self.db.begin_read()?;
         Ok(txn.open_table(META)?.get(RESYNC)?.is_some())
+    }
+
+    /// The number that names this registry's sequence of writes: its own, or on a mirror that
+    /// has copied its primary, the primary's.
+    pub fn log_id(&self) -> Result<u64, RegistryError> {
+        Ok(self.log_view()?.log_id)
     }
 }

@@ -156,6 +156,8 @@ pub struct Assembled {
     pub handle: Arc<crate::handle::Frontend>,
     /// Tells the secondaries in `[replication] notify` of writes, when there are any.
     pub notifier: Option<Arc<crate::dns::xfr::notify::Notifier>>,
+    /// On a mirror: how to reach its primary.
+    pub mirror: Option<crate::mirror::MirrorSettings>,
 }
 
 /// [`assemble`], with the Handle front end too, publishing `site` (its resolution cache,
@@ -167,14 +169,18 @@ pub fn assemble_all(
     site: crate::handle::site_info::OwnSite,
 ) -> Result<Assembled, ServerError> {
     let mut node = Node::new(registry.clone(), config.dns.zones())?;
+    let replication = config.replication.resolve().map_err(crate::config::ConfigError::from)?;
+    registry.set_log_window(replication.window);
+    node.set_mirrors(replication.mirrors.clone());
+    if let Some(mirror) = &replication.mirror {
+        node.set_primary(mirror.primary.clone());
+    }
     node.set_server_admins(config.handle.server_admins()?);
     node.set_quotas(config.quota.quotas()?);
     node.set_stats(Arc::new(crate::stats::Stats::load(&registry, config.ops.target())?));
     if let Some(key) = seal_key {
         node.set_seal_key(key);
     }
-    let replication = config.replication.resolve().map_err(crate::config::ConfigError::from)?;
-    registry.set_log_window(replication.window);
     let dns = Arc::new(Frontend::from_config(config, &node.zones(), registry)?);
     node.subscribe(dns.authoritative().clone());
     let notifier = crate::dns::xfr::notify::Notifier::new(dns.authoritative().clone(), &replication.notify);
@@ -193,7 +199,7 @@ pub fn assemble_all(
         Some(cache) => handle.with_cache(cache),
         None => handle,
     });
-    Ok(Assembled { node, dns, handle, notifier })
+    Ok(Assembled { node, dns, handle, notifier, mirror: replication.mirror })
 }
 
 /// Why a node could not start or stopped serving.
@@ -281,6 +287,7 @@ pub struct Server {
     /// is false, with what the status page shows of the configuration.
     ops: Option<(crate::http::HttpListener, crate::status::Settings)>,
     notifier: Option<Arc<crate::dns::xfr::notify::Notifier>>,
+    mirror: Option<crate::mirror::MirrorSettings>,
 }
 
 impl Server {
@@ -314,7 +321,7 @@ impl Server {
         };
         // The site is known once the Handle sockets have their addresses.
         let site = handle.as_mut().map(|h| std::mem::take(&mut h.site)).unwrap_or_default();
-        let Assembled { node, dns: frontend, handle: handle_frontend, notifier } =
+        let Assembled { node, dns: frontend, handle: handle_frontend, notifier, mirror } =
             assemble_all(config, registry, seal_key, site)?;
         let rrl = crate::dns::rrl::Rrl::new(&config.dns.rrl)?.map(Arc::new);
         let ops = match config.ops.enabled {
@@ -328,7 +335,7 @@ impl Server {
             }
             false => None,
         };
-        Ok(Self { node, frontend, handle_frontend, udp, tcp, http, tcp_limits, handle, rrl, ops, notifier })
+        Ok(Self { node, frontend, handle_frontend, udp, tcp, http, tcp_limits, handle, rrl, ops, notifier, mirror })
     }
 
     /// What replaces the HTTP API's certificate and key while the node serves (a reload);
@@ -427,6 +434,9 @@ impl Server {
         }
         if let Some(notifier) = self.notifier {
             tracker.spawn(notifier.run(token.clone()));
+        }
+        if let Some(settings) = self.mirror {
+            tracker.spawn(crate::mirror::run(self.node.clone(), settings, token.clone()));
         }
         let http = tracker.spawn(crate::http::serve(self.http, self.node, token.clone()));
         let limits = self.tcp_limits;

@@ -13,6 +13,7 @@ mod hardening;
 mod hierarchy;
 mod http_server;
 mod layout;
+mod mirror;
 mod quota;
 mod recursor;
 mod server;
@@ -111,12 +112,18 @@ impl TestNode {
 
     /// Stops the node and starts it again on the same data directory (new ports), configured
     /// by `adjust`.
-    pub async fn restart(mut self, adjust: impl FnOnce(&mut Config)) -> TestNode {
+    pub async fn restart(self, adjust: impl FnOnce(&mut Config)) -> TestNode {
+        let dir = self.stop_keeping_data().await;
+        start_server_in(dir, false, adjust).await
+    }
+
+    /// Stops the node and hands back its data directory, closed, for [`start_server_in`].
+    pub async fn stop_keeping_data(mut self) -> tempfile::TempDir {
         self.shutdown.take().unwrap().send(()).unwrap();
         self.task.take().unwrap().await.unwrap().unwrap();
         let TestNode { _dir: dir, registry, node, frontend, handle_frontend, .. } = self;
         // The registry is closed only when its last holder lets go.
         drop((registry, node, frontend, handle_frontend));
-        start_server_in(dir, false, adjust).await
+        dir
     }
 }
