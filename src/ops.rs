@@ -67,7 +67,13 @@ async fn status_json(State(ops): State<Arc<Ops>>) -> Response {
 }
 
 async fn stats(State(ops): State<Arc<Ops>>) -> Response {
-    let report = ops.node.stats().report();
+    let mut report = serde_json::to_value(ops.node.stats().report()).unwrap_or_default();
+    // A mirror's standing with its primary, beside the lookups.
+    if let (Some(mirror), Some(object)) = (ops.node.mirror_status(), report.as_object_mut()) {
+        let mut value = serde_json::to_value(&mirror).unwrap_or_default();
+        value["lag_writes"] = mirror.lag_serials().into();
+        object.insert("mirror".into(), value);
+    }
     (StatusCode::OK, axum::Json(report)).into_response()
 }
 
@@ -179,6 +185,29 @@ impl Ops {
         let count = self.node.registry().len().map_err(|e| e.to_string())?;
         identifiers.set(i64::try_from(count).unwrap_or(i64::MAX));
         registry.register("identifiers", "Records in the registry", identifiers);
+
+        let serial = Gauge::<i64>::default();
+        serial.set(i64::try_from(self.node.registry().seq()).unwrap_or(i64::MAX));
+        registry.register(
+            "write_sequence",
+            "Sequence number of the last write (its low 32 bits are the zone serial)",
+            serial,
+        );
+        if let Some(mirror) = self.node.mirror_status() {
+            let (writes, seconds) = (Gauge::<i64>::default(), Gauge::<i64>::default());
+            writes.set(i64::try_from(mirror.lag_serials()).unwrap_or(i64::MAX));
+            seconds.set(i64::try_from(mirror.lag_seconds).unwrap_or(i64::MAX));
+            registry.register(
+                "replication_lag_writes",
+                "Writes the primary has made that this mirror has not applied",
+                writes,
+            );
+            registry.register(
+                "replication_lag_seconds",
+                "Age of the oldest write this mirror has not applied",
+                seconds,
+            );
+        }
 
         let counters = self.node.counters();
         let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);

@@ -184,6 +184,7 @@ pub fn site_info(config: &Config, binary: Option<&Path>) -> anyhow::Result<()> {
     let tls = config.http.tls_cert.is_some() && config.http.tls_key.is_some();
     let http = site_info::HttpListener { addr: config.http.listen, tls };
     let site = site_info::build(handle, handle.listen, Some(http), key.as_ref())?;
+    let site = site_info::as_mirror(site, config.replication.mirror.is_some());
     match binary {
         Some(path) => {
             let bytes = site.encode();

@@ -52,6 +52,13 @@ pub struct HttpListener {
     pub tls: bool,
 }
 
+/// `site` as a mirror publishes it when `mirror`: not a primary site, so that clients send
+/// writes to the primary's.
+pub fn as_mirror(mut site: Site, mirror: bool) -> Site {
+    site.primary_site = !mirror;
+    site
+}
+
 /// The site of a node whose Handle listener is `handle` (its bound address: port 0 in the
 /// config means the port it got), whose HTTP listener is `http`, with `key` when it has one.
 pub fn build(

@@ -243,6 +243,7 @@ impl HandleSockets {
     /// responses), a file that is not a key an error.
     async fn bind(config: &Config, http: Option<site_info::HttpListener>) -> Result<Self, ServerError> {
         let key = ServerKey::load(&config.data_dir)?.map(Arc::new);
+        let mirror = config.replication.mirror.is_some();
         if key.is_none() {
             let path = ServerKey::path(&config.data_dir);
             tracing::warn!(
@@ -262,7 +263,8 @@ impl HandleSockets {
             per_source: config.tcp_max_connections_per_source.max(1),
             idle_timeout: Duration::from_secs(config.tcp_idle_timeout_secs.max(1)),
         };
-        let site = site_info::build(config, addr, http, key.as_deref());
+        // A mirror's site is no primary site (RFC 3651 3.2.2): clients send writes elsewhere.
+        let site = site_info::build(config, addr, http, key.as_deref()).map(|site| site_info::as_mirror(site, mirror));
         if let Err(e) = &site {
             tracing::warn!("GET_SITE_INFO is refused: {e}");
         }
