@@ -23,6 +23,7 @@ use prometheus_client::registry::Registry;
 
 use crate::cache::CacheStats;
 use crate::node::Node;
+use crate::stats::dns::Source;
 use crate::stats::{Outcome, Protocol};
 
 /// What the pages are made from.
@@ -245,6 +246,17 @@ impl Ops {
             "dns_answer_seconds",
             "Time to answer a DNS question (one in 64 timed), from the front cache or the registry",
             times,
+        );
+        let others = Family::<Labels, SampledMetric>::default();
+        for (source, protocol) in [(Source::Handle, "handle"), (Source::Http, "http")] {
+            let at = source as usize;
+            let sampled = Sampled { counts: dns.latency[at], sum: dns.latency_sum[at] };
+            *others.get_or_create(&vec![("protocol", protocol)]).0.lock().unwrap_or_else(|p| p.into_inner()) = sampled;
+        }
+        registry.register(
+            "answer_seconds",
+            "Time to answer a lookup over the Handle protocol (one in 64 timed) or the HTTP API (each)",
+            others,
         );
 
         let mut page = String::new();
