@@ -71,9 +71,7 @@ async fn stats(State(ops): State<Arc<Ops>>) -> Response {
     let mut report = serde_json::to_value(ops.node.stats().report()).unwrap_or_default();
     // A mirror's standing with its primary, beside the lookups.
     if let (Some(mirror), Some(object)) = (ops.node.mirror_status(), report.as_object_mut()) {
-        let mut value = serde_json::to_value(&mirror).unwrap_or_default();
-        value["lag_writes"] = mirror.lag_serials().into();
-        object.insert("mirror".into(), value);
+        object.insert("mirror".into(), serde_json::to_value(&mirror).unwrap_or_default());
     }
     (StatusCode::OK, axum::Json(report)).into_response()
 }
@@ -199,7 +197,7 @@ impl Ops {
         );
         if let Some(mirror) = self.node.mirror_status() {
             let (writes, seconds) = (Gauge::<i64>::default(), Gauge::<i64>::default());
-            writes.set(i64::try_from(mirror.lag_serials()).unwrap_or(i64::MAX));
+            writes.set(i64::try_from(mirror.lag_writes).unwrap_or(i64::MAX));
             seconds.set(i64::try_from(mirror.lag_seconds).unwrap_or(i64::MAX));
             registry.register(
                 "replication_lag_writes",

@@ -23,6 +23,8 @@ pub struct MirrorStatus {
     /// The primary's sequence number as last seen, and this node's.
     pub primary_seq: u64,
     pub seq: u64,
+    /// Writes the primary has made that this node has not applied yet.
+    pub lag_writes: u64,
     /// Seconds since the oldest change the primary holds and this node has not applied was
     /// made (0 when caught up).
     pub lag_seconds: u64,
@@ -30,13 +32,6 @@ pub struct MirrorStatus {
     pub last_contact: i64,
     /// Why the last request to the primary failed, until one succeeds.
     pub error: Option<String>,
-}
-
-impl MirrorStatus {
-    /// Writes the primary has that this node has not applied yet.
-    pub fn lag_serials(&self) -> u64 {
-        self.primary_seq.saturating_sub(self.seq)
-    }
 }
 
 /// A mirror's primary and its status.
@@ -63,6 +58,7 @@ impl Node {
         let mirroring = self.mirroring.as_deref()?;
         let mut status = mirroring.status.lock().map(|s| s.clone()).unwrap_or_default();
         status.seq = self.registry.seq();
+        status.lag_writes = status.primary_seq.saturating_sub(status.seq);
         Some(status)
     }
 

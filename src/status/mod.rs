@@ -79,6 +79,10 @@ pub fn role(zones: &[String], recursive: bool) -> &'static str {
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub role: &'static str,
+    /// The sequence number of the last write (the zone serial is its low 32 bits).
+    pub write_sequence: u64,
+    /// On a mirror: how it stands with its primary.
+    pub mirror: Option<crate::node::MirrorStatus>,
     pub version: &'static str,
     /// The DNS apex identifiers are named under.
     pub apex: String,
@@ -182,8 +186,11 @@ impl Status {
             .collect();
         let recursive = !from.settings.recursive_roots.is_empty() || !from.settings.handle_roots.is_empty();
         let stats = from.node.stats();
+        let mirror = from.node.mirror_status();
         Ok(Status {
-            role: role(zones.prefixes(), recursive),
+            role: if mirror.is_some() { "mirror" } else { role(zones.prefixes(), recursive) },
+            write_sequence: from.node.registry().seq(),
+            mirror,
             version: env!("CARGO_PKG_VERSION"),
             apex: from.apex.clone(),
             zones: zones.prefixes().to_vec(),

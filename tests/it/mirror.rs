@@ -24,7 +24,10 @@ fn mirror_of(primary: &TestNode, secret: &str) -> impl FnOnce(&mut Config) + use
     let text =
         format!("[mirror]\nprimary = \"http://{}\"\nuser = \"300:0.NA/88.100\"\nsecret = \"{secret}\"\n", primary.http);
     let replication: ReplicationConfig = toml::from_str(&text).unwrap();
-    move |c| c.replication = replication
+    move |c| {
+        c.replication = replication;
+        c.ops.enabled = true;
+    }
 }
 
 /// Every record of a registry, as stored.
@@ -81,7 +84,11 @@ async fn a_mirror_copies_the_primary_follows_its_writes_and_refuses_its_own() {
     assert_eq!(records(&mirror), records(&primary), "the change and the deletion");
 
     let status = mirror.node.mirror_status().unwrap();
-    assert_eq!((status.state, status.lag_serials()), ("following", 0), "{status:?}");
+    assert_eq!((status.state, status.lag_writes), ("following", 0), "{status:?}");
+    let (code, page) = crate::stats::get(mirror.ops.unwrap(), "/status.json").await;
+    let page: serde_json::Value = serde_json::from_str(&page).unwrap();
+    assert_eq!((code, &page["role"], &page["mirror"]["state"]), (200, &"mirror".into(), &"following".into()), "{page}");
+    assert_eq!(page["write_sequence"], primary.registry.seq(), "{page}");
     assert!(primary.node.mirror_status().is_none());
 
     // A write at the mirror is refused with the primary's address.

@@ -12,7 +12,7 @@ use crate::dns::{query, tcp_exchange, udp};
 use crate::handle_admin::{Out, once, resolution};
 
 /// GET `path` from `addr`; the status and the body.
-async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+pub(crate) async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     let (status, _, body) = crate::status::get(addr, path).await;
     (status, body)
 }
