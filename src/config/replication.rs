@@ -205,14 +205,7 @@ impl MirrorConfig {
             return Err(bad(format!("primary {:?} is not an http:// or https:// address", self.primary)));
         }
         super::parse_admin(&self.user).map_err(|reason| bad(format!("user {:?}: {reason}", self.user)))?;
-        let secret = match (&self.secret, &self.secret_file) {
-            (Some(s), None) => s.clone(),
-            (None, Some(path)) => std::fs::read_to_string(path)
-                .map_err(|e| bad(format!("cannot read secret_file {}: {e}", path.display())))?
-                .trim_end_matches(['\n', '\r'])
-                .to_owned(),
-            _ => return Err(bad("give either secret or secret_file".into())),
-        };
+        let secret = secret_of(&self.secret, &self.secret_file).map_err(bad)?;
         let ca_pem = match &self.ca_file {
             Some(path) => {
                 Some(std::fs::read(path).map_err(|e| bad(format!("cannot read ca_file {}: {e}", path.display())))?)
@@ -234,12 +227,7 @@ impl KeyConfig {
         if name == "." || !labels_ok || name.contains("..") {
             return Err(bad("not a domain name".into()));
         }
-        let text = match (&self.secret, &self.secret_file) {
-            (Some(s), None) => s.clone(),
-            (None, Some(path)) => std::fs::read_to_string(path)
-                .map_err(|e| bad(format!("cannot read secret_file {}: {e}", path.display())))?,
-            _ => return Err(bad("give either secret or secret_file".into())),
-        };
+        let text = secret_of(&self.secret, &self.secret_file).map_err(bad)?;
         let secret = base64::engine::general_purpose::STANDARD
             .decode(text.trim())
             .map_err(|e| bad(format!("the secret is not base64: {e}")))?;
@@ -248,6 +236,18 @@ impl KeyConfig {
             return Err(bad(format!("the secret has {} bytes; use at least 32", secret.len())));
         }
         Ok(TsigKey { name, secret })
+    }
+}
+
+/// A secret given in the file (`secret`) or in a file of its own (`secret_file`, its line end
+/// dropped): exactly one of the two.
+fn secret_of(secret: &Option<String>, file: &Option<PathBuf>) -> Result<String, String> {
+    match (secret, file) {
+        (Some(s), None) => Ok(s.clone()),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(|text| text.trim_end_matches(['\n', '\r']).to_owned())
+            .map_err(|e| format!("cannot read secret_file {}: {e}", path.display())),
+        _ => Err("give either secret or secret_file".into()),
     }
 }
 
