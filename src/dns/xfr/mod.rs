@@ -83,8 +83,8 @@ impl Frontend {
         };
         // The question's type, read without decoding the message: malformed queries come by the
         // million in a flood, and most end here.
-        let qtype_at = tsig::skip_name(request, 12).filter(|_| request.get(4..6) == Some(&[0, 1]))?;
-        let qtype = request.get(qtype_at..qtype_at + 2).map(|t| u16::from_be_bytes([t[0], t[1]]))?;
+        let question = question_bytes(request)?;
+        let qtype = u16::from_be_bytes([question[question.len() - 4], question[question.len() - 3]]);
         if qtype == TYPE_AXFR || qtype == TYPE_IXFR {
             return Some(match transport {
                 Transport::Tcp => Verdict::Transfer,
@@ -262,10 +262,21 @@ struct Prepared {
     kind: &'static str,
 }
 
-/// The question section of a request with one question, as it came.
+/// The question section of a request with one question whose name is uncompressed (a question
+/// has nothing before it to point to) and a DNS name (255 bytes at most), as it came.
 fn question_bytes(request: &[u8]) -> Option<Vec<u8>> {
-    let end = tsig::skip_name(request, 12)? + 4;
-    request.get(12..end).map(<[u8]>::to_vec)
+    if request.get(4..6) != Some(&[0, 1]) {
+        return None;
+    }
+    let mut at = 12;
+    loop {
+        match usize::from(*request.get(at)?) {
+            0 => break,
+            len if len <= 63 && at + 1 + len - 12 < wire::MAX_NAME => at += 1 + len,
+            _ => return None,
+        }
+    }
+    request.get(12..at + 5).map(<[u8]>::to_vec)
 }
 
 /// An answer with no records: the request's ID, opcode, RD and CD, its question when it has
@@ -273,7 +284,7 @@ fn question_bytes(request: &[u8]) -> Option<Vec<u8>> {
 fn reply(request: &[u8], rcode: u8) -> Vec<u8> {
     let id = request.get(..2).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
     let flags = request.get(2..4).map_or(0, |b| u16::from_be_bytes([b[0], b[1]])) & 0x7910;
-    let question = question_bytes(request).filter(|_| request.get(4..6) == Some(&[0, 1]));
+    let question = question_bytes(request);
     let mut out = Vec::with_capacity(64);
     out.extend_from_slice(&id.to_be_bytes());
     out.extend_from_slice(&(0x8000 | flags | u16::from(rcode)).to_be_bytes());

@@ -277,8 +277,12 @@ pub(super) fn skip_name(message: &[u8], mut at: usize) -> Option<usize> {
     }
 }
 
-/// An uncompressed name, lower-cased (TSIG names are never compressed, RFC 8945 4.2).
+/// An uncompressed name of at most 255 bytes, lower-cased (TSIG names are never compressed,
+/// RFC 8945 4.2).
 fn plain_name(wire: &[u8]) -> Option<Vec<u8>> {
+    if wire.len() > 255 {
+        return None;
+    }
     let mut at = 0;
     while *wire.get(at)? != 0 {
         let len = usize::from(wire[at]);
