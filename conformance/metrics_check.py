@@ -37,7 +37,9 @@ def metrics_parse_with_the_prometheus_parser():
     for name, kind in [("idnode_lookups", "counter"), ("idnode_cache_hits", "counter"),
                        ("idnode_identifiers", "gauge"), ("idnode_lookups_today", "gauge"),
                        ("idnode_target_share", "gauge"), ("idnode_dns_responses", "counter"),
-                       ("idnode_dns_questions", "counter"), ("idnode_dns_answer_seconds", "histogram")]:
+                       ("idnode_dns_questions", "counter"), ("idnode_dns_answer_seconds", "histogram"),
+                       ("idnode_answer_seconds", "histogram"), ("idnode_cache_evictions", "counter"),
+                       ("idnode_write_sequence", "gauge")]:
         assert name in found, f"{name} missing from {sorted(found)}"
         assert found[name].type == kind, (name, found[name].type)
     return f"{len(found)} families"

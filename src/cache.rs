@@ -18,7 +18,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub struct Cache<V: Weigh> {
-    map: quick_cache::sync::Cache<Box<[u8]>, Arc<Entry<V>>, ByBytes>,
+    map: quick_cache::sync::Cache<Box<[u8]>, Arc<Entry<V>>, ByBytes, quick_cache::DefaultHashBuilder, CountEvictions>,
+    /// Entries evicted to make room (not those dropped by a write or found expired).
+    evicted: Arc<AtomicU64>,
     /// Lookups that found an expired entry: quick_cache counted them as hits. Hits and misses
     /// themselves are counted per shard by quick_cache, so a hit writes no shared counter.
     expired: AtomicU64,
@@ -37,6 +39,21 @@ pub struct CacheStats {
     /// What the entries weigh, in bytes, and the most they may weigh.
     pub bytes: u64,
     pub max_bytes: u64,
+    /// Entries evicted to make room for others.
+    pub evictions: u64,
+}
+
+/// Counts the entries quick_cache evicts: one shared counter, written only on an insert that
+/// evicts (a miss), never on a hit.
+#[derive(Clone)]
+struct CountEvictions(Arc<AtomicU64>);
+
+impl<K, V> quick_cache::Lifecycle<K, V> for CountEvictions {
+    type RequestState = ();
+
+    fn on_evict(&self, _state: &mut (), _key: K, _value: V) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// The heap bytes a cached value holds beyond its inline size.
@@ -78,7 +95,10 @@ impl<V: Weigh> Cache<V> {
     pub fn new(max_bytes: u64) -> Self {
         let max_bytes = max_bytes.max(1);
         let items = usize::try_from(max_bytes / TYPICAL_ENTRY).unwrap_or(usize::MAX).max(1);
-        Self { map: quick_cache::sync::Cache::with_weighter(items, max_bytes, ByBytes), expired: AtomicU64::new(0) }
+        let evicted = Arc::new(AtomicU64::new(0));
+        let lifecycle = CountEvictions(evicted.clone());
+        let map = quick_cache::sync::Cache::with(items, max_bytes, ByBytes, Default::default(), lifecycle);
+        Self { map, evicted, expired: AtomicU64::new(0) }
     }
 
     /// The live entry for `key`, if any; an expired one counts as a miss and is dropped.
@@ -121,6 +141,7 @@ impl<V: Weigh> Cache<V> {
             entries: self.map.len(),
             bytes: self.map.weight(),
             max_bytes: self.map.capacity(),
+            evictions: self.evicted.load(Ordering::Relaxed),
         }
     }
 }
@@ -157,6 +178,7 @@ mod tests {
         }
         let s = cache.stats();
         assert!(s.bytes <= 100_000 && s.entries < 1000, "evicts by weight: {s:?}");
+        assert!(s.evictions > 0 && s.evictions as usize + s.entries <= 10_000, "evictions counted: {s:?}");
         // A few large answers push out many small ones: the bound is memory, not a count.
         let big = Cache::new(100_000);
         for i in 0..100u32 {

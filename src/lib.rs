@@ -35,7 +35,8 @@
 //! Front ends:
 //! - [`dns`]: parses a query once, then the authoritative role (zone answers, referrals, the
 //!   answer cache) or the recursive role; the one query exchange and TCP framing, the `idnode
-//!   resolve` client, zone-file export and import, response rate limiting. The only user of hickory-proto.
+//!   resolve` client, zone-file export and import, zone transfers out (AXFR, IXFR, TSIG,
+//!   NOTIFY), response rate limiting. The only user of hickory-proto.
 //! - [`http`]: the Handle.Net JSON API (handlers that translate requests into node calls, the
 //!   one code-to-status table, the listener with its limits and TLS). The only user of axum.
 //! - [`handle`]: the Handle binary protocol (RFC 3652 as CNRI's Handle.Net 9.x speaks it): the
@@ -51,6 +52,11 @@
 //! - `accept`: the accept loop every TCP listener (DNS, Handle, HTTP) shares: a connection
 //!   permit before `accept`, slots per client address.
 //! - [`config`]: the TOML configuration and its defaults.
+//!
+//! Replication: the registry's change log (`registry::changes`) feeds zone transfers
+//! (`dns::xfr`) and idnode mirrors: a primary serves its log and records over the HTTP API
+//! (`http::replication`), a mirror copies and follows it ([`mirror`](mod@mirror), with the
+//! node core's mirror mode in `node::mirror`).
 //!
 //! Around the node: [`cli`] (the subcommands' bodies; `main.rs` only parses and dispatches),
 //! [`import`](mod@import) (JSON Lines import and export), [`demo`] (the demo namespace), [`bench`](mod@bench) (`idnode

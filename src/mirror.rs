@@ -138,6 +138,20 @@ fn apply(node: &Node, page: ChangesPage) -> Result<bool, MirrorError> {
         );
         return Ok(true);
     }
+    // What the primary sends is checked as any input: the sets follow on from this node's
+    // sequence number without a gap, and every record is one the registry can read, under its
+    // own key. Anything else means the copy cannot be trusted: copy again.
+    let mut expected = node.registry().seq();
+    for (seq, set) in &page.sets {
+        if *seq <= expected {
+            continue;
+        }
+        if *seq != expected + 1 || !set.changes.iter().all(|c| valid(&c.key, c.new.as_deref())) {
+            tracing::warn!(seq, expected = expected + 1, "the primary's change log does not follow on: copying again");
+            return Ok(true);
+        }
+        expected = *seq;
+    }
     let last_seen = page.sets.last().map(|(seq, _)| *seq);
     let oldest_pending = page.sets.first().map(|(_, set)| set.time);
     let applied = node.replicate(page.sets)?;
@@ -172,6 +186,14 @@ fn copy(node: &Node, client: &Client, token: &CancellationToken) -> Result<(), M
             return Ok(());
         }
         let page = client.records(after.as_deref())?;
+        let in_order = page.records.windows(2).all(|w| w[0].0 < w[1].0)
+            && page.records.first().is_none_or(|(k, _)| after.as_ref().is_none_or(|a| k > a));
+        if !in_order || !page.records.iter().all(|(k, v)| valid(k, Some(v))) {
+            return Err(MirrorError::Malformed {
+                url: client.base.clone(),
+                reason: "a page of records out of key order, or a record that cannot be read under its key".into(),
+            });
+        }
         first_seq.get_or_insert((page.seq, page.log_id));
         node.load_page(after.as_deref(), &page)?;
         records += page.records.len() as u64;
@@ -186,6 +208,15 @@ fn copy(node: &Node, client: &Client, token: &CancellationToken) -> Result<(), M
     let secs = started.elapsed().as_secs_f64();
     tracing::info!(records, seq, secs, "copied the primary's records; following its log from here");
     Ok(())
+}
+
+/// Whether `bytes` (absent: a deletion) is a record the registry can read, stored under `key`,
+/// with its secrets sealed as every write must have them.
+fn valid(key: &[u8], bytes: Option<&[u8]>) -> bool {
+    bytes.is_none_or(|b| {
+        crate::record::Record::decode(b)
+            .is_ok_and(|r| r.identifier.key().as_bytes() == key && r.values.iter().all(crate::secret::is_sealed))
+    })
 }
 
 /// The HTTP client of the primary's replication API.
@@ -250,5 +281,24 @@ impl Client {
             return Err(MirrorError::Refused { url: url.to_owned(), status, message });
         }
         postcard::from_bytes(&body).map_err(|e| MirrorError::Malformed { url: url.to_owned(), reason: e.to_string() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identifier::Identifier;
+    use crate::record::{Record, Value};
+
+    #[test]
+    fn what_a_primary_sends_is_checked_like_any_input() {
+        let id = Identifier::parse("88.100.1/ABC").unwrap();
+        let record = Record::new(&id, vec![Value::new(1, "URL", "https://x", 0)]).unwrap().encode();
+        assert!(valid(b"88.100.1/abc", Some(&record)));
+        assert!(valid(b"88.100.1/abc", None), "a deletion");
+        assert!(!valid(b"88.100.1/other", Some(&record)), "under another key");
+        assert!(!valid(b"88.100.1/abc", Some(b"not a record")));
+        let secret = Record::new(&id, vec![Value::new(300, "HS_SECKEY", "plain secret", 0)]).unwrap().encode();
+        assert!(!valid(b"88.100.1/abc", Some(&secret)), "an unsealed secret");
     }
 }

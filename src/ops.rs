@@ -23,6 +23,7 @@ use prometheus_client::registry::Registry;
 
 use crate::cache::CacheStats;
 use crate::node::Node;
+use crate::stats::dns::Source;
 use crate::stats::{Outcome, Protocol};
 
 /// What the pages are made from.
@@ -161,15 +162,18 @@ impl Ops {
         let caches = self.caches();
         let (hits, misses) = (Family::<Labels, Counter>::default(), Family::<Labels, Counter>::default());
         let (entries, bytes) = (Family::<Labels, Gauge>::default(), Family::<Labels, Gauge>::default());
+        let evictions = Family::<Labels, Counter>::default();
         for (name, c) in &caches {
-            let CacheStats { hits: h, misses: m, entries: e, bytes: b, .. } = *c;
+            let CacheStats { hits: h, misses: m, entries: e, bytes: b, evictions: x, .. } = *c;
             hits.get_or_create(&vec![("cache", *name)]).inc_by(h);
             misses.get_or_create(&vec![("cache", *name)]).inc_by(m);
+            evictions.get_or_create(&vec![("cache", *name)]).inc_by(x);
             entries.get_or_create(&vec![("cache", *name)]).set(i64::try_from(e).unwrap_or(i64::MAX));
             bytes.get_or_create(&vec![("cache", *name)]).set(i64::try_from(b).unwrap_or(i64::MAX));
         }
         registry.register("cache_hits", "Front cache hits", hits);
         registry.register("cache_misses", "Front cache misses (registry reads)", misses);
+        registry.register("cache_evictions", "Answers evicted from the front cache to make room", evictions);
         registry.register("cache_entries", "Answers in the front cache", entries);
         registry.register("cache_bytes", "What the front cache's answers weigh", bytes);
 
@@ -242,6 +246,17 @@ impl Ops {
             "dns_answer_seconds",
             "Time to answer a DNS question (one in 64 timed), from the front cache or the registry",
             times,
+        );
+        let others = Family::<Labels, SampledMetric>::default();
+        for (source, protocol) in [(Source::Handle, "handle"), (Source::Http, "http")] {
+            let at = source as usize;
+            let sampled = Sampled { counts: dns.latency[at], sum: dns.latency_sum[at] };
+            *others.get_or_create(&vec![("protocol", protocol)]).0.lock().unwrap_or_else(|p| p.into_inner()) = sampled;
+        }
+        registry.register(
+            "answer_seconds",
+            "Time to answer a lookup over the Handle protocol (one in 64 timed) or the HTTP API (each)",
+            others,
         );
 
         let mut page = String::new();

@@ -172,6 +172,7 @@ fn apply(old: &Config, new: &Config, live: &Live) -> anyhow::Result<()> {
         ("cache", differs(&old.cache, &new.cache)),
         ("recursive", differs(&old.recursive, &new.recursive)),
         ("ops (but the target)", differs(&without_target(old), &without_target(new))),
+        ("replication", differs(&old.replication, &new.replication)),
     ] {
         if changed {
             later.push(name);

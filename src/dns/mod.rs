@@ -5,8 +5,10 @@
 //! request ──> wire::parse (once) ── too short, QR set ──> drop
 //!                │                 └ opcode, counts, bad question ──> NOTIMP / FORMERR
 //!                ├─ EDNS version ≠ 0 ──> BADVERS
+//!                │                 └ signed (TSIG), IXFR ──> xfr: checked, answered signed
 //!                ├─ class not IN, outside every zone ──> REFUSED (never an open resolver)
-//!                ├─ AXFR, IXFR, MAILA, MAILB ──> NOTIMP
+//!                ├─ AXFR, IXFR over TCP ──> Verdict::Transfer (xfr streams it); over UDP, MAILA,
+//!                │  MAILB ──> NOTIMP
 //!                ▼ Question { request, query, name, opt, limit }
 //!        ┌───────┴───────────────────────┐
 //!        ▼ authoritative node            ▼ recursive node
@@ -20,8 +22,9 @@
 //! Transport code ([`crate::server`]) hands [`Frontend::handle`] bytes and a [`Transport`]; it
 //! never blocks on anything but a registry read on a miss. Beside the front end: the query
 //! exchange and TCP framing every client and connection uses ([`exchange`], [`framing`]), the
-//! `idnode resolve` client ([`client`]), the zone-file export ([`zonefile`]), the name and
-//! record mapping ([`mapping`]) and response rate limiting ([`rrl`]).
+//! `idnode resolve` client ([`client`]), the zone-file export and import ([`zonefile`],
+//! [`zone_import`]), zone transfers, TSIG and NOTIFY ([`xfr`]), the name and record mapping
+//! ([`mapping`]) and response rate limiting ([`rrl`]).
 
 pub mod authoritative;
 pub mod client;

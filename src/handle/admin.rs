@@ -178,6 +178,16 @@ impl Frontend {
         if let Err(text) = Body::decode(request.header.opcode, request.body) {
             return error(request, ResponseCode::ProtocolError, &text, now, out);
         }
+        // A mirror refuses writes before asking for a proof it could not check (its primary's
+        // secrets are sealed with the primary's key).
+        let writes = !matches!(
+            request.header.opcode,
+            opcode::LIST_HANDLES | opcode::LIST_DERIVED_PREFIXES | opcode::LIST_HOMED_NAS | opcode::LOGIN_ID_SYSTEM
+        );
+        if let Some(primary) = self.node.primary().filter(|_| writes) {
+            let e = crate::node::WriteError::Mirror { primary: primary.to_owned() };
+            return error(request, e.code(), &e.to_string(), now, out);
+        }
         match conn.principal().cloned() {
             Some(admin) if request.header.opcode != opcode::LOGIN_ID_SYSTEM => {
                 self.run_as(&admin, request, message, now, conn, out)

@@ -211,6 +211,7 @@ pub(super) async fn resolve(
     // Counted as a lookup, as DNS and the Handle protocol count theirs.
     let stats = node.stats().clone();
     let prefix = handle.split_once('/').map(|(prefix, _)| prefix.to_owned());
+    let started = std::time::Instant::now();
     let answer = reply(
         blocking(move || {
             let p = params(query.as_deref())?;
@@ -235,6 +236,7 @@ pub(super) async fn resolve(
     );
     let code = answer.body.get("responseCode").and_then(serde_json::Value::as_u64).unwrap_or(2);
     stats.count(Protocol::Http, Outcome::of_handle(code as u32), prefix.as_deref());
+    stats.time(crate::stats::dns::Source::Http, started.elapsed());
     answer
 }
 

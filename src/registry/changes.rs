@@ -100,7 +100,7 @@ pub(super) fn log(
     Ok(floor)
 }
 
-/// The records and the change log as of one commit ([`Registry::log_view`]).
+/// The records and the change log as of one commit ([`super::Registry::log_view`]).
 pub struct LogView {
     pub records: Snapshot,
     changes: redb::ReadOnlyTable<u64, &'static [u8]>,

@@ -165,7 +165,7 @@ impl Registry {
         self.seq() as u32
     }
 
-    /// The sequence number of the last committed write (see [`changes`]).
+    /// The sequence number of the last committed write (see [`ChangeSet`]).
     pub fn seq(&self) -> u64 {
         self.seq.load(Ordering::Acquire)
     }

@@ -33,6 +33,7 @@ use crate::accept::{Caps, accept};
 use crate::handle::message::{ENVELOPE_LEN, Envelope, MAX_MESSAGE_LEN, udp_datagrams};
 use crate::handle::reassembly::Reassembly;
 use crate::handle::{Connection, Frontend, Verdict};
+use crate::stats::dns::Source;
 use crate::stats::{Counter, Outcome, Protocol, Stats};
 
 /// 100 ms: how long the UDP thread blocks in receive before it looks whether to stop.
@@ -148,6 +149,7 @@ pub(super) fn udp_worker(socket: UdpSocket, frontend: &Arc<Frontend>, stats: &Ar
     let relay =
         frontend.is_recursive().then(|| Pool::start(&socket, frontend, stats, "handle-udp-relay", RELAY_THREADS));
     let mut counter = Counter::new(stats.clone());
+    let mut sampled = 0;
     let relay = relay.flatten();
     let mut datagram = vec![0u8; MAX_DATAGRAM];
     let mut out = Vec::with_capacity(MAX_MESSAGE_LEN);
@@ -171,9 +173,13 @@ pub(super) fn udp_worker(socket: UdpSocket, frontend: &Arc<Frontend>, stats: &Ar
             }
         }
         let mut conn = Connection::new(Some(peer.ip()));
+        let started = super::sampled(&mut sampled);
         let verdict = answer(frontend, |f| f.answer_datagram(request, now(), &mut conn, &mut pieces, &mut out));
         if let Verdict::Respond(envelope) = verdict {
             count_datagram(&mut counter, request, &out);
+            if let Some(started) = started {
+                counter.dns().time(Source::Handle, started.elapsed());
+            }
             send_datagrams(&socket, peer, &envelope, &out, &mut chunk);
         }
     }
@@ -254,6 +260,7 @@ async fn connection(
     let mut out = Vec::new();
     let mut conn = Connection::new(Some(peer.ip()));
     let mut framed = Vec::new();
+    let mut sampled = 0;
     loop {
         // The first byte may be waited for as long as the idle timeout; the whole envelope too.
         match tokio::time::timeout(idle, stream.read_exact(&mut head)).await {
@@ -275,6 +282,7 @@ async fn connection(
             Ok(Err(e)) => return Err(e),
             Err(_) => return Ok(()),
         }
+        let started = super::sampled(&mut sampled);
         let verdict = if frontend.may_block(&envelope, &message) {
             // A proof to check or a durable write: on the blocking pool, the state moving along.
             let frontend = frontend.clone();
@@ -297,6 +305,9 @@ async fn connection(
         };
         let encrypted = envelope.flags & crate::handle::message::ENV_ENCRYPTED != 0;
         count(counter, Protocol::HandleTcp, &message, encrypted, &out);
+        if let Some(started) = started {
+            counter.dns().time(Source::Handle, started.elapsed());
+        }
         // A listing goes on, one page a message, while the client reads.
         let mut listing = conn.take_listing();
         loop {

@@ -1,5 +1,6 @@
 //! What the metrics say of DNS beyond the lookups: answers by RCODE and transport, questions by
-//! type, and how long answers take, from the front cache and from the registry. Counted in each
+//! type, and how long answers take, from the front cache and from the registry (and beside them
+//! how long the Handle protocol's and the HTTP API's lookups take). Counted in each
 //! worker's [`super::Tally`] like the lookups, since the process started (not saved).
 //!
 //! The time of an answer is sampled: one question in [`SAMPLE_EVERY`] is timed (two clock reads),
@@ -17,6 +18,19 @@ pub const QTYPES: [(u16, &str); 7] =
 /// Upper bounds of the answer-time buckets, in microseconds; above the last: `+Inf`.
 pub const LATENCY_BOUNDS_US: [u64; 10] = [1, 2, 5, 10, 20, 50, 100, 500, 1_000, 10_000];
 
+/// Where a timed answer came from: DNS from the front cache or the registry, or another
+/// protocol's answer (the Handle protocol's, sampled like DNS; every HTTP lookup's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    DnsCache = 0,
+    DnsRegistry = 1,
+    Handle = 2,
+    Http = 3,
+}
+
+/// How many [`Source`]s.
+pub const SOURCES: usize = 4;
+
 /// DNS counts of one worker, or of the node since it started.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct DnsCounts {
@@ -24,11 +38,10 @@ pub struct DnsCounts {
     pub rcodes: [[u64; 16]; 2],
     /// By [`QTYPES`], then `other`.
     pub qtypes: [u64; QTYPES.len() + 1],
-    /// Sampled answer times, `[from the cache (0) or the registry (1)][bucket]`; the last bucket
-    /// is `+Inf`.
-    pub latency: [[u64; LATENCY_BOUNDS_US.len() + 1]; 2],
-    /// The sum of the sampled times, in seconds, by cache and registry.
-    pub latency_sum: [f64; 2],
+    /// Sampled answer times, `[Source][bucket]`; the last bucket is `+Inf`.
+    pub latency: [[u64; LATENCY_BOUNDS_US.len() + 1]; SOURCES],
+    /// The sum of the sampled times, in seconds, by [`Source`].
+    pub latency_sum: [f64; SOURCES],
 }
 
 impl DnsCounts {
@@ -41,12 +54,16 @@ impl DnsCounts {
         let at = QTYPES.iter().position(|(t, _)| *t == qtype).unwrap_or(QTYPES.len());
         self.qtypes[at] += 1;
         if let Some((hit, took)) = timed {
-            let from = usize::from(!hit);
-            let us = took.as_micros();
-            let bucket = LATENCY_BOUNDS_US.iter().position(|b| us <= u128::from(*b)).unwrap_or(LATENCY_BOUNDS_US.len());
-            self.latency[from][bucket] += 1;
-            self.latency_sum[from] += took.as_secs_f64();
+            self.time(if hit { Source::DnsCache } else { Source::DnsRegistry }, took);
         }
+    }
+
+    /// Counts one timed answer from `source`.
+    pub fn time(&mut self, source: Source, took: Duration) {
+        let us = took.as_micros();
+        let bucket = LATENCY_BOUNDS_US.iter().position(|b| us <= u128::from(*b)).unwrap_or(LATENCY_BOUNDS_US.len());
+        self.latency[source as usize][bucket] += 1;
+        self.latency_sum[source as usize] += took.as_secs_f64();
     }
 
     pub(super) fn add(&mut self, other: &DnsCounts) {
@@ -81,6 +98,8 @@ mod tests {
         assert_eq!((counts.qtypes[0], counts.qtypes[QTYPES.len()]), (2, 1), "TXT twice, a cut answer as other");
         assert_eq!(counts.latency[0][2], 1, "3 us: the 5 us bucket");
         assert_eq!(counts.latency[1][LATENCY_BOUNDS_US.len()], 1, "50 ms: +Inf");
+        counts.time(Source::Http, Duration::from_micros(700));
+        assert_eq!(counts.latency[Source::Http as usize][8], 1, "700 us: the 1 ms bucket");
         let mut total = DnsCounts::default();
         total.add(&counts);
         total.add(&counts);

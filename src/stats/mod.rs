@@ -381,6 +381,11 @@ impl Stats {
     }
 
     /// DNS answers since the process started, by RCODE, type and time.
+    /// Counts one timed answer that no worker's tally holds (an HTTP lookup).
+    pub fn time(&self, source: dns::Source, took: std::time::Duration) {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).dns.time(source, took);
+    }
+
     pub fn dns_since_start(&self) -> DnsCounts {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).dns
     }

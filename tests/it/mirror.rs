@@ -94,6 +94,15 @@ async fn a_mirror_copies_the_primary_follows_its_writes_and_refuses_its_own() {
     .unwrap();
     assert_eq!(status, 421, "{body}");
     assert!(body.contains(&format!("mirror of http://{}", primary.http)), "{body}");
+    // And over the Handle protocol, before any challenge: 301, RC_SERVER_NOT_RESP.
+    let create = crate::handle_admin::Out::new(
+        100,
+        9,
+        crate::handle_admin::with_values("88.100.1/NEW", &[crate::handle_admin::value(1, "URL", "https://x", 0x0e)]),
+    );
+    let refused = crate::handle_admin::once(mirror.handle, &create).await;
+    assert_eq!(refused.code, 301, "{:?}", String::from_utf8_lossy(&refused.body));
+    assert!(String::from_utf8_lossy(&refused.body).contains("mirror of"));
     mirror.stop().await;
     primary.stop().await;
 }

@@ -78,6 +78,10 @@ async fn lookups_are_counted_by_protocol_outcome_and_prefix_and_kept_across_a_re
     assert!(metrics.contains(r#"idnode_writes_total{result="applied"}"#), "{metrics}");
     assert!(metrics.contains("idnode_auth_failures_total 0"), "{metrics}");
     assert!(metrics.contains(r#"idnode_dns_answer_seconds_count{source="registry"}"#), "{metrics}");
+    // The Handle connection's first (and only) lookup is timed, and every HTTP lookup.
+    assert!(metrics.contains(r#"idnode_answer_seconds_count{protocol="handle"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"idnode_answer_seconds_count{protocol="http"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"idnode_cache_evictions_total{cache="dns"} 0"#), "{metrics}");
 
     // Saved when the node stops, read back when it starts.
     let node = node.restart(enable_ops).await;

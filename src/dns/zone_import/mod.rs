@@ -2,7 +2,7 @@
 //! into the registry, reading each identifier back from its DNS name ([`mapping`]) and each
 //! value from its TXT record, the inverse of [`super::zonefile::write`].
 //!
-//! The file streams through the [`lexer`] one entry at a time, so memory does not grow with
+//! The file streams through the lexer (`lexer.rs`) one entry at a time, so memory does not grow with
 //! the zone, except for one 64-bit digest per identifier (about 20 bytes with the set around it)
 //! to refuse a name whose records are not consecutive: those three servers write a name's records
 //! together, and merging a name met again would need a read of what this same import wrote.
