@@ -85,9 +85,17 @@ pub enum MirrorError {
 /// Follows the primary until `token` is cancelled, on a thread of its own (the HTTP client
 /// blocks); returns when it has stopped.
 pub async fn run(node: Arc<Node>, settings: MirrorSettings, token: CancellationToken) {
-    let stop = token.clone();
-    let task = tokio::task::spawn_blocking(move || follow(&node, &settings, &stop));
-    let _ = task.await;
+    // A thread of its own rather than the blocking pool, which a runtime waits for as it shuts
+    // down: a runtime dropped without cancelling `token` (a panicking test) does not hang on it.
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new().name("mirror".into()).spawn(move || {
+        follow(&node, &settings, &token);
+        let _ = done.send(());
+    });
+    match spawned {
+        Ok(_) => drop(finished.await),
+        Err(e) => tracing::error!(error = %e, "cannot start the mirror's thread"),
+    }
 }
 
 fn follow(node: &Node, settings: &MirrorSettings, token: &CancellationToken) {
@@ -130,12 +138,13 @@ fn follow(node: &Node, settings: &MirrorSettings, token: &CancellationToken) {
 /// Applies one answer of the change log; returns whether a full copy is needed.
 fn apply(node: &Node, page: ChangesPage) -> Result<bool, MirrorError> {
     let now = crate::record::unix_now();
+    if node.registry().log_id()? != page.log_id {
+        tracing::info!("the records here are not the primary's (a first start): copying the primary's records");
+        return Ok(true);
+    }
     if page.behind {
-        tracing::warn!(
-            seq = node.registry().seq(),
-            floor = page.floor,
-            "behind the primary's log: copying its records"
-        );
+        let (seq, floor) = (node.registry().seq(), page.floor);
+        tracing::warn!(seq, floor, "behind the primary's log: copying its records");
         return Ok(true);
     }
     // What the primary sends is checked as any input: the sets follow on from this node's
@@ -205,6 +214,7 @@ fn copy(node: &Node, client: &Client, token: &CancellationToken) -> Result<(), M
     }
     let (seq, log_id) = first_seq.unwrap_or_default();
     node.finish_resync(seq, log_id)?;
+    node.update_mirror_status(|s| (s.state, s.error) = ("following", None));
     let secs = started.elapsed().as_secs_f64();
     tracing::info!(records, seq, secs, "copied the primary's records; following its log from here");
     Ok(())

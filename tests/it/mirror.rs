@@ -65,8 +65,17 @@ async fn a_mirror_copies_the_primary_follows_its_writes_and_refuses_its_own() {
     for i in 0..50 {
         put(&primary, &format!("88.100.1/M-{i}"), &format!("https://x/{i}"));
     }
-    // The mirror starts with records of its own (the demo's), which the copy replaces.
-    let mirror = start_server_with(mirror_of(&primary, "s3cret")).await;
+    // The mirror starts with records of its own, the demo's and one the primary never had, at a
+    // sequence number the primary's log covers: the copy replaces them all the same.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let registry = idnode::registry::Registry::open(dir.path()).unwrap();
+        idnode::demo::load(&registry).unwrap();
+        let id = Identifier::parse("88.100.1/MIRROR-ONLY").unwrap();
+        let record = idnode::record::Record::new(&id, vec![Value::new(1, "URL", "https://x", 0)]).unwrap();
+        registry.transact(|txn| txn.put(&record, false)).unwrap();
+    }
+    let mirror = crate::start_server_in(dir, false, mirror_of(&primary, "s3cret")).await;
     caught_up(&primary, &mirror).await;
     assert_eq!(records(&mirror), records(&primary), "the same records");
     assert_eq!(mirror.registry.serial(), primary.registry.serial(), "the same zone serial");
