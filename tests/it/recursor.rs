@@ -319,6 +319,21 @@ async fn refused_servfail_notimp_formerr_and_a_bogus_referral_move_on_to_the_nex
     node.stop().await;
 }
 
+#[tokio::test]
+async fn a_server_that_stopped_answering_is_asked_last_by_the_next_resolutions() {
+    // A primary that hangs and its mirror, both serving the zone: the first question waits for
+    // the primary's timeout; the next ones go to the mirror first.
+    let hung = Upstream::start("127.0.0.1", Duration::ZERO, |_| None).await;
+    let mirror = Upstream::start("127.0.0.1", Duration::ZERO, |q| Some(txt(q, 3600, "from the mirror"))).await;
+    let node = recursive_node(vec![hung.addr, mirror.addr], |_| {}).await;
+    for (i, name) in ["a._id.1.88.id.example.", "b._id.1.88.id.example.", "c._id.1.88.id.example."].iter().enumerate() {
+        let answer = ask(node.addr, name).await;
+        assert_eq!(answer.answers.len(), 1, "{name}: the mirror's answer");
+        assert_eq!((hung.queries(), mirror.queries()), (1, i + 1), "{name}: the hung server asked once in all");
+    }
+    node.stop().await;
+}
+
 //------------ 6. Failures cached (RFC 9520) -------------------------------------------------
 
 #[tokio::test]

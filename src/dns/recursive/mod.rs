@@ -28,6 +28,7 @@
 mod digest;
 mod inflight;
 mod pending;
+mod servers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -135,6 +136,8 @@ pub struct Recursor {
     /// question that keeps failing is held longer each time.
     failures: Cache<Strikes>,
     in_flight: InFlight<Arc<Entry<Cached>>>,
+    /// Upstream servers that did not answer lately: asked last.
+    unresponsive: servers::Unresponsive,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +158,7 @@ impl Recursor {
             delegations: Cache::new(share),
             failures: Cache::new(share),
             in_flight: InFlight::new(config.max_in_flight),
+            unresponsive: servers::Unresponsive::default(),
             config,
         }
     }
@@ -301,13 +305,17 @@ impl Recursor {
                 return Err(Failure::Unreachable { zone: zone.to_ascii() });
             }
         };
-        for server in servers {
+        for server in self.unresponsive.order(servers, Instant::now()) {
             let exchange =
-                tokio::time::timeout(self.config.timeout, exchange::exchange(*server, &mut request, Via::Udp));
+                tokio::time::timeout(self.config.timeout, exchange::exchange(server, &mut request, Via::Udp));
             let response = match exchange.await.unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())) {
-                Ok(reply) => reply.bytes,
+                Ok(reply) => {
+                    self.unresponsive.answered(server);
+                    reply.bytes
+                }
                 Err(e) => {
                     tracing::debug!(%server, error = %e, "asking the next server");
+                    self.unresponsive.failed(server, Instant::now());
                     continue;
                 }
             };
