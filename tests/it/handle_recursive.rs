@@ -78,3 +78,42 @@ async fn over_udp_a_slow_recursive_resolution_does_not_hold_up_the_others() {
     top.stop().await;
     secondary.stop().await;
 }
+
+#[tokio::test]
+async fn a_prefix_with_a_hung_primary_site_is_resolved_at_its_mirror_site() {
+    use idnode::auth::Admin;
+    use idnode::identifier::Identifier;
+    use idnode::record::Value;
+    let (top, secondary, site) = top_and_secondary().await;
+    // The primary's site hangs (takes connections, never answers); the mirror's site is the
+    // secondary's. One HS_SITE value each, primary first, as docs/replication.md says.
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut primary = idnode::record::site::Site::decode(&site).unwrap();
+    primary.servers.truncate(1);
+    primary.servers[0].interfaces.iter_mut().for_each(|i| i.port = u32::from(hung.local_addr().unwrap().port()));
+    let mut mirror = idnode::record::site::Site::decode(&site).unwrap();
+    mirror.primary_site = false;
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((connection, _)) = hung.accept().await {
+            open.push(connection);
+        }
+    });
+    let values = vec![Value::new(1, "HS_SITE", primary.encode(), 0), Value::new(2, "HS_SITE", mirror.encode(), 0)];
+    let id = Identifier::parse("0.NA/88.100").unwrap();
+    top.node.put(&Admin::node(), &id, values, &Default::default()).unwrap();
+    let root = top.handle;
+    let recursive = crate::start_server_with(|c| {
+        c.recursive.handle_roots = vec![root];
+        c.recursive.timeout_ms = 500;
+    })
+    .await;
+    let ask = Out { flags: REC_PO, ..Out::new(1, 9, resolution("88.100.1/ABC-123")) };
+    let answer = once(recursive.handle, &ask).await;
+    assert_eq!((answer.code, answer.request), (1, 9), "{answer:?}");
+    assert!(String::from_utf8_lossy(&answer.body).contains("https://example.com/products/ABC-123"));
+    held.abort();
+    recursive.stop().await;
+    top.stop().await;
+    secondary.stop().await;
+}
