@@ -97,7 +97,8 @@ impl crate::node::Subscriber for Notifier {
     }
 }
 
-/// Sends one NOTIFY for `apex` at `serial` and waits for its answer; returns the tries it took.
+/// Sends one NOTIFY for `apex` carrying its new `soa` and waits for the answer; returns the tries
+/// it took.
 /// The answer's own TSIG is not checked: it carries nothing acted on, and a forged one can only
 /// end the retries early, after which the secondary's refresh timer still catches up.
 async fn notify(
