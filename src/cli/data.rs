@@ -21,7 +21,7 @@ use crate::{dns, import, record};
 /// `idnode import FILE`: JSON Lines, or with `zone_file` a DNS zone file, from `file` (`-` for
 /// standard input), `batch` records per transaction, with a progress bar on standard error.
 pub fn import(config: &Config, file: &Path, batch: usize, zone_file: bool) -> anyhow::Result<()> {
-    let registry = Registry::open(&config.data_dir)?;
+    let registry = Registry::open_with_cache(&config.data_dir, Some(config.registry.cache_bytes()))?;
     let from_stdin = file.as_os_str() == "-";
     let (input, bar): (Box<dyn std::io::Read + Send>, _) = if from_stdin {
         let style =
@@ -73,7 +73,7 @@ pub fn import(config: &Config, file: &Path, batch: usize, zone_file: bool) -> an
 /// `idnode export`: every identifier as JSON Lines, or with `zone_file` the node's first zone
 /// as an RFC 1035 zone file; to `output` or standard output.
 pub fn export(config: &Config, output: Option<&Path>, zone_file: bool) -> anyhow::Result<()> {
-    let registry = Registry::open(&config.data_dir)?;
+    let registry = Registry::open_with_cache(&config.data_dir, Some(config.registry.cache_bytes()))?;
     let out: Box<dyn Write> = match output {
         Some(path) => {
             let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
@@ -97,7 +97,10 @@ pub fn export(config: &Config, output: Option<&Path>, zone_file: bool) -> anyhow
 pub fn admin_init(config: &Config, prefix: &str, secret_file: Option<&Path>) -> anyhow::Result<()> {
     identifier::check_prefix(prefix).with_context(|| format!("--prefix {prefix}"))?;
     let id = Identifier::from_parts(identifier::PREFIX_AUTHORITY, prefix)?;
-    let mut node = Node::new(Arc::new(Registry::open(&config.data_dir)?), config.dns.zones())?;
+    let mut node = Node::new(
+        Arc::new(Registry::open_with_cache(&config.data_dir, Some(config.registry.cache_bytes()))?),
+        config.dns.zones(),
+    )?;
     node.set_seal_key(Arc::new(crate::secret::SealKey::load_or_create(&config.data_dir)?));
     // The key first: it is independent of the administrator, and a node initialised before
     // keys existed gets one by running the command again.

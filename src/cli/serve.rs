@@ -27,7 +27,7 @@ pub fn run(
     if let Some(log) = &config.log {
         super::set_log_filter(log)?;
     }
-    let registry = Arc::new(Registry::open(&config.data_dir)?);
+    let registry = Arc::new(Registry::open_with_cache(&config.data_dir, Some(config.registry.cache_bytes()))?);
     if load_demo && registry.get(&Identifier::parse(demo::DEMO_IDENTIFIER)?)?.is_none() {
         let report = demo::load(&registry)?;
         tracing::info!(records = report.records, "loaded the demo namespace");
@@ -173,6 +173,7 @@ fn apply(old: &Config, new: &Config, live: &Live) -> anyhow::Result<()> {
         ("recursive", differs(&old.recursive, &new.recursive)),
         ("ops (but the target)", differs(&without_target(old), &without_target(new))),
         ("replication", differs(&old.replication, &new.replication)),
+        ("registry", differs(&old.registry, &new.registry)),
     ] {
         if changed {
             later.push(name);

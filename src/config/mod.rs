@@ -28,9 +28,31 @@ pub struct Config {
     pub quota: QuotaConfig,
     pub ops: OpsConfig,
     pub replication: ReplicationConfig,
+    pub registry: RegistryConfig,
     /// The log filter, as `RUST_LOG` takes it (`info`, `idnode=debug,warn`); over `RUST_LOG`
     /// when set, and changed by a reload (SIGHUP).
     pub log: Option<String>,
+}
+
+/// The registry's storage (`[registry]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// 1024: MiB of registry pages redb keeps in memory (its own default, 1 GiB). Less memory
+    /// costs misses that read the disk; the default is to be chosen by measurement (issue 13).
+    pub cache_mb: u64,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self { cache_mb: 1024 }
+    }
+}
+
+impl RegistryConfig {
+    pub fn cache_bytes(&self) -> u64 {
+        self.cache_mb.max(1).saturating_mul(1 << 20)
+    }
 }
 
 /// Operations (`[ops]`): the listener for monitoring, and the lookup target the statistics
@@ -390,6 +412,7 @@ impl Default for Config {
             quota: QuotaConfig::default(),
             ops: OpsConfig::default(),
             replication: ReplicationConfig::default(),
+            registry: RegistryConfig::default(),
             log: None,
         }
     }

@@ -116,11 +116,20 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Opens (or creates) the registry in `dir`. Only one process may hold it.
+    /// Opens (or creates) the registry in `dir`, with redb's own page cache (1 GiB). Only one
+    /// process may hold it.
     pub fn open(dir: &Path) -> Result<Self, RegistryError> {
+        Self::open_with_cache(dir, None)
+    }
+
+    /// [`Registry::open`] with a page cache of `cache_bytes` (`[registry] cache_mb`).
+    pub fn open_with_cache(dir: &Path, cache_bytes: Option<u64>) -> Result<Self, RegistryError> {
         std::fs::create_dir_all(dir).map_err(|source| RegistryError::CreateDir { path: dir.to_owned(), source })?;
         let path = dir.join(DATABASE_FILE);
         let mut builder = Database::builder();
+        if let Some(bytes) = cache_bytes {
+            builder.set_cache_size(usize::try_from(bytes).unwrap_or(usize::MAX));
+        }
         // After an unclean stop redb checks the whole file before opening it; with quick-repair
         // (set on every synced commit) that is nearly instant, and a long check is shown.
         builder.set_repair_callback(|session| {

@@ -199,3 +199,12 @@ fn the_log_keeps_its_window_and_a_bulk_load_moves_its_floor() {
     let view = reg.log_view().unwrap();
     assert_eq!((view.floor, view.seq), (reg.seq(), reg.seq()), "kept across a reopen");
 }
+
+#[test]
+fn a_registry_with_a_small_page_cache_reads_what_it_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::open_with_cache(dir.path(), Some(1 << 20)).unwrap();
+    let batch: Vec<_> = (0..MAX_BATCH).map(|i| record(&format!("88/{i}"))).collect();
+    put_all(&reg, &batch).unwrap();
+    assert_eq!(reg.get(&Identifier::parse("88/1999").unwrap()).unwrap().unwrap(), record("88/1999"));
+}
