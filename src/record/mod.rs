@@ -195,10 +195,16 @@ impl Record {
 
     /// The stored form: `FORMAT_VERSION`, then the record in postcard.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![FORMAT_VERSION];
-        // Serialising owned Strings, Vecs and integers into a Vec cannot fail.
-        postcard::to_io(self, &mut out).expect("postcard writes into a Vec");
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
         out
+    }
+
+    /// [`Record::encode`], appended to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.push(FORMAT_VERSION);
+        // Serialising owned Strings, Vecs and integers into a Vec cannot fail.
+        postcard::to_io(self, out).expect("postcard writes into a Vec");
     }
 
     /// Reads the stored form back; an unknown version or bytes that are no record are errors.

@@ -15,6 +15,7 @@
 //! ([`crate::secret`]). The registry knows nothing of protocols or permissions: the node core
 //! ([`crate::node`]) decides writes and tells the caches in front of it.
 
+mod bulk;
 mod changes;
 mod replica;
 mod side;
@@ -29,6 +30,7 @@ use crate::record::{Record, RecordError};
 use changes::{CHANGES, FLOOR, LOG_ID};
 
 pub use changes::{Change, ChangeSet, LogView, LogWindow, seq_of_serial};
+pub use bulk::Bulk;
 pub use replica::RecordsPage;
 
 const RECORDS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("records");
@@ -113,6 +115,8 @@ pub struct Registry {
     seq: AtomicU64,
     /// The change log's window: writes kept, seconds kept.
     window: (AtomicU64, AtomicU64),
+    /// The data directory the database file is in.
+    dir: PathBuf,
 }
 
 impl Registry {
@@ -120,6 +124,11 @@ impl Registry {
     /// process may hold it.
     pub fn open(dir: &Path) -> Result<Self, RegistryError> {
         Self::open_with_cache(dir, None)
+    }
+
+    /// The data directory the registry is in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// [`Registry::open`] with a page cache of `cache_bytes` (`[registry] cache_mb`).
@@ -166,7 +175,8 @@ impl Registry {
         };
         txn.commit()?;
         let window = LogWindow::default();
-        Ok(Self { db, seq: AtomicU64::new(serial), window: (window.keep.into(), window.keep_secs.into()) })
+        let window = (window.keep.into(), window.keep_secs.into());
+        Ok(Self { db, seq: AtomicU64::new(serial), window, dir: dir.to_owned() })
     }
 
     /// The zone serial: the low 32 bits of the last write's sequence number.
@@ -468,36 +478,49 @@ impl WriteTxn<'_> {
             return Err(RegistryError::UnsealedSecret { identifier: record.identifier.to_string(), index: v.index });
         }
         let key = record.identifier.key();
-        let (existing, old) = match self.table.get(key.as_bytes())? {
-            Some(old) => (Some(decode(&key, old.value())?.identifier), self.logged.then(|| old.value().to_vec())),
+        self.put_stored(key.as_bytes(), record.identifier.as_str(), &record.encode(), if_absent)
+    }
+
+    /// [`WriteTxn::put`] of a record already in its stored form (`bytes`, under `key`, for
+    /// `identifier`), whose secrets the caller has checked are sealed: the bulk load's sort
+    /// encodes each record once, as it reads it.
+    pub fn put_stored(
+        &mut self,
+        key: &[u8],
+        identifier: &str,
+        bytes: &[u8],
+        if_absent: bool,
+    ) -> Result<Applied, RegistryError> {
+        let (existing, old) = match self.table.get(key)? {
+            Some(old) => (Some(decode_key(key, old.value())?.identifier), self.logged.then(|| old.value().to_vec())),
             None => (None, None),
         };
         match existing {
-            Some(existing) if existing != record.identifier => Err(RegistryError::CaseConflict {
+            Some(existing) if existing.as_str() != identifier => Err(RegistryError::CaseConflict {
                 position: 0,
-                identifier: record.identifier.to_string(),
+                identifier: identifier.to_owned(),
                 existing: existing.to_string(),
             }),
             Some(existing) if if_absent => {
                 Err(RegistryError::AlreadyExists { position: 0, identifier: existing.to_string() })
             }
             Some(_) => {
-                self.insert(key.into_bytes(), record.encode(), old)?;
+                self.insert(key, bytes, old)?;
                 Ok(Applied::Replaced)
             }
             None => {
-                add_count(&mut self.counts, key.as_bytes(), 1)?;
-                self.insert(key.into_bytes(), record.encode(), None)?;
+                add_count(&mut self.counts, key, 1)?;
+                self.insert(key, bytes, None)?;
                 Ok(Applied::Created)
             }
         }
     }
 
-    fn insert(&mut self, key: Vec<u8>, new: Vec<u8>, old: Option<Vec<u8>>) -> Result<(), RegistryError> {
-        self.table.insert(key.as_slice(), new.as_slice())?;
+    fn insert(&mut self, key: &[u8], new: &[u8], old: Option<Vec<u8>>) -> Result<(), RegistryError> {
+        self.table.insert(key, new)?;
         self.changed = true;
         if self.logged {
-            self.log.push(Change { key, old, new: Some(new) });
+            self.log.push(Change { key: key.to_vec(), old, new: Some(new.to_vec()) });
         }
         Ok(())
     }
@@ -544,50 +567,6 @@ impl WriteTxn<'_> {
             self.log.push(Change { key: key.to_vec(), old: Some(old), new: None });
         }
         Ok(true)
-    }
-}
-
-/// A bulk load ([`Registry::bulk`]): each [`Bulk::transact`] commits without syncing, visible at
-/// once but durable only at the next [`Bulk::sync`] or [`Bulk::finish`]; a crash before that
-/// loses those transactions whole, never part of one. Dropped unfinished (an early return), it
-/// still syncs what it wrote.
-pub struct Bulk<'r> {
-    registry: &'r Registry,
-    /// No unsynced commit since the last sync.
-    synced: bool,
-}
-
-impl Bulk<'_> {
-    /// Runs `f` in one write transaction, as [`Registry::transact`] does, and commits it without
-    /// syncing. At most [`MAX_BATCH`] records a transaction are expected: one is one redb commit.
-    pub fn transact<T, E: From<RegistryError>>(
-        &mut self,
-        f: impl FnOnce(&mut WriteTxn<'_>) -> Result<T, E>,
-    ) -> Result<T, E> {
-        self.synced = false;
-        self.registry.write(Durability::None, f)
-    }
-
-    /// Makes every transaction so far durable: one synced (empty) commit.
-    pub fn sync(&mut self) -> Result<(), RegistryError> {
-        if !self.synced {
-            self.registry.write(Durability::Immediate, |_| Ok::<_, RegistryError>(()))?;
-            self.synced = true;
-        }
-        Ok(())
-    }
-
-    /// Ends the load, durable when it returns.
-    pub fn finish(mut self) -> Result<(), RegistryError> {
-        self.sync()
-    }
-}
-
-impl Drop for Bulk<'_> {
-    fn drop(&mut self) {
-        if let Err(e) = self.sync() {
-            tracing::error!(error = %e, "the end of a bulk load could not be made durable");
-        }
     }
 }
 

@@ -2,25 +2,37 @@
 //! Handle.Net JSON shape (see [`crate::record::json`]).
 //!
 //! Import is the registry's bulk load ([`Registry::bulk`], through [`load`], which the zone-file
-//! import in [`crate::dns::zone_import`] shares): batches of up to [`MAX_BATCH`]
-//! records, each one transaction, without syncing each to disk: a synced commit every
-//! [`SYNC_EVERY`] and one at the end (also when it stops early) make them durable. It writes as
-//! the operator with the data directory in hand, so no permission is checked; secrets are sealed
-//! as each line is read (Argon2 runs in the parser, never inside a write transaction).
+//! import in [`crate::dns::zone_import`] shares). It runs in two passes: the input is read and
+//! parsed, and each record sorted by registry key as it comes ([`sorted`]: in memory, spilling
+//! to temporary files beside the registry when it is large); then the records are written in
+//! key order, in transactions of up to [`MAX_BATCH`], without syncing each to disk: a synced
+//! commit every [`SYNC_EVERY`] and one at the end (also when it stops early) make them durable.
+//! In key order redb fills its pages, where file order left them half empty, and a registry
+//! larger than memory is appended to rather than read at random. It writes as the operator with
+//! the data directory in hand, so no permission is checked; secrets are sealed as each line is
+//! read (Argon2 runs in the parser, never inside a write transaction).
 //!
-//! A crash or Ctrl-C during an import loses at most the last [`SYNC_EVERY`] of work, never part
-//! of a batch; running the import again is safe (a record that is already there is replaced by
-//! the same record).
+//! A crash or Ctrl-C while the input is read stores nothing; during the writing pass it loses at
+//! most the last [`SYNC_EVERY`] of work, never part of a transaction. Running the import again
+//! is safe (a record that is already there is replaced by the same record).
 //!
-//! It stops at the first bad line and names it; every record before that line is stored whole and
-//! durable, nothing of the bad line or after it is.
+//! It stops reading at the first bad line and names it; every record before that line is stored
+//! whole and durable, nothing of the bad line or after it is. Of an identifier read twice the
+//! later line wins. One that differs only in case from a registered identifier, or from one
+//! earlier in the input, is not stored: the import goes on, and ends with an error naming the
+//! first [`sorted::MAX_LISTED_CONFLICTS`] such lines and counting the rest.
 
 use std::io::{BufRead, Write};
 use std::sync::mpsc::SyncSender;
 
 use crate::record::json::JsonRecord;
-use crate::record::{Record, unix_now};
-use crate::registry::{Bulk, MAX_BATCH, Registry, RegistryError};
+use crate::record::Record;
+use crate::registry::{MAX_BATCH, Registry, RegistryError};
+
+mod jsonl;
+pub mod sorted;
+
+use sorted::{Packed, Sorter};
 
 /// 10 s: how much import work a crash may cost. A sync of redb costs tens of milliseconds, so
 /// this adds well under 1% to an import while a killed 20-minute import keeps all but 10 s.
@@ -32,8 +44,26 @@ pub enum ImportError {
     BadLine { line: u64, reason: String, imported: u64 },
     #[error("reading line {line}: {source}")]
     Read { line: u64, source: std::io::Error },
+    #[error("{count} identifiers differ only in case from one registered or read before them and were not \
+             imported ({imported} records were): {}", list_conflicts(.conflicts, *.count))]
+    CaseConflicts { conflicts: Vec<sorted::Conflict>, count: u64, imported: u64 },
+    #[error("writing a temporary file of the sort, in the data directory: {0}")]
+    TempFile(std::io::Error),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Sort(#[from] sorted::WriteError),
+}
+
+fn list_conflicts(conflicts: &[sorted::Conflict], count: u64) -> String {
+    let mut list: Vec<String> = conflicts
+        .iter()
+        .map(|c| format!("line {}: {} differs only in case from {}", c.line, c.identifier, c.existing))
+        .collect();
+    if count > conflicts.len() as u64 {
+        list.push(format!("and {} more", count - conflicts.len() as u64));
+    }
+    list.join("; ")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +90,7 @@ pub fn import(
     batch_size: usize,
     progress: impl FnMut(u64),
 ) -> Result<ImportReport, ImportError> {
-    load(registry, batch_size, progress, |feed| parse(input, feed))
+    load(registry, batch_size, progress, |feed| jsonl::parse(input, feed))
 }
 
 /// The bulk load under every import format: `read` parses its input on a thread of its own and
@@ -70,54 +100,70 @@ pub fn import(
 pub fn load(
     registry: &Registry,
     batch_size: usize,
-    progress: impl FnMut(u64),
-    read: impl FnOnce(&mut Feed) + Send,
-) -> Result<ImportReport, ImportError> {
-    let mut bulk = registry.bulk();
-    let result = load_unsynced(&mut bulk, batch_size, progress, read);
-    bulk.finish()?;
-    result
-}
-
-fn load_unsynced(
-    bulk: &mut Bulk<'_>,
-    batch_size: usize,
     mut progress: impl FnMut(u64),
     read: impl FnOnce(&mut Feed) + Send,
 ) -> Result<ImportReport, ImportError> {
     let batch_size = batch_size.clamp(1, MAX_BATCH);
+    let mut sorter = Sorter::new(registry.dir().to_owned(), sorted::SORT_BUFFER);
+    let (mut report, end) = sort(&mut sorter, batch_size, &mut progress, read)?;
+    let before_line = end.as_ref().map_or(u64::MAX, End::line);
+    let mut bulk = registry.bulk();
+    let mut synced = std::time::Instant::now();
+    let written = sorter.write(&mut bulk, batch_size, before_line, |bulk| {
+        if synced.elapsed() >= SYNC_EVERY {
+            bulk.sync()?;
+            synced = std::time::Instant::now();
+        }
+        Ok(())
+    });
+    bulk.finish()?;
+    let written = written?;
+    report.records = written.records;
+    match end {
+        Some(End::Bad { line, reason }) => Err(ImportError::BadLine { line, reason, imported: report.records }),
+        Some(End::Read { line, source }) => Err(ImportError::Read { line, source }),
+        None if written.conflict_count > 0 => Err(ImportError::CaseConflicts {
+            conflicts: written.conflicts,
+            count: written.conflict_count,
+            imported: report.records,
+        }),
+        None => Ok(report),
+    }
+}
+
+/// The first pass of a [`load`]: `read` parses on a thread of its own while this one sorts what
+/// it hands over. Returns how far the input was read, and how it ended early if it did.
+fn sort(
+    sorter: &mut Sorter,
+    batch_size: usize,
+    progress: &mut impl FnMut(u64),
+    read: impl FnOnce(&mut Feed) + Send,
+) -> Result<(ImportReport, Option<End>), ImportError> {
     let (tx, rx) = std::sync::mpsc::sync_channel(4);
     std::thread::scope(|scope| {
-        // Parsing runs beside the writer: with two cores the import goes as fast as redb writes.
         // Returning early drops the receiver, which stops the parser at its next batch.
         std::thread::Builder::new()
             .name("import-parse".into())
             .spawn_scoped(scope, move || {
                 let mut feed = Feed { tx, batch: Batch::default(), batch_size, stopped: false };
                 read(&mut feed);
-                // The writer may have stopped already; then there is nobody left to tell.
-                let _ = feed.tx.send(feed.batch);
             })
             .map_err(|source| ImportError::Read { line: 0, source })?;
-        let mut report = ImportReport::default();
-        let mut synced = std::time::Instant::now();
-        for mut batch in rx {
-            report.lines = batch.read;
-            write(bulk, &mut batch.records, &batch.lines, &mut report)?;
-            if synced.elapsed() >= SYNC_EVERY {
-                bulk.sync()?;
-                synced = std::time::Instant::now();
-            }
-            progress(batch.bytes);
-            match batch.end {
-                None => {}
-                Some(End::Bad { line, reason }) => {
-                    return Err(ImportError::BadLine { line, reason, imported: report.records });
+        // Parsers may run on several threads (`Feed::fork`): all of them are heard out, and the
+        // input ends at the first line that one of them refused.
+        let (mut report, mut bytes, mut end) = (ImportReport::default(), 0, None::<End>);
+        for batch in rx {
+            report.lines = report.lines.max(batch.read);
+            sorter.extend(batch.records).map_err(ImportError::TempFile)?;
+            bytes = bytes.max(batch.bytes);
+            progress(bytes);
+            if let Some(ended) = batch.end {
+                if end.as_ref().is_none_or(|first| ended.line() < first.line()) {
+                    end = Some(ended);
                 }
-                Some(End::Read { line, source }) => return Err(ImportError::Read { line, source }),
             }
         }
-        Ok(report)
+        Ok((report, end))
     })
 }
 
@@ -134,13 +180,22 @@ impl Feed {
     /// Queues `record`, read at `line`. `false` once the writer has stopped (it failed): the
     /// parser should stop reading.
     pub fn push(&mut self, record: Record, line: u64) -> bool {
-        self.batch.records.push(record);
-        self.batch.lines.push(line);
+        if let Err(e) = self.batch.records.pack(&record, line) {
+            self.refuse(line, e.to_string());
+            self.stopped = true;
+            return false;
+        }
         if self.batch.records.len() >= self.batch_size {
             let next = Batch { read: self.batch.read, bytes: self.batch.bytes, ..Batch::default() };
             self.stopped |= self.tx.send(std::mem::replace(&mut self.batch, next)).is_err();
         }
         !self.stopped
+    }
+
+    /// A feed into the same load for a parser on another thread. The load ends at the first line
+    /// any feed refused; records from later lines are dropped, whichever feed brought them.
+    pub fn fork(&self) -> Feed {
+        Feed { tx: self.tx.clone(), batch: Batch::default(), batch_size: self.batch_size, stopped: false }
     }
 
     /// How far the input has been read: lines and bytes.
@@ -151,20 +206,25 @@ impl Feed {
 
     /// Ends the input at a bad line: nothing of it or after it is stored.
     pub fn refuse(&mut self, line: u64, reason: String) {
-        self.batch.end = Some(End::Bad { line, reason });
+        self.end(End::Bad { line, reason });
     }
 
     /// Ends the input where it could not be read.
     pub fn read_failed(&mut self, line: u64, source: std::io::Error) {
-        self.batch.end = Some(End::Read { line, source });
+        self.end(End::Read { line, source });
+    }
+
+    fn end(&mut self, end: End) {
+        if self.batch.end.as_ref().is_none_or(|first| end.line() < first.line()) {
+            self.batch.end = Some(end);
+        }
     }
 }
 
 /// Parsed records with the line number of each, and how far the input has been read.
 #[derive(Default)]
 struct Batch {
-    records: Vec<Record>,
-    lines: Vec<u64>,
+    records: Packed,
     read: u64,
     bytes: u64,
     /// Set on the last batch when the input ended early.
@@ -176,87 +236,20 @@ enum End {
     Read { line: u64, source: std::io::Error },
 }
 
-fn parse(input: impl BufRead, feed: &mut Feed) {
-    let now = unix_now();
-    let mut bytes = 0;
-    for (i, line) in input.lines().enumerate() {
-        let number = i as u64 + 1;
-        let line = match line {
-            Ok(line) => line,
-            Err(source) => {
-                feed.read_to(number, bytes);
-                feed.read_failed(number, source);
-                return;
-            }
-        };
-        bytes += line.len() as u64 + 1;
-        feed.read_to(number, bytes);
-        if line.trim().is_empty() {
-            continue;
-        }
-        match parse_line(&line, now) {
-            Ok(record) => {
-                if !feed.push(record, number) {
-                    return;
-                }
-            }
-            Err(reason) => {
-                feed.refuse(number, reason);
-                return;
-            }
+impl End {
+    fn line(&self) -> u64 {
+        match self {
+            End::Bad { line, .. } | End::Read { line, .. } => *line,
         }
     }
 }
 
-fn parse_line(line: &str, now: i64) -> Result<Record, String> {
-    let mut record = serde_json::from_str::<JsonRecord>(line)
-        .map_err(|e| e.to_string())?
-        .into_record(now)
-        .map_err(|e| e.to_string())?;
-    // Secrets are stored only as salted hashes, whichever way they arrive.
-    crate::secret::seal_imported_secrets(&mut record).map_err(|e| e.to_string())?;
-    Ok(record)
-}
-
-/// Commits a batch; a case conflict is reported against its line, after the records before it
-/// are committed on their own.
-fn write(
-    bulk: &mut Bulk<'_>,
-    batch: &mut Vec<Record>,
-    lines: &[u64],
-    report: &mut ImportReport,
-) -> Result<(), ImportError> {
-    if batch.is_empty() {
-        return Ok(());
+impl Drop for Feed {
+    /// Hands over the last batch. The sort may have stopped already (it failed); then there is
+    /// nobody left to tell.
+    fn drop(&mut self) {
+        let _ = self.tx.send(std::mem::take(&mut self.batch));
     }
-    match put_all(bulk, batch) {
-        Ok(()) => {
-            report.records += batch.len() as u64;
-            batch.clear();
-            Ok(())
-        }
-        Err(RegistryError::CaseConflict { position, identifier, existing }) => {
-            put_all(bulk, &batch[..position])?;
-            report.records += position as u64;
-            batch.clear();
-            Err(ImportError::BadLine {
-                line: lines[position],
-                reason: format!("{identifier} differs only in case from the registered {existing}"),
-                imported: report.records,
-            })
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Stores `records` in one transaction of the load, replacing what is there: all or none.
-fn put_all(bulk: &mut Bulk<'_>, records: &[Record]) -> Result<(), RegistryError> {
-    bulk.transact(|txn| {
-        for (position, record) in records.iter().enumerate() {
-            txn.put(record, false).map_err(|e| e.at(position))?;
-        }
-        Ok(())
-    })
 }
 
 /// Writes every record as one JSON line, from one consistent snapshot; returns how many.
@@ -291,7 +284,7 @@ mod tests {
         let mut calls = 0;
         let report = import(&reg, input.as_bytes(), 10, |_| calls += 1).unwrap();
         assert_eq!(report, ImportReport { records: 25, lines: 26 });
-        assert_eq!(calls, 3);
+        assert!(calls >= 3, "progress after each batch of 10: {calls}");
         let mut out = Vec::new();
         assert_eq!(export(&reg, &mut out).unwrap(), 25);
         let dir2 = tempfile::tempdir().unwrap();
@@ -322,13 +315,35 @@ mod tests {
         assert!(err.to_string().starts_with("line 1: "), "{err}");
     }
 
+    /// Lines parsed by both threads, across many chunks: every record before the bad line is
+    /// stored, whichever thread parsed it, and none after it.
+    #[test]
+    fn a_bad_line_deep_in_a_large_input_keeps_every_line_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path()).unwrap();
+        let mut input = String::new();
+        for i in 1..=40_000 {
+            input += &if i == 30_000 { "{}".to_owned() } else { line(&format!("88.{}/N{i}", i % 7)) };
+            input += "\n";
+        }
+        assert!(input.len() > 3 << 20, "several chunks");
+        let err = import(&reg, input.as_bytes(), 500, |_| {}).unwrap_err();
+        assert!(err.to_string().starts_with("line 30000: "), "{err}");
+        assert_eq!(reg.len().unwrap(), 29_999);
+        for (i, found) in [(1, true), (29_999, true), (30_001, false), (40_000, false)] {
+            let id = Identifier::parse(&format!("88.{}/N{i}", i % 7)).unwrap();
+            assert_eq!(reg.get(&id).unwrap().is_some(), found, "{id}");
+        }
+    }
+
     #[test]
     fn case_conflict_names_its_line() {
         let dir = tempfile::tempdir().unwrap();
         let reg = Registry::open(dir.path()).unwrap();
         let input = [line("88/x1"), line("88/ABC"), line("88/x2"), line("88/abc")].join("\n");
-        let err = import(&reg, input.as_bytes(), 100, |_| {}).unwrap_err();
-        assert!(err.to_string().starts_with("line 4: 88/abc differs only in case from the registered 88/ABC"), "{err}");
+        let err = import(&reg, input.as_bytes(), 100, |_| {}).unwrap_err().to_string();
+        assert!(err.starts_with("1 identifiers differ only in case"), "{err}");
+        assert!(err.ends_with("(3 records were): line 4: 88/abc differs only in case from 88/ABC"), "{err}");
         assert_eq!(reg.len().unwrap(), 3);
     }
 }
