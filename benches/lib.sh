@@ -50,16 +50,18 @@ bench_cleanup() {
   if [ -n "${keep:-}" ]; then echo "work directory kept: $work"; else rm -rf "$work"; fi
 }
 
-# gen_queries N QUERIES [IDENTIFIERS]: 200,000 dnsperf queries (TXT) for the identifiers of
-# `benches/gen-identifiers N`, 90% of them existing, 10% nonexistent; the existing ones' names
-# also go to IDENTIFIERS (for `idnode bench --identifiers`).
+# gen_queries N QUERIES [IDENTIFIERS] [COUNT]: COUNT dnsperf queries (TXT; default 200,000) for
+# the identifiers of `benches/gen-identifiers N`: 90% of them name an identifier drawn uniformly
+# from all N (so a COUNT of a few times N reaches the whole registry, not only what a front cache
+# holds), 10% a nonexistent one. The existing ones' names also go to IDENTIFIERS (for `idnode
+# bench --identifiers`). The draws are seeded: the same arguments write the same files.
 gen_queries() {
-  python3 - "$1" "$2" "${3:-/dev/null}" <<'EOF'
+  python3 - "$1" "$2" "${3:-/dev/null}" "${4:-200000}" <<'EOF'
 import random, sys
-n, path, identifiers = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+n, path, identifiers, count = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
 random.seed(1)
 with open(path, "w") as f, open(identifiers, "w") as ids:
-    for q in range(200_000):
+    for q in range(count):
         if q % 10 == 9:
             f.write(f"sn-none-{q:09d}._id.{q % 16}.100.88.id.example. TXT\n")
         else:
