@@ -142,4 +142,3 @@ fn parse_line(line: &str, now: i64) -> Result<Record, String> {
     crate::secret::seal_imported_secrets(&mut record).map_err(|e| e.to_string())?;
     Ok(record)
 }
-

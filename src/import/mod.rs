@@ -25,8 +25,8 @@
 use std::io::{BufRead, Write};
 use std::sync::mpsc::SyncSender;
 
-use crate::record::json::JsonRecord;
 use crate::record::Record;
+use crate::record::json::JsonRecord;
 use crate::registry::{MAX_BATCH, Registry, RegistryError};
 
 mod jsonl;

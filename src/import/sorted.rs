@@ -329,7 +329,12 @@ fn read_entry(file: &mut impl Read) -> std::io::Result<Option<Entry>> {
         file.read_exact(&mut bytes)?;
         Ok(bytes)
     };
-    Ok(Some(Entry { key: read(u32_at(0))?, identifier: read(u32_at(4))?, value: read(u32_at(8))?, line: u64::from_le_bytes(line) }))
+    Ok(Some(Entry {
+        key: read(u32_at(0))?,
+        identifier: read(u32_at(4))?,
+        value: read(u32_at(8))?,
+        line: u64::from_le_bytes(line),
+    }))
 }
 
 /// The smallest record of one source, for the merge.
@@ -426,7 +431,11 @@ mod tests {
         assert_eq!(data(&reg, "88/late"), None);
         assert_eq!(reg.len().unwrap(), 61);
         let mut keys = Vec::new();
-        reg.for_each(|r| Ok::<_, RegistryError>(keys.push(r.identifier.key()))).unwrap();
+        reg.for_each(|r| {
+            keys.push(r.identifier.key());
+            Ok::<_, RegistryError>(())
+        })
+        .unwrap();
         assert!(keys.is_sorted() && keys.len() == 61);
     }
 

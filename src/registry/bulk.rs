@@ -48,4 +48,3 @@ impl Drop for Bulk<'_> {
         }
     }
 }
-

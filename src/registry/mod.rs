@@ -29,8 +29,8 @@ use crate::identifier::{Identifier, prefix_record_key};
 use crate::record::{Record, RecordError};
 use changes::{CHANGES, FLOOR, LOG_ID};
 
-pub use changes::{Change, ChangeSet, LogView, LogWindow, seq_of_serial};
 pub use bulk::Bulk;
+pub use changes::{Change, ChangeSet, LogView, LogWindow, seq_of_serial};
 pub use replica::RecordsPage;
 
 const RECORDS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("records");
