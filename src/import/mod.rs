@@ -105,7 +105,14 @@ pub fn load(
 ) -> Result<ImportReport, ImportError> {
     let batch_size = batch_size.clamp(1, MAX_BATCH);
     let mut sorter = Sorter::new(registry.dir().to_owned(), sorted::SORT_BUFFER);
+    let started = std::time::Instant::now();
     let (mut report, end) = sort(&mut sorter, batch_size, &mut progress, read)?;
+    tracing::info!(
+        lines = report.lines,
+        temporary_files = sorter.runs(),
+        seconds = started.elapsed().as_secs_f32(),
+        "input read and sorted; writing in key order"
+    );
     let before_line = end.as_ref().map_or(u64::MAX, End::line);
     let mut bulk = registry.bulk();
     let mut synced = std::time::Instant::now();

@@ -157,6 +157,11 @@ impl Sorter {
         Self { dir, limit: limit.max(1), buffer: Packed::default(), runs: Vec::new() }
     }
 
+    /// How many temporary files it wrote so far.
+    pub fn runs(&self) -> usize {
+        self.runs.len()
+    }
+
     /// Adds the records of `packed`; writes what it holds to a temporary file when that passes
     /// its limit.
     pub fn extend(&mut self, packed: Packed) -> std::io::Result<()> {

@@ -96,7 +96,7 @@ impl Node {
         let applied = self.registry.replicate(sets)?;
         let mut changed = Changed::default();
         for change in applied.iter().flat_map(|set| &set.changes) {
-            let decode = |bytes: &Option<Vec<u8>>| bytes.as_deref().and_then(|b| Record::decode(b).ok());
+            let decode = |bytes: &Option<Vec<u8>>| bytes.as_deref().and_then(|b| Record::decode(&change.key, b).ok());
             let (old, new) = (decode(&change.old), decode(&change.new));
             let Some(id) = new.as_ref().or(old.as_ref()).map(|r| r.identifier.clone()) else { continue };
             let sites = |r: &Option<Record>| {

@@ -610,12 +610,9 @@ fn count_all(
     Ok(())
 }
 
-fn decode(key: &str, bytes: &[u8]) -> Result<Record, RegistryError> {
-    Record::decode(bytes).map_err(|source| RegistryError::Corrupt { key: key.to_owned(), source })
-}
-
 fn decode_key(key: &[u8], bytes: &[u8]) -> Result<Record, RegistryError> {
-    decode(&String::from_utf8_lossy(key), bytes)
+    Record::decode(key, bytes)
+        .map_err(|source| RegistryError::Corrupt { key: String::from_utf8_lossy(key).into_owned(), source })
 }
 
 #[cfg(test)]

@@ -167,10 +167,10 @@ fn each_committed_write_is_logged_with_the_bytes_before_and_after() {
     let first = &sets[0].1.changes;
     assert_eq!(first.len(), 2);
     assert_eq!((first[0].key.as_slice(), first[0].old.as_deref()), (b"88/a".as_slice(), None));
-    assert_eq!(Record::decode(first[0].new.as_deref().unwrap()).unwrap(), record("88/a"));
+    assert_eq!(Record::decode(b"88/a", first[0].new.as_deref().unwrap()).unwrap(), record("88/a"));
     let replaced = &sets[1].1.changes[0];
-    assert_eq!(Record::decode(replaced.old.as_deref().unwrap()).unwrap(), record("88/a"));
-    assert_eq!(Record::decode(replaced.new.as_deref().unwrap()).unwrap(), changed);
+    assert_eq!(Record::decode(&replaced.key, replaced.old.as_deref().unwrap()).unwrap(), record("88/a"));
+    assert_eq!(Record::decode(&replaced.key, replaced.new.as_deref().unwrap()).unwrap(), changed);
     let deleted = &sets[2].1.changes[0];
     assert_eq!((deleted.key.as_slice(), deleted.new.as_deref()), (b"88/b".as_slice(), None));
     assert_eq!(view.changes_after(start + 2).unwrap().count(), 1, "from a later sequence number");

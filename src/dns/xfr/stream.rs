@@ -212,15 +212,15 @@ fn difference(
         for change in set?.1.changes {
             bytes +=
                 change.key.len() + change.old.as_ref().map_or(0, Vec::len) + change.new.as_ref().map_or(0, Vec::len);
-            let delegation = change.key.starts_with(b"0.na/") && moves_a_cut(&change.old, &change.new);
+            let delegation = change.key.starts_with(b"0.na/") && moves_a_cut(&change.key, &change.old, &change.new);
             if changed.len() >= MAX_IXFR_KEYS || bytes > MAX_IXFR_BYTES || delegation {
                 return Ok(None);
             }
             changed.entry(change.key).or_insert((change.old, None)).1 = change.new;
         }
     }
-    let records = |bytes: &Option<Vec<u8>>| -> Vec<Record> {
-        let Some(record) = bytes.as_deref().and_then(|b| crate::record::Record::decode(b).ok()) else {
+    let records = |key: &[u8], bytes: &Option<Vec<u8>>| -> Vec<Record> {
+        let Some(record) = bytes.as_deref().and_then(|b| crate::record::Record::decode(key, b).ok()) else {
             return Vec::new();
         };
         match walk::name_in_zone(zone, zones, cuts, &record.identifier) {
@@ -229,8 +229,8 @@ fn difference(
         }
     };
     let (mut deleted, mut added) = (Vec::new(), Vec::new());
-    for (old, new) in changed.values() {
-        let (old, new) = (records(old), records(new));
+    for (key, (old, new)) in &changed {
+        let (old, new) = (records(key, old), records(key, new));
         let same = |a: &Record, b: &Record| a.record_type() == b.record_type() && a.data == b.data;
         deleted.extend(old.iter().filter(|o| !new.iter().any(|n| same(o, n))).cloned());
         added.extend(new.iter().filter(|n| !old.iter().any(|o| same(o, n))).cloned());
@@ -239,9 +239,9 @@ fn difference(
 }
 
 /// Whether a change to a prefix record changed its `HS_SITE` values, and so maybe a cut.
-fn moves_a_cut(old: &Option<Vec<u8>>, new: &Option<Vec<u8>>) -> bool {
+fn moves_a_cut(key: &[u8], old: &Option<Vec<u8>>, new: &Option<Vec<u8>>) -> bool {
     let sites = |bytes: &Option<Vec<u8>>| -> Vec<(u32, Vec<u8>)> {
-        let Some(record) = bytes.as_deref().and_then(|b| crate::record::Record::decode(b).ok()) else {
+        let Some(record) = bytes.as_deref().and_then(|b| crate::record::Record::decode(key, b).ok()) else {
             return Vec::new();
         };
         record.values.iter().filter(|v| v.is_type(types::SITE)).map(|v| (v.index, v.data.clone())).collect()
