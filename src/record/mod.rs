@@ -245,9 +245,7 @@ impl Record {
                 let identifier = Identifier::parse(&text).map_err(|e| corrupt(&e.to_string()))?;
                 Record { identifier, values }
             }
-            Some((&FORMAT_V1, body)) => {
-                postcard::from_bytes::<Record>(body).map_err(|e| corrupt(&e.to_string()))?
-            }
+            Some((&FORMAT_V1, body)) => postcard::from_bytes::<Record>(body).map_err(|e| corrupt(&e.to_string()))?,
             Some((&found, _)) => return Err(RecordError::UnknownFormat { found }),
             None => return Err(corrupt("empty")),
         };

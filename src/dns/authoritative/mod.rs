@@ -15,6 +15,7 @@
 //! A hit allocates nothing: it copies the question, patches the header and appends the
 //! pre-encoded answer bytes.
 
+mod delegations;
 pub mod zone;
 
 use std::sync::Arc;
@@ -168,6 +169,9 @@ impl crate::node::Subscriber for Authoritative {
             for name in mapping::affected_names(id, apex) {
                 self.cache.remove(&name);
             }
+        }
+        if !change.delegations.is_empty() {
+            self.zones.load().iter().for_each(Zone::forget_delegations);
         }
         for prefix in &change.delegations {
             let cut = mapping::prefix_name(prefix, apex);

@@ -17,6 +17,7 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::{A, AAAA, NS, NULL, SOA, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
+use super::delegations::Delegations;
 use crate::dns::mapping::{self, NameKind};
 use crate::dns::wire::{self, Body, QueryName, rcode};
 use crate::record::site::Site;
@@ -128,6 +129,7 @@ pub struct Zone {
     /// How many labels the zone's prefix adds below the national apex.
     prefix_labels: usize,
     nameserver_wires: Vec<Vec<u8>>,
+    delegations: Delegations,
 }
 
 impl Zone {
@@ -139,7 +141,12 @@ impl Zone {
         let apex_labels = usize::from(config.apex.num_labels());
         let nameserver_wires = config.nameservers.iter().map(|(n, _)| wire_of(&n.to_lowercase())).collect();
         let prefix_labels = if config.prefix.is_empty() { 0 } else { config.prefix.split('.').count() };
-        Self { config, apex_wire, apex_labels, prefix_labels, nameserver_wires }
+        Self { config, apex_wire, apex_labels, prefix_labels, nameserver_wires, delegations: Delegations::default() }
+    }
+
+    /// Drops the delegations its misses keep (see [`Delegations`]): one changed.
+    pub fn forget_delegations(&self) {
+        self.delegations.forget();
     }
 
     /// The national apex in lower-case wire form: the zone's apex without its prefix labels.
@@ -295,15 +302,14 @@ impl Zone {
         if segments == 0 {
             return Ok(None);
         }
-        let Some(record) = crate::node::zones::delegation(snapshot, &self.config.prefix, &prefix)? else {
+        let Some(delegated) = self.delegations.below(snapshot, &self.config.prefix, &prefix)? else {
             return Ok(None);
         };
         // The cut lies as many labels below the apex as the delegated prefix has below the zone's.
-        let delegated = record.identifier.record_prefix().unwrap_or_default();
         // `delegation` found the record at most `segments` levels below the zone's prefix.
-        let below = delegated.split('.').count().saturating_sub(self.prefix_labels).min(own);
+        let below = delegated.prefix.split('.').count().saturating_sub(self.prefix_labels).min(own);
         let cut = name_of_labels((own - below..qname.label_count()).map(|j| qname.label(j)))?;
-        Ok(Some((cut, crate::record::site::sites_in(&record))))
+        Ok(Some((cut, delegated.sites.clone())))
     }
 
     /// A referral (RFC 1034 4.3.2): no answer, not authoritative, the child's name servers in
