@@ -267,6 +267,34 @@ mod tests {
         assert_eq!(data, [b"https://new".to_vec()], "the write's data, not what the miss read before it");
     }
 
+    /// The delegations a miss looks up are kept (`delegations.rs`); a write that delegates a
+    /// prefix must reach the next miss below it, and one that takes the delegation back too.
+    #[test]
+    fn a_delegation_made_or_removed_after_misses_below_it_reaches_the_next_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Arc::new(Registry::open(dir.path()).unwrap());
+        let (node, frontend) =
+            crate::server::assemble(&crate::config::Config::default(), registry.clone(), None).unwrap();
+        let ask = |label: &str| {
+            let mut msg = Message::new(7, MessageType::Query, OpCode::Query);
+            let name = Name::from_ascii(format!("{label}._id.105.88.id.example.")).unwrap();
+            msg.add_query(Query::query(name, RecordType::TXT));
+            let mut out = Vec::new();
+            frontend.handle(&msg.to_vec().unwrap(), Transport::Udp, &mut Scratch::default(), &mut out);
+            let answer = Message::from_vec(&out).unwrap();
+            (answer.response_code, answer.authorities.iter().any(|r| r.record_type() == RecordType::NS))
+        };
+        let nxdomain = (hickory_proto::op::ResponseCode::NXDomain, false);
+        assert_eq!(ask("a"), nxdomain, "no delegation yet: this node answers");
+        let prefix = crate::identifier::Identifier::parse("0.NA/88.105").unwrap();
+        let site = crate::record::site::tests::sample().encode();
+        let sites = vec![Value::new(1, crate::record::types::SITE, site, 0)];
+        node.put(&Admin::node(), &prefix, sites, &Default::default()).unwrap();
+        assert_eq!(ask("b"), (hickory_proto::op::ResponseCode::NoError, true), "a referral, for a name not asked yet");
+        node.put(&Admin::node(), &prefix, vec![Value::new(1, "DESC", "kept here", 0)], &Default::default()).unwrap();
+        assert_eq!(ask("c"), nxdomain, "the delegation taken back");
+    }
+
     #[test]
     fn a_cached_negative_answer_carries_the_serial_of_the_latest_write() {
         let dir = tempfile::tempdir().unwrap();
