@@ -110,7 +110,7 @@
 //! - **delegation**: a parent node handing a sub-prefix to a child node.
 //! - **referral**: an answer that points a client at the node responsible for a prefix.
 
-mod accept;
+pub mod accept;
 pub mod auth;
 pub mod bench;
 pub mod cache;

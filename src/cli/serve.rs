@@ -3,9 +3,9 @@
 //! Under systemd (`Type=notify`, packaging/idnode.service) the node says READY=1 once every
 //! listener is bound, pings the watchdog at half its interval, and says STOPPING=1 on the way
 //! out. SIGHUP reloads the configuration: what can change while the node runs is applied (the
-//! zones, quotas, server administrators, the lookup target, the log filter, and the HTTPS
-//! certificate and key, read again from their files), and what needs a restart is named in the
-//! log.
+//! zones, quotas, server administrators, the lookup target, the log filter, the DNS, Handle and
+//! HTTP listeners' connection caps, and the HTTPS certificate and key, read again from their
+//! files), and what needs a restart is named in the log.
 
 use std::sync::Arc;
 
@@ -62,7 +62,7 @@ pub fn run(
             }
             eprintln!();
         }
-        let live = Live { node: server.node().clone(), tls: server.tls_reloader() };
+        let live = Live { node: server.node().clone(), tls: server.tls_reloader(), caps: server.caps() };
         let reloader = tokio::spawn(reload_on_hangup(config, live, reload));
         let watchdog = tokio::spawn(ping_watchdog());
         notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("serving")]);
@@ -106,6 +106,8 @@ struct Live {
     node: Arc<crate::node::Node>,
     /// The HTTP API's certificate and key, when it speaks HTTPS.
     tls: Option<crate::http::TlsReloader>,
+    /// The listeners' connection caps.
+    caps: crate::server::ListenerCaps,
 }
 
 /// Reloads the configuration on each SIGHUP (see the module docs).
@@ -156,19 +158,40 @@ fn apply(old: &Config, new: &Config, live: &Live) -> anyhow::Result<()> {
     node.set_server_admins(admins);
     node.stats().set_target(new.ops.target());
     let tls_reloaded = tls.map(|(reloader, prepared)| reloader.install(prepared)).is_some();
+    live.caps.dns.set(new.dns.tcp_max_connections, new.dns.tcp_max_connections_per_source);
+    if let Some(handle) = &live.caps.handle {
+        handle.set(new.handle.tcp_max_connections, new.handle.tcp_max_connections_per_source);
+    }
+    live.caps.http.set(new.http.max_connections, new.http.max_connections_per_source);
     if let Some(log) = &new.log {
         super::set_log_filter(log)?;
     }
     let mut later = Vec::new();
     let differs = |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
-    let without_zones = |c: &Config| crate::config::DnsConfig { zones: Vec::new(), ..c.dns.clone() };
-    let without_admins = |c: &Config| crate::config::HandleConfig { server_admins: Vec::new(), ..c.handle.clone() };
+    // What is applied above is left out of the comparison: zones, connection caps, ...
+    let without_zones = |c: &Config| crate::config::DnsConfig {
+        zones: Vec::new(),
+        tcp_max_connections: 0,
+        tcp_max_connections_per_source: 0,
+        ..c.dns.clone()
+    };
+    let without_admins = |c: &Config| crate::config::HandleConfig {
+        server_admins: Vec::new(),
+        tcp_max_connections: 0,
+        tcp_max_connections_per_source: 0,
+        ..c.handle.clone()
+    };
+    let without_caps =
+        |c: &Config| crate::config::HttpConfig { max_connections: 0, max_connections_per_source: 0, ..c.http.clone() };
     let without_target = |c: &Config| crate::config::OpsConfig { target_lookups: 0, target_days: 0, ..c.ops.clone() };
     for (name, changed) in [
         ("data_dir", differs(&old.data_dir, &new.data_dir)),
-        ("dns (but zones)", differs(&without_zones(old), &without_zones(new))),
-        ("http (but the certificate and key files' contents)", differs(&old.http, &new.http)),
-        ("handle (but server_admins)", differs(&without_admins(old), &without_admins(new))),
+        ("dns (but zones and connection caps)", differs(&without_zones(old), &without_zones(new))),
+        (
+            "http (but connection caps and the certificate and key files' contents)",
+            differs(&without_caps(old), &without_caps(new)),
+        ),
+        ("handle (but server_admins and connection caps)", differs(&without_admins(old), &without_admins(new))),
         ("cache", differs(&old.cache, &new.cache)),
         ("recursive", differs(&old.recursive, &new.recursive)),
         ("ops (but the target)", differs(&without_target(old), &without_target(new))),
@@ -183,8 +206,8 @@ fn apply(old: &Config, new: &Config, live: &Live) -> anyhow::Result<()> {
         zones_changed,
         tls_reloaded,
         ?later,
-        "configuration reloaded: zones, quotas, server administrators, target, log filter and the HTTPS \
-         certificate applied; the sections in `later` changed and take effect at the next restart"
+        "configuration reloaded: zones, quotas, server administrators, target, log filter, connection caps \
+         and the HTTPS certificate applied; the sections in `later` changed and take effect at the next restart"
     );
     Ok(())
 }

@@ -47,7 +47,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio_io_timeout::TimeoutStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
@@ -96,8 +96,6 @@ pub enum TlsError {
 /// The numbers of [`HttpConfig`], each at least one second or one connection.
 #[derive(Debug, Clone, Copy)]
 struct Limits {
-    max_connections: usize,
-    per_source: usize,
     header_timeout: Duration,
     idle_timeout: Duration,
     request_timeout: Duration,
@@ -108,8 +106,6 @@ impl Limits {
     fn new(config: &HttpConfig) -> Self {
         let secs = |n: u64| Duration::from_secs(n.max(1));
         Self {
-            max_connections: config.max_connections.clamp(1, Semaphore::MAX_PERMITS),
-            per_source: config.max_connections_per_source.max(1),
             header_timeout: secs(config.header_timeout_secs),
             idle_timeout: secs(config.idle_timeout_secs),
             request_timeout: secs(config.request_timeout_secs),
@@ -124,6 +120,8 @@ pub struct HttpListener {
     /// The TLS configuration new connections get; swapped by [`TlsReloader::reload`].
     tls: Option<Arc<ArcSwap<TlsAcceptor>>>,
     limits: Limits,
+    /// How many connections at once and from one address; a reload may change them.
+    caps: Arc<Caps>,
 }
 
 /// Replaces a listener's certificate and key while it serves: connections accepted from then
@@ -150,7 +148,13 @@ impl HttpListener {
         let tls = tls_acceptor(config)?.map(|acceptor| Arc::new(ArcSwap::from_pointee(acceptor)));
         let addr = config.listen;
         let tcp = TcpListener::bind(addr).await.map_err(|source| ListenError::Bind { addr, source })?;
-        Ok(Self { tcp, tls, limits: Limits::new(config) })
+        let caps = Caps::new(config.max_connections, config.max_connections_per_source);
+        Ok(Self { tcp, tls, limits: Limits::new(config), caps })
+    }
+
+    /// Its connection caps, which a reload may change while it serves.
+    pub fn caps(&self) -> Arc<Caps> {
+        self.caps.clone()
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -170,10 +174,9 @@ impl HttpListener {
     /// Serves `router` until `token` is cancelled, then closes the listening socket, lets every
     /// connection finish and returns.
     pub async fn serve(self, router: Router, token: CancellationToken) {
-        let Self { tcp, tls, limits } = self;
+        let Self { tcp, tls, limits, caps } = self;
         let tracker = TaskTracker::new();
-        let caps = Caps { max_connections: limits.max_connections, per_source: limits.per_source };
-        accept(&tcp, caps, &tracker, &token, "HTTP", |stream, peer| {
+        accept(&tcp, &caps, &tracker, &token, "HTTP", |stream, peer| {
             let tls = tls.as_ref().map(|t| TlsAcceptor::clone(&t.load()));
             let (router, token) = (router.clone(), token.clone());
             // The connection watches the token itself: it finishes its request and closes.

@@ -22,7 +22,7 @@ use crate::record::Record;
 use crate::registry::{Bulk, RegistryError};
 
 /// 512 MiB: how much sorted input is held in memory before it goes to a temporary file, counted
-/// as its keys, identifiers and stored records plus [`SLOT_BYTES`] each. A million generated
+/// as its keys, identifiers and stored records plus its index entry (32 bytes). A million generated
 /// identifiers take about 200 MB; 100,000,000 make about 40 files.
 pub const SORT_BUFFER: usize = 512 << 20;
 /// What one record costs in the sort's index beside its bytes.

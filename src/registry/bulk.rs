@@ -17,7 +17,7 @@ pub struct Bulk<'r> {
 
 impl Bulk<'_> {
     /// Runs `f` in one write transaction, as [`Registry::transact`] does, and commits it without
-    /// syncing. At most [`MAX_BATCH`] records a transaction are expected: one is one redb commit.
+    /// syncing. At most [`MAX_BATCH`](super::MAX_BATCH) records a transaction are expected: one is one redb commit.
     pub fn transact<T, E: From<RegistryError>>(
         &mut self,
         f: impl FnOnce(&mut WriteTxn<'_>) -> Result<T, E>,

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::tcp::TcpLimits;
-use crate::accept::{Caps, accept};
+use crate::accept::accept;
 use crate::handle::message::{ENVELOPE_LEN, Envelope, MAX_MESSAGE_LEN, udp_datagrams};
 use crate::handle::reassembly::Reassembly;
 use crate::handle::{Connection, Frontend, Verdict};
@@ -228,8 +228,7 @@ pub(super) async fn acceptor(
     tracker: TaskTracker,
     token: CancellationToken,
 ) {
-    let caps = Caps { max_connections: limits.max_connections, per_source: limits.per_source };
-    accept(&listener, caps, &tracker, &token, "Handle TCP", |stream, peer| {
+    accept(&listener, &limits.caps, &tracker, &token, "Handle TCP", |stream, peer| {
         let (frontend, token, stats) = (frontend.clone(), token.clone(), stats.clone());
         async move {
             let mut counter = Counter::new(stats);

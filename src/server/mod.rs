@@ -32,6 +32,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::accept::Caps;
 use crate::config::{Config, HttpConfig};
 use crate::dns::{Frontend, Scratch, Transport, Verdict};
 use crate::node::Node;
@@ -259,8 +260,7 @@ impl HandleSockets {
         let addr = tcp.local_addr().map_err(bind_error("Handle TCP", addr))?;
         let udp = handle::bind_udp(addr).map_err(bind_error("Handle UDP", addr))?;
         let limits = TcpLimits {
-            max_connections: config.tcp_max_connections.max(1),
-            per_source: config.tcp_max_connections_per_source.max(1),
+            caps: Caps::new(config.tcp_max_connections, config.tcp_max_connections_per_source),
             idle_timeout: Duration::from_secs(config.tcp_idle_timeout_secs.max(1)),
         };
         // A mirror's site is no primary site (RFC 3651 3.2.2): clients send writes elsewhere.
@@ -270,6 +270,15 @@ impl HandleSockets {
         }
         Ok(Self { tcp, udp, limits, site: site_info::OwnSite::new(site, key) })
     }
+}
+
+/// The connection caps of the listeners a reload may change ([`Server::caps`]); the Handle
+/// protocol's only when it is on.
+#[derive(Clone)]
+pub struct ListenerCaps {
+    pub dns: Arc<Caps>,
+    pub handle: Option<Arc<Caps>>,
+    pub http: Arc<Caps>,
 }
 
 /// A node bound to its sockets, ready to [`serve`](Server::serve).
@@ -309,8 +318,7 @@ impl Server {
             .collect::<Result<_, _>>()?;
         let http = crate::http::HttpListener::bind(&config.http).await?;
         let tcp_limits = TcpLimits {
-            max_connections: config.dns.tcp_max_connections.max(1),
-            per_source: config.dns.tcp_max_connections_per_source.max(1),
+            caps: Caps::new(config.dns.tcp_max_connections, config.dns.tcp_max_connections_per_source),
             idle_timeout: Duration::from_secs(config.dns.tcp_idle_timeout_secs.max(1)),
         };
         let mut handle = match config.handle.enabled {
@@ -338,6 +346,15 @@ impl Server {
             false => None,
         };
         Ok(Self { node, frontend, handle_frontend, udp, tcp, http, tcp_limits, handle, rrl, ops, notifier, mirror })
+    }
+
+    /// The connection caps of the DNS, Handle and HTTP API listeners, which a reload changes.
+    pub fn caps(&self) -> ListenerCaps {
+        ListenerCaps {
+            dns: self.tcp_limits.caps.clone(),
+            handle: self.handle.as_ref().map(|h| h.limits.caps.clone()),
+            http: self.http.caps(),
+        }
     }
 
     /// What replaces the HTTP API's certificate and key while the node serves (a reload);
@@ -414,7 +431,7 @@ impl Server {
                 .spawn(move || handle::udp_worker(handle.udp, &udp_frontend, &udp_stats, &udp_token))
                 .map_err(ServerError::Workers)?;
             workers.push(worker);
-            let (limits, stats) = (handle.limits, stats.clone());
+            let (limits, stats) = (handle.limits.clone(), stats.clone());
             tracker.spawn(handle::acceptor(handle.tcp, frontend, limits, stats, tracker.clone(), token.clone()));
         }
         if let Some((listener, settings)) = self.ops {
@@ -441,7 +458,7 @@ impl Server {
             tracker.spawn(crate::mirror::run(self.node.clone(), settings, token.clone()));
         }
         let http = tracker.spawn(crate::http::serve(self.http, self.node, token.clone()));
-        let limits = self.tcp_limits;
+        let limits = self.tcp_limits.clone();
         tracker.spawn(tcp::acceptor(self.tcp, frontend, limits, stats.clone(), tracker.clone(), token.clone()));
         shutdown.await;
         token.cancel();

@@ -22,10 +22,10 @@ use crate::dns::framing::{self, FrameError, MAX_MESSAGE};
 use crate::dns::{Scratch, Transport, Verdict};
 use crate::stats::{Counter, Protocol, Stats};
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct TcpLimits {
-    pub(super) max_connections: usize,
-    pub(super) per_source: usize,
+    /// How many connections at once and from one address; a reload may change them.
+    pub(super) caps: Arc<Caps>,
     pub(super) idle_timeout: Duration,
 }
 
@@ -38,8 +38,7 @@ pub(super) async fn acceptor<H: DnsHandler>(
     tracker: TaskTracker,
     token: CancellationToken,
 ) {
-    let caps = Caps { max_connections: limits.max_connections, per_source: limits.per_source };
-    accept(&listener, caps, &tracker, &token, "DNS TCP", |stream, peer| {
+    accept(&listener, &limits.caps, &tracker, &token, "DNS TCP", |stream, peer| {
         let (handler, token, stats) = (handler.clone(), token.clone(), stats.clone());
         async move {
             let mut counter = Counter::new(stats);

@@ -1,6 +1,7 @@
 //! `idnode serve` under systemd's protocols, with the real binary: readiness on the notify
-//! socket once it serves, RELOADING=1 and READY=1 around a SIGHUP that reloads the zones (and
-//! keeps the running configuration when the file is broken), STOPPING=1 on SIGTERM.
+//! socket once it serves, RELOADING=1 and READY=1 around a SIGHUP that reloads the zones and
+//! connection caps (and keeps the running configuration when the file is broken), STOPPING=1 on
+//! SIGTERM.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
@@ -66,14 +67,26 @@ fn the_node_notifies_systemd_and_reloads_its_zones_on_sighup() {
     let (served, other) = ("x._id.1.100.88.id.example.", "x._id.1.200.88.id.example.");
     assert_eq!((rcode(&addr, served), rcode(&addr, other)), (3, 5), "NXDOMAIN in 88.100, REFUSED outside");
 
-    std::fs::write(&config, "log = \"debug\"\n[dns]\nzones = [\"88.100\", \"88.200\"]\n[http]\nmax_connections = 9\n")
-        .unwrap();
+    let reloaded = "log = \"debug\"\n[dns]\nzones = [\"88.100\", \"88.200\"]\ntcp_max_connections = 5\n\
+                    [http]\nmax_connections = 9\nheader_timeout_secs = 7\n";
+    std::fs::write(&config, reloaded).unwrap();
     signal(child.id(), "-HUP");
     wait_for(&socket, "RELOADING=1");
     wait_for(&socket, "READY=1");
     assert_eq!(rcode(&addr, other), 3, "88.200 is served after the reload");
     let logged = log.lock().unwrap().clone();
     assert!(logged.contains("configuration reloaded") && logged.contains("\"http (but"), "{logged}");
+    assert!(!logged.contains("\"dns (but"), "the DNS section changed only in what was applied: {logged}");
+    // Connection caps are applied as they are: each accept loop logs it when it takes them.
+    for line in
+        ["HTTP: connection caps changed max_connections=9", "DNS TCP: connection caps changed max_connections=5"]
+    {
+        let seen = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            log.lock().unwrap().contains(line)
+        });
+        assert!(seen, "{line}: {}", log.lock().unwrap());
+    }
 
     // A file that does not parse: refused, the running configuration stays.
     std::fs::write(&config, "[dns\n").unwrap();

@@ -144,7 +144,7 @@ impl Zone {
         Self { config, apex_wire, apex_labels, prefix_labels, nameserver_wires, delegations: Delegations::default() }
     }
 
-    /// Drops the delegations its misses keep (see [`Delegations`]): one changed.
+    /// Drops the delegations its misses keep (`delegations.rs`): one changed.
     pub fn forget_delegations(&self) {
         self.delegations.forget();
     }
