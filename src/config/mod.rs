@@ -38,14 +38,17 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistryConfig {
-    /// 1024: MiB of registry pages redb keeps in memory (its own default, 1 GiB). Less memory
-    /// costs misses that read the disk; the default is to be chosen by measurement (issue 13).
+    /// 64: MiB of registry pages redb keeps in memory. Pages it does not keep are read again
+    /// from the kernel's page cache, which is shared and reclaimable, at a system call each.
+    /// Measured on 1M identifiers (161 MB of registry) with a 320 MiB front cache: RSS after a
+    /// warm run 443 MB at 64 and 531 MB at 128; the first pass over the names (all misses) ran
+    /// at 87-99k queries/s at 64, 102k at 128, 81k at 32 (benches/README.md).
     pub cache_mb: u64,
 }
 
 impl Default for RegistryConfig {
     fn default() -> Self {
-        Self { cache_mb: 1024 }
+        Self { cache_mb: 64 }
     }
 }
 
@@ -186,7 +189,7 @@ pub struct HandleConfig {
     /// 64: MiB for the front cache of encoded RESOLUTION responses (`crate::handle::cache`;
     /// each entry weighs its encoded bodies, its keys and a fixed overhead, like `[cache]`). An
     /// identifier's response with its key weighs about 250 bytes, so the hot set of a quarter
-    /// million identifiers fits; a quarter of the DNS cache's 256 MiB, Handle clients being the
+    /// million identifiers fits; a fifth of the DNS cache's 320 MiB, Handle clients being the
     /// enterprise SDKs rather than every resolver. 0 turns the cache off.
     pub cache_mb: u64,
     /// []: the administrators (`INDEX:IDENTIFIER`, such as `300:0.NA/88`, or a group of them)
@@ -388,9 +391,10 @@ pub struct NameServer {
 #[serde(deny_unknown_fields, default)]
 pub struct CacheConfig {
     /// The most memory the cached answers take, in MiB (each entry weighs its encoded answers,
-    /// its key and a fixed overhead). 256: a typical identifier's answer set weighs about
-    /// 1 KB, so the hot set of a busy secondary node (a quarter million identifiers) fits. A
-    /// recursive node's caches share it: answers 90%, delegations and failure counts 5% each.
+    /// its key and a fixed overhead). 320: an identifier with four records weighs about 440
+    /// bytes and a nonexistent name about 260, so the hot set of a busy node (700,000 names, as
+    /// in benches/compare) fits. A recursive node's caches share it: answers 90%, delegations
+    /// and failure counts 5% each.
     pub size_mb: u64,
 }
 
@@ -451,7 +455,7 @@ impl Default for DnsConfig {
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        Self { size_mb: 256 }
+        Self { size_mb: 320 }
     }
 }
 

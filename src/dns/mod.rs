@@ -120,7 +120,7 @@ struct Question<'a> {
 impl Question<'_> {
     /// Writes the response with `body` into `out`; `false` when it did not fit and went out
     /// truncated (TC, sections empty).
-    fn respond(&self, body: &Body, out: &mut Vec<u8>) -> bool {
+    fn respond<'a>(&self, body: impl Into<wire::Sections<'a>>, out: &mut Vec<u8>) -> bool {
         wire::write_response(out, self.request, &self.query, body, self.opt, self.limit)
     }
 }

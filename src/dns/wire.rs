@@ -216,6 +216,36 @@ impl Body {
     }
 }
 
+/// The sections of one answer as they are sent: a [`Body`]'s fields with its bytes borrowed,
+/// so that one buffer can hold several answers (a cached name's TXT, URI and ANY answers).
+#[derive(Debug, Clone, Copy)]
+pub struct Sections<'a> {
+    pub rcode: u8,
+    pub authoritative: bool,
+    pub recursion_available: bool,
+    pub answers: u16,
+    pub authorities: u16,
+    pub additionals: u16,
+    pub bytes: &'a [u8],
+    /// Where the serial of its SOA record lies in `bytes` (see [`Body::soa_serial`]).
+    pub soa_serial: Option<u16>,
+}
+
+impl<'a> From<&'a Body> for Sections<'a> {
+    fn from(body: &'a Body) -> Self {
+        Self {
+            rcode: body.rcode,
+            authoritative: body.authoritative,
+            recursion_available: body.recursion_available,
+            answers: body.answers,
+            authorities: body.authorities,
+            additionals: body.additionals,
+            bytes: &body.bytes,
+            soa_serial: body.soa_serial,
+        }
+    }
+}
+
 /// What the OPT record of a response carries.
 #[derive(Debug, Clone, Copy)]
 pub struct OptOut {
@@ -230,14 +260,15 @@ impl OptOut {
 
 /// Writes the response to `query` (whose bytes are `request`) with `body` into `out`, within
 /// `limit` bytes; when the answer does not fit, sets TC and leaves the sections empty.
-pub fn write_response(
+pub fn write_response<'a>(
     out: &mut Vec<u8>,
     request: &[u8],
     query: &Query,
-    body: &Body,
+    body: impl Into<Sections<'a>>,
     opt: Option<OptOut>,
     limit: usize,
 ) -> bool {
+    let body = body.into();
     out.clear();
     out.extend_from_slice(&request[..query.question_end]);
     let opt_len = if opt.is_some() { OptOut::LEN } else { 0 };
@@ -250,7 +281,7 @@ pub fn write_response(
         flags |= FLAG_RA;
     }
     let (an, ns, ar) = if fits {
-        out.extend_from_slice(&body.bytes);
+        out.extend_from_slice(body.bytes);
         (body.answers, body.authorities, body.additionals)
     } else {
         flags |= FLAG_TC;
@@ -306,30 +337,6 @@ fn records(sections: &[u8], count: usize) -> Option<Vec<(usize, usize)>> {
     (at == sections.len()).then_some(out)
 }
 
-impl Body {
-    /// Splits a body of answers only into its first `k` answers and the rest, so that one
-    /// encoding of several record types gives each type's answer. `None` if it has other
-    /// sections or its bytes are not well-formed records.
-    pub fn split_answers(&self, k: u16) -> Option<(Body, Body)> {
-        if self.authorities != 0 || self.additionals != 0 || k > self.answers {
-            return None;
-        }
-        let records = records(&self.bytes, usize::from(self.answers))?;
-        let at = records.get(usize::from(k)).map_or(self.bytes.len(), |(start, _)| *start);
-        let part = |answers: u16, bytes: &[u8]| Body {
-            rcode: self.rcode,
-            authoritative: self.authoritative,
-            recursion_available: self.recursion_available,
-            answers,
-            authorities: 0,
-            additionals: 0,
-            bytes: bytes.into(),
-            soa_serial: None,
-        };
-        Some((part(k, &self.bytes[..at]), part(self.answers - k, &self.bytes[at..])))
-    }
-}
-
 /// A response with no question: for requests whose question could not be read.
 pub fn write_error(out: &mut Vec<u8>, id: u16, copied_flags: u16, rcode: u8) {
     out.clear();
@@ -364,30 +371,6 @@ fn be16_at(buf: &[u8], at: usize) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn split_answers_cuts_at_record_boundaries() {
-        // Two records: a compressed owner with 3 bytes of data, then an uncompressed owner.
-        let first = [0xc0, 0x0c, 0, 16, 0, 1, 0, 0, 0, 60, 0, 3, 2, b'h', b'i'];
-        let second = [1, b'a', 0, 1, 0, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1];
-        let body = Body {
-            rcode: 0,
-            authoritative: true,
-            recursion_available: false,
-            answers: 2,
-            authorities: 0,
-            additionals: 0,
-            bytes: [&first[..], &second[..]].concat().into(),
-            soa_serial: None,
-        };
-        let (a, b) = body.split_answers(1).unwrap();
-        assert_eq!((a.answers, &a.bytes[..], b.answers, &b.bytes[..]), (1, &first[..], 1, &second[..]));
-        let (all, none) = body.split_answers(2).unwrap();
-        assert_eq!((all.answers, all.bytes.len(), none.answers, none.bytes.len()), (2, body.bytes.len(), 0, 0));
-        assert!(body.split_answers(3).is_none());
-        let cut = Body { bytes: body.bytes[..20].into(), ..body };
-        assert!(cut.split_answers(1).is_none(), "truncated records are refused");
-    }
 
     fn query(name: &[u8], qtype: u16, opt: Option<&[u8]>) -> Vec<u8> {
         let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, u8::from(opt.is_some())];

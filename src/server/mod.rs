@@ -255,10 +255,8 @@ impl HandleSockets {
         }
         let config = &config.handle;
         let addr = config.listen;
-        let bind_error = |transport, addr| move |source| ServerError::Bind { transport, addr, source };
-        let tcp = TcpListener::bind(addr).await.map_err(bind_error("Handle TCP", addr))?;
-        let addr = tcp.local_addr().map_err(bind_error("Handle TCP", addr))?;
-        let udp = handle::bind_udp(addr).map_err(bind_error("Handle UDP", addr))?;
+        let (tcp, udp) = bind_both(addr, "Handle TCP", "Handle UDP", handle::bind_udp).await?;
+        let addr = tcp.local_addr().map_err(|source| ServerError::Bind { transport: "Handle TCP", addr, source })?;
         let limits = TcpLimits {
             caps: Caps::new(config.tcp_max_connections, config.tcp_max_connections_per_source),
             idle_timeout: Duration::from_secs(config.tcp_idle_timeout_secs.max(1)),
@@ -309,13 +307,8 @@ impl Server {
     pub async fn start(config: &Config, registry: Arc<Registry>) -> Result<Self, ServerError> {
         let seal_key = Some(Arc::new(SealKey::load_or_create(&config.data_dir)?));
         let addr = config.dns.listen;
-        let bind_error = |transport, addr| move |source| ServerError::Bind { transport, addr, source };
-        let tcp = TcpListener::bind(addr).await.map_err(bind_error("TCP", addr))?;
-        // UDP takes the port TCP got, so port 0 gives one port for both.
-        let addr = tcp.local_addr().map_err(bind_error("TCP", addr))?;
-        let udp = (0..config.udp_workers())
-            .map(|_| udp::bind(addr).map_err(bind_error("UDP", addr)))
-            .collect::<Result<_, _>>()?;
+        let workers = config.udp_workers();
+        let (tcp, udp) = bind_both(addr, "TCP", "UDP", |addr| (0..workers).map(|_| udp::bind(addr)).collect()).await?;
         let http = crate::http::HttpListener::bind(&config.http).await?;
         let tcp_limits = TcpLimits {
             caps: Caps::new(config.dns.tcp_max_connections, config.dns.tcp_max_connections_per_source),
@@ -476,6 +469,28 @@ impl Server {
 
 /// Saves the statistics every [`crate::stats::SAVE_EVERY`] until `token` is cancelled (the
 /// caller saves once more when every front end has stopped).
+/// Binds TCP on `addr`, then UDP (`udp`) on the port TCP got, so that port 0 gives one port
+/// for both. That port may already be another socket's over UDP (a client's ephemeral port):
+/// with port 0 a new one is tried then, 16 times at most.
+async fn bind_both<U>(
+    addr: SocketAddr,
+    tcp_name: &'static str,
+    udp_name: &'static str,
+    udp: impl Fn(SocketAddr) -> std::io::Result<U>,
+) -> Result<(TcpListener, U), ServerError> {
+    let bind_error = |transport, addr| move |source| ServerError::Bind { transport, addr, source };
+    let mut tries = 0;
+    loop {
+        let tcp = TcpListener::bind(addr).await.map_err(bind_error(tcp_name, addr))?;
+        let got = tcp.local_addr().map_err(bind_error(tcp_name, addr))?;
+        match udp(got) {
+            Ok(udp) => return Ok((tcp, udp)),
+            Err(e) if addr.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse && tries < 16 => tries += 1,
+            Err(e) => return Err(bind_error(udp_name, got)(e)),
+        }
+    }
+}
+
 async fn save_stats(stats: Arc<crate::stats::Stats>, node: Arc<Node>, token: CancellationToken) {
     let save = |stats: Arc<crate::stats::Stats>, node: Arc<Node>| async move {
         let saved = tokio::task::spawn_blocking(move || stats.save(node.registry())).await;

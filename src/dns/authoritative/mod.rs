@@ -15,6 +15,7 @@
 //! A hit allocates nothing: it copies the question, patches the header and appends the
 //! pre-encoded answer bytes.
 
+mod answer_set;
 mod delegations;
 pub mod zone;
 
@@ -30,7 +31,8 @@ use super::wire::{self, Body, rcode};
 use super::{Question, mapping};
 use crate::cache::{Cache, CacheStats, Entry};
 use crate::registry::Registry;
-use zone::{AnswerSet, Zone, ZoneConfig};
+use answer_set::AnswerSet;
+use zone::{Zone, ZoneConfig};
 
 /// 1 s: the shortest time an answer stays in the front cache, whatever its TTL.
 const MIN_CACHE_TIME: Duration = Duration::from_secs(1);
@@ -133,7 +135,7 @@ impl Authoritative {
                 }
             }
         };
-        let body = entry.value.select(question.query.qtype, zone);
+        let body = entry.value.select(question.query.qtype, zone, name.wire().len());
         if question.respond(body, out) {
             if let Some(at) = body.soa_serial {
                 let at = question.query.question_end + usize::from(at);
@@ -293,6 +295,53 @@ mod tests {
         assert_eq!(ask("b"), (hickory_proto::op::ResponseCode::NoError, true), "a referral, for a name not asked yet");
         node.put(&Admin::node(), &prefix, vec![Value::new(1, "DESC", "kept here", 0)], &Default::default()).unwrap();
         assert_eq!(ask("c"), nxdomain, "the delegation taken back");
+    }
+
+    /// NODATA and NXDOMAIN are written once per length of the query's name
+    /// (`Zone::negative`): each must read back as the zone's SOA, owned by the apex, whatever
+    /// the name's labels and case, with the SOA's own names inside the zone or outside it.
+    #[test]
+    fn negative_answers_read_back_as_the_zones_soa_for_every_name_of_a_length() {
+        use hickory_proto::op::ResponseCode;
+        for mname in ["ns1.id.example.", "ns.elsewhere.example."] {
+            let dir = tempfile::tempdir().unwrap();
+            let registry = Arc::new(Registry::open(dir.path()).unwrap());
+            let mut config = crate::config::Config::default();
+            config.dns.nameservers =
+                vec![crate::config::NameServer { name: mname.into(), addresses: vec!["127.0.0.1".parse().unwrap()] }];
+            let (node, frontend) = crate::server::assemble(&config, registry.clone(), None).unwrap();
+            let id = crate::identifier::Identifier::parse("88.100.1/ABC").unwrap();
+            node.put(&Admin::node(), &id, vec![Value::new(1, "URL", "https://x", 0)], &Default::default()).unwrap();
+            // Names of one length in pairs: the second answer is the first one's, reused. One
+            // has labels that the SOA's names end with, which a compressor could point into.
+            let asked = [
+                ("abc.ns1.id.example.", RecordType::TXT, ResponseCode::NXDomain),
+                ("XYZ.QRS.ID.EXAMPLE.", RecordType::TXT, ResponseCode::NXDomain),
+                ("x.hostmaster.id.example.", RecordType::TXT, ResponseCode::NXDomain),
+                ("abc._id.1.100.88.id.example.", RecordType::A, ResponseCode::NoError),
+                ("ABC._ID.1.100.88.ID.EXAMPLE.", RecordType::MX, ResponseCode::NoError),
+                ("abd._id.1.100.88.id.example.", RecordType::TXT, ResponseCode::NXDomain),
+                ("id.example.", RecordType::MX, ResponseCode::NoError),
+            ];
+            for (text, qtype, rcode) in asked {
+                let mut msg = Message::new(7, MessageType::Query, OpCode::Query);
+                msg.add_query(Query::query(Name::from_ascii(text).unwrap(), qtype));
+                let mut out = Vec::new();
+                frontend.handle(&msg.to_vec().unwrap(), Transport::Udp, &mut Scratch::default(), &mut out);
+                let answer = Message::from_vec(&out).unwrap_or_else(|e| panic!("{text}: {e}"));
+                assert_eq!((answer.response_code, answer.answers.len(), answer.authorities.len()), (rcode, 0, 1));
+                assert!(answer.authoritative, "{text}");
+                let soa = &answer.authorities[0];
+                assert_eq!(soa.name.to_lowercase().to_string(), "id.example.", "{text}");
+                assert_eq!(soa.ttl, config.dns.ttl.min(config.dns.negative_ttl), "{text}");
+                let hickory_proto::rr::RData::SOA(soa) = &soa.data else { panic!("{text}: {soa:?}") };
+                assert_eq!(soa.mname.to_lowercase().to_string(), mname, "{text}");
+                assert_eq!(soa.rname.to_lowercase().to_string(), "hostmaster.id.example.", "{text}");
+                let timers = (soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum);
+                let dns = &config.dns;
+                assert_eq!(timers, (registry.serial(), dns.refresh, dns.retry, dns.expire, dns.negative_ttl), "{text}");
+            }
+        }
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //!
 //! It reads the registry once per miss and builds every answer the name can get (TXT, URI, ANY,
 //! and NODATA or NXDOMAIN for the rest) into an [`AnswerSet`] that the front cache keeps: one
-//! encoding with hickory-proto of all of an identifier's records, split by type, and NODATA
-//! only when first asked for. Answers are encoded for a question at offset 12, so their name
-//! pointers stay valid behind any query for the same name.
+//! encoding with hickory-proto of all of an identifier's records, cut by type. Answers are
+//! encoded for a question at offset 12, so their name pointers stay valid behind any query for
+//! the same name. NODATA and NXDOMAIN are written here without hickory, once per length of the
+//! query's name ([`Zone::negative`]).
 //!
 //! Also which served zone holds a name ([`holding`], for queries and the zone file alike) and
 //! the zones the settings describe ([`zone_config`]).
@@ -17,6 +18,7 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::{A, AAAA, NS, NULL, SOA, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
+use super::answer_set::{AnswerSet, Negative, Rest};
 use super::delegations::Delegations;
 use crate::dns::mapping::{self, NameKind};
 use crate::dns::wire::{self, Body, QueryName, rcode};
@@ -24,10 +26,6 @@ use crate::record::site::Site;
 use crate::registry::{Registry, RegistryError, Snapshot};
 
 pub const TYPE_ANY: u16 = 255;
-
-/// The most query types a name has answers of its own for (an identifier: TXT, URI and ANY; the
-/// apex: SOA, NS and ANY).
-const MAX_TYPED: usize = 3;
 
 /// Why a name could not be answered (the query gets SERVFAIL, the log says why).
 #[derive(Debug, thiserror::Error)]
@@ -41,63 +39,6 @@ pub enum AnswerError {
 impl AnswerError {
     fn encode(name: &Name, reason: impl std::fmt::Display) -> Self {
         Self::Encode { name: name.to_string(), reason: reason.to_string() }
-    }
-}
-
-/// Everything a name can be answered with: what the front cache keeps for a name.
-#[derive(Debug)]
-pub struct AnswerSet {
-    name: Name,
-    /// Answers for particular query types, inline: a cache hit follows one pointer fewer.
-    typed: [Option<(u16, Answer)>; MAX_TYPED],
-    /// The answer for every other type: NODATA or NXDOMAIN.
-    other: Answer,
-}
-
-#[derive(Debug)]
-enum Answer {
-    Encoded(Body),
-    /// NODATA, encoded when first asked for: most names are only ever asked for their records.
-    NoData(OnceLock<Body>),
-}
-
-impl AnswerSet {
-    fn new(name: Name, typed: impl IntoIterator<Item = (u16, Answer)>, other: Answer) -> Self {
-        let mut typed = typed.into_iter();
-        let inline = std::array::from_fn(|_| typed.next());
-        debug_assert!(typed.next().is_none(), "more than {MAX_TYPED} answer types");
-        Self { name, typed: inline, other }
-    }
-
-    fn encoded(name: Name, typed: Vec<(u16, Body)>, other: Body) -> Self {
-        Self::new(name, typed.into_iter().map(|(t, body)| (t, Answer::Encoded(body))), Answer::Encoded(other))
-    }
-}
-
-/// What a NODATA body takes once encoded: the SOA of the zone (about 60 bytes and two names).
-/// Counted whether or not it was asked for yet, so an entry's weight never changes.
-const NODATA_BYTES: usize = 160;
-
-impl crate::cache::Weigh for AnswerSet {
-    fn heap_bytes(&self) -> usize {
-        let answer = |a: &Answer| match a {
-            Answer::Encoded(body) => body.bytes.len(),
-            Answer::NoData(_) => NODATA_BYTES,
-        };
-        // A hickory Name keeps its labels and their end offsets on the heap once they outgrow
-        // its inline buffers: count both.
-        2 * self.name.len() + self.typed.iter().flatten().map(|(_, a)| answer(a)).sum::<usize>() + answer(&self.other)
-    }
-}
-
-impl AnswerSet {
-    /// The answer for `qtype`; `zone` (the one that built the set) encodes it on first use.
-    pub fn select(&self, qtype: u16, zone: &Zone) -> &Body {
-        let answer = self.typed.iter().flatten().find(|(t, _)| *t == qtype).map_or(&self.other, |(_, a)| a);
-        match answer {
-            Answer::Encoded(body) => body,
-            Answer::NoData(body) => body.get_or_init(|| zone.nodata(&self.name)),
-        }
     }
 }
 
@@ -130,6 +71,8 @@ pub struct Zone {
     prefix_labels: usize,
     nameserver_wires: Vec<Vec<u8>>,
     delegations: Delegations,
+    /// NODATA and NXDOMAIN, by the length of the query's name: encoded when first sent.
+    negatives: Box<[[OnceLock<Body>; 2]]>,
 }
 
 impl Zone {
@@ -141,7 +84,16 @@ impl Zone {
         let apex_labels = usize::from(config.apex.num_labels());
         let nameserver_wires = config.nameservers.iter().map(|(n, _)| wire_of(&n.to_lowercase())).collect();
         let prefix_labels = if config.prefix.is_empty() { 0 } else { config.prefix.split('.').count() };
-        Self { config, apex_wire, apex_labels, prefix_labels, nameserver_wires, delegations: Delegations::default() }
+        let negatives = (0..=wire::MAX_NAME).map(|_| Default::default()).collect();
+        Self {
+            config,
+            apex_wire,
+            apex_labels,
+            prefix_labels,
+            nameserver_wires,
+            delegations: Delegations::default(),
+            negatives,
+        }
     }
 
     /// Drops the delegations its misses keep (`delegations.rs`): one changed.
@@ -199,19 +151,18 @@ impl Zone {
         registry: &Registry,
         now: i64,
     ) -> Result<(AnswerSet, Duration), AnswerError> {
-        let name = name_of(qname)?;
         let cfg = &self.config;
         if let Some(i) = self.nameserver_wires.iter().position(|w| w == qname.wire()) {
+            let name = name_of(qname)?;
             let glue = self.glue(i);
             let typed = self.typed(&name, &[glue_for(&glue, RecordType::A), glue_for(&glue, RecordType::AAAA)])?;
-            let other = self.nodata(&name);
-            return Ok((AnswerSet::encoded(name, typed, other), secs(cfg.ttl)));
+            return Ok((AnswerSet::new(typed, Rest::Negative(Negative::NoData)), secs(cfg.ttl)));
         }
         let snapshot = registry.snapshot()?;
         if own > 0 {
             if let Some((cut, sites)) = self.delegation_below(&snapshot, qname, own)? {
-                let other = self.referral(&name, &cut, &sites)?;
-                return Ok((AnswerSet::encoded(name, vec![], other), secs(cfg.referral_ttl)));
+                let referral = self.referral(&name_of(qname)?, &cut, &sites)?;
+                return Ok((AnswerSet::new(vec![], Rest::Answer(referral)), secs(cfg.referral_ttl)));
             }
         }
         // Names are mapped relative to the national apex: the zone's prefix labels included.
@@ -219,6 +170,7 @@ impl Zone {
         let kind = if own == 0 { NameKind::Apex } else { mapping::classify(&labels) };
         let exists = match kind {
             NameKind::Apex => {
+                let name = name_of(qname)?;
                 let soa = vec![self.soa(registry.serial(), cfg.ttl)];
                 let ns: Vec<Record> = cfg
                     .nameservers
@@ -232,35 +184,15 @@ impl Zone {
                     (RecordType::NS.into(), self.encode(&name, rcode::NOERROR, &ns, &[], &glue)?),
                     (TYPE_ANY, self.encode(&name, rcode::NOERROR, &any, &[], &glue)?),
                 ];
-                let other = self.nodata(&name);
-                return Ok((AnswerSet::encoded(name, typed, other), secs(cfg.ttl)));
+                return Ok((AnswerSet::new(typed, Rest::Negative(Negative::NoData)), secs(cfg.ttl)));
             }
             NameKind::Identifier { key, may_have_children } => {
                 if let Some(record) = snapshot.get(key.as_bytes())? {
-                    let public: Vec<_> = record.values.iter().filter(|v| v.is_public()).collect();
-                    if public.is_empty() {
-                        let set = AnswerSet::new(name, [], Answer::NoData(OnceLock::new()));
-                        return Ok((set, secs(cfg.negative_ttl)));
-                    }
-                    let ttl = public.iter().map(|v| v.ttl.seconds_at(now)).min().unwrap_or(0);
-                    // One encoding of all records (the ANY answer), split into TXT and URI.
-                    let records = identifier_records(&name, &record, now);
-                    let txt_count = records.iter().filter(|r| r.record_type() == RecordType::TXT).count();
-                    let any = self.encode(&name, rcode::NOERROR, &records, &[], &[])?;
-                    let (txt, uri) = match any.split_answers(txt_count as u16) {
-                        Some(parts) => parts,
-                        None => {
-                            let (t, u) = records.split_at(txt_count);
-                            let encode = |records: &[Record]| self.encode(&name, rcode::NOERROR, records, &[], &[]);
-                            (encode(t)?, encode(u)?)
-                        }
-                    };
-                    let typed = [(RecordType::TXT.into(), txt), (mapping::URI_TYPE, uri), (TYPE_ANY, any)]
-                        .into_iter()
-                        .filter(|(_, body)| body.answers > 0)
-                        .map(|(t, body)| (t, Answer::Encoded(body)));
-                    let set = AnswerSet::new(name, typed, Answer::NoData(OnceLock::new()));
-                    return Ok((set, secs(ttl)));
+                    let bad = |reason| AnswerError::Encode { name: key.clone(), reason };
+                    return Ok(match AnswerSet::identifier(&record.values, now).map_err(bad)? {
+                        Some((set, ttl)) => (set, secs(ttl)),
+                        None => (AnswerSet::new(vec![], Rest::Negative(Negative::NoData)), secs(cfg.negative_ttl)),
+                    });
                 }
                 may_have_children && snapshot.has_key_starting_with(key.as_bytes(), None)?
             }
@@ -273,8 +205,8 @@ impl Zone {
             }
             NameKind::Nothing => false,
         };
-        let other = if exists { self.nodata(&name) } else { self.negative(&name, rcode::NXDOMAIN) };
-        Ok((AnswerSet::encoded(name, vec![], other), secs(cfg.negative_ttl)))
+        let negative = if exists { Negative::NoData } else { Negative::NxDomain };
+        Ok((AnswerSet::new(vec![], Rest::Negative(negative)), secs(cfg.negative_ttl)))
     }
 
     /// The highest delegation between this zone and `qname`: a prefix level below the zone's
@@ -363,19 +295,60 @@ impl Zone {
             .collect()
     }
 
-    fn nodata(&self, name: &Name) -> Body {
-        self.negative(name, rcode::NOERROR)
+    /// NODATA or NXDOMAIN for a name of `name_len` bytes in wire form, at or below the apex:
+    /// the zone's SOA in the authority section, with the negative TTL (RFC 2308 3). Its owner
+    /// is a pointer to the apex at the end of the question's name, so the answer depends on that
+    /// name's length only: the zone keeps one per length, encoded when first sent.
+    pub fn negative(&self, name_len: usize, negative: Negative) -> &Body {
+        let slot = &self.negatives[name_len.min(wire::MAX_NAME)][usize::from(negative == Negative::NxDomain)];
+        slot.get_or_init(|| self.encode_negative(name_len, negative))
     }
 
-    /// NODATA or NXDOMAIN: the SOA in the authority section, with the negative TTL (RFC 2308 3).
-    fn negative(&self, name: &Name, rcode: u8) -> Body {
+    fn encode_negative(&self, name_len: usize, negative: Negative) -> Body {
+        let c = &self.config;
+        // The question starts at offset 12; the apex ends its name.
+        let apex_at = 12 + name_len.saturating_sub(self.apex_wire.len());
+        let apex = (0xc000 | apex_at as u16).to_be_bytes();
+        let mut bytes = Vec::with_capacity(96);
+        bytes.extend_from_slice(&apex);
+        bytes.extend_from_slice(&u16::from(RecordType::SOA).to_be_bytes());
+        bytes.extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
+        bytes.extend_from_slice(&c.ttl.min(c.negative_ttl).to_be_bytes());
+        let rdata_at = bytes.len() + 2;
+        bytes.extend_from_slice(&[0, 0]);
+        let mname = c.nameservers.first().map_or(&c.apex, |(n, _)| n);
+        self.write_name(&mut bytes, mname, apex);
+        self.write_name(&mut bytes, &c.hostmaster, apex);
         // The serial is written as the answer is sent (`Body::soa_serial`).
-        let soa = self.soa(0, self.config.ttl.min(self.config.negative_ttl));
-        // An SOA under a name that came off the wire always encodes; should it not, SERVFAIL.
-        self.encode(name, rcode, &[], &[soa], &[]).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "answering SERVFAIL");
-            Body { rcode: rcode::SERVFAIL, authoritative: false, ..Body::empty() }
-        })
+        let serial_at = bytes.len();
+        for field in [0, c.refresh as u32, c.retry as u32, c.expire as u32, c.negative_ttl] {
+            bytes.extend_from_slice(&field.to_be_bytes());
+        }
+        let rdlength = (bytes.len() - rdata_at) as u16;
+        bytes[rdata_at - 2..rdata_at].copy_from_slice(&rdlength.to_be_bytes());
+        let rcode = if negative == Negative::NxDomain { rcode::NXDOMAIN } else { rcode::NOERROR };
+        Body {
+            rcode,
+            authoritative: true,
+            authorities: 1,
+            bytes: bytes.into(),
+            soa_serial: Some(serial_at as u16),
+            ..Body::empty()
+        }
+    }
+
+    /// `name` in wire form; below the apex, its labels above it and then `apex`, a pointer.
+    fn write_name(&self, out: &mut Vec<u8>, name: &Name, apex: [u8; 2]) {
+        if !self.config.apex.zone_of(name) {
+            out.extend_from_slice(&wire_of(name));
+            return;
+        }
+        let own = usize::from(name.num_labels()) - self.apex_labels;
+        for label in name.iter().take(own) {
+            out.push(label.len() as u8);
+            out.extend_from_slice(label);
+        }
+        out.extend_from_slice(&apex);
     }
 
     /// The zone's SOA record with `serial`.
@@ -405,7 +378,7 @@ impl Zone {
 
     /// Encodes a response for `name` and keeps what follows the question. A response that
     /// would not fit one DNS message is an error, never a cut or miscounted packet.
-    fn encode(
+    pub(super) fn encode(
         &self,
         name: &Name,
         rcode: u8,
