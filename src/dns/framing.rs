@@ -76,15 +76,38 @@ pub async fn write<W: AsyncWrite + Unpin>(
     framed: &mut Vec<u8>,
     idle: Option<Duration>,
 ) -> Result<(), FrameError> {
-    let len = u16::try_from(message.len()).map_err(|_| FrameError::TooLong { len: message.len(), max: MAX_MESSAGE })?;
     framed.clear();
-    framed.extend_from_slice(&len.to_be_bytes());
-    framed.extend_from_slice(message);
+    append(framed, message)?;
+    write_framed(stream, framed, idle).await
+}
+
+/// Runs `step`, within `idle` when set.
+/// Appends `message` with its length prefix to `out`, to be written with others.
+pub fn append(out: &mut Vec<u8>, message: &[u8]) -> Result<(), FrameError> {
+    let len = u16::try_from(message.len()).map_err(|_| FrameError::TooLong { len: message.len(), max: MAX_MESSAGE })?;
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(message);
+    Ok(())
+}
+
+/// Writes messages already framed ([`append`]), within `idle`.
+pub async fn write_framed<W: AsyncWrite + Unpin>(
+    stream: &mut W,
+    framed: &[u8],
+    idle: Option<Duration>,
+) -> Result<(), FrameError> {
     within(idle, stream.write_all(framed)).await??;
     Ok(())
 }
 
-/// Runs `step`, within `idle` when set.
+/// Whether `buffered` starts with a whole message and its length prefix.
+pub fn holds_message(buffered: &[u8]) -> bool {
+    match buffered {
+        [hi, lo, rest @ ..] => rest.len() >= usize::from(u16::from_be_bytes([*hi, *lo])),
+        _ => false,
+    }
+}
+
 async fn within<T>(idle: Option<Duration>, step: impl Future<Output = T>) -> Result<T, FrameError> {
     match idle {
         Some(limit) => tokio::time::timeout(limit, step).await.map_err(|_| FrameError::Idle(limit)),
@@ -120,6 +143,17 @@ mod tests {
         write(&mut stream, b"second!", &mut framed, None).await.unwrap();
         assert_eq!(stream, b"\x00\x05first\x00\x07second!");
         assert_eq!(read_all(&stream, MAX_MESSAGE).await, [Ok(b"first".to_vec()), Ok(b"second!".to_vec())]);
+    }
+
+    #[test]
+    fn a_buffer_holds_a_message_once_its_prefix_and_all_its_bytes_are_in() {
+        let mut batch = Vec::new();
+        append(&mut batch, b"abc").unwrap();
+        append(&mut batch, b"").unwrap();
+        assert_eq!(batch, b"\x00\x03abc\x00\x00");
+        assert!(holds_message(&batch) && holds_message(&batch[5..]), "a message, then an empty one");
+        assert!(!holds_message(&batch[..4]) && !holds_message(&batch[..1]) && !holds_message(&[]));
+        assert!(append(&mut batch, &vec![0; MAX_MESSAGE + 1]).is_err(), "no length prefix holds it");
     }
 
     #[tokio::test]

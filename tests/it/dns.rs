@@ -254,6 +254,35 @@ async fn tcp_serves_pipelined_queries_in_order() {
     node.stop().await;
 }
 
+/// Answers are batched (`server/tcp.rs`): a batch larger than one write goes out in several, and
+/// the answers to every whole query go out before the server waits for the rest of a query.
+#[tokio::test]
+async fn tcp_answers_a_pipelined_burst_before_waiting_for_a_query_half_sent() {
+    let node = start_server().await;
+    let mut stream = TcpStream::connect(node.addr).await.unwrap();
+    let mut burst = Vec::new();
+    for i in 0..301u16 {
+        let mut q = query(ABC, RecordType::TXT, None);
+        q[..2].copy_from_slice(&i.to_be_bytes());
+        burst.extend_from_slice(&(q.len() as u16).to_be_bytes());
+        burst.extend_from_slice(&q);
+    }
+    let last = burst.len() - (query(ABC, RecordType::TXT, None).len() + 2);
+    stream.write_all(&burst[..last + 3]).await.unwrap();
+    let mut bytes = 0;
+    for i in 0..300u16 {
+        let answer = tokio::time::timeout(Duration::from_secs(5), read_framed(&mut stream)).await.expect("answered");
+        bytes += answer.len();
+        let r = Message::from_vec(&answer).unwrap();
+        assert_eq!((r.metadata.id, r.answers.len()), (i, 3));
+    }
+    assert!(bytes > 64 * 1024, "more than one batch: {bytes} bytes");
+    stream.write_all(&burst[last + 3..]).await.unwrap();
+    let r = Message::from_vec(&read_framed(&mut stream).await).unwrap();
+    assert_eq!(r.metadata.id, 300);
+    node.stop().await;
+}
+
 #[tokio::test]
 async fn tcp_idle_clients_are_closed() {
     let node = crate::start_server_with(|c| c.dns.tcp_idle_timeout_secs = 1).await;
