@@ -99,7 +99,16 @@ impl AnswerSet {
         let urls = || public().filter(|v| mapping::is_url(v));
         let Some(txt_ttl) = public().map(|v| v.ttl.seconds_at(now)).min() else { return Ok(None) };
         let uri_ttl = urls().map(|v| v.ttl.seconds_at(now)).min().unwrap_or(0);
-        let mut bytes = Vec::with_capacity(public().map(|v| 24 + v.kind.len() + v.data.len()).sum());
+        // Sized exactly: the buffer is kept as it is, and an allocator may keep a shrunk one whole.
+        let txt_len = |v: &Value| {
+            12 + 2
+                + v.index.checked_ilog10().map_or(1, |l| l as usize + 1)
+                + v.kind.len()
+                + v.data.len().div_ceil(255)
+                + v.data.len()
+        };
+        let size = public().map(txt_len).sum::<usize>() + urls().map(|v| 12 + 4 + v.data.len()).sum::<usize>();
+        let mut bytes = Vec::with_capacity(size);
         for value in public() {
             if value.kind.len() > 255 {
                 return Err(format!("the type of value {} takes more than 255 bytes", value.index));
@@ -135,6 +144,7 @@ impl AnswerSet {
             soa_serial: None,
         };
         let len = bytes.len();
+        debug_assert_eq!(len, size, "the size computed ahead");
         let typed = [(TYPE_TXT, part(txt_count, 0, txt_end)), (mapping::URI_TYPE, part(all - txt_count, txt_end, len))];
         let typed = typed.into_iter().filter(|(_, p)| p.answers > 0).chain([(TYPE_ANY, part(all, 0, len))]).collect();
         Ok(Some((Self::of(bytes, typed, Other::Negative(Negative::NoData)), txt_ttl)))
