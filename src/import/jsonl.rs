@@ -7,7 +7,7 @@
 //! second cannot start). Each parser feeds the load through its own [`Feed`]; the load ends at
 //! the first line either refused, and keeps nothing from that line on, whoever parsed it.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::TrySendError;
 
@@ -17,6 +17,11 @@ use crate::record::{Record, unix_now};
 
 /// 1 MiB: about how much input a chunk holds (whole lines), the unit handed to a parser.
 const CHUNK_BYTES: usize = 1 << 20;
+
+/// 1 MiB: the longest line taken. A record holds at most 30,000 bytes of values
+/// (`crate::record::MAX_RECORD_SIZE`), which JSON may spell out in six bytes each; a longer
+/// line (or an input with no newline at all) ends the import instead of filling memory.
+pub(super) const MAX_LINE: usize = 1 << 20;
 
 /// Whole lines of the input, from line `first_line`, which starts `offset` bytes in.
 struct Chunk {
@@ -84,8 +89,14 @@ fn read_chunk(
     let (mut line, mut failed) = (first_line, None);
     while text.len() < CHUNK_BYTES {
         let whole = text.len();
-        match input.read_until(b'\n', &mut text) {
+        match input.by_ref().take(MAX_LINE as u64 + 1).read_until(b'\n', &mut text) {
             Ok(0) => break,
+            Ok(n) if n > MAX_LINE && text.last() != Some(&b'\n') => {
+                text.truncate(whole);
+                let reason = format!("the line is longer than {MAX_LINE} bytes, the most a record's JSON takes");
+                failed = Some((line, std::io::Error::new(std::io::ErrorKind::InvalidData, reason)));
+                break;
+            }
             Ok(_) => line += 1,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => text.truncate(whole),
             Err(e) => {

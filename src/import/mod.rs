@@ -343,6 +343,30 @@ mod tests {
         }
     }
 
+    /// A line longer than any record's JSON ends the import with its number, having read only
+    /// a little past the limit: an input with no newline never fills memory.
+    #[test]
+    fn an_overlong_line_is_named_and_read_no_further() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path()).unwrap();
+        let first = format!("{}\n", line("88/a"));
+        let endless = first.as_bytes().chain(std::io::repeat(b'x').take(64 << 20));
+        struct Counted<R>(R, u64);
+        impl<R: Read> Read for Counted<R> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.0.read(buf)?;
+                self.1 += n as u64;
+                Ok(n)
+            }
+        }
+        let mut input = std::io::BufReader::new(Counted(endless, 0));
+        let err = import(&reg, &mut input, 100, |_| {}).unwrap_err().to_string();
+        assert!(err.starts_with("reading line 2: the line is longer than 1048576 bytes"), "{err}");
+        assert_eq!(reg.len().unwrap(), 1, "the line before it is kept");
+        assert!(input.get_ref().1 < 2 << 20, "read {} bytes", input.get_ref().1);
+    }
+
     #[test]
     fn case_conflict_names_its_line() {
         let dir = tempfile::tempdir().unwrap();
