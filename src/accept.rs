@@ -46,6 +46,29 @@ impl Caps {
     }
 }
 
+/// A listener's timeout that a reload may change: each connection reads it as it starts, so
+/// open connections keep the one they started with.
+#[derive(Debug)]
+pub struct Timeout(std::sync::atomic::AtomicU64);
+
+impl Timeout {
+    /// At least one second, like every timeout of the settings.
+    pub fn new(timeout: Duration) -> Arc<Self> {
+        let this = Arc::new(Self(Default::default()));
+        this.set(timeout);
+        this
+    }
+
+    pub fn set(&self, timeout: Duration) {
+        let millis = u64::try_from(timeout.max(Duration::from_secs(1)).as_millis()).unwrap_or(u64::MAX);
+        self.0.store(millis, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> Duration {
+        Duration::from_millis(self.0.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
 /// Accepts connections on `listener` until `token` is cancelled, each served by `serve` on a
 /// task of `tracker` within `caps`. A connection over its address's cap is closed at once.
 /// `serve` owns the connection's shutdown: it watches `token` itself. `what` names the listener

@@ -4,8 +4,9 @@
 //! listener is bound, pings the watchdog at half its interval, and says STOPPING=1 on the way
 //! out. SIGHUP reloads the configuration: what can change while the node runs is applied (the
 //! zones, quotas, server administrators, the lookup target, the log filter, the DNS, Handle and
-//! HTTP listeners' connection caps, and the HTTPS certificate and key, read again from their
-//! files), and what needs a restart is named in the log.
+//! HTTP listeners' connection caps and timeouts, for connections accepted from then on, and the
+//! HTTPS certificate and key, read again from their files), and what needs a restart is named in
+//! the log.
 
 use std::sync::Arc;
 
@@ -163,35 +164,52 @@ fn apply(old: &Config, new: &Config, live: &Live) -> anyhow::Result<()> {
         handle.set(new.handle.tcp_max_connections, new.handle.tcp_max_connections_per_source);
     }
     live.caps.http.set(new.http.max_connections, new.http.max_connections_per_source);
+    live.caps.dns_idle.set(std::time::Duration::from_secs(new.dns.tcp_idle_timeout_secs));
+    if let Some(idle) = &live.caps.handle_idle {
+        idle.set(std::time::Duration::from_secs(new.handle.tcp_idle_timeout_secs));
+    }
+    live.caps.http_timeouts.set(&new.http);
     if let Some(log) = &new.log {
         super::set_log_filter(log)?;
     }
     let mut later = Vec::new();
     let differs = |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
-    // What is applied above is left out of the comparison: zones, connection caps, ...
+    // What is applied above is left out of the comparison: zones, connection caps, timeouts, ...
     let without_zones = |c: &Config| crate::config::DnsConfig {
         zones: Vec::new(),
         tcp_max_connections: 0,
         tcp_max_connections_per_source: 0,
+        tcp_idle_timeout_secs: 0,
         ..c.dns.clone()
     };
     let without_admins = |c: &Config| crate::config::HandleConfig {
         server_admins: Vec::new(),
         tcp_max_connections: 0,
         tcp_max_connections_per_source: 0,
+        tcp_idle_timeout_secs: 0,
         ..c.handle.clone()
     };
-    let without_caps =
-        |c: &Config| crate::config::HttpConfig { max_connections: 0, max_connections_per_source: 0, ..c.http.clone() };
+    let without_caps = |c: &Config| crate::config::HttpConfig {
+        max_connections: 0,
+        max_connections_per_source: 0,
+        header_timeout_secs: 0,
+        idle_timeout_secs: 0,
+        request_timeout_secs: 0,
+        tls_handshake_timeout_secs: 0,
+        ..c.http.clone()
+    };
     let without_target = |c: &Config| crate::config::OpsConfig { target_lookups: 0, target_days: 0, ..c.ops.clone() };
     for (name, changed) in [
         ("data_dir", differs(&old.data_dir, &new.data_dir)),
-        ("dns (but zones and connection caps)", differs(&without_zones(old), &without_zones(new))),
+        ("dns (but zones, connection caps and timeouts)", differs(&without_zones(old), &without_zones(new))),
         (
-            "http (but connection caps and the certificate and key files' contents)",
+            "http (but connection caps, timeouts and the certificate and key files' contents)",
             differs(&without_caps(old), &without_caps(new)),
         ),
-        ("handle (but server_admins and connection caps)", differs(&without_admins(old), &without_admins(new))),
+        (
+            "handle (but server_admins, connection caps and timeouts)",
+            differs(&without_admins(old), &without_admins(new)),
+        ),
         ("cache", differs(&old.cache, &new.cache)),
         ("recursive", differs(&old.recursive, &new.recursive)),
         ("ops (but the target)", differs(&without_target(old), &without_target(new))),
@@ -206,8 +224,8 @@ fn apply(old: &Config, new: &Config, live: &Live) -> anyhow::Result<()> {
         zones_changed,
         tls_reloaded,
         ?later,
-        "configuration reloaded: zones, quotas, server administrators, target, log filter, connection caps \
-         and the HTTPS certificate applied; the sections in `later` changed and take effect at the next restart"
+        "configuration reloaded: zones, quotas, server administrators, target, log filter, connection caps, \
+         listener timeouts and the HTTPS certificate applied; the sections in `later` changed and take effect at the next restart"
     );
     Ok(())
 }

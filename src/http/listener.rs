@@ -119,9 +119,21 @@ pub struct HttpListener {
     tcp: TcpListener,
     /// The TLS configuration new connections get; swapped by [`TlsReloader::reload`].
     tls: Option<Arc<ArcSwap<TlsAcceptor>>>,
-    limits: Limits,
+    /// Read as each connection starts; a reload may change them ([`HttpTimeouts`]).
+    limits: Arc<ArcSwap<Limits>>,
     /// How many connections at once and from one address; a reload may change them.
     caps: Arc<Caps>,
+}
+
+/// Changes an HTTP listener's timeouts while it serves: connections accepted from then on get
+/// the new ones, open ones keep theirs.
+#[derive(Clone)]
+pub struct HttpTimeouts(Arc<ArcSwap<Limits>>);
+
+impl HttpTimeouts {
+    pub fn set(&self, config: &HttpConfig) {
+        self.0.store(Arc::new(Limits::new(config)));
+    }
 }
 
 /// Replaces a listener's certificate and key while it serves: connections accepted from then
@@ -149,12 +161,16 @@ impl HttpListener {
         let addr = config.listen;
         let tcp = TcpListener::bind(addr).await.map_err(|source| ListenError::Bind { addr, source })?;
         let caps = Caps::new(config.max_connections, config.max_connections_per_source);
-        Ok(Self { tcp, tls, limits: Limits::new(config), caps })
+        Ok(Self { tcp, tls, limits: Arc::new(ArcSwap::from_pointee(Limits::new(config))), caps })
     }
 
     /// Its connection caps, which a reload may change while it serves.
     pub fn caps(&self) -> Arc<Caps> {
         self.caps.clone()
+    }
+
+    pub fn timeouts(&self) -> HttpTimeouts {
+        HttpTimeouts(self.limits.clone())
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -178,6 +194,7 @@ impl HttpListener {
         let tracker = TaskTracker::new();
         accept(&tcp, &caps, &tracker, &token, "HTTP", |stream, peer| {
             let tls = tls.as_ref().map(|t| TlsAcceptor::clone(&t.load()));
+            let limits = **limits.load();
             let (router, token) = (router.clone(), token.clone());
             // The connection watches the token itself: it finishes its request and closes.
             async move { connection(stream, peer, router, tls, limits, &token).await }

@@ -29,7 +29,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 
-pub use self::listener::{HttpListener, ListenError, TlsError, TlsReloader};
+pub use self::listener::{HttpListener, HttpTimeouts, ListenError, TlsError, TlsReloader};
 use crate::node::Node;
 
 pub fn router(node: Arc<Node>) -> Router {

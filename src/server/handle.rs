@@ -230,11 +230,12 @@ pub(super) async fn acceptor(
 ) {
     accept(&listener, &limits.caps, &tracker, &token, "Handle TCP", |stream, peer| {
         let (frontend, token, stats) = (frontend.clone(), token.clone(), stats.clone());
+        let idle_timeout = limits.idle_timeout.get();
         async move {
             let mut counter = Counter::new(stats);
             tokio::select! {
                 _ = token.cancelled() => {}
-                r = connection(stream, peer, frontend, limits.idle_timeout, &mut counter) => {
+                r = connection(stream, peer, frontend, idle_timeout, &mut counter) => {
                     if let Err(e) = r {
                         tracing::debug!(error = %e, %peer, "Handle TCP connection ended");
                     }

@@ -32,7 +32,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::accept::Caps;
+use crate::accept::{Caps, Timeout};
 use crate::config::{Config, HttpConfig};
 use crate::dns::{Frontend, Scratch, Transport, Verdict};
 use crate::node::Node;
@@ -259,7 +259,7 @@ impl HandleSockets {
         let addr = tcp.local_addr().map_err(|source| ServerError::Bind { transport: "Handle TCP", addr, source })?;
         let limits = TcpLimits {
             caps: Caps::new(config.tcp_max_connections, config.tcp_max_connections_per_source),
-            idle_timeout: Duration::from_secs(config.tcp_idle_timeout_secs.max(1)),
+            idle_timeout: Timeout::new(Duration::from_secs(config.tcp_idle_timeout_secs)),
         };
         // A mirror's site is no primary site (RFC 3651 3.2.2): clients send writes elsewhere.
         let site = site_info::build(config, addr, http, key.as_deref()).map(|site| site_info::as_mirror(site, mirror));
@@ -277,6 +277,10 @@ pub struct ListenerCaps {
     pub dns: Arc<Caps>,
     pub handle: Option<Arc<Caps>>,
     pub http: Arc<Caps>,
+    /// The DNS and Handle listeners' idle timeouts, and the HTTP API's timeouts.
+    pub dns_idle: Arc<Timeout>,
+    pub handle_idle: Option<Arc<Timeout>>,
+    pub http_timeouts: crate::http::HttpTimeouts,
 }
 
 /// A node bound to its sockets, ready to [`serve`](Server::serve).
@@ -312,7 +316,7 @@ impl Server {
         let http = crate::http::HttpListener::bind(&config.http).await?;
         let tcp_limits = TcpLimits {
             caps: Caps::new(config.dns.tcp_max_connections, config.dns.tcp_max_connections_per_source),
-            idle_timeout: Duration::from_secs(config.dns.tcp_idle_timeout_secs.max(1)),
+            idle_timeout: Timeout::new(Duration::from_secs(config.dns.tcp_idle_timeout_secs)),
         };
         let mut handle = match config.handle.enabled {
             true => {
@@ -341,12 +345,16 @@ impl Server {
         Ok(Self { node, frontend, handle_frontend, udp, tcp, http, tcp_limits, handle, rrl, ops, notifier, mirror })
     }
 
-    /// The connection caps of the DNS, Handle and HTTP API listeners, which a reload changes.
+    /// The connection caps and timeouts of the DNS, Handle and HTTP API listeners, which a
+    /// reload changes.
     pub fn caps(&self) -> ListenerCaps {
         ListenerCaps {
             dns: self.tcp_limits.caps.clone(),
             handle: self.handle.as_ref().map(|h| h.limits.caps.clone()),
             http: self.http.caps(),
+            dns_idle: self.tcp_limits.idle_timeout.clone(),
+            handle_idle: self.handle.as_ref().map(|h| h.limits.idle_timeout.clone()),
+            http_timeouts: self.http.timeouts(),
         }
     }
 

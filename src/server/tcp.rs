@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{DnsHandler, answer, count_dns, sampled};
-use crate::accept::{Caps, accept};
+use crate::accept::{Caps, Timeout, accept};
 use crate::dns::framing::{self, FrameError, MAX_MESSAGE};
 use crate::dns::{Scratch, Transport, Verdict};
 use crate::stats::{Counter, Protocol, Stats};
@@ -27,7 +27,8 @@ use crate::stats::{Counter, Protocol, Stats};
 pub(super) struct TcpLimits {
     /// How many connections at once and from one address; a reload may change them.
     pub(super) caps: Arc<Caps>,
-    pub(super) idle_timeout: Duration,
+    /// Read as each connection starts; a reload may change it.
+    pub(super) idle_timeout: Arc<Timeout>,
 }
 
 /// Accepts DNS connections until `token` is cancelled (see [`crate::accept`]).
@@ -41,11 +42,12 @@ pub(super) async fn acceptor<H: DnsHandler>(
 ) {
     accept(&listener, &limits.caps, &tracker, &token, "DNS TCP", |stream, peer| {
         let (handler, token, stats) = (handler.clone(), token.clone(), stats.clone());
+        let idle_timeout = limits.idle_timeout.get();
         async move {
             let mut counter = Counter::new(stats);
             tokio::select! {
                 _ = token.cancelled() => {}
-                r = connection(stream, peer, &*handler, limits.idle_timeout, &mut counter) => {
+                r = connection(stream, peer, &*handler, idle_timeout, &mut counter) => {
                     if let Err(e) = r {
                         tracing::debug!(error = %e, %peer, "TCP connection ended");
                     }

@@ -68,15 +68,23 @@ fn the_node_notifies_systemd_and_reloads_its_zones_on_sighup() {
     assert_eq!((rcode(&addr, served), rcode(&addr, other)), (3, 5), "NXDOMAIN in 88.100, REFUSED outside");
 
     let reloaded = "log = \"debug\"\n[dns]\nzones = [\"88.100\", \"88.200\"]\ntcp_max_connections = 5\n\
-                    [http]\nmax_connections = 9\nheader_timeout_secs = 7\n";
+                    tcp_idle_timeout_secs = 1\n[http]\nmax_connections = 9\nheader_timeout_secs = 7\n\
+                    [cache]\nsize_mb = 100\n";
     std::fs::write(&config, reloaded).unwrap();
     signal(child.id(), "-HUP");
     wait_for(&socket, "RELOADING=1");
     wait_for(&socket, "READY=1");
     assert_eq!(rcode(&addr, other), 3, "88.200 is served after the reload");
     let logged = log.lock().unwrap().clone();
-    assert!(logged.contains("configuration reloaded") && logged.contains("\"http (but"), "{logged}");
-    assert!(!logged.contains("\"dns (but"), "the DNS section changed only in what was applied: {logged}");
+    assert!(logged.contains("configuration reloaded") && logged.contains("\"cache\""), "{logged}");
+    for applied in ["\"dns (but", "\"http (but"] {
+        assert!(!logged.contains(applied), "{applied}: changed only in what was applied: {logged}");
+    }
+    // The DNS idle timeout, 60 s before, is 1 s for a connection opened now.
+    let mut idle = std::net::TcpStream::connect(&addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let read = std::io::Read::read(&mut idle, &mut [0u8; 1]);
+    assert_eq!(read.ok(), Some(0), "the node closed it before the client's 10 s");
     // Connection caps are applied as they are: each accept loop logs it when it takes them.
     for line in
         ["HTTP: connection caps changed max_connections=9", "DNS TCP: connection caps changed max_connections=5"]
