@@ -183,9 +183,10 @@ fn read_opt(buf: &[u8], at: usize) -> Option<(Edns, usize)> {
 
 //------------ Responses ----------------------------------------------------------------------
 
-/// Pre-encoded sections of one answer, ready to follow a question.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Body {
+/// Pre-encoded sections of one answer, ready to follow a question; its bytes owned, or
+/// borrowed as [`Sections`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Body<B = Box<[u8]>> {
     pub rcode: u8,
     pub authoritative: bool,
     /// RA: set in a recursive node's answers.
@@ -193,7 +194,7 @@ pub struct Body {
     pub answers: u16,
     pub authorities: u16,
     pub additionals: u16,
-    pub bytes: Box<[u8]>,
+    pub bytes: B,
     /// Where the serial of the body's SOA record lies in `bytes`, when it has one: the node
     /// writes its current serial there as it sends the answer, so that a cached answer never
     /// shows an old one.
@@ -216,20 +217,9 @@ impl Body {
     }
 }
 
-/// The sections of one answer as they are sent: a [`Body`]'s fields with its bytes borrowed,
-/// so that one buffer can hold several answers (a cached name's TXT, URI and ANY answers).
-#[derive(Debug, Clone, Copy)]
-pub struct Sections<'a> {
-    pub rcode: u8,
-    pub authoritative: bool,
-    pub recursion_available: bool,
-    pub answers: u16,
-    pub authorities: u16,
-    pub additionals: u16,
-    pub bytes: &'a [u8],
-    /// Where the serial of its SOA record lies in `bytes` (see [`Body::soa_serial`]).
-    pub soa_serial: Option<u16>,
-}
+/// The sections of one answer as they are sent: a [`Body`] with its bytes borrowed, so that one
+/// buffer can hold several answers (a cached name's TXT, URI and ANY answers).
+pub type Sections<'a> = Body<&'a [u8]>;
 
 impl<'a> From<&'a Body> for Sections<'a> {
     fn from(body: &'a Body) -> Self {

@@ -1,11 +1,11 @@
 //! A zone: what the node answers for a name below its apex, on a cache miss.
 //!
 //! It reads the registry once per miss and builds every answer the name can get (TXT, URI, ANY,
-//! and NODATA or NXDOMAIN for the rest) into an [`AnswerSet`] that the front cache keeps: one
-//! encoding with hickory-proto of all of an identifier's records, cut by type. Answers are
-//! encoded for a question at offset 12, so their name pointers stay valid behind any query for
-//! the same name. NODATA and NXDOMAIN are written here without hickory, once per length of the
-//! query's name ([`Zone::negative`]).
+//! and NODATA or NXDOMAIN for the rest) into an `AnswerSet` (`answer_set.rs`), which the front
+//! cache keeps: an identifier's records written there directly, the apex, glue and referrals
+//! encoded here with hickory-proto. Answers are encoded for a question at offset 12, so their
+//! name pointers stay valid behind any query for the same name. NODATA and NXDOMAIN are written
+//! here without hickory, once per length of the query's name ([`Zone::negative`]).
 //!
 //! Also which served zone holds a name ([`holding`], for queries and the zone file alike) and
 //! the zones the settings describe ([`zone_config`]).
