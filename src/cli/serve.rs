@@ -225,7 +225,8 @@ fn apply(old: &Config, new: &Config, live: &Live) -> anyhow::Result<()> {
         tls_reloaded,
         ?later,
         "configuration reloaded: zones, quotas, server administrators, target, log filter, connection caps, \
-         listener timeouts and the HTTPS certificate applied; the sections in `later` changed and take effect at the next restart"
+         listener timeouts and the HTTPS certificate applied; the sections in `later` changed and take \
+         effect at the next restart"
     );
     Ok(())
 }
