@@ -169,6 +169,9 @@ fn apply(old: &Config, new: &Config, live: &Live) -> anyhow::Result<()> {
         idle.set(std::time::Duration::from_secs(new.handle.tcp_idle_timeout_secs));
     }
     live.caps.http_timeouts.set(&new.http);
+    if let Some(ops) = &live.caps.ops_timeouts {
+        ops.set(&new.http);
+    }
     if let Some(log) = &new.log {
         super::set_log_filter(log)?;
     }

@@ -81,7 +81,6 @@ pub async fn write<W: AsyncWrite + Unpin>(
     write_framed(stream, framed, idle).await
 }
 
-/// Runs `step`, within `idle` when set.
 /// Appends `message` with its length prefix to `out`, to be written with others.
 pub fn append(out: &mut Vec<u8>, message: &[u8]) -> Result<(), FrameError> {
     let len = u16::try_from(message.len()).map_err(|_| FrameError::TooLong { len: message.len(), max: MAX_MESSAGE })?;
@@ -108,6 +107,7 @@ pub fn holds_message(buffered: &[u8]) -> bool {
     }
 }
 
+/// Runs `step`, within `idle` when set.
 async fn within<T>(idle: Option<Duration>, step: impl Future<Output = T>) -> Result<T, FrameError> {
     match idle {
         Some(limit) => tokio::time::timeout(limit, step).await.map_err(|_| FrameError::Idle(limit)),

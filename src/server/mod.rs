@@ -281,6 +281,8 @@ pub struct ListenerCaps {
     pub dns_idle: Arc<Timeout>,
     pub handle_idle: Option<Arc<Timeout>>,
     pub http_timeouts: crate::http::HttpTimeouts,
+    /// The operations listener's timeouts, which follow the HTTP API's.
+    pub ops_timeouts: Option<crate::http::HttpTimeouts>,
 }
 
 /// A node bound to its sockets, ready to [`serve`](Server::serve).
@@ -355,6 +357,7 @@ impl Server {
             dns_idle: self.tcp_limits.idle_timeout.clone(),
             handle_idle: self.handle.as_ref().map(|h| h.limits.idle_timeout.clone()),
             http_timeouts: self.http.timeouts(),
+            ops_timeouts: self.ops.as_ref().map(|(ops, _)| ops.timeouts()),
         }
     }
 
@@ -475,8 +478,6 @@ impl Server {
     }
 }
 
-/// Saves the statistics every [`crate::stats::SAVE_EVERY`] until `token` is cancelled (the
-/// caller saves once more when every front end has stopped).
 /// Binds TCP on `addr`, then UDP (`udp`) on the port TCP got, so that port 0 gives one port
 /// for both. That port may already be another socket's over UDP (a client's ephemeral port):
 /// with port 0 a new one is tried then, 16 times at most.
@@ -499,6 +500,8 @@ async fn bind_both<U>(
     }
 }
 
+/// Saves the statistics every [`crate::stats::SAVE_EVERY`] until `token` is cancelled (the
+/// caller saves once more when every front end has stopped).
 async fn save_stats(stats: Arc<crate::stats::Stats>, node: Arc<Node>, token: CancellationToken) {
     let save = |stats: Arc<crate::stats::Stats>, node: Arc<Node>| async move {
         let saved = tokio::task::spawn_blocking(move || stats.save(node.registry())).await;

@@ -118,7 +118,10 @@ async fn connection<H: DnsHandler>(
             }
         }
         count_dns(counter, handler, Protocol::DnsTcp, &scratch, &out, &mut prefix, started);
-        framing::append(&mut answers, &out)?;
+        // An answer no length prefix can carry ends the connection, as RFC 7766 allows.
+        if framing::append(&mut answers, &out).is_err() {
+            return flush(stream.get_mut(), &mut answers, idle).await.map(drop);
+        }
         if answers.len() >= WRITE_BATCH && !flush(stream.get_mut(), &mut answers, idle).await? {
             return Ok(());
         }

@@ -71,8 +71,9 @@ pub struct Zone {
     prefix_labels: usize,
     nameserver_wires: Vec<Vec<u8>>,
     delegations: Delegations,
-    /// NODATA and NXDOMAIN, by the length of the query's name: encoded when first sent.
-    negatives: Box<[[OnceLock<Body>; 2]]>,
+    /// NODATA and NXDOMAIN, by how many bytes the query's name has before the apex: encoded
+    /// when first sent (the table too, so a zone that never answers them costs nothing).
+    negatives: OnceLock<Box<[[OnceLock<Body>; 2]]>>,
 }
 
 impl Zone {
@@ -84,7 +85,6 @@ impl Zone {
         let apex_labels = usize::from(config.apex.num_labels());
         let nameserver_wires = config.nameservers.iter().map(|(n, _)| wire_of(&n.to_lowercase())).collect();
         let prefix_labels = if config.prefix.is_empty() { 0 } else { config.prefix.split('.').count() };
-        let negatives = (0..=wire::MAX_NAME).map(|_| Default::default()).collect();
         Self {
             config,
             apex_wire,
@@ -92,7 +92,7 @@ impl Zone {
             prefix_labels,
             nameserver_wires,
             delegations: Delegations::default(),
-            negatives,
+            negatives: OnceLock::new(),
         }
     }
 
@@ -300,8 +300,11 @@ impl Zone {
     /// is a pointer to the apex at the end of the question's name, so the answer depends on that
     /// name's length only: the zone keeps one per length, encoded when first sent.
     pub fn negative(&self, name_len: usize, negative: Negative) -> &Body {
-        let slot = &self.negatives[name_len.min(wire::MAX_NAME)][usize::from(negative == Negative::NxDomain)];
-        slot.get_or_init(|| self.encode_negative(name_len, negative))
+        let apex = self.apex_wire.len();
+        let table = self.negatives.get_or_init(|| (apex..=wire::MAX_NAME).map(|_| Default::default()).collect());
+        let below = name_len.clamp(apex, wire::MAX_NAME) - apex;
+        table[below][usize::from(negative == Negative::NxDomain)]
+            .get_or_init(|| self.encode_negative(name_len, negative))
     }
 
     fn encode_negative(&self, name_len: usize, negative: Negative) -> Body {
@@ -343,7 +346,8 @@ impl Zone {
             out.extend_from_slice(&wire_of(name));
             return;
         }
-        let own = usize::from(name.num_labels()) - self.apex_labels;
+        // Every label, a leading `*` too (which `num_labels` leaves out).
+        let own = name.iter().count() - self.config.apex.iter().count();
         for label in name.iter().take(own) {
             out.push(label.len() as u8);
             out.extend_from_slice(label);
