@@ -123,6 +123,17 @@ impl<V: Weigh> Cache<V> {
         entry
     }
 
+    /// Whether `key` has an entry, live or not, without counting a hit or a miss or making the
+    /// entry hotter.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.map.peek(key).is_some()
+    }
+
+    /// Whether the entries weigh at least `percent` of the most they may.
+    pub fn holds_at_least(&self, percent: u64) -> bool {
+        self.map.weight().saturating_mul(100) >= self.map.capacity().saturating_mul(percent)
+    }
+
     pub fn remove(&self, key: &[u8]) {
         self.map.remove(key);
     }

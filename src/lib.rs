@@ -52,6 +52,8 @@
 //! - `accept`: the accept loop every TCP listener (DNS, Handle, HTTP) shares: a connection
 //!   permit before `accept`, slots per client address.
 //! - [`config`]: the TOML configuration and its defaults.
+//! - [`trust`]: the certificates the node's own HTTPS clients trust (the operator CLI's
+//!   `--ca-file`, a mirror's `ca_file`).
 //!
 //! Replication: the registry's change log (`registry::changes`) feeds zone transfers
 //! (`dns::xfr`) and idnode mirrors: a primary serves its log and records over the HTTP API
@@ -132,3 +134,4 @@ pub mod secret;
 pub mod server;
 pub mod stats;
 pub mod status;
+pub mod trust;

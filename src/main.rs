@@ -131,6 +131,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check that a node answers DNS (one SOA query for the apex over UDP, 2 s at most): exits 0
+    /// when any DNS answer comes back, for health checks.
+    Health {
+        /// The node to ask.
+        #[arg(long, default_value = "127.0.0.1:5300")]
+        server: SocketAddr,
+        /// The name whose SOA is asked: the node's apex, or a name outside it, which every node
+        /// refuses by itself (a recursive node resolves its apex at the top-level node).
+        #[arg(long, default_value = "id.example.")]
+        apex: String,
+    },
     /// Print the DNS name of an identifier, to use with dig.
     DnsName {
         identifier: String,
@@ -299,6 +310,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Resolve { identifier, server, tcp, apex, protocol } => {
             probe::resolve(&identifier, protocol, server, tcp, &apex)
         }
+        Command::Health { server, apex } => probe::health(server, &apex),
         Command::DnsName { identifier, apex } => probe::dns_name(&identifier, &apex),
         Command::Bench(args) => probe::bench(args),
         Command::Stats { ops, json } => remote::stats(&ops, json),

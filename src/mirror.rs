@@ -246,17 +246,7 @@ impl Client {
             .timeout_connect(Some(Duration::from_secs(5)))
             .timeout_global(Some(Duration::from_secs(WAIT + 60)));
         if let Some(pem) = &settings.ca_pem {
-            let mut certs = Vec::new();
-            for item in ureq::tls::parse_pem(pem) {
-                if let ureq::tls::PemItem::Certificate(cert) = item.map_err(|e| MirrorError::Ca(e.to_string()))? {
-                    certs.push(cert.to_owned());
-                }
-            }
-            if certs.is_empty() {
-                return Err(MirrorError::Ca("no certificate in it".into()));
-            }
-            let roots = ureq::tls::RootCerts::Specific(Arc::new(certs));
-            config = config.tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build());
+            config = config.tls_config(crate::trust::trusting(pem).map_err(MirrorError::Ca)?);
         }
         let base = settings.primary.trim_end_matches('/').to_owned();
         Ok(Self { agent: config.build().into(), base, authorization })

@@ -1,4 +1,4 @@
-//! Clients of a running node: `idnode resolve`, `idnode dns-name` and `idnode bench`, over DNS
+//! Clients of a running node: `idnode resolve`, `idnode health`, `idnode dns-name` and `idnode bench`, over DNS
 //! or the Handle protocol.
 
 use std::io::Write;
@@ -69,6 +69,15 @@ fn resolve_handle(id: &Identifier, server: SocketAddr, tcp: bool) -> anyhow::Res
     for (index, kind, data) in r.values {
         writeln!(out, "{index:>6}  {kind:<12}  {}", String::from_utf8_lossy(&data))?;
     }
+    Ok(())
+}
+
+/// `idnode health`: whether the node at `server` answers DNS (one SOA query for `apex` over
+/// UDP); the exit status says so, for a container's health check or a monitoring script.
+pub fn health(server: SocketAddr, apex: &str) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let rcode = client::probe(server, &parse_apex(apex)?, Duration::from_secs(2))?;
+    writeln!(std::io::stdout(), "{server} answered ({rcode}) in {} ms", started.elapsed().as_millis())?;
     Ok(())
 }
 

@@ -22,6 +22,10 @@ pub struct Api {
     /// A file whose first line is the administrator's secret; or set IDNODE_SECRET.
     #[arg(long, env = "IDNODE_SECRET_FILE")]
     secret_file: Option<PathBuf>,
+    /// Trust only the certificates in this PEM file (a private CA's, or the node's own) for an
+    /// https --server, instead of the public roots.
+    #[arg(long, env = "IDNODE_CA_FILE")]
+    ca_file: Option<PathBuf>,
 }
 
 impl Api {
@@ -31,11 +35,17 @@ impl Api {
             (None, Ok(secret)) => Some(secret),
             (None, Err(_)) => None,
         };
-        match (&self.user, secret) {
-            (Some(user), Some(secret)) => Ok(ApiClient::new(&self.server, Some((user, &secret)))),
+        let ca = match &self.ca_file {
+            Some(path) => Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?),
+            None => None,
+        };
+        let credentials = match (&self.user, &secret) {
+            (Some(user), Some(secret)) => Some((user.as_str(), secret.as_str())),
             (Some(_), None) => anyhow::bail!("--user needs a secret: --secret-file FILE or IDNODE_SECRET"),
-            (None, _) => Ok(ApiClient::new(&self.server, None)),
-        }
+            (None, _) => None,
+        };
+        ApiClient::new(&self.server, credentials, ca.as_deref())
+            .with_context(|| format!("--ca-file {}", self.ca_file.as_deref().unwrap_or(Path::new("")).display()))
     }
 
     fn user(&self) -> anyhow::Result<&str> {
@@ -163,7 +173,7 @@ pub fn prefix_list(api: &Api, prefix: &str, page: usize, page_size: usize) -> an
 /// `idnode stats`: the node's resolution statistics, from its operations listener's `/stats`
 /// (`[ops]`), as text or as the JSON itself.
 pub fn stats(ops: &str, json: bool) -> anyhow::Result<()> {
-    let report = ApiClient::new(ops, None).get_path("/stats")?;
+    let report = ApiClient::new(ops, None, None)?.get_path("/stats")?;
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;

@@ -63,6 +63,9 @@ pub fn run(
             }
             eprintln!();
         }
+        let filling = (config.cache.prefill && !frontend.is_recursive())
+            .then(|| prefill(frontend.authoritative()))
+            .transpose()?;
         let live = Live { node: server.node().clone(), tls: server.tls_reloader(), caps: server.caps() };
         let reloader = tokio::spawn(reload_on_hangup(config, live, reload));
         let watchdog = tokio::spawn(ping_watchdog());
@@ -73,12 +76,37 @@ pub fn run(
                 notify(&[sd_notify::NotifyState::Stopping]);
             })
             .await?;
+        if let Some((stop, thread)) = filling {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = thread.join();
+        }
         reloader.abort();
         watchdog.abort();
         let stats = frontend.cache_stats();
         tracing::info!(hits = stats.hits, misses = stats.misses, "stopped");
         Ok(())
     })
+}
+
+/// Starts filling `authoritative`'s front cache on a thread of its own; setting the flag stops
+/// it within one chunk of records.
+fn prefill(
+    authoritative: &Arc<crate::dns::authoritative::Authoritative>,
+) -> anyhow::Result<(Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<()>)> {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (flag, authoritative) = (stop.clone(), authoritative.clone());
+    let thread = std::thread::Builder::new().name("prefill".into()).spawn(move || {
+        let started = std::time::Instant::now();
+        match authoritative.prefill(&flag) {
+            Ok(done) => {
+                let secs = started.elapsed().as_secs_f64();
+                let (cached, scanned, full) = (done.cached, done.scanned, done.full);
+                tracing::info!(cached, scanned, full, secs, "filled the front cache from the registry");
+            }
+            Err(e) => tracing::warn!(error = %e, "filling the front cache stopped"),
+        }
+    })?;
+    Ok((stop, thread))
 }
 
 /// Tells systemd `states` when it started the node with a notify socket; anything else is a

@@ -396,6 +396,11 @@ pub struct CacheConfig {
     /// in benches/compare) fits. A recursive node's caches share it: answers 90%, delegations
     /// and failure counts 5% each.
     pub size_mb: u64,
+    /// true: after a start, fill the cache from the registry in key order on a thread of its
+    /// own, until it holds 90% of `size_mb` or every identifier, so the first queries are hits
+    /// (`crate::dns::authoritative::Prefilled`). The node answers meanwhile; a recursive node
+    /// has nothing to fill.
+    pub prefill: bool,
 }
 
 impl CacheConfig {
@@ -455,7 +460,7 @@ impl Default for DnsConfig {
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        Self { size_mb: 320 }
+        Self { size_mb: 320, prefill: true }
     }
 }
 
@@ -591,7 +596,7 @@ mod tests {
 
     #[test]
     fn the_example_configs_load_and_public_nodes_use_https() {
-        for name in ["top", "secondary", "recursive"] {
+        for name in ["top", "secondary-101", "secondary-102", "recursive"] {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("docker/{name}.toml"));
             let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
             crate::dns::zone_config(&config.dns, &config.dns.zones()).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -1,4 +1,4 @@
-//! A small DNS client for `idnode resolve`: one TXT query through [`super::exchange`] (over UDP
+//! A small DNS client for `idnode resolve` and `idnode health`: one query through [`super::exchange`] (over UDP
 //! with a TCP retry on TC, or over TCP at once), and the TXT layout read back into values. Also
 //! builds the TXT queries `idnode bench` sends.
 
@@ -16,7 +16,7 @@ use crate::identifier::Identifier;
 pub enum ClientError {
     #[error("{identifier} is too long for a DNS name (255 bytes); resolve it over HTTP instead")]
     NameTooLong { identifier: String },
-    #[error("cannot reach {server}: {source}")]
+    #[error("cannot reach {server}")]
     Io { server: SocketAddr, source: std::io::Error },
     #[error("the answer from {server} is not a DNS message: {reason}")]
     Malformed { server: SocketAddr, reason: String },
@@ -56,16 +56,8 @@ pub fn resolve(
 ) -> Result<Resolution, ClientError> {
     let name = name_for(id, apex)?;
     let mut request = txt_query(id, apex)?;
-    let io = |source| ClientError::Io { server, source };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(io)?;
     let via = if tcp { Via::Tcp } else { Via::Udp };
-    // The timer is made inside the runtime: it needs one to exist.
-    let reply = runtime
-        .block_on(async { tokio::time::timeout(timeout, exchange::exchange(server, &mut request, via)).await })
-        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
-        .map_err(io)?;
-    let (bytes, retried) = (reply.bytes, reply.retried_over_tcp);
-    let response = Message::from_vec(&bytes).map_err(|e| ClientError::Malformed { server, reason: e.to_string() })?;
+    let (response, retried) = ask(server, &mut request, via, timeout)?;
     let values = response
         .answers
         .iter()
@@ -85,6 +77,31 @@ pub fn resolve(
         retried_over_tcp: retried,
         values,
     })
+}
+
+/// Asks `server` for the SOA record of `apex` over UDP and returns the response code in words:
+/// any DNS answer within `timeout` means the node's DNS path is serving (`idnode health`, the
+/// container image's health check), whatever it knows of the apex.
+pub fn probe(server: SocketAddr, apex: &Name, timeout: Duration) -> Result<String, ClientError> {
+    let mut request = exchange::query(apex, RecordType::SOA.into())
+        .map_err(|e| ClientError::Malformed { server, reason: e.to_string() })?;
+    let (response, _) = ask(server, &mut request, Via::Udp, timeout)?;
+    Ok(response.metadata.response_code.to_string())
+}
+
+/// Sends `request` to `server` and parses the answer, within `timeout` in all. Blocking: it runs
+/// the exchange on a runtime of its own, so it must not be called from async code.
+fn ask(server: SocketAddr, request: &mut [u8], via: Via, timeout: Duration) -> Result<(Message, bool), ClientError> {
+    let io = |source| ClientError::Io { server, source };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(io)?;
+    // The timer is made inside the runtime: it needs one to exist.
+    let reply = runtime
+        .block_on(async { tokio::time::timeout(timeout, exchange::exchange(server, request, via)).await })
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+        .map_err(io)?;
+    let response =
+        Message::from_vec(&reply.bytes).map_err(|e| ClientError::Malformed { server, reason: e.to_string() })?;
+    Ok((response, reply.retried_over_tcp))
 }
 
 /// A TXT query for `id` under `apex` with EDNS (1232-byte payload), as dig sends it; id 0.

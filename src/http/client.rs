@@ -1,6 +1,8 @@
 //! A client of the node's HTTP API, for the operator CLI (`idnode id ...`, `idnode prefix ...`),
 //! so that no operator has to write curl.
 
+use std::time::Duration;
+
 use serde_json::Value as Json;
 
 use crate::record::json::JsonValue;
@@ -13,7 +15,13 @@ pub enum ClientError {
     Refused { url: String, status: u16, code: i64, message: String },
     #[error("{url}: the answer is not the Handle.Net JSON shape: {reason}")]
     Malformed { url: String, reason: String },
+    #[error("not a file of PEM certificates: {0}")]
+    Ca(String),
 }
+
+/// How long a request may take in all: a node that accepts the connection and then stalls
+/// cannot hang an operator's command (a batch of 10,000 writes takes seconds).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Where the node is and who is asking.
 pub struct ApiClient {
@@ -23,15 +31,22 @@ pub struct ApiClient {
 }
 
 impl ApiClient {
-    /// `base` is the node's HTTP address (`http://127.0.0.1:8000`); `user` is `index:identifier`.
-    pub fn new(base: &str, credentials: Option<(&str, &str)>) -> Self {
+    /// `base` is the node's HTTP address (`http://127.0.0.1:8000`); `user` is `index:identifier`;
+    /// `ca_pem`, when given, holds the only certificates an `https` node may present.
+    pub fn new(base: &str, credentials: Option<(&str, &str)>, ca_pem: Option<&[u8]>) -> Result<Self, ClientError> {
         use base64::Engine as _;
         let authorization = credentials.map(|(user, secret)| {
             let user = percent_encoding::utf8_percent_encode(user, percent_encoding::NON_ALPHANUMERIC).to_string();
             format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}")))
         });
-        let agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        Self { agent, base: base.trim_end_matches('/').to_owned(), authorization }
+        let mut config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_global(Some(REQUEST_TIMEOUT));
+        if let Some(pem) = ca_pem {
+            config = config.tls_config(crate::trust::trusting(pem).map_err(ClientError::Ca)?);
+        }
+        Ok(Self { agent: config.build().into(), base: base.trim_end_matches('/').to_owned(), authorization })
     }
 
     pub fn get(&self, handle: &str, query: &[(&str, String)]) -> Result<Json, ClientError> {

@@ -348,6 +348,19 @@ fn imported_identifiers_resolve_before_and_after_a_hard_kill() {
 }
 
 #[test]
+fn health_says_whether_a_node_answers_dns() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, dns, _) = serve_logging(&dir.path().join("data"), None);
+    let out = idnode(&["health", "--server", &dns]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("answered (No Error)"));
+    server.kill().unwrap(); // and reaped: nothing answers on its port any more
+    let out = idnode(&["health", "--server", &dns]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(&format!("cannot reach {dns}")), "{}", stderr(&out));
+}
+
+#[test]
 fn dns_name_and_config_errors() {
     let out = idnode(&["dns-name", "88.100.1/ABC-123"]);
     assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "abc-123._id.1.100.88.id.example.");
@@ -423,13 +436,14 @@ fn operators_work_through_the_cli_within_their_prefixes() {
 #[test]
 fn the_example_configs_for_each_role_load() {
     let docker = Path::new(env!("CARGO_MANIFEST_DIR")).join("docker");
-    for role in ["top", "secondary", "recursive"] {
+    for role in ["top", "secondary-101", "secondary-102", "recursive"] {
         let path = docker.join(format!("{role}.toml"));
         let config = idnode::config::Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let zones =
             idnode::dns::zone_config(&config.dns, &config.dns.zones()).unwrap_or_else(|e| panic!("{role}: {e}"));
         match role {
-            "secondary" => assert_eq!(zones[0].apex.to_ascii(), "101.88.id.example."),
+            "secondary-101" => assert_eq!(zones[0].apex.to_ascii(), "101.88.id.example."),
+            "secondary-102" => assert_eq!(zones[0].apex.to_ascii(), "102.88.id.example."),
             "recursive" => assert!(!config.recursive.roots.is_empty()),
             _ => assert_eq!(zones[0].apex.to_ascii(), "id.example."),
         }

@@ -37,26 +37,32 @@ impl Default for Delegations {
 }
 
 impl Delegations {
+    /// The generation now: take it before opening the snapshot a lookup reads.
+    pub(super) fn mark(&self) -> u64 {
+        // SeqCst on both sides, as for the front cache's generation.
+        self.generation.load(Ordering::SeqCst)
+    }
+
     /// The highest delegation between `zone` (a prefix, `""` for all) and `prefix`, read from
-    /// `snapshot` unless known (see [`zones::delegation`]).
+    /// `snapshot` unless known (see [`zones::delegation`]). `mark` is [`Self::mark`] from before
+    /// the snapshot was opened: what it finds is kept only if no delegation changed since.
     pub(super) fn below(
         &self,
         snapshot: &Snapshot,
+        mark: u64,
         zone: &str,
         prefix: &str,
     ) -> Result<Option<Arc<Delegated>>, RegistryError> {
         if let Some(found) = self.found.get(prefix) {
             return Ok(found);
         }
-        // SeqCst on both sides, as for the front cache's generation.
-        let generation = self.generation.load(Ordering::SeqCst);
         let found = zones::delegation(snapshot, zone, prefix)?.map(|record| {
             let sites = crate::record::site::sites_in(&record);
             let prefix = record.identifier.record_prefix().unwrap_or_default().to_owned();
             Arc::new(Delegated { prefix, sites })
         });
         self.found.insert(prefix.to_owned(), found.clone());
-        if self.generation.load(Ordering::SeqCst) != generation {
+        if self.generation.load(Ordering::SeqCst) != mark {
             self.found.remove(prefix);
         }
         Ok(found)

@@ -17,6 +17,7 @@
 
 mod answer_set;
 mod delegations;
+mod prefill;
 pub mod zone;
 
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use super::{Question, mapping};
 use crate::cache::{Cache, CacheStats, Entry};
 use crate::registry::Registry;
 use answer_set::AnswerSet;
+pub use prefill::Prefilled;
 use zone::{Zone, ZoneConfig};
 
 /// 1 s: the shortest time an answer stays in the front cache, whatever its TTL.

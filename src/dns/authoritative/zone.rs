@@ -158,9 +158,10 @@ impl Zone {
             let typed = self.typed(&name, &[glue_for(&glue, RecordType::A), glue_for(&glue, RecordType::AAAA)])?;
             return Ok((AnswerSet::new(typed, Rest::Negative(Negative::NoData)), secs(cfg.ttl)));
         }
+        let mark = self.delegations.mark();
         let snapshot = registry.snapshot()?;
         if own > 0 {
-            if let Some((cut, sites)) = self.delegation_below(&snapshot, qname, own)? {
+            if let Some((cut, sites)) = self.delegation_below(&snapshot, mark, qname, own)? {
                 let referral = self.referral(&name_of(qname)?, &cut, &sites)?;
                 return Ok((AnswerSet::new(vec![], Rest::Answer(referral)), secs(cfg.referral_ttl)));
             }
@@ -188,11 +189,7 @@ impl Zone {
             }
             NameKind::Identifier { key, may_have_children } => {
                 if let Some(record) = snapshot.get(key.as_bytes())? {
-                    let bad = |reason| AnswerError::Encode { name: key.clone(), reason };
-                    return Ok(match AnswerSet::identifier(&record.values, now).map_err(bad)? {
-                        Some((set, ttl)) => (set, secs(ttl)),
-                        None => (AnswerSet::new(vec![], Rest::Negative(Negative::NoData)), secs(cfg.negative_ttl)),
-                    });
+                    return self.identifier_answer(&key, &record, now);
                 }
                 may_have_children && snapshot.has_key_starting_with(key.as_bytes(), None)?
             }
@@ -209,11 +206,61 @@ impl Zone {
         Ok((AnswerSet::new(vec![], Rest::Negative(negative)), secs(cfg.negative_ttl)))
     }
 
+    /// The answers for the name of `record`, stored under `key`: its public values, or NODATA
+    /// when it has none.
+    fn identifier_answer(
+        &self,
+        key: &str,
+        record: &crate::record::Record,
+        now: i64,
+    ) -> Result<(AnswerSet, Duration), AnswerError> {
+        let bad = |reason| AnswerError::Encode { name: key.to_owned(), reason };
+        Ok(match AnswerSet::identifier(&record.values, now).map_err(bad)? {
+            Some((set, ttl)) => (set, secs(ttl)),
+            None => (AnswerSet::new(vec![], Rest::Negative(Negative::NoData)), secs(self.config.negative_ttl)),
+        })
+    }
+
+    /// The generation of the delegations this zone keeps, to take before opening a snapshot
+    /// for [`Self::answer_for_record`].
+    pub(super) fn delegations_mark(&self) -> u64 {
+        self.delegations.mark()
+    }
+
+    /// What [`Self::answer`] would answer for `qname` (holding `own` labels below the apex) if
+    /// it is the name of `record`, read from `snapshot` (opened after `mark`); `None` when the
+    /// name is not plainly that identifier's (a name server's name, below a delegation, or
+    /// another name), which only a query's miss answers.
+    pub(super) fn answer_for_record(
+        &self,
+        snapshot: &Snapshot,
+        mark: u64,
+        qname: &QueryName,
+        own: usize,
+        record: &crate::record::Record,
+        now: i64,
+    ) -> Result<Option<(AnswerSet, Duration)>, AnswerError> {
+        if own == 0 || self.nameserver_wires.iter().any(|w| w == qname.wire()) {
+            return Ok(None);
+        }
+        if self.delegation_below(snapshot, mark, qname, own)?.is_some() {
+            return Ok(None);
+        }
+        let labels: Vec<&[u8]> = (0..own + self.prefix_labels).map(|i| qname.label(i)).collect();
+        match mapping::classify(&labels) {
+            NameKind::Identifier { key, .. } if key == record.identifier.key() => {
+                self.identifier_answer(&key, record, now).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// The highest delegation between this zone and `qname`: a prefix level below the zone's
     /// prefix whose record (`0.NA/88.105`) carries `HS_SITE` values. Returns the cut's name.
     fn delegation_below(
         &self,
         snapshot: &Snapshot,
+        mark: u64,
         qname: &QueryName,
         own: usize,
     ) -> Result<Option<(Name, Vec<Site>)>, AnswerError> {
@@ -234,7 +281,7 @@ impl Zone {
         if segments == 0 {
             return Ok(None);
         }
-        let Some(delegated) = self.delegations.below(snapshot, &self.config.prefix, &prefix)? else {
+        let Some(delegated) = self.delegations.below(snapshot, mark, &self.config.prefix, &prefix)? else {
             return Ok(None);
         };
         // The cut lies as many labels below the apex as the delegated prefix has below the zone's.
