@@ -439,6 +439,9 @@ mod tests {
         assert_eq!(data(&reg, "88/REG").as_deref(), Some(&b"registered"[..]));
         assert_eq!(data(&reg, "88/late"), None);
         assert_eq!(reg.len().unwrap(), 61);
+        // Counted per prefix, batches of 7 spanning prefixes; the refused one not counted.
+        let counts: Vec<u64> = ["88", "88.0", "88.1", "88.2"].map(|p| reg.count_under(p).unwrap()).into();
+        assert_eq!(counts, [1, 20, 20, 20]);
         let mut keys = Vec::new();
         reg.for_each(|r| {
             keys.push(r.identifier.key());

@@ -17,17 +17,20 @@
 
 mod bulk;
 mod changes;
+mod counts;
 mod replica;
+mod settle;
 mod side;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::identifier::{Identifier, prefix_record_key};
 use crate::record::{Record, RecordError};
 use changes::{CHANGES, FLOOR, LOG_ID};
+use counts::{Counts, count_all};
 
 pub use bulk::Bulk;
 pub use changes::{Change, ChangeSet, LogView, LogWindow, seq_of_serial};
@@ -117,6 +120,8 @@ pub struct Registry {
     window: (AtomicU64, AtomicU64),
     /// The data directory the database file is in.
     dir: PathBuf,
+    /// A commit was made since the last [`Registry::settle`].
+    unsettled: AtomicBool,
 }
 
 impl Registry {
@@ -176,7 +181,8 @@ impl Registry {
         txn.commit()?;
         let window = LogWindow::default();
         let window = (window.keep.into(), window.keep_secs.into());
-        Ok(Self { db, seq: AtomicU64::new(serial), window, dir: dir.to_owned() })
+        let unsettled = AtomicBool::new(true);
+        Ok(Self { db, seq: AtomicU64::new(serial), window, dir: dir.to_owned(), unsettled })
     }
 
     /// The zone serial: the low 32 bits of the last write's sequence number.
@@ -266,19 +272,20 @@ impl Registry {
         let (out, seq) = {
             let mut w = WriteTxn {
                 table: txn.open_table(RECORDS).map_err(RegistryError::from)?,
-                counts: txn.open_table(COUNTS).map_err(RegistryError::from)?,
+                counts: Counts::new(txn.open_table(COUNTS).map_err(RegistryError::from)?),
                 log: Vec::new(),
                 changed: false,
                 logged,
             };
             let out = f(&mut w)?;
+            w.counts.flush()?;
             let (changed, log) = (w.changed, std::mem::take(&mut w.log));
             drop(w);
             (out, if changed { Some(self.next_seq(&txn, log, logged)?) } else { None })
         };
         // With Durability::Immediate, commit returns only after the file is synced: what is
         // acknowledged survives power loss.
-        txn.commit().map_err(RegistryError::from)?;
+        self.commit(txn)?;
         if let Some(seq) = seq {
             self.seq.store(seq, Ordering::Release);
         }
@@ -452,7 +459,7 @@ impl Snapshot {
 /// An open write transaction of [`Registry::transact`].
 pub struct WriteTxn<'a> {
     table: redb::Table<'a, &'static [u8], &'static [u8]>,
-    counts: redb::Table<'a, &'static str, u64>,
+    counts: Counts<'a>,
     /// What it changed, for the change log (when `logged`).
     log: Vec<Change>,
     changed: bool,
@@ -491,44 +498,42 @@ impl WriteTxn<'_> {
         bytes: &[u8],
         if_absent: bool,
     ) -> Result<Applied, RegistryError> {
-        let (existing, old) = match self.table.get(key)? {
-            Some(old) => (Some(decode_key(key, old.value())?.identifier), self.logged.then(|| old.value().to_vec())),
-            None => (None, None),
+        // Inserted first and put back when refused: one walk of the B-tree for a new record (the
+        // case of every import) instead of a lookup and then an insert.
+        let Some(old) = self.table.insert(key, bytes)?.map(|old| old.value().to_vec()) else {
+            self.counts.add(key, 1)?;
+            self.inserted(key, bytes, None);
+            return Ok(Applied::Created);
         };
-        match existing {
-            Some(existing) if existing.as_str() != identifier => Err(RegistryError::CaseConflict {
+        let refused = match decode_key(key, &old).map(|record| record.identifier) {
+            Err(corrupt) => corrupt,
+            Ok(existing) if existing.as_str() != identifier => RegistryError::CaseConflict {
                 position: 0,
                 identifier: identifier.to_owned(),
                 existing: existing.to_string(),
-            }),
-            Some(existing) if if_absent => {
-                Err(RegistryError::AlreadyExists { position: 0, identifier: existing.to_string() })
+            },
+            Ok(existing) if if_absent => RegistryError::AlreadyExists { position: 0, identifier: existing.to_string() },
+            Ok(_) => {
+                self.inserted(key, bytes, Some(old));
+                return Ok(Applied::Replaced);
             }
-            Some(_) => {
-                self.insert(key, bytes, old)?;
-                Ok(Applied::Replaced)
-            }
-            None => {
-                add_count(&mut self.counts, key, 1)?;
-                self.insert(key, bytes, None)?;
-                Ok(Applied::Created)
-            }
-        }
+        };
+        self.table.insert(key, old.as_slice())?;
+        Err(refused)
     }
 
-    fn insert(&mut self, key: &[u8], new: &[u8], old: Option<Vec<u8>>) -> Result<(), RegistryError> {
-        self.table.insert(key, new)?;
+    /// Notes that `new` replaced `old` under `key`.
+    fn inserted(&mut self, key: &[u8], new: &[u8], old: Option<Vec<u8>>) {
         self.changed = true;
         if self.logged {
             self.log.push(Change { key: key.to_vec(), old, new: Some(new.to_vec()) });
         }
-        Ok(())
     }
 
     /// How many identifiers are registered under `prefix` (not its sub-prefixes), as this
     /// transaction sees it: one read of the counts it keeps.
     pub fn count_under(&self, prefix: &str) -> Result<u64, RegistryError> {
-        Ok(self.counts.get(prefix.to_ascii_lowercase().as_str())?.map_or(0, |g| g.value()))
+        self.counts.get(&prefix.to_ascii_lowercase())
     }
 
     /// How many derived prefixes directly under `prefix` (`88.100.1` under `88.100`, not
@@ -561,7 +566,7 @@ impl WriteTxn<'_> {
         let Some(old) = self.table.remove(key)?.map(|old| old.value().to_vec()) else {
             return Ok(false);
         };
-        add_count(&mut self.counts, key, -1)?;
+        self.counts.add(key, -1)?;
         self.changed = true;
         if self.logged {
             self.log.push(Change { key: key.to_vec(), old: Some(old), new: None });
@@ -579,35 +584,6 @@ impl RegistryError {
             e => e,
         }
     }
-}
-
-/// Changes the count of the prefix that the registry key `key` lies under by `delta`.
-fn add_count(counts: &mut redb::Table<'_, &'static str, u64>, key: &[u8], delta: i64) -> Result<(), RegistryError> {
-    let prefix = key.split(|b| *b == b'/').next().unwrap_or_default();
-    let prefix = String::from_utf8_lossy(prefix);
-    let count = counts.get(&*prefix)?.map_or(0, |g| g.value()).saturating_add_signed(delta);
-    if count == 0 {
-        counts.remove(&*prefix)?;
-    } else {
-        counts.insert(&*prefix, count)?;
-    }
-    Ok(())
-}
-
-/// Counts every record into an empty COUNTS table: once, for a database made before it existed.
-fn count_all(
-    records: &redb::Table<'_, &'static [u8], &'static [u8]>,
-    counts: &mut redb::Table<'_, &'static str, u64>,
-) -> Result<(), RegistryError> {
-    let mut done = 0u64;
-    for entry in records.range::<&[u8]>(..)? {
-        add_count(counts, entry?.0.value(), 1)?;
-        done += 1;
-        if done % 1_000_000 == 0 {
-            tracing::info!(records = done, "counting identifiers per prefix (once, for listings)");
-        }
-    }
-    Ok(())
 }
 
 fn decode_key(key: &[u8], bytes: &[u8]) -> Result<Record, RegistryError> {

@@ -17,7 +17,8 @@
 use redb::{Durability, ReadableTable};
 
 use super::changes::{self, CHANGES, ChangeSet, FLOOR, LOG_ID};
-use super::{COUNTS, META, RECORDS, Registry, RegistryError, SERIAL, add_count};
+use super::counts::add_count;
+use super::{COUNTS, META, RECORDS, Registry, RegistryError, SERIAL};
 
 /// In META while a full copy is being loaded (see the module docs).
 const RESYNC: &str = "resync";
@@ -71,7 +72,7 @@ impl Registry {
             meta.insert(SERIAL, seq)?;
             seq
         };
-        txn.commit()?;
+        self.commit(txn)?;
         self.seq.store(seq, std::sync::atomic::Ordering::Release);
         Ok(applied)
     }
@@ -124,7 +125,7 @@ impl Registry {
                 }
             }
         }
-        txn.commit()?;
+        self.commit(txn)?;
         Ok(())
     }
 
@@ -141,7 +142,7 @@ impl Registry {
             meta.remove(RESYNC)?;
             txn.open_table(CHANGES)?.retain(|_, _| false)?;
         }
-        txn.commit()?;
+        self.commit(txn)?;
         self.seq.store(seq, std::sync::atomic::Ordering::Release);
         Ok(())
     }

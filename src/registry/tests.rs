@@ -208,3 +208,28 @@ fn a_registry_with_a_small_page_cache_reads_what_it_wrote() {
     put_all(&reg, &batch).unwrap();
     assert_eq!(reg.get(&Identifier::parse("88/1999").unwrap()).unwrap().unwrap(), record("88/1999"));
 }
+
+#[test]
+fn settling_after_writes_changes_nothing_a_reader_sees() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::open(dir.path()).unwrap();
+    assert!(reg.unsettled(), "opening commits");
+    assert!(reg.settle().unwrap());
+    assert!(!reg.unsettled());
+    assert!(!reg.settle().unwrap(), "nothing written since");
+    let records: Vec<Record> = (0..300).map(|i| record(&format!("88.100.1/S-{i}"))).collect();
+    put_all(&reg, &records).unwrap();
+    // A replaced record frees the pages it was on: the case redb's epilogue handles.
+    put_all(&reg, &records[..10]).unwrap();
+    assert!(delete(&reg, "88.100.1/S-0"));
+    reg.save_stats_day(1, b"x").unwrap();
+    assert!(reg.unsettled(), "every kind of commit marks it");
+    let (seq, len) = (reg.seq(), reg.len().unwrap());
+    assert!(reg.settle().unwrap());
+    assert_eq!((reg.seq(), reg.len().unwrap()), (seq, len));
+    assert_eq!(reg.get(&Identifier::parse("88.100.1/S-299").unwrap()).unwrap().unwrap(), records[299]);
+    drop(reg);
+    let reg = Registry::open(dir.path()).unwrap();
+    assert_eq!((reg.seq(), reg.len().unwrap()), (seq, len));
+    assert!(reg.get(&Identifier::parse("88.100.1/S-0").unwrap()).unwrap().is_none());
+}

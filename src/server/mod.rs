@@ -411,6 +411,7 @@ impl Server {
         let runtime = tokio::runtime::Handle::current();
         let stats = self.node.stats().clone();
         let saver = tokio::spawn(save_stats(stats.clone(), self.node.clone(), token.clone()));
+        let settler = tokio::spawn(settle_registry(self.node.clone(), token.clone()));
         let node = self.node.clone();
         let mut workers: Vec<_> = self
             .udp
@@ -472,6 +473,7 @@ impl Server {
         tracker.wait().await;
         http.await?;
         saver.await?;
+        settler.await?;
         // Every worker and connection merged its counts as it ended: the last save.
         tokio::task::spawn_blocking(move || stats.save(node.registry())).await??;
         Ok(())
@@ -517,6 +519,35 @@ async fn save_stats(stats: Arc<crate::stats::Stats>, node: Arc<Node>, token: Can
         tokio::select! {
             _ = token.cancelled() => break,
             _ = every.tick() => save(stats.clone(), node.clone()).await,
+        }
+    }
+}
+
+/// How often [`settle_registry`] looks for a pause in writes.
+const SETTLE_EVERY: Duration = Duration::from_millis(500);
+
+/// Settles the registry after writes ([`crate::registry::Registry::settle`]: empty synced commits
+/// that put redb's reads back on their fast path), once no record was written for
+/// [`SETTLE_EVERY`], until `token` is cancelled. While records are written it waits: the next
+/// write would undo the settle.
+async fn settle_registry(node: Arc<Node>, token: CancellationToken) {
+    let mut every = tokio::time::interval(SETTLE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_seq = node.registry().seq();
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => break,
+            _ = every.tick() => {}
+        }
+        let seq = node.registry().seq();
+        if std::mem::replace(&mut last_seq, seq) != seq || !node.registry().unsettled() {
+            continue;
+        }
+        let node = node.clone();
+        match tokio::task::spawn_blocking(move || node.registry().settle()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot settle the registry; trying again later"),
+            Err(e) => tracing::warn!(error = %e, "settling the registry failed"),
         }
     }
 }

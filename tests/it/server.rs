@@ -34,3 +34,31 @@ async fn a_busy_port_is_an_error_at_bind_time() {
     assert!(format!("{err:#}").contains(&format!("cannot listen on TCP {taken}")), "{err:#}");
     node.stop().await;
 }
+
+/// The serving node settles its registry (empty synced commits, `src/registry/settle.rs`) once
+/// writes pause, and the settle leaves what was written as it was.
+#[tokio::test]
+async fn the_registry_is_settled_once_writes_pause() {
+    let node = start_server().await;
+    let settled = |node: &crate::TestNode| {
+        let registry = node.registry.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while registry.unsettled() && std::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            !registry.unsettled()
+        }
+    };
+    assert!(settled(&node).await, "the demo load and the start's commits are settled");
+    let id = idnode::identifier::Identifier::parse("88.100.1/SETTLE-1").unwrap();
+    let record =
+        idnode::record::Record::new(&id, vec![idnode::record::Value::new(1, "URL", "https://x/1", 0)]).unwrap();
+    let seq = node.registry.seq();
+    node.registry.transact(|txn| txn.put(&record, false).map(drop)).unwrap();
+    assert!(node.registry.unsettled());
+    assert!(settled(&node).await, "settled after the write");
+    assert_eq!(node.registry.seq(), seq + 1, "a settle is no write");
+    assert_eq!(node.registry.get(&id).unwrap(), Some(record));
+    node.stop().await;
+}
