@@ -5,18 +5,29 @@
  *   gcc -O2 -o gen-identifiers benches/gen-identifiers.c
  *   ./gen-identifiers N [PREFIX_COUNT] > ids.jsonl
  */
+#include <limits.h>
 #include <stdio.h>
-#include <stdlib.h>
+
+/* The value of a string of decimal digits; -1 for anything else or for one too large. */
+static long long number(const char *text) {
+    long long value = 0;
+    if (*text == '\0') return -1;
+    for (; *text; text++) {
+        if (*text < '0' || *text > '9' || value > (LLONG_MAX - 9) / 10) return -1;
+        value = value * 10 + (*text - '0');
+    }
+    return value;
+}
 
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s N [PREFIX_COUNT]\n", argv[0]);
         return 2;
     }
-    long long n = atoll(argv[1]);
-    long long prefixes = argc > 2 ? atoll(argv[2]) : 16;
+    long long n = number(argv[1]);
+    long long prefixes = argc > 2 ? number(argv[2]) : 16;
     if (n < 0 || prefixes < 1) {
-        fprintf(stderr, "N must be at least 0 and PREFIX_COUNT at least 1\n");
+        fprintf(stderr, "N must be a whole number (digits only) and PREFIX_COUNT one above 0\n");
         return 2;
     }
     static char buffer[1 << 20];

@@ -285,10 +285,7 @@ impl Registry {
         };
         // With Durability::Immediate, commit returns only after the file is synced: what is
         // acknowledged survives power loss.
-        self.commit(txn)?;
-        if let Some(seq) = seq {
-            self.seq.store(seq, Ordering::Release);
-        }
+        self.commit(txn, seq)?;
         Ok(out)
     }
 

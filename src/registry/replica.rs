@@ -39,7 +39,8 @@ impl Registry {
     /// Applies the primary's change sets in order, in one durable transaction; returns those it
     /// applied (a set at or below this registry's sequence number is skipped).
     pub fn replicate(&self, sets: Vec<(u64, ChangeSet)>) -> Result<Vec<ChangeSet>, RegistryError> {
-        let txn = self.db.begin_write()?;
+        let mut txn = self.db.begin_write()?;
+        txn.set_quick_repair(true);
         let mut applied = Vec::new();
         let seq = {
             let mut records = txn.open_table(RECORDS)?;
@@ -72,8 +73,12 @@ impl Registry {
             meta.insert(SERIAL, seq)?;
             seq
         };
-        self.commit(txn)?;
-        self.seq.store(seq, std::sync::atomic::Ordering::Release);
+        // A mirror polls every few seconds: an answer with nothing new leaves the file alone.
+        if applied.is_empty() {
+            txn.abort()?;
+            return Ok(applied);
+        }
+        self.commit(txn, Some(seq))?;
         Ok(applied)
     }
 
@@ -98,7 +103,8 @@ impl Registry {
     /// returns; marks the registry as in a resync until [`Registry::finish_resync`].
     pub fn load_page(&self, after: Option<&[u8]>, page: &RecordsPage) -> Result<(), RegistryError> {
         use std::ops::Bound::{Excluded, Included, Unbounded};
-        let txn = self.db.begin_write()?;
+        let mut txn = self.db.begin_write()?;
+        txn.set_quick_repair(true);
         {
             let mut records = txn.open_table(RECORDS)?;
             let mut counts = txn.open_table(COUNTS)?;
@@ -125,7 +131,7 @@ impl Registry {
                 }
             }
         }
-        self.commit(txn)?;
+        self.commit(txn, None)?;
         Ok(())
     }
 
@@ -134,6 +140,7 @@ impl Registry {
     pub fn finish_resync(&self, seq: u64, log_id: u64) -> Result<(), RegistryError> {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate).map_err(|e| RegistryError::Storage(e.into()))?;
+        txn.set_quick_repair(true);
         {
             let mut meta = txn.open_table(META)?;
             meta.insert(SERIAL, seq)?;
@@ -142,8 +149,7 @@ impl Registry {
             meta.remove(RESYNC)?;
             txn.open_table(CHANGES)?.retain(|_, _| false)?;
         }
-        self.commit(txn)?;
-        self.seq.store(seq, std::sync::atomic::Ordering::Release);
+        self.commit(txn, Some(seq))?;
         Ok(())
     }
 

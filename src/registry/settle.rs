@@ -10,11 +10,12 @@
 //! through the kernel, and that walk made it 13-17 us where it takes 7-9 us with the flag down
 //! (`benches/README.md`, "The settling commit").
 //!
-//! A synced commit that frees no data pages lowers the flag and makes no epilogue. So after a
-//! write the serving node ([`crate::server`]) calls [`Registry::settle`] once writes pause: one
-//! empty commit frees what the last write replaced (its epilogue raises the flag again), a second
-//! finds nothing left to free. A reader that holds an old snapshot across both (a zone transfer, an
-//! export) can leave the flag up until the next settle.
+//! A synced commit lowers the flag, and one that leaves no replaced data page to free makes no
+//! epilogue. So after a write the serving node ([`crate::server`]) calls [`Registry::settle`]
+//! once writes pause: an empty synced commit. The write's own epilogue has usually freed what it
+//! replaced already; when a reader still held those pages then (a zone transfer, an export) and
+//! finished during the empty commit, that commit's epilogue frees them and raises the flag again,
+//! and a second empty commit finds nothing left. So a settle makes two.
 
 use std::sync::atomic::Ordering;
 
@@ -24,9 +25,14 @@ use super::{Registry, RegistryError};
 const SETTLING_COMMITS: usize = 2;
 
 impl Registry {
-    /// Commits `txn` (durably or not, as it was set) and notes that the database needs settling.
-    pub(super) fn commit(&self, txn: redb::WriteTransaction) -> Result<(), RegistryError> {
+    /// Commits `txn` (durably or not, as it was set), publishes `seq` as the last write's
+    /// sequence number when given, then notes that the database needs settling (after the
+    /// sequence number, which the settler watches for a pause in writes).
+    pub(super) fn commit(&self, txn: redb::WriteTransaction, seq: Option<u64>) -> Result<(), RegistryError> {
         txn.commit()?;
+        if let Some(seq) = seq {
+            self.seq.store(seq, Ordering::Release);
+        }
         self.unsettled.store(true, Ordering::Release);
         Ok(())
     }
@@ -43,15 +49,16 @@ impl Registry {
         if !self.unsettled.swap(false, Ordering::AcqRel) {
             return Ok(false);
         }
-        for _ in 0..SETTLING_COMMITS {
-            let mut txn = self.db.begin_write()?;
-            // As every synced commit: the allocator state saved, so a crash costs no full check.
-            txn.set_quick_repair(true);
-            if let Err(e) = txn.commit() {
-                self.unsettled.store(true, Ordering::Release);
-                return Err(e.into());
+        let empty_commits = || -> Result<(), RegistryError> {
+            for _ in 0..SETTLING_COMMITS {
+                let mut txn = self.db.begin_write()?;
+                // As every synced commit: the allocator state saved, so a crash costs no full check.
+                txn.set_quick_repair(true);
+                txn.commit()?;
             }
-        }
+            Ok(())
+        };
+        empty_commits().inspect_err(|_| self.unsettled.store(true, Ordering::Release))?;
         Ok(true)
     }
 }

@@ -29,7 +29,7 @@ impl Registry {
                 false => table.remove(prefix)?.is_some(),
             }
         };
-        self.commit(txn)?;
+        self.commit(txn, None)?;
         Ok(changed)
     }
 
@@ -65,7 +65,7 @@ impl Registry {
         let mut txn = self.db.begin_write()?;
         txn.set_quick_repair(true);
         f(&mut txn.open_table(STATS)?)?;
-        self.commit(txn)?;
+        self.commit(txn, None)?;
         Ok(())
     }
 }
