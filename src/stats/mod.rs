@@ -267,6 +267,9 @@ struct Inner {
     past: BTreeMap<i64, DayCounts>,
     /// A day that ended since the last save: saved whole at the next.
     ended: Option<i64>,
+    /// The day and counts the last save wrote: a save with nothing new writes nothing (an idle
+    /// node made two synced commits every [`SAVE_EVERY`]).
+    saved: Option<(i64, DayCounts)>,
     /// `[protocol][outcome]` since the process started: what metrics count (they only grow).
     since_start: [[u64; 5]; 5],
     /// DNS answers since the process started.
@@ -298,6 +301,7 @@ impl Stats {
                 today: current,
                 past,
                 ended: None,
+                saved: None,
                 since_start: [[0; 5]; 5],
                 dns: DnsCounts::default(),
             }),
@@ -313,6 +317,7 @@ impl Stats {
             today: DayCounts::default(),
             past: BTreeMap::new(),
             ended: None,
+            saved: None,
             since_start: [[0; 5]; 5],
             dns: DnsCounts::default(),
         };
@@ -349,6 +354,10 @@ impl Stats {
         let (day, today, ended) = {
             let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             inner.roll(now);
+            if inner.ended.is_none() && inner.saved.as_ref().is_some_and(|(d, c)| *d == inner.day && *c == inner.today)
+            {
+                return Ok(());
+            }
             let ended = inner.ended.take().and_then(|d| inner.past.get(&d).cloned().map(|c| (d, c)));
             (inner.day, inner.today.clone(), ended)
         };
@@ -360,7 +369,9 @@ impl Stats {
             }
         }
         registry.save_stats_day(day, &serde_json::to_vec(&today).unwrap_or_default())?;
-        registry.drop_stats_before(day - KEEP_DAYS + 1)
+        registry.drop_stats_before(day - KEEP_DAYS + 1)?;
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).saved = Some((day, today));
+        Ok(())
     }
 
     /// Counts one lookup directly, for front ends without a worker of their own (HTTP).

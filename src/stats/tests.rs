@@ -108,3 +108,21 @@ fn days_beyond_the_kept_ones_are_dropped() {
     let days: Vec<i64> = registry.stats_days().unwrap().into_iter().map(|(d, _)| d).collect();
     assert_eq!(days, [today]);
 }
+
+#[test]
+fn a_save_with_nothing_new_writes_nothing() {
+    let (_dir, registry) = registry();
+    let stats = Stats::load(&registry, None).unwrap();
+    let today = day_of(crate::record::unix_now());
+    let mut tally = Tally::default();
+    tally.count(Protocol::DnsUdp, Outcome::Answer, Some(b"88.100.1"));
+    stats.merge_at(&tally, today);
+    stats.save_at(&registry, today).unwrap();
+    assert!(registry.settle().unwrap(), "the save committed");
+    stats.save_at(&registry, today).unwrap();
+    assert!(!registry.unsettled(), "nothing new: no commit");
+    stats.merge_at(&tally, today);
+    stats.save_at(&registry, today).unwrap();
+    assert!(registry.unsettled(), "a new count is saved");
+    assert_eq!(Stats::load(&registry, None).unwrap().report().today.lookups, 2);
+}
